@@ -1,0 +1,158 @@
+"""Condition evaluation as a pure function over the three namespaces.
+
+A context is `{"user": {...}, "entry": {...}, "event": {...}}`. Segment membership and
+`event_count` depend on the store; the evaluator asks `facts` for them, so the same code runs
+in the workflow (facts fetched beforehand by an activity) and in activities (facts computed on
+demand from the store).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from numbers import Real
+from typing import Any
+
+from journeys.model import (
+    AllOf,
+    AnyOf,
+    Condition,
+    EventCountCondition,
+    FieldCondition,
+    NotOf,
+    SegmentCondition,
+)
+
+Fact = SegmentCondition | EventCountCondition
+FactAnswer = Callable[[Fact], bool | int]
+_MISSING = object()
+
+
+def fact_key(fact: Fact) -> str:
+    """A stable key for a fact, to carry answers across the activity boundary."""
+    return json.dumps(fact.model_dump(mode="json", by_alias=True, exclude_none=True), sort_keys=True)
+
+
+def facts_needed(condition: Condition | None) -> list[Fact]:
+    """The facts `evaluate` will ask for (those inside an `event_count.where` are the store's)."""
+    return list(dict.fromkeys(_facts(condition), None)) if condition is not None else []
+
+
+def _facts(condition: Condition) -> Iterator[Fact]:
+    match condition:
+        case AllOf(all=items) | AnyOf(any=items):
+            for item in items:
+                yield from _facts(item)
+        case NotOf(not_=inner):
+            yield from _facts(inner)
+        case SegmentCondition() | EventCountCondition():
+            yield condition
+
+
+def no_facts(fact: Fact) -> bool | int:
+    """For conditions known to need none; asking is a programming error."""
+    raise LookupError(f"no answer for {fact_key(fact)}")
+
+
+def evaluate(condition: Condition, context: Mapping[str, Any], facts: FactAnswer = no_facts) -> bool:
+    """Whether `condition` holds in `context`."""
+    match condition:
+        case AllOf(all=items):
+            return all(evaluate(item, context, facts) for item in items)
+        case AnyOf(any=items):
+            return any(evaluate(item, context, facts) for item in items)
+        case NotOf(not_=inner):
+            return not evaluate(inner, context, facts)
+        case FieldCondition(field=path, op=op, value=expected):
+            return compare(lookup(context, path), op, expected)
+        case SegmentCondition():
+            return bool(facts(condition))
+        case EventCountCondition(op=op, value=expected):
+            return compare(int(facts(condition)), op, expected)
+    raise AssertionError(f"unhandled condition {condition!r}")
+
+
+def lookup(context: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted path, or `_MISSING`; digits index into lists."""
+    value: Any = context
+    for part in path.split("."):
+        if isinstance(value, Mapping) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return _MISSING
+    return value
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, Real):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _equal(actual: Any, expected: Any) -> bool:
+    # Numbers compare as numbers, also against numeric strings ("100" eq 100); two strings
+    # compare as strings, so "007" is not "7".
+    if not (isinstance(actual, str) and isinstance(expected, str)):
+        a, b = _number(actual), _number(expected)
+        if a is not None and b is not None:
+            return a == b
+    return bool(actual == expected)
+
+
+def compare(actual: Any, op: str, expected: Any) -> bool:
+    """Apply an operator; a missing value makes every operator false except `not_exists`."""
+    if op == "not_exists":
+        return actual is _MISSING or actual is None
+    if actual is _MISSING or actual is None:
+        return False
+    match op:
+        case "exists":
+            return True
+        case "eq":
+            return _equal(actual, expected)
+        case "ne":
+            return not _equal(actual, expected)
+        case "in":
+            return any(_equal(actual, item) for item in expected)
+        case "not_in":
+            return not any(_equal(actual, item) for item in expected)
+        case "contains":
+            if isinstance(actual, str):
+                return isinstance(expected, str) and expected in actual
+            if isinstance(actual, list | tuple):
+                return any(_equal(item, expected) for item in actual)
+            return False
+        case "starts_with":
+            return isinstance(actual, str) and isinstance(expected, str) and actual.startswith(expected)
+        case "gt" | "gte" | "lt" | "lte":
+            return _order(actual, op, expected)
+    return False
+
+
+def _order(actual: Any, op: str, expected: Any) -> bool:
+    a, b = _number(actual), _number(expected)
+    left: Any
+    right: Any
+    if a is not None and b is not None:
+        left, right = a, b
+    elif isinstance(actual, str) and isinstance(expected, str):
+        left, right = actual, expected  # ISO dates and plain strings order lexically
+    else:
+        return False
+    match op:
+        case "gt":
+            return bool(left > right)
+        case "gte":
+            return bool(left >= right)
+        case "lt":
+            return bool(left < right)
+    return bool(left <= right)

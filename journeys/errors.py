@@ -1,0 +1,41 @@
+"""The project's exceptions, all rooted in one class.
+
+    JourneysError
+    ├── ConfigurationError      settings missing or invalid at start-up
+    ├── InvalidJourney          a journey document failed validation (carries the problems)
+    ├── NotFound                a journey, version, user, segment or template does not exist
+    └── Conflict                the request contradicts the current state (e.g. publish with no draft)
+
+Edges (CLI, API, designer) map these to exit codes, HTTP statuses and messages.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from journeys.validation import Problem
+
+
+class JourneysError(Exception):
+    """Root of every error this project raises on purpose."""
+
+
+class ConfigurationError(JourneysError):
+    """A setting is missing or invalid; the component cannot start."""
+
+
+class InvalidJourney(JourneysError):
+    """A journey document is invalid; `problems` lists every problem with its JSON path."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{p.path}: {p.message}" for p in problems))
+
+
+class NotFound(JourneysError):
+    """The named object does not exist."""
+
+
+class Conflict(JourneysError):
+    """The operation does not fit the object's current state."""

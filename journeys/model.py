@@ -1,0 +1,425 @@
+"""The journey document (format v1) as pydantic models.
+
+One schema: these models are the API body, the stored draft, the workflow input and what the
+designer edits. Structural rules (types, required fields, allowed values, durations, time
+zones) live here; rules that need the whole graph (references, reachability, cycles, weights,
+content, templates) live in `journeys.validation`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from journeys.durations import parse_duration
+
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
+NODE_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+"""Node ids are slugs like journey ids; `_` is accepted too, as the spec's own example uses it."""
+
+Channel = Literal["email", "push", "sms", "in_app", "webhook"]
+CHANNELS: tuple[Channel, ...] = ("email", "push", "sms", "in_app", "webhook")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Op = Literal[
+    "eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in",
+    "contains", "starts_with", "exists", "not_exists",
+]  # fmt: skip
+NAMESPACES = ("user", "entry", "event")
+
+
+def _check_duration(text: str) -> str:
+    try:
+        parse_duration(text)
+    except ValueError as error:
+        raise PydanticCustomError("duration", str(error)) from None
+    return text
+
+
+def _check_clock(text: str) -> str:
+    match = re.fullmatch(r"(\d{2}):(\d{2})", text)
+    if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+        raise PydanticCustomError("clock", "bad time {text!r}: use HH:MM, 00:00 to 23:59", {"text": text})
+    return text
+
+
+def _check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise PydanticCustomError("timezone", "unknown time zone {name!r}", {"name": name}) from None
+    return name
+
+
+def _check_field_path(path: str) -> str:
+    head, _, rest = path.partition(".")
+    if head not in NAMESPACES or not rest or "" in rest.split("."):
+        raise PydanticCustomError(
+            "field_path",
+            "bad field {path!r}: use a dotted path in user.*, entry.* or event.*",
+            {"path": path},
+        )
+    return path
+
+
+Duration = Annotated[str, AfterValidator(_check_duration)]
+"""A duration as written (`"24h"`, `"PT24H"`); `to_timedelta` reads it."""
+Clock = Annotated[str, AfterValidator(_check_clock)]
+TimeZoneName = Annotated[str, AfterValidator(_check_timezone)]
+FieldPath = Annotated[str, AfterValidator(_check_field_path)]
+NodeId = Annotated[str, Field(pattern=NODE_ID_PATTERN)]
+NodeRef = NodeId | None
+EventName = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+def to_timedelta(duration: Duration) -> timedelta:
+    """The length of a validated duration."""
+    return parse_duration(duration)
+
+
+class Strict(BaseModel):
+    """Base of every document model: unknown fields are errors, so typos never pass silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- conditions -------------------------------------------------------------------------------
+
+
+class AllOf(Strict):
+    all: list[Condition]
+
+
+class AnyOf(Strict):
+    any: list[Condition]
+
+
+class NotOf(Strict):
+    not_: Condition = Field(alias="not")
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
+class FieldCondition(Strict):
+    field: FieldPath
+    op: Op
+    value: Any = None
+
+    @model_validator(mode="after")
+    def _value_fits_op(self) -> FieldCondition:
+        if self.op in ("in", "not_in") and not isinstance(self.value, list):
+            raise PydanticCustomError("op_value", "'{op}' needs a list value", {"op": self.op})
+        if self.op not in ("exists", "not_exists") and self.value is None:
+            raise PydanticCustomError("op_value", "'{op}' needs a value", {"op": self.op})
+        return self
+
+
+class SegmentCondition(Strict):
+    segment: Annotated[str, Field(pattern=SLUG_PATTERN)]
+
+
+class EventCount(Strict):
+    event: EventName
+    where: Condition | None = None
+    within: Duration | None = None
+
+
+class EventCountCondition(Strict):
+    event_count: EventCount
+    op: Literal["eq", "ne", "gt", "gte", "lt", "lte"]
+    value: int
+
+
+_CONDITION_TAGS = {
+    "all": "AllOf",
+    "any": "AnyOf",
+    "not": "NotOf",
+    "field": "FieldCondition",
+    "segment": "SegmentCondition",
+    "event_count": "EventCountCondition",
+}
+
+
+def _condition_tag(value: Any) -> str | None:
+    if isinstance(value, BaseModel):
+        return type(value).__name__
+    if isinstance(value, dict):
+        for key, tag in _CONDITION_TAGS.items():
+            if key in value:
+                return tag
+    return None
+
+
+Condition = Annotated[
+    Annotated[AllOf, Tag("AllOf")]
+    | Annotated[AnyOf, Tag("AnyOf")]
+    | Annotated[NotOf, Tag("NotOf")]
+    | Annotated[FieldCondition, Tag("FieldCondition")]
+    | Annotated[SegmentCondition, Tag("SegmentCondition")]
+    | Annotated[EventCountCondition, Tag("EventCountCondition")],
+    Discriminator(
+        _condition_tag,
+        custom_error_type="condition",
+        custom_error_message=(
+            "not a condition: expected one of all, any, not, field/op/value, segment, event_count"
+        ),
+    ),
+]
+
+# --- entry, exit, goal, settings ---------------------------------------------------------------
+
+
+class Entry(Strict):
+    """Who enters and when: exactly one of `event`, `segment`, `api`."""
+
+    event: EventName | None = None
+    where: Condition | None = None
+    segment: Annotated[str, Field(pattern=SLUG_PATTERN)] | None = None
+    api: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    audience: Condition | None = None
+    reentry: Literal["never", "always"] | Duration = "never"
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Entry:
+        kinds = [k for k in ("event", "segment", "api") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise PydanticCustomError(
+                "entry_kind",
+                "exactly one of event, segment, api is required (found {found})",
+                {"found": ", ".join(kinds) or "none"},
+            )
+        if self.where is not None and self.event is None:
+            raise PydanticCustomError("entry_where", "'where' applies only to an event entry")
+        return self
+
+
+class ExitRule(Strict):
+    """Leave at once: on an event (optionally filtered by `where`) or when a condition holds."""
+
+    event: EventName | None = None
+    where: Condition | None = None
+    when: Condition | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ExitRule:
+        if (self.event is None) == (self.when is None):
+            raise PydanticCustomError("exit_kind", "an exit rule needs exactly one of event, when")
+        if self.where is not None and self.event is None:
+            raise PydanticCustomError("exit_where", "'where' applies only to an event exit rule")
+        return self
+
+
+class Goal(Strict):
+    event: EventName
+    where: Condition | None = None
+    within: Duration
+
+
+class QuietHours(Strict):
+    start: Clock
+    end: Clock
+    action: Literal["delay", "skip"] = "delay"
+
+
+class JourneySettings(Strict):
+    timezone: TimeZoneName = "UTC"
+    quiet_hours: QuietHours | None = None
+
+
+# --- nodes ----------------------------------------------------------------------------------
+
+
+class MessageNode(Strict):
+    type: Literal["message"]
+    channel: Channel
+    content: dict[str, Any] | None = None
+    template: Annotated[str, Field(pattern=SLUG_PATTERN)] | None = None
+    transactional: bool = False
+    next: NodeRef = None
+    on_failure: NodeRef = None
+
+    @model_validator(mode="after")
+    def _content_or_template(self) -> MessageNode:
+        if (self.content is None) == (self.template is None):
+            raise PydanticCustomError("message_source", "a message needs exactly one of content, template")
+        return self
+
+
+class Until(Strict):
+    time: Clock | Literal["optimal"]
+    weekdays: list[Weekday] | None = None
+    timezone: Literal["user"] | TimeZoneName = "user"
+    fallback: Clock | None = None
+
+    @model_validator(mode="after")
+    def _fallback_for_optimal(self) -> Until:
+        if self.time == "optimal" and self.fallback is None:
+            raise PydanticCustomError("fallback", "'optimal' needs a 'fallback' time (HH:MM)")
+        if self.weekdays is not None and not self.weekdays:
+            raise PydanticCustomError("weekdays", "'weekdays' must name at least one day")
+        return self
+
+
+class DelayNode(Strict):
+    type: Literal["delay"]
+    duration: Duration | None = None
+    until: Until | None = None
+    next: NodeRef = None
+
+    @model_validator(mode="after")
+    def _duration_or_until(self) -> DelayNode:
+        if (self.duration is None) == (self.until is None):
+            raise PydanticCustomError("delay_kind", "a delay needs exactly one of duration, until")
+        return self
+
+
+class EventPath(Strict):
+    event: EventName
+    where: Condition | None = None
+    next: NodeRef = None
+
+
+class WaitForEventNode(Strict):
+    type: Literal["wait_for_event"]
+    paths: Annotated[list[EventPath], Field(min_length=1)]
+    timeout: Duration
+    on_timeout: NodeRef = None
+
+
+class WaitForInactivityNode(Strict):
+    type: Literal["wait_for_inactivity"]
+    duration: Duration
+    events: list[EventName] | None = None
+    next: NodeRef = None
+
+
+class BranchPath(Strict):
+    when: Condition
+    next: NodeRef = None
+
+
+class BranchNode(Strict):
+    type: Literal["branch"]
+    paths: Annotated[list[BranchPath], Field(min_length=1)]
+    else_: NodeRef = Field(default=None, alias="else")
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
+class Variant(Strict):
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    weight: Annotated[int, Field(ge=0, le=100)]
+    next: NodeRef = None
+
+
+class Winner(Strict):
+    after: Duration
+    min_users: Annotated[int, Field(ge=1)]
+
+
+class ExperimentNode(Strict):
+    type: Literal["experiment"]
+    variants: Annotated[list[Variant], Field(min_length=2)]
+    winner: Winner | None = None
+
+
+class UpdateUserNode(Strict):
+    type: Literal["update_user"]
+    set: dict[Annotated[str, Field(min_length=1)], Any] = Field(default_factory=dict)
+    unset: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    next: NodeRef = None
+
+
+class ExitNode(Strict):
+    type: Literal["exit"]
+
+
+_NODE_TAGS = {
+    "message": "MessageNode",
+    "delay": "DelayNode",
+    "wait_for_event": "WaitForEventNode",
+    "wait_for_inactivity": "WaitForInactivityNode",
+    "branch": "BranchNode",
+    "experiment": "ExperimentNode",
+    "update_user": "UpdateUserNode",
+    "exit": "ExitNode",
+}
+
+
+def _node_tag(value: Any) -> str | None:
+    if isinstance(value, BaseModel):
+        return type(value).__name__
+    if isinstance(value, dict):
+        return _NODE_TAGS.get(value.get("type"))  # type: ignore[arg-type]
+    return None
+
+
+Node = Annotated[
+    Annotated[MessageNode, Tag("MessageNode")]
+    | Annotated[DelayNode, Tag("DelayNode")]
+    | Annotated[WaitForEventNode, Tag("WaitForEventNode")]
+    | Annotated[WaitForInactivityNode, Tag("WaitForInactivityNode")]
+    | Annotated[BranchNode, Tag("BranchNode")]
+    | Annotated[ExperimentNode, Tag("ExperimentNode")]
+    | Annotated[UpdateUserNode, Tag("UpdateUserNode")]
+    | Annotated[ExitNode, Tag("ExitNode")],
+    Discriminator(
+        _node_tag,
+        custom_error_type="node_type",
+        custom_error_message="'type' must be one of " + ", ".join(_NODE_TAGS),
+    ),
+]
+MODEL_TAGS = frozenset(_NODE_TAGS.values()) | frozenset(_CONDITION_TAGS.values())
+"""Discriminator tags pydantic puts in error locations; validation drops them from paths."""
+
+
+class Journey(Strict):
+    """A journey document (format v1)."""
+
+    id: Annotated[str, Field(pattern=SLUG_PATTERN)]
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    description: str | None = None
+    entry: Entry
+    exit: list[ExitRule] = Field(default_factory=list)
+    goal: Goal | None = None
+    settings: JourneySettings = Field(default_factory=JourneySettings)
+    start: NodeId
+    nodes: dict[NodeId, Node]
+
+    def successors(self, node_id: str) -> list[tuple[str, str | None]]:
+        """Every outgoing edge of a node as (JSON path below the node, target or None)."""
+        match self.nodes[node_id]:
+            case MessageNode(next=nxt, on_failure=failure):
+                return [("next", nxt), ("on_failure", failure)]
+            case DelayNode(next=nxt) | WaitForInactivityNode(next=nxt) | UpdateUserNode(next=nxt):
+                return [("next", nxt)]
+            case WaitForEventNode(paths=paths, on_timeout=timeout):
+                edges = [(f"paths[{i}].next", p.next) for i, p in enumerate(paths)]
+                return [*edges, ("on_timeout", timeout)]
+            case BranchNode(paths=paths, else_=otherwise):
+                edges = [(f"paths[{i}].next", p.next) for i, p in enumerate(paths)]
+                return [*edges, ("else", otherwise)]
+            case ExperimentNode(variants=variants):
+                return [(f"variants[{i}].next", v.next) for i, v in enumerate(variants)]
+            case ExitNode():
+                return []
+        raise AssertionError(f"unhandled node type {type(self.nodes[node_id]).__name__}")
+
+
+AllOf.model_rebuild()
+AnyOf.model_rebuild()
+NotOf.model_rebuild()
+EventCount.model_rebuild()
