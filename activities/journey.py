@@ -1,0 +1,247 @@
+"""The side effects `JourneyWorkflow` needs, as Temporal activities over the store.
+
+Every activity is idempotent under retry: enrolments, node visits and conversions are keyed,
+and a delivery is recorded under its idempotency key before anything is sent, so a retried or
+repeated delivery finds the record and never sends or counts twice.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, NoReturn
+from zoneinfo import ZoneInfo
+
+from pydantic import TypeAdapter
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from journeys import templates
+from journeys.conditions import Fact, evaluate, fact_key
+from journeys.contracts import (
+    ActiveHour,
+    ActiveHourInput,
+    Activity,
+    DeliverInput,
+    DeliveryOutcome,
+    EnrollInput,
+    FailDeliveryInput,
+    LoadContextInput,
+    ProgressInput,
+    TemplateContext,
+    UpdateUserInput,
+    UserContext,
+)
+from journeys.model import Condition, EventCountCondition, SegmentCondition, to_timedelta
+from journeys.store import Store
+
+CONDITION = TypeAdapter[Condition](Condition)
+SEGMENT_DEPTH = 8
+"""Segments may refer to segments; deeper nesting than this is treated as a loop."""
+ACTIVE_HOUR_MIN_EVENTS = 5
+ACTIVE_HOUR_HISTORY = timedelta(days=90)
+PERMANENT_FAILURE = "PermanentDeliveryFailure"
+
+
+def address_for(channel: str, traits: dict[str, Any]) -> bool:
+    """Whether the user has somewhere to receive `channel` (in-app and webhooks always do)."""
+    match channel:
+        case "email":
+            return isinstance(traits.get("email"), str) and "@" in traits["email"]
+        case "sms":
+            return isinstance(traits.get("phone"), str) and bool(traits["phone"].strip())
+        case "push":
+            tokens = traits.get("push_tokens")
+            return isinstance(tokens, list) and any(isinstance(t, str) and t for t in tokens)
+    return True
+
+
+class JourneyActivities:
+    """The activities, bound to one store."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def all(self) -> list[Callable[..., Any]]:
+        """Every activity, for `Worker(activities=...)`."""
+        return [
+            self.load_context,
+            self.enroll,
+            self.record_progress,
+            self.deliver,
+            self.fail_delivery,
+            self.update_user,
+            self.most_active_hour,
+        ]
+
+    # --- reading ----------------------------------------------------------------------------
+
+    @activity.defn(name=Activity.LOAD_CONTEXT)
+    def load_context(self, request: LoadContextInput) -> UserContext:
+        """The user's traits and the answers to the facts the workflow's conditions need."""
+        traits = self._traits(request.user_id)
+        answer = self._fact_answerer(request.user_id, traits, depth=0)
+        return UserContext(traits=traits, facts={fact_key(f): answer(f) for f in request.facts})
+
+    def _traits(self, user_id: str) -> dict[str, Any]:
+        user = self._store.get_user(user_id)
+        return dict(user.traits) if user is not None else {}
+
+    def _fact_answerer(
+        self, user_id: str, traits: dict[str, Any], depth: int
+    ) -> Callable[[Fact], bool | int]:
+        context = {"user": {**traits, "id": user_id}}
+
+        def answer(fact: Fact) -> bool | int:
+            match fact:
+                case SegmentCondition(segment=segment_id):
+                    segment = self._store.get_segment(segment_id)
+                    if segment is None or depth >= SEGMENT_DEPTH:
+                        return False
+                    inner = self._fact_answerer(user_id, traits, depth + 1)
+                    return evaluate(CONDITION.validate_python(segment.condition), context, inner)
+                case EventCountCondition(event_count=count):
+                    name = None if count.event == "*" else count.event
+                    since = None
+                    if count.within is not None:
+                        since = datetime.now(UTC) - to_timedelta(count.within)
+                    if count.where is None:
+                        return self._store.count_events(user_id, name=name, since=since)
+                    where = count.where
+                    events = self._store.events_for_user(user_id, name=name, since=since)
+                    return sum(
+                        evaluate(where, {**context, "event": e.properties}, answer) for e in events
+                    )
+            raise AssertionError(f"unhandled fact {fact!r}")
+
+        return answer
+
+    @activity.defn(name=Activity.MOST_ACTIVE_HOUR)
+    def most_active_hour(self, request: ActiveHourInput) -> ActiveHour:
+        """The local hour of day with most of the user's recent events (send-time optimisation)."""
+        zone = ZoneInfo(request.timezone)
+        since = datetime.now(UTC) - ACTIVE_HOUR_HISTORY
+        events = self._store.events_for_user(request.user_id, since=since)
+        hours = Counter(e.timestamp.astimezone(zone).hour for e in events)
+        if sum(hours.values()) < ACTIVE_HOUR_MIN_EVENTS:
+            return ActiveHour(hour=None)
+        ranked = hours.most_common(2)
+        if len(ranked) == 2 and ranked[0][1] == ranked[1][1]:
+            return ActiveHour(hour=None)  # a tie says nothing about the user
+        return ActiveHour(hour=ranked[0][0])
+
+    # --- progress ---------------------------------------------------------------------------
+
+    @activity.defn(name=Activity.ENROLL)
+    def enroll(self, request: EnrollInput) -> None:
+        """Record that the user entered the journey."""
+        self._store.enroll(
+            enrollment_id=request.enrollment_id,
+            user_id=request.user_id,
+            journey_id=request.journey_id,
+            version=request.version,
+            workflow_id=request.workflow_id,
+            entered_at=request.entered_at,
+        )
+
+    @activity.defn(name=Activity.RECORD_PROGRESS)
+    def record_progress(self, request: ProgressInput) -> None:
+        """Record a node reached, a variant chosen, a conversion or the end of the enrolment."""
+        if request.node_id is not None:
+            self._store.move(request.enrollment_id, request.node_id, request.at)
+        if request.variant is not None:
+            self._store.set_variant(request.enrollment_id, request.variant)
+        if request.converted:
+            self._store.mark_converted(request.enrollment_id, request.at)
+        if request.ended is not None:
+            self._store.finish(request.enrollment_id, request.ended, request.at)
+
+    # --- effects ----------------------------------------------------------------------------
+
+    @activity.defn(name=Activity.DELIVER)
+    def deliver(self, request: DeliverInput) -> DeliveryOutcome:
+        """Render and deliver one message, at most once per idempotency key."""
+        record, _ = self._store.begin_delivery(
+            idempotency_key=request.idempotency_key,
+            journey_id=request.journey_id,
+            version=request.version,
+            node_id=request.node_id,
+            user_id=request.user_id,
+            channel=request.channel,
+            variant=request.context.variant,
+            content=request.content or {},
+        )
+        if record.status != "pending":  # done by an earlier attempt
+            return DeliveryOutcome(status=record.status, reason=record.reason, delivery_id=record.id)
+        if request.skip_reason is not None:
+            return self._finish(request, "skipped", request.skip_reason)
+        traits = self._traits(request.user_id)
+        if not address_for(request.channel, traits):
+            return self._finish(request, "skipped", f"no {request.channel} address")
+        content = self._render(request, traits)
+        # The outbox: with no provider configured, the record itself is the delivery
+        # (in-app messages are the user's inbox).
+        return self._finish(request, "sent", None, content)
+
+    def _render(self, request: DeliverInput, traits: dict[str, Any]) -> dict[str, Any]:
+        source = request.content
+        if request.template is not None:
+            template = self._store.get_template(request.template)
+            if template is None:
+                self._fail(request, f"unknown template '{request.template}'")
+            source = template.content
+        try:
+            rendered: dict[str, Any] = templates.render_value(
+                source or {}, template_context(request.user_id, traits, request.context)
+            )
+        except templates.TemplateError as error:
+            self._fail(request, f"template does not render: {error}")
+        return rendered
+
+    def _fail(self, request: DeliverInput, reason: str) -> NoReturn:
+        self._store.finish_delivery(request.idempotency_key, "failed", reason)
+        raise ApplicationError(reason, type=PERMANENT_FAILURE, non_retryable=True)
+
+    def _finish(
+        self,
+        request: DeliverInput,
+        status: str,
+        reason: str | None,
+        content: dict[str, Any] | None = None,
+    ) -> DeliveryOutcome:
+        record = self._store.finish_delivery(request.idempotency_key, status, reason, content)
+        return DeliveryOutcome(status=record.status, reason=record.reason, delivery_id=record.id)
+
+    @activity.defn(name=Activity.FAIL_DELIVERY)
+    def fail_delivery(self, request: FailDeliveryInput) -> None:
+        """Mark a delivery failed after its activity gave up (idempotent)."""
+        self._store.finish_delivery(request.idempotency_key, "failed", request.reason)
+
+    @activity.defn(name=Activity.UPDATE_USER)
+    def update_user(self, request: UpdateUserInput) -> UserContext:
+        """Set (string values rendered as templates) and unset traits; return the new traits.
+
+        A value whose template cannot render is left unchanged and logged: one bad trait must
+        not stop the journey.
+        """
+        traits = self._traits(request.user_id)
+        context = template_context(request.user_id, traits, request.context)
+        values = {}
+        for trait, value in request.set.items():
+            try:
+                values[trait] = templates.render_value(value, context)
+            except templates.TemplateError as error:
+                activity.logger.warning("trait %r not set: %s", trait, error)
+        return UserContext(traits=self._store.update_traits(request.user_id, values, request.unset))
+
+
+def template_context(user_id: str, traits: dict[str, Any], context: TemplateContext) -> dict[str, Any]:
+    """The namespaces a template sees."""
+    return {
+        "user": {**traits, "id": user_id},
+        "entry": context.entry,
+        "event": context.event,
+        "journey": context.journey,
+        "variant": context.variant,
+    }

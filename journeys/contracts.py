@@ -1,0 +1,217 @@
+"""What crosses the Temporal boundary: workflow input, signal, query and activity models.
+
+Pure data, importable from deterministic workflow code. Every workflow, signal, query and
+activity takes one model, so fields can be added without breaking running journeys.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from temporalio.common import SearchAttributeKey
+
+from journeys.model import Channel, EventCountCondition, Journey, SegmentCondition
+
+WORKFLOW_TYPE = "JourneyWorkflow"
+
+
+class Activity(StrEnum):
+    """Names of the activities the interpreter calls (implemented in `activities/`)."""
+
+    LOAD_CONTEXT = "load_context"
+    ENROLL = "enroll"
+    RECORD_PROGRESS = "record_progress"
+    DELIVER = "deliver"
+    FAIL_DELIVERY = "fail_delivery"
+    UPDATE_USER = "update_user"
+    MOST_ACTIVE_HOUR = "most_active_hour"
+
+
+EVENT_SIGNAL = "event"
+STATE_QUERY = "state"
+
+JOURNEY_ID = SearchAttributeKey.for_keyword("JourneyId")
+JOURNEY_VERSION = SearchAttributeKey.for_int("JourneyVersion")
+USER_ID = SearchAttributeKey.for_keyword("UserId")
+JOURNEY_NODE = SearchAttributeKey.for_keyword("JourneyNode")
+SEARCH_ATTRIBUTES = (JOURNEY_ID, JOURNEY_VERSION, USER_ID, JOURNEY_NODE)
+
+EnrollmentStatus = Literal["active", "completed", "exited"]
+DeliveryStatus = Literal["sent", "skipped", "failed"]
+
+
+def workflow_id(journey_id: str, user_id: str) -> str:
+    """The id of a user's run through a journey: one at a time per user per journey."""
+    return f"journey:{journey_id}:{user_id}"
+
+
+def static_summary(journey: Journey, version: int, user_id: str) -> str:
+    """What the Temporal UI shows for a run."""
+    return f"{journey.name} v{version} · {user_id}"
+
+
+class JourneyEvent(BaseModel):
+    """A user's event as it reaches a running journey (the `event` signal)."""
+
+    message_id: str = Field(min_length=1, max_length=200)
+    type: Literal["track", "identify", "page", "screen"] = "track"
+    name: str | None = Field(default=None, max_length=200)
+    properties: dict[str, Any] = Field(default_factory=dict)
+    traits: dict[str, Any] = Field(default_factory=dict)
+    timestamp: AwareDatetime
+
+    @model_validator(mode="after")
+    def _track_has_name(self) -> JourneyEvent:
+        if self.type == "track" and not self.name:
+            raise ValueError("a track event needs a name")
+        return self
+
+
+class EntryContext(BaseModel):
+    """What made the user enter: the entry event, or the `content` of `POST /trigger`."""
+
+    message_id: str | None = None
+    event: str | None = None
+    properties: dict[str, Any] = Field(default_factory=dict)
+    timestamp: AwareDatetime
+
+
+class JourneyState(BaseModel):
+    """A run's progress, carried across continue-as-new."""
+
+    enrollment_id: str
+    entered_at: AwareDatetime
+    current_node: str | None = None
+    path: list[str] = Field(default_factory=list)
+    deadline: AwareDatetime | None = None
+    waiting_for: str | None = None
+    event: dict[str, Any] = Field(default_factory=dict)
+    variant: str | None = None
+    converted: bool = False
+    traits: dict[str, Any] = Field(default_factory=dict)
+    seen: list[str] = Field(default_factory=list)
+    pending: list[JourneyEvent] = Field(default_factory=list)
+
+
+class JourneyInput(BaseModel):
+    """Input of `JourneyWorkflow`: the published definition snapshot, the user and the entry."""
+
+    journey: Journey
+    version: int
+    user_id: str
+    entry: EntryContext
+    state: JourneyState | None = None
+    continue_as_new_after: int | None = Field(
+        default=None, description="history length that forces continue-as-new (tests)"
+    )
+
+
+class JourneyOutcome(BaseModel):
+    """How a run ended."""
+
+    status: EnrollmentStatus
+    path: list[str]
+    reason: str | None = None
+
+
+class StateView(BaseModel):
+    """The answer of the `state` query."""
+
+    journey_id: str
+    version: int
+    current_node: str | None
+    path: list[str]
+    waiting_for: str | None
+    entered_at: datetime
+
+
+# --- activities -------------------------------------------------------------------------------
+
+
+class LoadContextInput(BaseModel):
+    user_id: str
+    facts: list[SegmentCondition | EventCountCondition] = Field(default_factory=list)
+
+
+class UserContext(BaseModel):
+    """The user's traits now, and the answers to the facts asked (keyed by `fact_key`)."""
+
+    traits: dict[str, Any]
+    facts: dict[str, bool | int] = Field(default_factory=dict)
+
+
+class EnrollInput(BaseModel):
+    enrollment_id: str
+    user_id: str
+    journey_id: str
+    version: int
+    workflow_id: str
+    entered_at: datetime
+
+
+class ProgressInput(BaseModel):
+    """A step of an enrollment: reached a node, chose a variant, converted or ended."""
+
+    enrollment_id: str
+    at: datetime
+    node_id: str | None = None
+    variant: str | None = None
+    converted: bool = False
+    ended: EnrollmentStatus | None = None
+
+
+class TemplateContext(BaseModel):
+    """The non-user namespaces a message or trait template sees."""
+
+    entry: dict[str, Any]
+    event: dict[str, Any]
+    journey: dict[str, Any]
+    variant: str | None = None
+
+
+class DeliverInput(BaseModel):
+    idempotency_key: str
+    journey_id: str
+    version: int
+    node_id: str
+    user_id: str
+    channel: Channel
+    content: dict[str, Any] | None = None
+    template: str | None = None
+    transactional: bool = False
+    context: TemplateContext
+    skip_reason: str | None = Field(
+        default=None, description="record the message as skipped for this reason, send nothing"
+    )
+
+
+class DeliveryOutcome(BaseModel):
+    status: DeliveryStatus
+    reason: str | None = None
+    delivery_id: int | None = None
+
+
+class FailDeliveryInput(BaseModel):
+    idempotency_key: str
+    reason: str
+
+
+class UpdateUserInput(BaseModel):
+    user_id: str
+    set: dict[str, Any] = Field(default_factory=dict)
+    unset: list[str] = Field(default_factory=list)
+    context: TemplateContext
+
+
+class ActiveHourInput(BaseModel):
+    user_id: str
+    timezone: str
+
+
+class ActiveHour(BaseModel):
+    """The local hour (0-23) of the user's most events, or None when history is thin or tied."""
+
+    hour: int | None

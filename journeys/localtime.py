@@ -1,0 +1,53 @@
+"""Local-time arithmetic for delays and quiet hours, as pure functions of `now`."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from journeys.model import WEEKDAYS, QuietHours, Weekday
+
+
+def parse_clock(text: str) -> time:
+    """`"HH:MM"` as a time of day."""
+    hours, minutes = text.split(":")
+    return time(int(hours), int(minutes))
+
+
+def user_timezone(choice: str, traits: dict[str, Any], journey_timezone: str) -> ZoneInfo:
+    """The zone `choice` names; `"user"` is the `timezone` trait, else the journey's zone."""
+    if choice != "user":
+        return ZoneInfo(choice)
+    trait = traits.get("timezone")
+    if isinstance(trait, str):
+        try:
+            return ZoneInfo(trait)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass  # a bad trait must not stall the journey: fall back to the journey's zone
+    return ZoneInfo(journey_timezone)
+
+
+def next_local_time(
+    now: datetime, clock: time, zone: ZoneInfo, weekdays: list[Weekday] | None = None
+) -> datetime:
+    """The first moment strictly after `now` when the wall clock in `zone` shows `clock`."""
+    local_now = now.astimezone(zone)
+    for days in range(8):
+        day = local_now.date() + timedelta(days=days)
+        if weekdays is not None and WEEKDAYS[day.weekday()] not in weekdays:
+            continue
+        candidate = datetime.combine(day, clock, tzinfo=zone)
+        if candidate > local_now:
+            return candidate.astimezone(now.tzinfo)
+    raise AssertionError("a weekday within eight days always matches")
+
+
+def quiet_hours_end(now: datetime, quiet: QuietHours, zone: ZoneInfo) -> datetime | None:
+    """When the quiet hours around `now` end, or None when `now` is outside them."""
+    start, end = parse_clock(quiet.start), parse_clock(quiet.end)
+    local = now.astimezone(zone).time()
+    if start == end:
+        return None
+    inside = start <= local < end if start < end else (local >= start or local < end)
+    return next_local_time(now, end, zone) if inside else None

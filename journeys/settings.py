@@ -1,0 +1,31 @@
+"""The one `Settings` object, read from the environment and validated at start-up."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration of every component (see the configuration table in the README)."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
+    temporal_address: str = Field("localhost:7233", validation_alias="TEMPORAL_ADDRESS")
+    temporal_namespace: str = Field("default", validation_alias="TEMPORAL_NAMESPACE")
+    task_queue: str = Field("journeys", validation_alias="JOURNEYS_TASK_QUEUE")
+    database_url: str = Field(
+        "sqlite:///.journeys/journeys.db", validation_alias="JOURNEYS_DATABASE_URL"
+    )
+    write_key: str | None = Field(None, validation_alias="JOURNEYS_WRITE_KEY")
+    admin_token: str | None = Field(None, validation_alias="JOURNEYS_ADMIN_TOKEN")
+    api_url: str = Field("http://localhost:8000", validation_alias="JOURNEYS_API_URL")
+    temporal_ui_url: str = Field("http://localhost:8233", validation_alias="JOURNEYS_TEMPORAL_UI_URL")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return Settings()

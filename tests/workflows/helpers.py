@@ -1,0 +1,83 @@
+"""Building journeys and driving runs in workflow tests."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from journeys.contracts import EVENT_SIGNAL, EntryContext, JourneyEvent, JourneyOutcome
+from journeys.model import Journey
+from worker.client import start_journey
+
+
+def make_journey(start: str, nodes: dict[str, Any], **top: Any) -> Journey:
+    """A valid journey around `nodes`; `top` overrides top-level fields."""
+    document: dict[str, Any] = {
+        "id": "test-journey",
+        "name": "Test journey",
+        "entry": {"event": "Added to Cart"},
+        "start": start,
+        "nodes": nodes,
+        **top,
+    }
+    return Journey.model_validate(document)
+
+
+def event(name: str, message_id: str | None = None, **properties: Any) -> JourneyEvent:
+    """A track event happening now."""
+    return JourneyEvent(
+        message_id=message_id or uuid.uuid4().hex,
+        name=name,
+        properties=properties,
+        timestamp=datetime.now(UTC),
+    )
+
+
+async def start(
+    env: WorkflowEnvironment,
+    task_queue: str,
+    journey: Journey,
+    user_id: str = "u1",
+    *,
+    version: int = 1,
+    entry: dict[str, Any] | None = None,
+    continue_as_new_after: int | None = None,
+) -> WorkflowHandle[object, JourneyOutcome]:
+    """Start a user's run with an entry event at the server's current time."""
+    now = await env.get_current_time()
+    return await start_journey(
+        env.client,
+        journey=journey,
+        version=version,
+        user_id=user_id,
+        entry=EntryContext(
+            message_id=f"entry-{user_id}", event="Added to Cart", properties=entry or {}, timestamp=now
+        ),
+        task_queue=task_queue,
+        continue_as_new_after=continue_as_new_after,
+    )
+
+
+async def send(
+    env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any], name: str, **kwargs: Any
+) -> JourneyEvent:
+    """Signal an event stamped with the server's current time."""
+    message_id = kwargs.pop("message_id", None)
+    sent = event(name, message_id, **kwargs).model_copy(
+        update={"timestamp": await env.get_current_time()}
+    )
+    await handle.signal(EVENT_SIGNAL, sent)
+    return sent
+
+
+async def history_has_task_failures(client: Client, workflow_id: str) -> bool:
+    """Whether any workflow task of any run failed (a non-determinism or a crash)."""
+    handle = client.get_workflow_handle(workflow_id)
+    async for history_event in handle.fetch_history_events():
+        if history_event.HasField("workflow_task_failed_event_attributes"):
+            return True
+    return False

@@ -1,0 +1,511 @@
+"""`JourneyWorkflow`: the interpreter that walks one user through one published journey.
+
+One run per user per journey (`journey:{journey_id}:{user_id}`). The definition snapshot is
+input, so publishing a new version never changes a run already under way. Events arrive by the
+`event` signal; the handler only deduplicates and queues them, and the main coroutine observes
+them (goal, exit rules, trait changes) at every node and inside every wait, so an exit rule
+ends a wait or a delay at once. Every side effect is an activity; this module is deterministic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from journeys.conditions import Fact, evaluate, fact_key, facts_needed
+    from pydantic import BaseModel
+
+    from journeys.contracts import (
+        EVENT_SIGNAL,
+        JOURNEY_ID,
+        JOURNEY_NODE,
+        JOURNEY_VERSION,
+        STATE_QUERY,
+        USER_ID,
+        WORKFLOW_TYPE,
+        Activity,
+        ActiveHour,
+        ActiveHourInput,
+        DeliverInput,
+        DeliveryOutcome,
+        EnrollInput,
+        EnrollmentStatus,
+        FailDeliveryInput,
+        JourneyEvent,
+        JourneyInput,
+        JourneyOutcome,
+        JourneyState,
+        LoadContextInput,
+        ProgressInput,
+        StateView,
+        TemplateContext,
+        UpdateUserInput,
+        UserContext,
+    )
+    from journeys.localtime import next_local_time, parse_clock, quiet_hours_end, user_timezone
+    from journeys.model import (
+        BranchNode,
+        Condition,
+        DelayNode,
+        EventPath,
+        ExitNode,
+        ExperimentNode,
+        MessageNode,
+        Node,
+        UpdateUserNode,
+        WaitForEventNode,
+        WaitForInactivityNode,
+        to_timedelta,
+    )
+
+SEEN_MESSAGE_IDS = 1000
+"""How many recent messageIds a run remembers to drop redelivered events."""
+
+STORE_TIMEOUT = timedelta(seconds=30)
+STORE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
+DELIVERY_TIMEOUT = timedelta(seconds=60)
+DELIVERY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=5),
+    maximum_attempts=10,
+)
+
+Result = TypeVar("Result")
+Offer = Callable[[JourneyEvent], Awaitable[bool]]
+
+
+async def _ignore(event: JourneyEvent) -> bool:
+    """An offer that takes no event: the wait only ends at its deadline (or an exit)."""
+    return False
+
+
+class _Exited(Exception):
+    """An exit rule matched: unwinds whatever the run was doing."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _ContinueAsNew(Exception):
+    """History grew long: the run hands its state to a fresh run at a safe point."""
+
+
+def experiment_bucket(journey_id: str, node_id: str, user_id: str) -> int:
+    """A stable number in 0..99 for a user at an experiment node, the same on every run."""
+    digest = hashlib.sha256(f"{journey_id}:{node_id}:{user_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 100
+
+
+@workflow.defn(name=WORKFLOW_TYPE)
+class JourneyWorkflow:
+    """Interprets a journey graph for one user; see the module docstring."""
+
+    @workflow.init
+    def __init__(self, input: JourneyInput) -> None:
+        self._input = input
+        self._journey = input.journey
+        self._resuming = input.state is not None
+        self._state = input.state or JourneyState(
+            enrollment_id=f"{workflow.info().workflow_id}:{workflow.info().run_id}",
+            entered_at=input.entry.timestamp,
+            event=dict(input.entry.properties),
+            seen=[input.entry.message_id] if input.entry.message_id else [],
+        )
+        self._seen = set(self._state.seen)
+
+    # --- handlers -------------------------------------------------------------------------
+
+    @workflow.signal(name=EVENT_SIGNAL)
+    def event(self, event: JourneyEvent) -> None:
+        """Queue an event for the run, once per messageId."""
+        if event.message_id in self._seen:
+            return
+        self._seen.add(event.message_id)
+        self._state.seen.append(event.message_id)
+        if len(self._state.seen) > SEEN_MESSAGE_IDS:
+            self._seen.discard(self._state.seen.pop(0))
+        self._state.pending.append(event)
+
+    @workflow.query(name=STATE_QUERY)
+    def state(self) -> StateView:
+        """Where the user is and what they wait for."""
+        return StateView(
+            journey_id=self._journey.id,
+            version=self._input.version,
+            current_node=self._state.current_node,
+            path=self._state.path,
+            waiting_for=self._state.waiting_for,
+            entered_at=self._state.entered_at,
+        )
+
+    # --- main loop ------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, input: JourneyInput) -> JourneyOutcome:
+        """Walk the graph from the start (or where the previous run left off) to an end."""
+        if not self._resuming:
+            workflow.upsert_search_attributes(
+                [
+                    JOURNEY_ID.value_set(self._journey.id),
+                    JOURNEY_VERSION.value_set(input.version),
+                    USER_ID.value_set(input.user_id),
+                ]
+            )
+            await self._record_enrollment()
+        node_id: str | None = self._state.current_node or self._journey.start
+        try:
+            while node_id is not None:
+                node_id = await self._visit(node_id)
+            status: EnrollmentStatus = "completed"
+            reason = None
+        except _Exited as exited:
+            status, reason = "exited", exited.reason
+        except _ContinueAsNew:
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            workflow.continue_as_new(self._input.model_copy(update={"state": self._state}))
+        self._state.current_node = None
+        self._state.waiting_for = None
+        self._state.deadline = None
+        workflow.upsert_search_attributes([JOURNEY_NODE.value_unset()])
+        workflow.set_current_details(f"{status}" + (f": {reason}" if reason else ""))
+        await self._progress(ended=status)
+        return JourneyOutcome(status=status, path=self._state.path, reason=reason)
+
+    async def _visit(self, node_id: str) -> str | None:
+        """Run one node and return the next node id (None ends the journey)."""
+        resuming, self._resuming = self._resuming, False
+        if not resuming:
+            self._state.current_node = node_id
+            self._state.path.append(node_id)
+            self._state.deadline = None
+            workflow.upsert_search_attributes([JOURNEY_NODE.value_set(node_id)])
+            await self._progress(node_id=node_id)
+        # Events that arrived before the node was reached are observed (exits, goals) but
+        # never match the node's own waits.
+        await self._observe_pending()
+        node: Node = self._journey.nodes[node_id]
+        match node:
+            case MessageNode():
+                return await self._message(node_id, node)
+            case DelayNode():
+                return await self._delay(node, resuming)
+            case WaitForEventNode():
+                return await self._wait_for_event(node, resuming)
+            case WaitForInactivityNode():
+                return await self._wait_for_inactivity(node, resuming)
+            case BranchNode(paths=paths, else_=otherwise):
+                chosen = await self._first_true([branch.when for branch in paths])
+                return otherwise if chosen is None else paths[chosen].next
+            case ExperimentNode():
+                return await self._experiment(node_id, node)
+            case UpdateUserNode():
+                return await self._update_user(node)
+            case ExitNode():
+                return None
+        raise AssertionError(f"unhandled node {node_id}")
+
+    # --- node types -----------------------------------------------------------------------
+
+    async def _message(self, node_id: str, node: MessageNode) -> str | None:
+        await self._check_exit_conditions()
+        skip_reason = None
+        quiet = self._journey.settings.quiet_hours
+        if quiet is not None and not node.transactional:
+            zone = user_timezone("user", self._state.traits, self._journey.settings.timezone)
+            quiet_end = quiet_hours_end(workflow.now(), quiet, zone)
+            if quiet_end is not None and quiet.action == "skip":
+                skip_reason = "quiet_hours"
+            elif quiet_end is not None:
+                self._state.deadline = quiet_end
+                await self._wait(f"quiet hours until {quiet_end.isoformat()}", _ignore)
+                await self._check_exit_conditions()
+        request = DeliverInput(
+            idempotency_key=f"{self._state.enrollment_id}:{node_id}",
+            journey_id=self._journey.id,
+            version=self._input.version,
+            node_id=node_id,
+            user_id=self._input.user_id,
+            channel=node.channel,
+            content=node.content,
+            template=node.template,
+            transactional=node.transactional,
+            context=self._template_context(),
+            skip_reason=skip_reason,
+        )
+        try:
+            await workflow.execute_activity(
+                Activity.DELIVER,
+                request,
+                result_type=DeliveryOutcome,
+                start_to_close_timeout=DELIVERY_TIMEOUT,
+                retry_policy=DELIVERY_RETRY,
+                summary=f"{node.channel} · {node_id}",
+            )
+        except ActivityError as error:
+            # A permanent failure (non-retryable) or retries exhausted: record it, move on.
+            cause = error.cause
+            reason = cause.message if isinstance(cause, ApplicationError) else str(error)
+            failure = FailDeliveryInput(idempotency_key=request.idempotency_key, reason=reason)
+            await self._call(Activity.FAIL_DELIVERY, failure, type(None))
+            return node.on_failure if node.on_failure is not None else node.next
+        return node.next
+
+    async def _delay(self, node: DelayNode, resuming: bool) -> str | None:
+        if not (resuming and self._state.deadline is not None):
+            self._state.deadline = await self._delay_deadline(node)
+        await self._wait(f"delay until {self._state.deadline.isoformat()}", _ignore)
+        return node.next
+
+    async def _delay_deadline(self, node: DelayNode) -> datetime:
+        now = workflow.now()
+        if node.duration is not None:
+            return now + to_timedelta(node.duration)
+        until = node.until
+        assert until is not None  # the model requires duration or until
+        await self._first_true([])  # refresh traits: the user's time zone may have changed
+        zone = user_timezone(until.timezone, self._state.traits, self._journey.settings.timezone)
+        clock = until.time
+        if clock == "optimal":
+            active = await self._call(
+                Activity.MOST_ACTIVE_HOUR,
+                ActiveHourInput(user_id=self._input.user_id, timezone=str(zone)),
+                ActiveHour,
+            )
+            clock = f"{active.hour:02d}:00" if active.hour is not None else until.fallback or "00:00"
+        return next_local_time(now, parse_clock(clock), zone, until.weekdays)
+
+    async def _wait_for_event(self, node: WaitForEventNode, resuming: bool) -> str | None:
+        if not (resuming and self._state.deadline is not None):
+            self._state.deadline = workflow.now() + to_timedelta(node.timeout)
+        chosen: list[EventPath] = []
+
+        async def offer(event: JourneyEvent) -> bool:
+            for path in node.paths:
+                if event.name == path.event and await self._matches(path.where, event):
+                    chosen.append(path)
+                    self._state.event = dict(event.properties)
+                    return True
+            return False
+
+        names = " or ".join(dict.fromkeys(p.event for p in node.paths))
+        deadline = self._state.deadline
+        if await self._wait(f"waiting for {names} until {deadline.isoformat()}", offer):
+            return chosen[0].next
+        return node.on_timeout
+
+    async def _wait_for_inactivity(self, node: WaitForInactivityNode, resuming: bool) -> str | None:
+        length = to_timedelta(node.duration)
+        if not (resuming and self._state.deadline is not None):
+            self._state.deadline = workflow.now() + length
+
+        async def restart_clock(event: JourneyEvent) -> bool:
+            # Each watched event restarts the clock; the wait ends only at a quiet deadline.
+            if event.type == "track" and (node.events is None or event.name in node.events):
+                self._state.deadline = workflow.now() + length
+                workflow.set_current_details(self._inactivity_details(node))
+            return False
+
+        await self._wait(self._inactivity_details(node), restart_clock)
+        return node.next
+
+    def _inactivity_details(self, node: WaitForInactivityNode) -> str:
+        watched = ", ".join(node.events) if node.events else "any event"
+        assert self._state.deadline is not None
+        return f"waiting for inactivity ({watched}) until {self._state.deadline.isoformat()}"
+
+    async def _experiment(self, node_id: str, node: ExperimentNode) -> str | None:
+        bucket = experiment_bucket(self._journey.id, node_id, self._input.user_id)
+        threshold = 0
+        for variant in node.variants:
+            threshold += variant.weight
+            if bucket < threshold:
+                break
+        self._state.variant = variant.name
+        await self._progress(variant=variant.name)
+        return variant.next
+
+    async def _update_user(self, node: UpdateUserNode) -> str | None:
+        changed = await self._call(
+            Activity.UPDATE_USER,
+            UpdateUserInput(
+                user_id=self._input.user_id,
+                set=node.set,
+                unset=node.unset,
+                context=self._template_context(),
+            ),
+            UserContext,
+        )
+        self._state.traits = changed.traits
+        await self._check_exit_conditions(refresh=False)
+        return node.next
+
+    # --- events, exits, goals -------------------------------------------------------------
+
+    async def _wait(self, details: str, offer: Offer) -> bool:
+        """Wait until `self._state.deadline`, observing every event on the way.
+
+        Returns True as soon as `offer` accepts an event, False when the deadline passes.
+        `offer` may move the deadline (inactivity). Raises `_Exited` when an exit rule matches.
+        """
+        self._state.waiting_for = details
+        workflow.set_current_details(details)
+        try:
+            while True:
+                deadline = self._state.deadline
+                assert deadline is not None
+                remaining = deadline - workflow.now()
+                if remaining <= timedelta(0):
+                    return False
+                try:
+                    await workflow.wait_condition(
+                        lambda: bool(self._state.pending) or self._history_is_long(),
+                        timeout=remaining,
+                    )
+                except TimeoutError:
+                    return False
+                while self._state.pending:
+                    event = self._state.pending.pop(0)
+                    await self._observe(event)
+                    if await offer(event):
+                        return True
+                if self._history_is_long():
+                    raise _ContinueAsNew
+        finally:
+            self._state.waiting_for = None
+
+    def _history_is_long(self) -> bool:
+        info = workflow.info()
+        limit = self._input.continue_as_new_after
+        if limit is not None and info.get_current_history_length() >= limit:
+            return True
+        return info.is_continue_as_new_suggested()
+
+    async def _observe_pending(self) -> None:
+        while self._state.pending:
+            await self._observe(self._state.pending.pop(0))
+
+    async def _observe(self, event: JourneyEvent) -> None:
+        """What every event does whatever the node: goal, event exit rules, trait changes."""
+        goal = self._journey.goal
+        if (
+            goal is not None
+            and not self._state.converted
+            and event.name == goal.event
+            and timedelta(0) <= event.timestamp - self._state.entered_at <= to_timedelta(goal.within)
+            and await self._matches(goal.where, event)
+        ):
+            self._state.converted = True
+            await self._progress(converted=True)
+        for rule in self._journey.exit:
+            if rule.event is not None and event.name == rule.event and await self._matches(rule.where, event):
+                raise _Exited(f"exit event {rule.event}")
+        if event.type == "identify" and event.traits:
+            self._state.traits = {**self._state.traits, **event.traits}
+            await self._check_exit_conditions(refresh=False)
+
+    async def _check_exit_conditions(self, *, refresh: bool = True) -> None:
+        """Apply the `when` exit rules to the user as they are now (refreshing traits first)."""
+        whens = [rule.when for rule in self._journey.exit if rule.when is not None]
+        if (whens or refresh) and await self._first_true(whens, refresh=refresh) is not None:
+            raise _Exited("exit condition")
+
+    async def _matches(self, where: Condition | None, event: JourneyEvent) -> bool:
+        """Whether an event matcher's `where` holds, `event.*` being the event matched."""
+        if where is None:
+            return True
+        return await self._first_true([where], event=event.properties, refresh=False) is not None
+
+    async def _first_true(
+        self,
+        conditions: list[Condition],
+        *,
+        event: dict[str, Any] | None = None,
+        refresh: bool = True,
+    ) -> int | None:
+        """The index of the first condition that holds, or None.
+
+        One `load_context` activity refreshes the traits (when `refresh`) and answers every
+        segment and `event_count` fact the conditions ask, so a branch costs one round trip.
+        """
+        needed = [fact for condition in conditions for fact in facts_needed(condition)]
+        answers: dict[str, bool | int] = {}
+        if refresh or needed:
+            request = LoadContextInput(user_id=self._input.user_id, facts=needed)
+            loaded = await self._call(Activity.LOAD_CONTEXT, request, UserContext)
+            self._state.traits, answers = loaded.traits, loaded.facts
+        context = {
+            "user": {**self._state.traits, "id": self._input.user_id},
+            "entry": self._input.entry.properties,
+            "event": self._state.event if event is None else event,
+        }
+        for index, condition in enumerate(conditions):
+            if evaluate(condition, context, lambda fact: answers[fact_key(fact)]):
+                return index
+        return None
+
+    async def _call(self, activity: Activity, argument: BaseModel, result: type[Result]) -> Result:
+        """Run a store activity (short, idempotent, retried until the store answers)."""
+        return await workflow.execute_activity(
+            activity,
+            argument,
+            result_type=result,
+            start_to_close_timeout=STORE_TIMEOUT,
+            retry_policy=STORE_RETRY,
+        )
+
+    async def _record(self, activity: Activity, argument: BaseModel) -> None:
+        """Record progress in the store with a local activity (no task-queue round trip)."""
+        await workflow.execute_local_activity(
+            activity,
+            argument,
+            start_to_close_timeout=STORE_TIMEOUT,
+            retry_policy=STORE_RETRY,
+        )
+
+    # --- progress records -----------------------------------------------------------------
+
+    def _template_context(self) -> TemplateContext:
+        return TemplateContext(
+            entry=self._input.entry.properties,
+            event=self._state.event,
+            journey={"id": self._journey.id, "name": self._journey.name, "version": self._input.version},
+            variant=self._state.variant,
+        )
+
+    async def _record_enrollment(self) -> None:
+        enrollment = EnrollInput(
+            enrollment_id=self._state.enrollment_id,
+            user_id=self._input.user_id,
+            journey_id=self._journey.id,
+            version=self._input.version,
+            workflow_id=workflow.info().workflow_id,
+            entered_at=self._state.entered_at,
+        )
+        await self._record(Activity.ENROLL, enrollment)
+
+    async def _progress(
+        self,
+        *,
+        node_id: str | None = None,
+        variant: str | None = None,
+        converted: bool = False,
+        ended: EnrollmentStatus | None = None,
+    ) -> None:
+        progress = ProgressInput(
+            enrollment_id=self._state.enrollment_id,
+            at=workflow.now(),
+            node_id=node_id,
+            variant=variant,
+            converted=converted,
+            ended=ended,
+        )
+        await self._record(Activity.RECORD_PROGRESS, progress)
