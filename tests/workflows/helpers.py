@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from temporalio.api.enums.v1 import WorkflowTaskFailedCause
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
@@ -74,10 +75,17 @@ async def send(
     return sent
 
 
-async def history_has_task_failures(client: Client, workflow_id: str) -> bool:
-    """Whether any workflow task of any run failed (a non-determinism or a crash)."""
+async def workflow_task_failures(client: Client, workflow_id: str) -> list[str]:
+    """The failures of the latest run's workflow tasks (a crash or non-determinism).
+
+    `UNHANDLED_COMMAND` is left out: it is the server refusing to close a run while a signal
+    is pending, and the SDK retries the task with the signal, which is the point.
+    """
     handle = client.get_workflow_handle(workflow_id)
-    async for history_event in handle.fetch_history_events():
-        if history_event.HasField("workflow_task_failed_event_attributes"):
-            return True
-    return False
+    return [
+        attributes.failure.message
+        async for history_event in handle.fetch_history_events()
+        if history_event.HasField("workflow_task_failed_event_attributes")
+        and (attributes := history_event.workflow_task_failed_event_attributes).cause
+        != WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND
+    ]

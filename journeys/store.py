@@ -1,0 +1,912 @@
+"""The app store: journeys and their versions, profiles, events, segments, templates,
+deliveries, enrollments and settings, as SQLModel tables behind one synchronous `Store`.
+
+SQLite (embedded, the default) and PostgreSQL are supported. Every public method is one short
+transaction, so activities can call the store from a thread pool. Timestamps are aware UTC
+datetimes in Python; columns hold naive UTC (`UTCDateTime`), which both databases compare
+correctly.
+
+Writes that must not happen twice (an event's `message_id`, a delivery's idempotency key, an
+enrollment id) rely on unique constraints rather than on a look-up first, so two racing callers
+cannot both win.
+"""
+
+from __future__ import annotations
+
+import copy
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from sqlalchemy import JSON, Column, DateTime, Dialect, Engine, Index, create_engine, event, func
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import AutoString, Field, Session, SQLModel, col, select, update
+
+from journeys.errors import Conflict, NotFound
+from journeys.settings import Settings
+
+JourneyStatus = Literal["draft", "live", "paused", "archived"]
+EventType = Literal["track", "identify", "page", "screen"]
+DeliveryStatus = Literal["pending", "sent", "skipped", "failed"]
+FinalDeliveryStatus = Literal["sent", "skipped", "failed"]
+EnrollmentStatus = Literal["active", "completed", "exited"]
+EndStatus = Literal["completed", "exited"]
+
+DELIVERY_STATUSES: tuple[DeliveryStatus, ...] = ("pending", "sent", "skipped", "failed")
+IN_APP = "in_app"
+
+
+def utcnow() -> datetime:
+    """The current time as an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime stored as naive UTC (SQLite has no time zones).
+
+    Naive datetimes are refused rather than guessed at: they are a bug in the caller.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Convert an aware datetime to naive UTC for storage."""
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()}: pass an aware (UTC) datetime")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Mark a stored naive UTC datetime as UTC."""
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def _time_column(*, nullable: bool = False) -> Any:
+    return Column(UTCDateTime(), nullable=nullable)
+
+
+def _json_column(*, nullable: bool = False) -> Any:
+    return Column(JSON, nullable=nullable)
+
+
+# --- tables ------------------------------------------------------------------------------------
+
+
+class JourneyRecord(SQLModel, table=True):
+    """A journey: its editable draft document, status and latest published version."""
+
+    __tablename__ = "journeys"
+
+    id: str = Field(primary_key=True)
+    draft: dict[str, Any] = Field(default_factory=dict, sa_column=_json_column())
+    status: JourneyStatus = Field(default="draft", sa_type=AutoString)
+    version: int | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_time_column())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_time_column())
+
+
+class JourneyVersionRecord(SQLModel, table=True):
+    """A published, immutable copy of a journey's draft."""
+
+    __tablename__ = "journey_versions"
+
+    journey_id: str = Field(primary_key=True, foreign_key="journeys.id")
+    version: int = Field(primary_key=True)
+    definition: dict[str, Any] = Field(default_factory=dict, sa_column=_json_column())
+    published_at: datetime = Field(default_factory=utcnow, sa_column=_time_column())
+
+
+class UserRecord(SQLModel, table=True):
+    """A user profile: traits by name."""
+
+    __tablename__ = "users"
+
+    user_id: str = Field(primary_key=True)
+    traits: dict[str, Any] = Field(default_factory=dict, sa_column=_json_column())
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_time_column())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_time_column())
+
+
+class EventRecord(SQLModel, table=True):
+    """An ingested event; `name` is the track event or the page/screen name (None for identify)."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_user_name_timestamp", "user_id", "name", "timestamp"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(unique=True)
+    user_id: str
+    type: EventType = Field(sa_type=AutoString)
+    name: str | None = None
+    properties: dict[str, Any] = Field(default_factory=dict, sa_column=_json_column())
+    timestamp: datetime = Field(sa_column=_time_column())
+    received_at: datetime = Field(default_factory=utcnow, sa_column=_time_column())
+
+
+class SegmentRecord(SQLModel, table=True):
+    """A named condition over users."""
+
+    __tablename__ = "segments"
+
+    id: str = Field(primary_key=True)
+    name: str
+    condition: dict[str, Any] = Field(default_factory=dict, sa_column=_json_column())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_time_column())
+
+
+class TemplateRecord(SQLModel, table=True):
+    """Stored message content for one channel."""
+
+    __tablename__ = "templates"
+
+    id: str = Field(primary_key=True)
+    channel: str
+    content: dict[str, Any] = Field(default_factory=dict, sa_column=_json_column())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_time_column())
+
+
+class DeliveryRecord(SQLModel, table=True):
+    """One message to one user from one node visit; `idempotency_key` makes retries safe."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        Index("ix_deliveries_journey_node_status", "journey_id", "node_id", "status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(unique=True)
+    journey_id: str
+    version: int
+    node_id: str
+    user_id: str = Field(index=True)
+    channel: str
+    status: DeliveryStatus = Field(default="pending", sa_type=AutoString)
+    reason: str | None = None
+    content: dict[str, Any] = Field(default_factory=dict, sa_column=_json_column())
+    variant: str | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_time_column())
+    read_at: datetime | None = Field(default=None, sa_column=_time_column(nullable=True))
+
+
+class EnrollmentRecord(SQLModel, table=True):
+    """One user's run through one journey version."""
+
+    __tablename__ = "enrollments"
+    __table_args__ = (
+        Index("ix_enrollments_journey_status", "journey_id", "status"),
+        Index("ix_enrollments_journey_current_node", "journey_id", "current_node"),
+    )
+
+    id: str = Field(primary_key=True)
+    user_id: str = Field(index=True)
+    journey_id: str
+    version: int
+    workflow_id: str
+    status: EnrollmentStatus = Field(default="active", sa_type=AutoString)
+    current_node: str | None = None
+    variant: str | None = None
+    entered_at: datetime = Field(sa_column=_time_column())
+    ended_at: datetime | None = Field(default=None, sa_column=_time_column(nullable=True))
+    converted_at: datetime | None = Field(default=None, sa_column=_time_column(nullable=True))
+
+
+class NodeVisitRecord(SQLModel, table=True):
+    """That an enrollment reached a node (at most once: journeys are acyclic)."""
+
+    __tablename__ = "node_visits"
+    __table_args__ = (Index("ix_node_visits_journey_node", "journey_id", "node_id"),)
+
+    enrollment_id: str = Field(primary_key=True, foreign_key="enrollments.id")
+    node_id: str = Field(primary_key=True)
+    journey_id: str
+    reached_at: datetime = Field(sa_column=_time_column())
+
+
+class SettingRecord(SQLModel, table=True):
+    """One global setting (e.g. `frequency_caps`, `timezone`) as JSON."""
+
+    __tablename__ = "settings"
+
+    key: str = Field(primary_key=True)
+    value: Any = Field(default=None, sa_column=_json_column(nullable=True))
+
+
+# --- engine ------------------------------------------------------------------------------------
+
+_WRITE_OPTION = "journeys_write"
+_Record = TypeVar("_Record", JourneyRecord, EnrollmentRecord)
+
+
+def _sqlite_connect(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
+    # Take transaction control from pysqlite so `_sqlite_begin` decides how each one starts.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    # A deferred transaction that reads and then writes cannot wait for a concurrent writer:
+    # SQLite fails it at once with SQLITE_BUSY. Write transactions therefore take the write
+    # lock up front, where busy_timeout applies; read transactions stay deferred so WAL
+    # readers never block.
+    immediate = connection.get_execution_options().get(_WRITE_OPTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _create_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    database = parsed.database
+    if database in (None, "", ":memory:"):
+        # One shared connection, or every pooled connection would see its own empty database.
+        engine = create_engine(url, connect_args={"check_same_thread": False}, poolclass=StaticPool)
+    else:
+        if not database.startswith("file:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+    event.listen(engine, "connect", _sqlite_connect)
+    event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+# --- the store ---------------------------------------------------------------------------------
+
+
+class Store:
+    """The app store over one database URL (SQLite file, in-memory SQLite, or PostgreSQL).
+
+    Tables are created on construction. Returned records are detached copies: reading their
+    attributes is safe after the method returns, changing them changes nothing stored.
+    An in-memory SQLite store shares one connection and is for single-threaded tests only.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._engine = _create_engine(url)
+        self._writer = self._engine.execution_options(**{_WRITE_OPTION: True})
+        # SQLite has one writer at a time. Queueing this process's writers on a lock is far
+        # cheaper than letting them spin in SQLite's busy handler; other processes still wait
+        # through BEGIN IMMEDIATE and busy_timeout.
+        self._write_lock: AbstractContextManager[object] = (
+            threading.Lock() if self._engine.dialect.name == "sqlite" else nullcontext()
+        )
+        SQLModel.metadata.create_all(self._engine)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Store:
+        """The store at `settings.database_url`."""
+        return cls(settings.database_url)
+
+    @property
+    def engine(self) -> Engine:
+        """The underlying SQLAlchemy engine."""
+        return self._engine
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._engine.dispose()
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        with Session(self._engine, expire_on_commit=False) as session:
+            yield session
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        with (
+            self._write_lock,
+            Session(self._writer, expire_on_commit=False) as session,
+            session.begin(),
+        ):
+            yield session
+
+    # --- journeys ------------------------------------------------------------------------------
+
+    def save_draft(self, journey_id: str, document: dict[str, Any]) -> JourneyRecord:
+        """Create the journey (status "draft") or replace its draft, keeping its status."""
+        draft = copy.deepcopy(document)
+        try:
+            with self._write() as session:
+                journey = session.get(JourneyRecord, journey_id, with_for_update=True)
+                if journey is None:
+                    journey = JourneyRecord(id=journey_id, draft=draft)
+                else:
+                    journey.draft = draft
+                    journey.updated_at = utcnow()
+                session.add(journey)
+                return journey
+        except IntegrityError:
+            # Created concurrently (PostgreSQL cannot lock a row that does not exist yet).
+            with self._write() as session:
+                journey = _get_or_raise(session, JourneyRecord, journey_id, lock=True)
+                journey.draft = draft
+                journey.updated_at = utcnow()
+                session.add(journey)
+                return journey
+
+    def get_journey(self, journey_id: str) -> JourneyRecord | None:
+        """The journey, or None."""
+        with self._read() as session:
+            return session.get(JourneyRecord, journey_id)
+
+    def list_journeys(self) -> list[JourneyRecord]:
+        """Every journey, by id."""
+        with self._read() as session:
+            return list(session.exec(select(JourneyRecord).order_by(col(JourneyRecord.id))))
+
+    def publish(self, journey_id: str) -> int:
+        """Copy the draft into a new immutable version and return its number.
+
+        The journey becomes "live", except that a paused journey stays paused.
+        Raises NotFound for an unknown journey and Conflict for an archived one.
+        """
+        with self._write() as session:
+            journey = _get_or_raise(session, JourneyRecord, journey_id, lock=True)
+            if journey.status == "archived":
+                raise Conflict(f"journey {journey_id!r} is archived")
+            version = (journey.version or 0) + 1
+            now = utcnow()
+            session.add(
+                JourneyVersionRecord(
+                    journey_id=journey_id,
+                    version=version,
+                    definition=copy.deepcopy(journey.draft),
+                    published_at=now,
+                )
+            )
+            journey.version = version
+            if journey.status != "paused":
+                journey.status = "live"
+            journey.updated_at = now
+            session.add(journey)
+            return version
+
+    def set_status(self, journey_id: str, status: JourneyStatus) -> JourneyRecord:
+        """Change the journey's status.
+
+        Raises NotFound for an unknown journey, Conflict to leave "archived" (it is final) or
+        to make a journey "live" that has never been published.
+        """
+        with self._write() as session:
+            journey = _get_or_raise(session, JourneyRecord, journey_id, lock=True)
+            if journey.status == "archived" and status != "archived":
+                raise Conflict(f"journey {journey_id!r} is archived")
+            if status == "live" and journey.version is None:
+                raise Conflict(f"journey {journey_id!r} has never been published")
+            if journey.status != status:
+                journey.status = status
+                journey.updated_at = utcnow()
+                session.add(journey)
+            return journey
+
+    def get_version(self, journey_id: str, version: int) -> JourneyVersionRecord | None:
+        """One published version, or None."""
+        with self._read() as session:
+            return session.get(JourneyVersionRecord, (journey_id, version))
+
+    def list_versions(self, journey_id: str) -> list[JourneyVersionRecord]:
+        """Every published version of the journey, oldest first."""
+        statement = (
+            select(JourneyVersionRecord)
+            .where(JourneyVersionRecord.journey_id == journey_id)
+            .order_by(col(JourneyVersionRecord.version))
+        )
+        with self._read() as session:
+            return list(session.exec(statement))
+
+    def live_versions(self) -> list[JourneyVersionRecord]:
+        """The latest version of every live journey, by journey id."""
+        statement = (
+            select(JourneyVersionRecord)
+            .join(
+                JourneyRecord,
+                (col(JourneyRecord.id) == col(JourneyVersionRecord.journey_id))
+                & (col(JourneyRecord.version) == col(JourneyVersionRecord.version)),
+            )
+            .where(JourneyRecord.status == "live")
+            .order_by(col(JourneyVersionRecord.journey_id))
+        )
+        with self._read() as session:
+            return list(session.exec(statement))
+
+    # --- users ---------------------------------------------------------------------------------
+
+    def get_user(self, user_id: str) -> UserRecord | None:
+        """The profile, or None."""
+        with self._read() as session:
+            return session.get(UserRecord, user_id)
+
+    def merge_traits(self, user_id: str, traits: dict[str, Any]) -> dict[str, Any]:
+        """Shallow-merge `traits` into the profile (created if needed); the merged traits."""
+        return self.update_traits(user_id, traits, [])
+
+    def update_traits(self, user_id: str, set: dict[str, Any], unset: list[str]) -> dict[str, Any]:
+        """Set then remove traits (creating the profile if needed); the resulting traits."""
+        try:
+            return self._update_traits(user_id, set, unset)
+        except IntegrityError:
+            # Another caller created the profile between our look-up and insert; it exists now.
+            return self._update_traits(user_id, set, unset)
+
+    def _update_traits(
+        self, user_id: str, values: dict[str, Any], unset: list[str]
+    ) -> dict[str, Any]:
+        with self._write() as session:
+            user = session.get(UserRecord, user_id, with_for_update=True)
+            if user is None:
+                user = UserRecord(user_id=user_id)
+            merged = {**user.traits, **copy.deepcopy(values)}
+            for name in unset:
+                merged.pop(name, None)
+            # A new dict, not an in-place change: plain JSON columns do not track mutation.
+            user.traits = merged
+            user.updated_at = utcnow()
+            session.add(user)
+            return dict(merged)
+
+    # --- events --------------------------------------------------------------------------------
+
+    def append_event(
+        self,
+        *,
+        message_id: str,
+        user_id: str,
+        type: EventType,
+        name: str | None,
+        properties: dict[str, Any],
+        timestamp: datetime,
+        received_at: datetime | None = None,
+    ) -> bool:
+        """Store an event; False (and nothing written) when `message_id` is already stored."""
+        record = EventRecord(
+            message_id=message_id,
+            user_id=user_id,
+            type=type,
+            name=name,
+            properties=copy.deepcopy(properties),
+            timestamp=timestamp,
+            received_at=received_at or utcnow(),
+        )
+        try:
+            with self._write() as session:
+                session.add(record)
+        except IntegrityError:
+            if self._event_exists(message_id):
+                return False
+            raise
+        return True
+
+    def _event_exists(self, message_id: str) -> bool:
+        statement = select(EventRecord.id).where(EventRecord.message_id == message_id)
+        with self._read() as session:
+            return session.exec(statement).first() is not None
+
+    def events_for_user(
+        self,
+        user_id: str,
+        *,
+        name: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+        newest_first: bool = True,
+    ) -> list[EventRecord]:
+        """The user's events, optionally only those named `name` and at or after `since`."""
+        statement = select(EventRecord).where(EventRecord.user_id == user_id)
+        if name is not None:
+            statement = statement.where(EventRecord.name == name)
+        if since is not None:
+            statement = statement.where(col(EventRecord.timestamp) >= since)
+        if newest_first:
+            statement = statement.order_by(
+                col(EventRecord.timestamp).desc(), col(EventRecord.id).desc()
+            )
+        else:
+            statement = statement.order_by(col(EventRecord.timestamp), col(EventRecord.id))
+        if limit is not None:
+            statement = statement.limit(limit)
+        with self._read() as session:
+            return list(session.exec(statement))
+
+    def count_events(self, user_id: str, *, name: str | None, since: datetime | None) -> int:
+        """How many events the user has (named `name`, at or after `since`, when given)."""
+        statement = select(func.count()).select_from(EventRecord)
+        statement = statement.where(EventRecord.user_id == user_id)
+        if name is not None:
+            statement = statement.where(EventRecord.name == name)
+        if since is not None:
+            statement = statement.where(col(EventRecord.timestamp) >= since)
+        with self._read() as session:
+            return session.exec(statement).one()
+
+    # --- segments and templates ------------------------------------------------------------------
+
+    def put_segment(self, segment_id: str, name: str, condition: dict[str, Any]) -> SegmentRecord:
+        """Create or replace a segment."""
+        record = SegmentRecord(
+            id=segment_id, name=name, condition=copy.deepcopy(condition), updated_at=utcnow()
+        )
+        with self._write() as session:
+            return session.merge(record)
+
+    def get_segment(self, segment_id: str) -> SegmentRecord | None:
+        """The segment, or None."""
+        with self._read() as session:
+            return session.get(SegmentRecord, segment_id)
+
+    def delete_segment(self, segment_id: str) -> bool:
+        """Delete the segment; whether it existed."""
+        return self._delete(SegmentRecord, segment_id)
+
+    def list_segments(self) -> list[SegmentRecord]:
+        """Every segment, by id."""
+        with self._read() as session:
+            return list(session.exec(select(SegmentRecord).order_by(col(SegmentRecord.id))))
+
+    def put_template(
+        self, template_id: str, channel: str, content: dict[str, Any]
+    ) -> TemplateRecord:
+        """Create or replace a template."""
+        record = TemplateRecord(
+            id=template_id, channel=channel, content=copy.deepcopy(content), updated_at=utcnow()
+        )
+        with self._write() as session:
+            return session.merge(record)
+
+    def get_template(self, template_id: str) -> TemplateRecord | None:
+        """The template, or None."""
+        with self._read() as session:
+            return session.get(TemplateRecord, template_id)
+
+    def delete_template(self, template_id: str) -> bool:
+        """Delete the template; whether it existed."""
+        return self._delete(TemplateRecord, template_id)
+
+    def list_templates(self) -> list[TemplateRecord]:
+        """Every template, by id."""
+        with self._read() as session:
+            return list(session.exec(select(TemplateRecord).order_by(col(TemplateRecord.id))))
+
+    def _delete(self, model: type[SegmentRecord] | type[TemplateRecord], key: str) -> bool:
+        with self._write() as session:
+            record = session.get(model, key)
+            if record is None:
+                return False
+            session.delete(record)
+            return True
+
+    # --- deliveries ----------------------------------------------------------------------------
+
+    def begin_delivery(
+        self,
+        *,
+        idempotency_key: str,
+        journey_id: str,
+        version: int,
+        node_id: str,
+        user_id: str,
+        channel: str,
+        variant: str | None,
+        content: dict[str, Any],
+    ) -> tuple[DeliveryRecord, bool]:
+        """Record a pending delivery: (record, True), or (the existing record, False) when the
+        key is already stored, as on an activity retry."""
+        record = DeliveryRecord(
+            idempotency_key=idempotency_key,
+            journey_id=journey_id,
+            version=version,
+            node_id=node_id,
+            user_id=user_id,
+            channel=channel,
+            variant=variant,
+            content=copy.deepcopy(content),
+        )
+        try:
+            with self._write() as session:
+                session.add(record)
+        except IntegrityError:
+            existing = self._delivery_by_key(idempotency_key)
+            if existing is None:
+                raise
+            return existing, False
+        return record, True
+
+    def _delivery_by_key(self, idempotency_key: str) -> DeliveryRecord | None:
+        statement = select(DeliveryRecord).where(DeliveryRecord.idempotency_key == idempotency_key)
+        with self._read() as session:
+            return session.exec(statement).first()
+
+    def finish_delivery(
+        self,
+        idempotency_key: str,
+        status: FinalDeliveryStatus,
+        reason: str | None = None,
+        content: dict[str, Any] | None = None,
+    ) -> DeliveryRecord:
+        """Set a delivery's final status and reason (and its content, when given).
+
+        Raises NotFound for an unknown key.
+        """
+        statement = (
+            select(DeliveryRecord)
+            .where(DeliveryRecord.idempotency_key == idempotency_key)
+            .with_for_update()
+        )
+        with self._write() as session:
+            record = session.exec(statement).first()
+            if record is None:
+                raise NotFound(f"no delivery with key {idempotency_key!r}")
+            record.status = status
+            record.reason = reason
+            if content is not None:
+                record.content = copy.deepcopy(content)
+            session.add(record)
+            return record
+
+    def deliveries_for_user(self, user_id: str, limit: int = 100) -> list[DeliveryRecord]:
+        """The user's deliveries, newest first."""
+        statement = (
+            select(DeliveryRecord)
+            .where(DeliveryRecord.user_id == user_id)
+            .order_by(col(DeliveryRecord.created_at).desc(), col(DeliveryRecord.id).desc())
+            .limit(limit)
+        )
+        with self._read() as session:
+            return list(session.exec(statement))
+
+    def inbox(self, user_id: str) -> list[DeliveryRecord]:
+        """The user's sent in-app messages, read and unread, newest first."""
+        statement = (
+            select(DeliveryRecord)
+            .where(
+                DeliveryRecord.user_id == user_id,
+                DeliveryRecord.channel == IN_APP,
+                DeliveryRecord.status == "sent",
+            )
+            .order_by(col(DeliveryRecord.created_at).desc(), col(DeliveryRecord.id).desc())
+        )
+        with self._read() as session:
+            return list(session.exec(statement))
+
+    def mark_read(
+        self, user_id: str, delivery_id: int, at: datetime | None = None
+    ) -> DeliveryRecord:
+        """Mark an inbox message read (the first time only).
+
+        Raises NotFound unless it is a sent in-app message to this user.
+        """
+        with self._write() as session:
+            record = session.get(DeliveryRecord, delivery_id, with_for_update=True)
+            if (
+                record is None
+                or record.user_id != user_id
+                or record.channel != IN_APP
+                or record.status != "sent"
+            ):
+                raise NotFound(f"no in-app message {delivery_id} for user {user_id!r}")
+            if record.read_at is None:
+                record.read_at = at or utcnow()
+                session.add(record)
+            return record
+
+    def message_counts(self, journey_id: str) -> dict[str, dict[str, int]]:
+        """Deliveries of the journey per node and status; every status is present per node."""
+        statement = (
+            select(DeliveryRecord.node_id, DeliveryRecord.status, func.count())
+            .where(DeliveryRecord.journey_id == journey_id)
+            .group_by(col(DeliveryRecord.node_id), col(DeliveryRecord.status))
+        )
+        counts: dict[str, dict[str, int]] = {}
+        with self._read() as session:
+            for node_id, status, count in session.exec(statement):
+                per_node = counts.setdefault(node_id, dict.fromkeys(DELIVERY_STATUSES, 0))
+                per_node[status] = count
+        return counts
+
+    # --- enrollments ---------------------------------------------------------------------------
+
+    def enroll(
+        self,
+        *,
+        enrollment_id: str,
+        user_id: str,
+        journey_id: str,
+        version: int,
+        workflow_id: str,
+        entered_at: datetime,
+        variant: str | None = None,
+    ) -> EnrollmentRecord:
+        """Record that a user entered a journey; an existing enrollment id is returned as is."""
+        existing = self.get_enrollment(enrollment_id)
+        if existing is not None:
+            return existing
+        record = EnrollmentRecord(
+            id=enrollment_id,
+            user_id=user_id,
+            journey_id=journey_id,
+            version=version,
+            workflow_id=workflow_id,
+            entered_at=entered_at,
+            variant=variant,
+        )
+        try:
+            with self._write() as session:
+                session.add(record)
+        except IntegrityError:
+            existing = self.get_enrollment(enrollment_id)
+            if existing is None:
+                raise
+            return existing
+        return record
+
+    def move(self, enrollment_id: str, node_id: str, at: datetime) -> EnrollmentRecord:
+        """Record that the enrollment reached `node_id` (once; repeats change nothing).
+
+        A finished enrollment keeps `current_node` None. Raises NotFound for an unknown id.
+        """
+        with self._write() as session:
+            enrollment = _get_or_raise(session, EnrollmentRecord, enrollment_id, lock=True)
+            if session.get(NodeVisitRecord, (enrollment_id, node_id)) is None:
+                session.add(
+                    NodeVisitRecord(
+                        enrollment_id=enrollment_id,
+                        node_id=node_id,
+                        journey_id=enrollment.journey_id,
+                        reached_at=at,
+                    )
+                )
+            if enrollment.status == "active" and enrollment.current_node != node_id:
+                enrollment.current_node = node_id
+                session.add(enrollment)
+            return enrollment
+
+    def finish(self, enrollment_id: str, status: EndStatus, at: datetime) -> EnrollmentRecord:
+        """End the enrollment; an already finished one is returned unchanged.
+
+        Raises NotFound for an unknown id.
+        """
+        with self._write() as session:
+            enrollment = _get_or_raise(session, EnrollmentRecord, enrollment_id, lock=True)
+            if enrollment.status == "active":
+                enrollment.status = status
+                enrollment.ended_at = at
+                enrollment.current_node = None
+                session.add(enrollment)
+            return enrollment
+
+    def set_variant(self, enrollment_id: str, variant: str | None) -> EnrollmentRecord:
+        """Record the experiment variant the enrollment is in. Raises NotFound."""
+        with self._write() as session:
+            enrollment = _get_or_raise(session, EnrollmentRecord, enrollment_id, lock=True)
+            enrollment.variant = variant
+            session.add(enrollment)
+            return enrollment
+
+    def mark_converted(self, enrollment_id: str, at: datetime) -> bool:
+        """Record the conversion unless already recorded; whether this call recorded it.
+
+        Raises NotFound for an unknown id.
+        """
+        statement = (
+            update(EnrollmentRecord)
+            .where(
+                col(EnrollmentRecord.id) == enrollment_id,
+                col(EnrollmentRecord.converted_at).is_(None),
+            )
+            .values(converted_at=at)
+        )
+        with self._write() as session:
+            # One conditional UPDATE, so two racing conversions cannot both report True.
+            changed = session.exec(statement).rowcount > 0
+            if not changed and session.get(EnrollmentRecord, enrollment_id) is None:
+                raise NotFound(f"no enrollment {enrollment_id!r}")
+            return changed
+
+    def get_enrollment(self, enrollment_id: str) -> EnrollmentRecord | None:
+        """The enrollment, or None."""
+        with self._read() as session:
+            return session.get(EnrollmentRecord, enrollment_id)
+
+    def enrollments_for_user(self, user_id: str) -> list[EnrollmentRecord]:
+        """The user's enrollments in every journey, newest first."""
+        statement = (
+            select(EnrollmentRecord)
+            .where(EnrollmentRecord.user_id == user_id)
+            .order_by(col(EnrollmentRecord.entered_at).desc(), col(EnrollmentRecord.id).desc())
+        )
+        with self._read() as session:
+            return list(session.exec(statement))
+
+    def last_enrollment(self, journey_id: str, user_id: str) -> EnrollmentRecord | None:
+        """The user's most recent enrollment in the journey, or None."""
+        statement = (
+            select(EnrollmentRecord)
+            .where(EnrollmentRecord.journey_id == journey_id, EnrollmentRecord.user_id == user_id)
+            .order_by(col(EnrollmentRecord.entered_at).desc(), col(EnrollmentRecord.id).desc())
+            .limit(1)
+        )
+        with self._read() as session:
+            return session.exec(statement).first()
+
+    def journey_counts(self, journey_id: str) -> dict[str, int]:
+        """Enrollments of the journey: entered, active, completed, exited and converted."""
+        statement = (
+            select(
+                EnrollmentRecord.status,
+                func.count(),
+                func.count(col(EnrollmentRecord.converted_at)),
+            )
+            .where(EnrollmentRecord.journey_id == journey_id)
+            .group_by(col(EnrollmentRecord.status))
+        )
+        counts = {"entered": 0, "active": 0, "completed": 0, "exited": 0, "converted": 0}
+        with self._read() as session:
+            for status, enrolled, converted in session.exec(statement):
+                counts[status] = enrolled
+                counts["entered"] += enrolled
+                counts["converted"] += converted
+        return counts
+
+    def node_counts(self, journey_id: str) -> dict[str, dict[str, int]]:
+        """Per node of the journey: how many enrollments reached it and how many wait there."""
+        reached = (
+            select(NodeVisitRecord.node_id, func.count())
+            .where(NodeVisitRecord.journey_id == journey_id)
+            .group_by(col(NodeVisitRecord.node_id))
+        )
+        waiting = (
+            select(EnrollmentRecord.current_node, func.count())
+            .where(
+                EnrollmentRecord.journey_id == journey_id,
+                EnrollmentRecord.status == "active",
+                col(EnrollmentRecord.current_node).is_not(None),
+            )
+            .group_by(col(EnrollmentRecord.current_node))
+        )
+        counts: dict[str, dict[str, int]] = {}
+        with self._read() as session:
+            for node_id, count in session.exec(reached):
+                counts.setdefault(node_id, {"reached": 0, "waiting": 0})["reached"] = count
+            for current_node, count in session.exec(waiting):
+                if current_node is not None:
+                    counts.setdefault(current_node, {"reached": 0, "waiting": 0})["waiting"] = count
+        return counts
+
+    # --- settings ------------------------------------------------------------------------------
+
+    def get_settings(self) -> dict[str, Any]:
+        """Every global setting by key."""
+        with self._read() as session:
+            return {record.key: record.value for record in session.exec(select(SettingRecord))}
+
+    def put_settings(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Create or replace the given settings (others are kept); every setting by key."""
+        with self._write() as session:
+            for key, value in values.items():
+                session.merge(SettingRecord(key=key, value=copy.deepcopy(value)))
+            session.flush()
+            return {record.key: record.value for record in session.exec(select(SettingRecord))}
+
+
+def _get_or_raise(
+    session: Session, model: type[_Record], key: str, *, lock: bool = False
+) -> _Record:
+    record = session.get(model, key, with_for_update=lock)
+    if record is None:
+        what = "journey" if model is JourneyRecord else "enrollment"
+        raise NotFound(f"no {what} {key!r}")
+    return record

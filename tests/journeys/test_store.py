@@ -1,0 +1,597 @@
+"""Tests of the app store on a real SQLite file."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import StatementError
+
+from journeys.errors import Conflict, NotFound
+from journeys.settings import Settings
+from journeys.store import FinalDeliveryStatus, Store
+
+T = TypeVar("T")
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """A fresh store on a SQLite file."""
+    store = Store(f"sqlite:///{tmp_path / 'journeys.db'}")
+    yield store
+    store.close()
+
+
+def document(journey_id: str = "welcome", name: str = "Welcome") -> dict[str, Any]:
+    """A small journey document (the store does not validate it)."""
+    return {
+        "id": journey_id,
+        "name": name,
+        "entry": {"event": "Signed Up"},
+        "start": "hello",
+        "nodes": {"hello": {"type": "exit"}},
+    }
+
+
+def race(workers: int, task: Callable[[int], T]) -> list[T]:
+    """Run `task(i)` for each worker at once, released together by a barrier."""
+    barrier = threading.Barrier(workers)
+
+    def run(index: int) -> T:
+        barrier.wait()
+        return task(index)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(run, range(workers)))
+
+
+def add_event(
+    store: Store,
+    message_id: str,
+    *,
+    user_id: str = "u1",
+    name: str | None = "Viewed",
+    at: datetime = T0,
+    properties: dict[str, Any] | None = None,
+) -> bool:
+    """Append a track event with defaults."""
+    return store.append_event(
+        message_id=message_id,
+        user_id=user_id,
+        type="track",
+        name=name,
+        properties=properties or {},
+        timestamp=at,
+    )
+
+
+def begin(store: Store, key: str, **fields: Any) -> tuple[Any, bool]:
+    """Begin a delivery with defaults."""
+    values: dict[str, Any] = {
+        "idempotency_key": key,
+        "journey_id": "welcome",
+        "version": 1,
+        "node_id": "hello",
+        "user_id": "u1",
+        "channel": "email",
+        "variant": None,
+        "content": {"subject": "Hi"},
+    }
+    values.update(fields)
+    return store.begin_delivery(**values)
+
+
+def enroll(store: Store, enrollment_id: str, **fields: Any) -> Any:
+    """Enroll with defaults."""
+    values: dict[str, Any] = {
+        "enrollment_id": enrollment_id,
+        "user_id": "u1",
+        "journey_id": "welcome",
+        "version": 1,
+        "workflow_id": "journey:welcome:u1",
+        "entered_at": T0,
+    }
+    values.update(fields)
+    return store.enroll(**values)
+
+
+# --- engine ------------------------------------------------------------------------------------
+
+
+def test_sqlite_pragmas(store: Store) -> None:
+    with store.engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 5000
+        assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert connection.execute(text("PRAGMA synchronous")).scalar() == 1  # NORMAL
+
+
+def test_creates_parent_directory_and_reads_settings(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "journeys.db"
+    store = Store.from_settings(Settings(JOURNEYS_DATABASE_URL=f"sqlite:///{path}"))
+    try:
+        store.save_draft("welcome", document())
+        assert path.exists()
+    finally:
+        store.close()
+    reopened = Store(f"sqlite:///{path}")
+    try:
+        journey = reopened.get_journey("welcome")
+        assert journey is not None
+        assert journey.draft == document()
+    finally:
+        reopened.close()
+
+
+def test_in_memory_store() -> None:
+    store = Store("sqlite://")
+    try:
+        assert store.merge_traits("u1", {"plan": "pro"}) == {"plan": "pro"}
+        user = store.get_user("u1")
+        assert user is not None
+        assert user.traits == {"plan": "pro"}
+    finally:
+        store.close()
+
+
+def test_timestamps_are_aware_utc_and_naive_is_refused(store: Store) -> None:
+    paris = datetime(2025, 3, 1, 13, 0, tzinfo=timezone(timedelta(hours=1)))
+    assert add_event(store, "m1", at=paris)
+    (event,) = store.events_for_user("u1")
+    assert event.timestamp == paris
+    assert event.timestamp.tzinfo == UTC
+    assert event.received_at.tzinfo == UTC
+    with pytest.raises(StatementError, match="naive datetime"):
+        add_event(store, "m2", at=datetime(2025, 3, 1, 12, 0))
+    assert store.count_events("u1", name=None, since=None) == 1
+
+
+# --- journeys ----------------------------------------------------------------------------------
+
+
+def test_save_draft_creates_then_updates_keeping_status(store: Store) -> None:
+    assert store.get_journey("welcome") is None
+    created = store.save_draft("welcome", document())
+    assert (created.status, created.version, created.draft["name"]) == ("draft", None, "Welcome")
+    assert created.created_at.tzinfo == UTC
+
+    store.publish("welcome")
+    updated = store.save_draft("welcome", document(name="Welcome v2"))
+    assert updated.status == "live"
+    assert updated.version == 1
+    assert updated.draft["name"] == "Welcome v2"
+    assert updated.created_at == created.created_at
+    assert updated.updated_at >= created.updated_at
+    assert [j.id for j in store.list_journeys()] == ["welcome"]
+
+
+def test_saved_draft_is_a_copy(store: Store) -> None:
+    draft = document()
+    saved = store.save_draft("welcome", draft)
+    draft["name"] = "changed afterwards"
+    assert saved.draft["name"] == "Welcome"
+    journey = store.get_journey("welcome")
+    assert journey is not None
+    assert journey.draft["name"] == "Welcome"
+
+
+def test_publish_numbers_versions_and_keeps_them_immutable(store: Store) -> None:
+    store.save_draft("welcome", document(name="First"))
+    assert store.publish("welcome") == 1
+    store.save_draft("welcome", document(name="Second"))
+    assert store.publish("welcome") == 2
+    store.save_draft("welcome", document(name="Third (unpublished)"))
+
+    first = store.get_version("welcome", 1)
+    second = store.get_version("welcome", 2)
+    assert first is not None
+    assert second is not None
+    assert first.definition["name"] == "First"
+    assert second.definition["name"] == "Second"
+    assert first.published_at <= second.published_at
+    assert store.get_version("welcome", 3) is None
+    assert [v.version for v in store.list_versions("welcome")] == [1, 2]
+    journey = store.get_journey("welcome")
+    assert journey is not None
+    assert (journey.status, journey.version) == ("live", 2)
+
+
+def test_publish_keeps_a_paused_journey_paused(store: Store) -> None:
+    store.save_draft("welcome", document())
+    store.publish("welcome")
+    store.set_status("welcome", "paused")
+    assert store.publish("welcome") == 2
+    journey = store.get_journey("welcome")
+    assert journey is not None
+    assert (journey.status, journey.version) == ("paused", 2)
+
+
+def test_archived_journey_refuses_publish_and_status_changes(store: Store) -> None:
+    store.save_draft("welcome", document())
+    store.publish("welcome")
+    assert store.set_status("welcome", "archived").status == "archived"
+    with pytest.raises(Conflict):
+        store.publish("welcome")
+    with pytest.raises(Conflict):
+        store.set_status("welcome", "live")
+    assert [v.version for v in store.list_versions("welcome")] == [1]
+
+
+def test_publish_and_status_errors(store: Store) -> None:
+    with pytest.raises(NotFound):
+        store.publish("nope")
+    with pytest.raises(NotFound):
+        store.set_status("nope", "paused")
+    store.save_draft("welcome", document())
+    with pytest.raises(Conflict):
+        store.set_status("welcome", "live")
+
+
+def test_live_versions_are_the_latest_of_live_journeys(store: Store) -> None:
+    for journey_id in ("a-live", "b-paused", "c-draft", "d-archived"):
+        store.save_draft(journey_id, document(journey_id))
+    store.publish("a-live")
+    store.publish("a-live")
+    store.publish("b-paused")
+    store.set_status("b-paused", "paused")
+    store.publish("d-archived")
+    store.set_status("d-archived", "archived")
+    assert [(v.journey_id, v.version) for v in store.live_versions()] == [("a-live", 2)]
+    store.set_status("b-paused", "live")
+    assert [(v.journey_id, v.version) for v in store.live_versions()] == [
+        ("a-live", 2),
+        ("b-paused", 1),
+    ]
+
+
+def test_concurrent_publishes_get_distinct_versions(store: Store) -> None:
+    store.save_draft("welcome", document())
+    versions = race(6, lambda _: store.publish("welcome"))
+    assert sorted(versions) == [1, 2, 3, 4, 5, 6]
+
+
+# --- users -------------------------------------------------------------------------------------
+
+
+def test_merge_and_update_traits(store: Store) -> None:
+    assert store.get_user("u1") is None
+    assert store.merge_traits("u1", {"plan": "free", "address": {"city": "Oslo"}}) == {
+        "plan": "free",
+        "address": {"city": "Oslo"},
+    }
+    # Shallow: a nested object is replaced, not merged.
+    assert store.merge_traits("u1", {"plan": "pro", "address": {"zip": "0150"}}) == {
+        "plan": "pro",
+        "address": {"zip": "0150"},
+    }
+    assert store.update_traits("u1", {"vip": True}, ["address", "missing"]) == {
+        "plan": "pro",
+        "vip": True,
+    }
+    user = store.get_user("u1")
+    assert user is not None
+    assert user.traits == {"plan": "pro", "vip": True}
+    assert user.updated_at >= user.created_at
+    assert store.update_traits("u2", {}, ["x"]) == {}
+    assert store.get_user("u2") is not None
+
+
+def test_concurrent_trait_merges_lose_nothing(store: Store) -> None:
+    race(8, lambda i: store.merge_traits("u1", {f"t{i}": i}))
+    user = store.get_user("u1")
+    assert user is not None
+    assert user.traits == {f"t{i}": i for i in range(8)}
+
+
+# --- events ------------------------------------------------------------------------------------
+
+
+def test_message_id_is_unique(store: Store) -> None:
+    assert add_event(store, "m1", properties={"n": 1})
+    assert not add_event(store, "m1", name="Other", properties={"n": 2})
+    assert store.count_events("u1", name=None, since=None) == 1
+    (event,) = store.events_for_user("u1")
+    assert (event.name, event.properties) == ("Viewed", {"n": 1})
+
+
+def test_concurrent_appends_of_one_message_id_store_one_row(store: Store) -> None:
+    results = race(8, lambda i: add_event(store, "same", properties={"writer": i}))
+    assert results.count(True) == 1
+    assert store.count_events("u1", name=None, since=None) == 1
+
+
+def test_events_for_user_filters_and_orders(store: Store) -> None:
+    add_event(store, "m1", name="Viewed", at=T0)
+    add_event(store, "m2", name="Added", at=T0 + timedelta(minutes=1))
+    add_event(store, "m3", name="Viewed", at=T0 + timedelta(minutes=2))
+    add_event(store, "m4", name="Viewed", at=T0 + timedelta(minutes=3), user_id="u2")
+    # Received out of order: ordering follows `timestamp`, not insertion.
+    add_event(store, "m0", name="Viewed", at=T0 - timedelta(minutes=1))
+
+    def ids(**query: Any) -> list[str]:
+        return [e.message_id for e in store.events_for_user("u1", **query)]
+
+    assert ids() == ["m3", "m2", "m1", "m0"]
+    assert ids(newest_first=False) == ["m0", "m1", "m2", "m3"]
+    assert ids(name="Viewed") == ["m3", "m1", "m0"]
+    assert ids(since=T0) == ["m3", "m2", "m1"]
+    assert ids(name="Viewed", since=T0 + timedelta(seconds=1)) == ["m3"]
+    assert ids(limit=2) == ["m3", "m2"]
+    assert ids(name="Nothing") == []
+
+
+def test_count_events(store: Store) -> None:
+    for i in range(5):
+        add_event(store, f"v{i}", name="Viewed", at=T0 + timedelta(hours=i))
+    add_event(store, "a0", name="Added", at=T0 + timedelta(hours=10))
+    add_event(store, "x0", name="Viewed", user_id="u2")
+    assert store.count_events("u1", name=None, since=None) == 6
+    assert store.count_events("u1", name="Viewed", since=None) == 5
+    assert store.count_events("u1", name="Viewed", since=T0 + timedelta(hours=3)) == 2
+    assert store.count_events("u1", name=None, since=T0 + timedelta(hours=4)) == 2
+    assert store.count_events("nobody", name=None, since=None) == 0
+
+
+# --- segments and templates ----------------------------------------------------------------------
+
+
+def test_segments_and_templates(store: Store) -> None:
+    condition = {"field": "user.plan", "op": "eq", "value": "pro"}
+    store.put_segment("pros", "Pro users", condition)
+    store.put_segment("pros", "Paying users", condition)
+    store.put_segment("all", "Everyone", {"all": []})
+    segment = store.get_segment("pros")
+    assert segment is not None
+    assert (segment.name, segment.condition) == ("Paying users", condition)
+    assert [s.id for s in store.list_segments()] == ["all", "pros"]
+    assert store.delete_segment("pros")
+    assert not store.delete_segment("pros")
+    assert store.get_segment("pros") is None
+
+    store.put_template("hello", "email", {"subject": "Hi", "body": "Hello"})
+    store.put_template("hello", "email", {"subject": "Hey", "body": "Hello"})
+    template = store.get_template("hello")
+    assert template is not None
+    assert (template.channel, template.content["subject"]) == ("email", "Hey")
+    assert [t.id for t in store.list_templates()] == ["hello"]
+    assert store.delete_template("hello")
+    assert not store.delete_template("hello")
+    assert store.list_templates() == []
+
+
+# --- deliveries --------------------------------------------------------------------------------
+
+
+def test_begin_delivery_is_idempotent(store: Store) -> None:
+    first, created = begin(store, "k1", content={"subject": "first"})
+    assert created
+    assert first.id is not None
+    assert first.status == "pending"
+    again, created_again = begin(store, "k1", content={"subject": "second"})
+    assert not created_again
+    assert again.id == first.id
+    assert again.content == {"subject": "first"}
+    assert len(store.deliveries_for_user("u1")) == 1
+
+
+def test_concurrent_begin_delivery_creates_one(store: Store) -> None:
+    results = race(6, lambda _: begin(store, "k1"))
+    assert [created for _, created in results].count(True) == 1
+    assert len({record.id for record, _ in results}) == 1
+    assert len(store.deliveries_for_user("u1")) == 1
+
+
+def test_finish_delivery(store: Store) -> None:
+    begin(store, "k1", content={"subject": "{{ raw }}"})
+    sent = store.finish_delivery("k1", "sent", content={"subject": "Rendered"})
+    assert (sent.status, sent.reason, sent.content) == ("sent", None, {"subject": "Rendered"})
+    begin(store, "k2")
+    skipped = store.finish_delivery("k2", "skipped", reason="no email address")
+    assert (skipped.status, skipped.reason, skipped.content) == (
+        "skipped",
+        "no email address",
+        {"subject": "Hi"},
+    )
+    stored = {d.idempotency_key: d.status for d in store.deliveries_for_user("u1")}
+    assert stored == {"k1": "sent", "k2": "skipped"}
+    with pytest.raises(NotFound):
+        store.finish_delivery("missing", "failed")
+
+
+def test_deliveries_for_user_newest_first_with_limit(store: Store) -> None:
+    for i in range(4):
+        begin(store, f"k{i}")
+    begin(store, "other", user_id="u2")
+    assert [d.idempotency_key for d in store.deliveries_for_user("u1")] == [
+        "k3",
+        "k2",
+        "k1",
+        "k0",
+    ]
+    assert [d.idempotency_key for d in store.deliveries_for_user("u1", limit=2)] == ["k3", "k2"]
+
+
+def test_inbox_and_mark_read(store: Store) -> None:
+    old, _ = begin(store, "in1", channel="in_app", content={"body": "old"})
+    store.finish_delivery("in1", "sent")
+    new, _ = begin(store, "in2", channel="in_app", content={"body": "new"})
+    store.finish_delivery("in2", "sent")
+    begin(store, "in3", channel="in_app")  # still pending: not in the inbox
+    email, _ = begin(store, "mail", channel="email")
+    store.finish_delivery("mail", "sent")
+    theirs, _ = begin(store, "theirs", channel="in_app", user_id="u2")
+    store.finish_delivery("theirs", "sent")
+
+    assert [d.content["body"] for d in store.inbox("u1")] == ["new", "old"]
+    assert all(d.read_at is None for d in store.inbox("u1"))
+
+    assert old.id is not None
+    read_at = T0 + timedelta(days=1)
+    marked = store.mark_read("u1", old.id, at=read_at)
+    assert marked.read_at == read_at
+    again = store.mark_read("u1", old.id, at=read_at + timedelta(hours=1))
+    assert again.read_at == read_at
+    assert {d.id: d.read_at for d in store.inbox("u1")} == {new.id: None, old.id: read_at}
+
+    assert theirs.id is not None
+    assert email.id is not None
+    with pytest.raises(NotFound):
+        store.mark_read("u1", theirs.id)
+    with pytest.raises(NotFound):
+        store.mark_read("u1", email.id)
+    with pytest.raises(NotFound):
+        store.mark_read("u1", 10_000)
+    assert store.inbox("u2")[0].read_at is None
+
+
+def test_message_counts(store: Store) -> None:
+    statuses: list[FinalDeliveryStatus] = ["sent", "sent", "skipped", "failed"]
+    for i, status in enumerate(statuses):
+        begin(store, f"a{i}", node_id="a")
+        store.finish_delivery(f"a{i}", status)
+    begin(store, "b0", node_id="b")
+    begin(store, "other", journey_id="other", node_id="a")
+    assert store.message_counts("welcome") == {
+        "a": {"pending": 0, "sent": 2, "skipped": 1, "failed": 1},
+        "b": {"pending": 1, "sent": 0, "skipped": 0, "failed": 0},
+    }
+    assert store.message_counts("nothing") == {}
+
+
+# --- enrollments -------------------------------------------------------------------------------
+
+
+def test_enroll_is_idempotent(store: Store) -> None:
+    first = enroll(store, "e1", variant="a")
+    again = enroll(store, "e1", version=9, entered_at=T0 + timedelta(days=1))
+    assert (again.version, again.entered_at, again.variant) == (1, T0, "a")
+    assert first.status == again.status == "active"
+    assert [e.id for e in store.enrollments_for_user("u1")] == ["e1"]
+    assert store.journey_counts("welcome")["entered"] == 1
+
+
+def test_move_and_finish_are_idempotent(store: Store) -> None:
+    enroll(store, "e1")
+    store.move("e1", "hello", T0)
+    moved = store.move("e1", "hello", T0 + timedelta(minutes=5))
+    assert moved.current_node == "hello"
+    store.move("e1", "bye", T0 + timedelta(minutes=10))
+    assert store.node_counts("welcome") == {
+        "hello": {"reached": 1, "waiting": 0},
+        "bye": {"reached": 1, "waiting": 1},
+    }
+
+    done = store.finish("e1", "completed", T0 + timedelta(hours=1))
+    assert (done.status, done.ended_at, done.current_node) == (
+        "completed",
+        T0 + timedelta(hours=1),
+        None,
+    )
+    again = store.finish("e1", "exited", T0 + timedelta(hours=2))
+    assert (again.status, again.ended_at) == ("completed", T0 + timedelta(hours=1))
+
+    # A late retry of a move must not put a finished user back on the canvas.
+    late = store.move("e1", "bye", T0 + timedelta(hours=3))
+    assert late.current_node is None
+    stored = store.get_enrollment("e1")
+    assert stored is not None
+    assert (stored.status, stored.current_node) == ("completed", None)
+
+    for call in (
+        lambda: store.move("nope", "hello", T0),
+        lambda: store.finish("nope", "exited", T0),
+        lambda: store.set_variant("nope", "a"),
+        lambda: store.mark_converted("nope", T0),
+    ):
+        with pytest.raises(NotFound):
+            call()
+
+
+def test_set_variant_and_mark_converted_once(store: Store) -> None:
+    enroll(store, "e1")
+    assert store.set_variant("e1", "urgency").variant == "urgency"
+    assert store.mark_converted("e1", T0 + timedelta(hours=1))
+    assert not store.mark_converted("e1", T0 + timedelta(hours=2))
+    enrollment = store.get_enrollment("e1")
+    assert enrollment is not None
+    assert enrollment.converted_at == T0 + timedelta(hours=1)
+    assert enrollment.variant == "urgency"
+
+
+def test_concurrent_conversions_count_once(store: Store) -> None:
+    enroll(store, "e1")
+    results = race(6, lambda i: store.mark_converted("e1", T0 + timedelta(minutes=i)))
+    assert results.count(True) == 1
+    assert store.journey_counts("welcome")["converted"] == 1
+
+
+def test_enrollment_lookups_newest_first(store: Store) -> None:
+    enroll(store, "e1", entered_at=T0)
+    enroll(store, "e2", entered_at=T0 + timedelta(days=8))
+    enroll(store, "e3", entered_at=T0 + timedelta(days=1), journey_id="other")
+    enroll(store, "e4", entered_at=T0 + timedelta(days=9), user_id="u2")
+    assert [e.id for e in store.enrollments_for_user("u1")] == ["e2", "e3", "e1"]
+    last = store.last_enrollment("welcome", "u1")
+    assert last is not None
+    assert last.id == "e2"
+    assert store.last_enrollment("welcome", "nobody") is None
+    assert store.get_enrollment("missing") is None
+
+
+def test_journey_and_node_counts(store: Store) -> None:
+    # Five users: two wait at "wait", one at "mail", one completed, one exited; two converted.
+    for i in range(5):
+        enroll(store, f"e{i}", user_id=f"u{i}")
+        store.move(f"e{i}", "wait", T0)
+    for i in (2, 3, 4):
+        store.move(f"e{i}", "mail", T0 + timedelta(hours=1))
+    store.finish("e3", "completed", T0 + timedelta(hours=2))
+    store.finish("e4", "exited", T0 + timedelta(hours=2))
+    store.mark_converted("e0", T0 + timedelta(hours=3))
+    store.mark_converted("e3", T0 + timedelta(hours=3))
+    enroll(store, "x", journey_id="other")
+    store.move("x", "wait", T0)
+
+    assert store.journey_counts("welcome") == {
+        "entered": 5,
+        "active": 3,
+        "completed": 1,
+        "exited": 1,
+        "converted": 2,
+    }
+    assert store.node_counts("welcome") == {
+        "wait": {"reached": 5, "waiting": 2},
+        "mail": {"reached": 3, "waiting": 1},
+    }
+    assert store.journey_counts("nothing") == {
+        "entered": 0,
+        "active": 0,
+        "completed": 0,
+        "exited": 0,
+        "converted": 0,
+    }
+    assert store.node_counts("nothing") == {}
+
+
+# --- settings ----------------------------------------------------------------------------------
+
+
+def test_settings_round_trip(store: Store) -> None:
+    assert store.get_settings() == {}
+    caps = [{"max": 3, "per": "1d", "channel": "push"}]
+    assert store.put_settings({"frequency_caps": caps, "timezone": "UTC"}) == {
+        "frequency_caps": caps,
+        "timezone": "UTC",
+    }
+    assert store.put_settings({"timezone": "Europe/Oslo"}) == {
+        "frequency_caps": caps,
+        "timezone": "Europe/Oslo",
+    }
+    assert store.get_settings() == {"frequency_caps": caps, "timezone": "Europe/Oslo"}
