@@ -27,6 +27,7 @@ from journeys.contracts import (
     DeliveryOutcome,
     EnrollInput,
     FailDeliveryInput,
+    FinalDeliveryStatus,
     LoadContextInput,
     ProgressInput,
     TemplateContext,
@@ -173,7 +174,9 @@ class JourneyActivities:
             content=request.content or {},
         )
         if record.status != "pending":  # done by an earlier attempt
-            return DeliveryOutcome(status=record.status, reason=record.reason, delivery_id=record.id)
+            return DeliveryOutcome(
+                status=record.status, reason=record.reason, delivery_id=record.id
+            )
         if request.skip_reason is not None:
             return self._finish(request, "skipped", request.skip_reason)
         traits = self._traits(request.user_id)
@@ -206,7 +209,7 @@ class JourneyActivities:
     def _finish(
         self,
         request: DeliverInput,
-        status: str,
+        status: FinalDeliveryStatus,
         reason: str | None,
         content: dict[str, Any] | None = None,
     ) -> DeliveryOutcome:
@@ -236,7 +239,9 @@ class JourneyActivities:
         return UserContext(traits=self._store.update_traits(request.user_id, values, request.unset))
 
 
-def template_context(user_id: str, traits: dict[str, Any], context: TemplateContext) -> dict[str, Any]:
+def template_context(
+    user_id: str, traits: dict[str, Any], context: TemplateContext
+) -> dict[str, Any]:
     """The namespaces a template sees."""
     return {
         "user": {**traits, "id": user_id},

@@ -30,12 +30,16 @@ _MISSING = object()
 
 def fact_key(fact: Fact) -> str:
     """A stable key for a fact, to carry answers across the activity boundary."""
-    return json.dumps(fact.model_dump(mode="json", by_alias=True, exclude_none=True), sort_keys=True)
+    return json.dumps(
+        fact.model_dump(mode="json", by_alias=True, exclude_none=True), sort_keys=True
+    )
 
 
 def facts_needed(condition: Condition | None) -> list[Fact]:
     """The facts `evaluate` will ask for (those inside an `event_count.where` are the store's)."""
-    return list(dict.fromkeys(_facts(condition), None)) if condition is not None else []
+    if condition is None:
+        return []
+    return list({fact_key(fact): fact for fact in _facts(condition)}.values())
 
 
 def _facts(condition: Condition) -> Iterator[Fact]:
@@ -54,7 +58,9 @@ def no_facts(fact: Fact) -> bool | int:
     raise LookupError(f"no answer for {fact_key(fact)}")
 
 
-def evaluate(condition: Condition, context: Mapping[str, Any], facts: FactAnswer = no_facts) -> bool:
+def evaluate(
+    condition: Condition, context: Mapping[str, Any], facts: FactAnswer = no_facts
+) -> bool:
     """Whether `condition` holds in `context`."""
     match condition:
         case AllOf(all=items):
@@ -78,7 +84,7 @@ def lookup(context: Mapping[str, Any], path: str) -> Any:
     for part in path.split("."):
         if isinstance(value, Mapping) and part in value:
             value = value[part]
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+        elif isinstance(value, list) and part.isdecimal() and int(part) < len(value):
             value = value[int(part)]
         else:
             return _MISSING
@@ -100,7 +106,9 @@ def _number(value: Any) -> float | None:
 
 def _equal(actual: Any, expected: Any) -> bool:
     # Numbers compare as numbers, also against numeric strings ("100" eq 100); two strings
-    # compare as strings, so "007" is not "7".
+    # compare as strings, so "007" is not "7"; booleans equal only booleans (True is not 1).
+    if isinstance(actual, bool) or isinstance(expected, bool):
+        return type(actual) is type(expected) and actual == expected
     if not (isinstance(actual, str) and isinstance(expected, str)):
         a, b = _number(actual), _number(expected)
         if a is not None and b is not None:
@@ -132,7 +140,11 @@ def compare(actual: Any, op: str, expected: Any) -> bool:
                 return any(_equal(item, expected) for item in actual)
             return False
         case "starts_with":
-            return isinstance(actual, str) and isinstance(expected, str) and actual.startswith(expected)
+            return (
+                isinstance(actual, str)
+                and isinstance(expected, str)
+                and actual.startswith(expected)
+            )
         case "gt" | "gte" | "lt" | "lte":
             return _order(actual, op, expected)
     return False

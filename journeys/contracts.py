@@ -39,8 +39,10 @@ USER_ID = SearchAttributeKey.for_keyword("UserId")
 JOURNEY_NODE = SearchAttributeKey.for_keyword("JourneyNode")
 SEARCH_ATTRIBUTES = (JOURNEY_ID, JOURNEY_VERSION, USER_ID, JOURNEY_NODE)
 
+EventType = Literal["track", "identify", "page", "screen"]
 EnrollmentStatus = Literal["active", "completed", "exited"]
-DeliveryStatus = Literal["sent", "skipped", "failed"]
+EndStatus = Literal["completed", "exited"]
+FinalDeliveryStatus = Literal["sent", "skipped", "failed"]
 
 
 def workflow_id(journey_id: str, user_id: str) -> str:
@@ -57,7 +59,7 @@ class JourneyEvent(BaseModel):
     """A user's event as it reaches a running journey (the `event` signal)."""
 
     message_id: str = Field(min_length=1, max_length=200)
-    type: Literal["track", "identify", "page", "screen"] = "track"
+    type: EventType = "track"
     name: str | None = Field(default=None, max_length=200)
     properties: dict[str, Any] = Field(default_factory=dict)
     traits: dict[str, Any] = Field(default_factory=dict)
@@ -112,7 +114,7 @@ class JourneyInput(BaseModel):
 class JourneyOutcome(BaseModel):
     """How a run ended."""
 
-    status: EnrollmentStatus
+    status: EndStatus
     path: list[str]
     reason: str | None = None
 
@@ -160,7 +162,7 @@ class ProgressInput(BaseModel):
     node_id: str | None = None
     variant: str | None = None
     converted: bool = False
-    ended: EnrollmentStatus | None = None
+    ended: EndStatus | None = None
 
 
 class TemplateContext(BaseModel):
@@ -189,7 +191,7 @@ class DeliverInput(BaseModel):
 
 
 class DeliveryOutcome(BaseModel):
-    status: DeliveryStatus
+    status: FinalDeliveryStatus
     reason: str | None = None
     delivery_id: int | None = None
 

@@ -18,26 +18,20 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 def parse_duration(text: str) -> timedelta:
     """Parse a duration; raise ValueError with a readable message when it is not one."""
     short = _SHORT.match(text)
+    iso = None if short or text.strip().upper().endswith("T") else _ISO.match(text.strip().upper())
     if short:
-        value = timedelta(seconds=int(short.group(1)) * _UNIT_SECONDS[short.group(2)])
+        seconds = float(int(short.group(1)) * _UNIT_SECONDS[short.group(2)])
+    elif iso and any(iso.groupdict().values()):
+        parts = {unit: float(value) for unit, value in iso.groupdict().items() if value}
+        seconds = sum(parts.get(unit, 0.0) * _UNIT_SECONDS[unit] for unit in "wdhms")
     else:
-        iso = _ISO.match(text.strip().upper())
-        if not iso or text.strip().upper() in ("P", "PT") or text.strip().upper().endswith("T"):
-            raise ValueError(
-                f"bad duration {text!r}: use <n><unit> with unit s, m, h, d or w "
-                "(e.g. '24h'), or ISO-8601 (e.g. 'PT24H')"
-            )
-        parts = {k: float(v) for k, v in iso.groupdict().items() if v}
-        value = timedelta(
-            weeks=parts.get("w", 0),
-            days=parts.get("d", 0),
-            hours=parts.get("h", 0),
-            minutes=parts.get("m", 0),
-            seconds=parts.get("s", 0),
+        raise ValueError(
+            f"bad duration '{text}': use <n><unit> with unit s, m, h, d or w "
+            "(e.g. '24h'), or ISO-8601 (e.g. 'PT24H')"
         )
-    if value <= timedelta(0):
-        raise ValueError(f"bad duration {text!r}: must be greater than 0")
-    if value > MAX_DURATION:
-        raise ValueError(f"bad duration {text!r}: must be at most 365 days")
-    return value
-
+    # Compared as a number first: a huge value would overflow timedelta.
+    if seconds <= 0:
+        raise ValueError(f"bad duration '{text}': must be greater than 0")
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"bad duration '{text}': must be at most 365 days")
+    return timedelta(seconds=seconds)

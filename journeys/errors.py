@@ -4,7 +4,7 @@
     ├── ConfigurationError      settings missing or invalid at start-up
     ├── InvalidJourney          a journey document failed validation (carries the problems)
     ├── NotFound                a journey, version, user, segment or template does not exist
-    └── Conflict                the request contradicts the current state (e.g. publish with no draft)
+    └── Conflict                the operation does not fit the current state (e.g. publish archived)
 
 Edges (CLI, API, designer) map these to exit codes, HTTP statuses and messages.
 """

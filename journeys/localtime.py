@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from journeys.model import WEEKDAYS, QuietHours, Weekday
+from journeys.model import WEEKDAYS, QuietHours, Weekday, find_zone
 
 
 def parse_clock(text: str) -> time:
@@ -20,12 +20,9 @@ def user_timezone(choice: str, traits: dict[str, Any], journey_timezone: str) ->
     if choice != "user":
         return ZoneInfo(choice)
     trait = traits.get("timezone")
-    if isinstance(trait, str):
-        try:
-            return ZoneInfo(trait)
-        except (ZoneInfoNotFoundError, ValueError):
-            pass  # a bad trait must not stall the journey: fall back to the journey's zone
-    return ZoneInfo(journey_timezone)
+    # A bad trait must not stall the journey: fall back to the journey's zone.
+    found = find_zone(trait) if isinstance(trait, str) else None
+    return found or ZoneInfo(journey_timezone)
 
 
 def next_local_time(

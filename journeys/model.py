@@ -20,6 +20,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    TypeAdapter,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -49,19 +50,39 @@ def _check_duration(text: str) -> str:
     return text
 
 
+def find_zone(name: str) -> ZoneInfo | None:
+    """The IANA time zone of that name, or None when there is none."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a tzdata folder ("America")
+        return None
+
+
 def _check_clock(text: str) -> str:
     match = re.fullmatch(r"(\d{2}):(\d{2})", text)
     if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
-        raise PydanticCustomError("clock", "bad time {text!r}: use HH:MM, 00:00 to 23:59", {"text": text})
+        raise PydanticCustomError(
+            "clock", "bad time '{text}': use HH:MM, 00:00 to 23:59", {"text": text}
+        )
     return text
 
 
 def _check_timezone(name: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise PydanticCustomError("timezone", "unknown time zone {name!r}", {"name": name}) from None
+    if find_zone(name) is None:
+        raise PydanticCustomError("timezone", "unknown time zone '{name}'", {"name": name})
     return name
+
+
+def _check_reentry(text: str) -> str:
+    return text if text in ("never", "always") else _check_duration(text)
+
+
+def _check_delay_time(text: str) -> str:
+    return text if text == "optimal" else _check_clock(text)
+
+
+def _check_delay_timezone(name: str) -> str:
+    return name if name == "user" else _check_timezone(name)
 
 
 def _check_field_path(path: str) -> str:
@@ -69,7 +90,7 @@ def _check_field_path(path: str) -> str:
     if head not in NAMESPACES or not rest or "" in rest.split("."):
         raise PydanticCustomError(
             "field_path",
-            "bad field {path!r}: use a dotted path in user.*, entry.* or event.*",
+            "bad field '{path}': use a dotted path in user.*, entry.* or event.*",
             {"path": path},
         )
     return path
@@ -80,6 +101,12 @@ Duration = Annotated[str, AfterValidator(_check_duration)]
 Clock = Annotated[str, AfterValidator(_check_clock)]
 TimeZoneName = Annotated[str, AfterValidator(_check_timezone)]
 FieldPath = Annotated[str, AfterValidator(_check_field_path)]
+Reentry = Annotated[str, AfterValidator(_check_reentry)]
+"""`"never"`, `"always"` or a Duration."""
+DelayTime = Annotated[str, AfterValidator(_check_delay_time)]
+"""`"HH:MM"` or `"optimal"`."""
+DelayTimeZone = Annotated[str, AfterValidator(_check_delay_timezone)]
+"""`"user"` or an IANA name."""
 NodeId = Annotated[str, Field(pattern=NODE_ID_PATTERN)]
 NodeRef = NodeId | None
 EventName = Annotated[str, Field(min_length=1, max_length=200)]
@@ -190,7 +217,7 @@ class Entry(Strict):
     segment: Annotated[str, Field(pattern=SLUG_PATTERN)] | None = None
     api: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     audience: Condition | None = None
-    reentry: Literal["never", "always"] | Duration = "never"
+    reentry: Reentry = "never"
 
     @model_validator(mode="after")
     def _one_kind(self) -> Entry:
@@ -254,14 +281,16 @@ class MessageNode(Strict):
     @model_validator(mode="after")
     def _content_or_template(self) -> MessageNode:
         if (self.content is None) == (self.template is None):
-            raise PydanticCustomError("message_source", "a message needs exactly one of content, template")
+            raise PydanticCustomError(
+                "message_source", "a message needs exactly one of content, template"
+            )
         return self
 
 
 class Until(Strict):
-    time: Clock | Literal["optimal"]
+    time: DelayTime
     weekdays: list[Weekday] | None = None
-    timezone: Literal["user"] | TimeZoneName = "user"
+    timezone: DelayTimeZone = "user"
     fallback: Clock | None = None
 
     @model_validator(mode="after")
@@ -399,24 +428,29 @@ class Journey(Strict):
     start: NodeId
     nodes: dict[NodeId, Node]
 
-    def successors(self, node_id: str) -> list[tuple[str, str | None]]:
-        """Every outgoing edge of a node as (JSON path below the node, target or None)."""
-        match self.nodes[node_id]:
-            case MessageNode(next=nxt, on_failure=failure):
-                return [("next", nxt), ("on_failure", failure)]
-            case DelayNode(next=nxt) | WaitForInactivityNode(next=nxt) | UpdateUserNode(next=nxt):
-                return [("next", nxt)]
-            case WaitForEventNode(paths=paths, on_timeout=timeout):
-                edges = [(f"paths[{i}].next", p.next) for i, p in enumerate(paths)]
-                return [*edges, ("on_timeout", timeout)]
-            case BranchNode(paths=paths, else_=otherwise):
-                edges = [(f"paths[{i}].next", p.next) for i, p in enumerate(paths)]
-                return [*edges, ("else", otherwise)]
-            case ExperimentNode(variants=variants):
-                return [(f"variants[{i}].next", v.next) for i, v in enumerate(variants)]
-            case ExitNode():
-                return []
-        raise AssertionError(f"unhandled node type {type(self.nodes[node_id]).__name__}")
+
+def node_edges(node: Node) -> list[tuple[str, str | None]]:
+    """Every outgoing edge of a node as (JSON path below the node, target or None)."""
+    match node:
+        case MessageNode(next=nxt, on_failure=failure):
+            return [("next", nxt), ("on_failure", failure)]
+        case DelayNode(next=nxt) | WaitForInactivityNode(next=nxt) | UpdateUserNode(next=nxt):
+            return [("next", nxt)]
+        case WaitForEventNode(paths=paths, on_timeout=timeout):
+            edges = [(f"paths[{i}].next", p.next) for i, p in enumerate(paths)]
+            return [*edges, ("on_timeout", timeout)]
+        case BranchNode(paths=paths, else_=otherwise):
+            edges = [(f"paths[{i}].next", p.next) for i, p in enumerate(paths)]
+            return [*edges, ("else", otherwise)]
+        case ExperimentNode(variants=variants):
+            return [(f"variants[{i}].next", v.next) for i, v in enumerate(variants)]
+        case ExitNode():
+            return []
+    raise AssertionError(f"unhandled node type {type(node).__name__}")
+
+
+NODE = TypeAdapter[Node](Node)
+"""Validates one node on its own."""
 
 
 AllOf.model_rebuild()

@@ -22,7 +22,9 @@ class Settings(BaseSettings):
     write_key: str | None = Field(None, validation_alias="JOURNEYS_WRITE_KEY")
     admin_token: str | None = Field(None, validation_alias="JOURNEYS_ADMIN_TOKEN")
     api_url: str = Field("http://localhost:8000", validation_alias="JOURNEYS_API_URL")
-    temporal_ui_url: str = Field("http://localhost:8233", validation_alias="JOURNEYS_TEMPORAL_UI_URL")
+    temporal_ui_url: str = Field(
+        "http://localhost:8233", validation_alias="JOURNEYS_TEMPORAL_UI_URL"
+    )
 
 
 @lru_cache(maxsize=1)

@@ -29,15 +29,12 @@ from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import AutoString, Field, Session, SQLModel, col, select, update
 
+from journeys.contracts import EndStatus, EnrollmentStatus, EventType, FinalDeliveryStatus
 from journeys.errors import Conflict, NotFound
 from journeys.settings import Settings
 
 JourneyStatus = Literal["draft", "live", "paused", "archived"]
-EventType = Literal["track", "identify", "page", "screen"]
 DeliveryStatus = Literal["pending", "sent", "skipped", "failed"]
-FinalDeliveryStatus = Literal["sent", "skipped", "failed"]
-EnrollmentStatus = Literal["active", "completed", "exited"]
-EndStatus = Literal["completed", "exited"]
 
 DELIVERY_STATUSES: tuple[DeliveryStatus, ...] = ("pending", "sent", "skipped", "failed")
 IN_APP = "in_app"

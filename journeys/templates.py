@@ -2,7 +2,8 @@
 
 Templates see `user`, `entry`, `event`, `journey` (`id`, `name`, `version`) and `variant`.
 A missing variable renders empty. The environment has no loader, so `include` and `render`
-cannot reach files, and Liquid itself cannot call Python code.
+cannot reach files, Liquid itself cannot call Python code, and loops and output are bounded so
+a template cannot hold a worker or the API.
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ class TemplateError(JourneysError):
     """A template failed to parse or to render."""
 
 
-_ENVIRONMENT = Environment()
+class _BoundedEnvironment(Environment):
+    loop_iteration_limit = 10_000
+    output_stream_limit = 200_000
+    context_depth_limit = 30
+
+
+_ENVIRONMENT = _BoundedEnvironment()
+_EMPTY_CONTEXT: dict[str, Any] = {"user": {}, "entry": {}, "event": {}, "journey": {}}
 
 
 def _first_line(error: LiquidError) -> str:
@@ -32,10 +40,14 @@ def _compile(source: str) -> BoundTemplate:
     return _ENVIRONMENT.from_string(source)
 
 
-def syntax_error(source: str) -> str | None:
-    """Why `source` does not parse as Liquid, or None when it does."""
+def template_problem(source: str) -> str | None:
+    """Why `source` is not a usable template, or None when it is.
+
+    It must parse, and render with every variable missing: that also catches unknown
+    filters and runaway loops, which Liquid only finds when rendering.
+    """
     try:
-        _compile(source)
+        _compile(source).render(**_EMPTY_CONTEXT)
     except LiquidError as error:
         return _first_line(error)
     return None

@@ -1,15 +1,16 @@
 """Validation of journey documents: every problem, each with its JSON path.
 
 `validate` runs in two passes. The first is the pydantic model (types, required fields,
-allowed values, durations, time zones, condition shapes); it reports every structural problem
-at once. When the structure holds, the second pass checks what needs the whole document:
-node references, the start node, reachability, cycles, experiment weights and variant names,
-channel content, Liquid syntax and, when the caller knows them, segments and templates.
+allowed values, durations, time zones, condition shapes). The second checks what needs the
+whole document: node references, the start node, reachability, cycles, experiment weights and
+variant names, channel content, templates and, when the caller knows them, segments and
+stored templates. When the first pass fails, the second still runs over every node that is
+valid on its own (and the references of those that are not), so every problem is listed at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import pydantic
@@ -18,6 +19,7 @@ from pydantic import BaseModel
 from journeys import templates
 from journeys.model import (
     MODEL_TAGS,
+    NODE,
     AllOf,
     AnyOf,
     BranchNode,
@@ -26,11 +28,16 @@ from journeys.model import (
     ExperimentNode,
     Journey,
     MessageNode,
+    Node,
     NotOf,
     SegmentCondition,
     UpdateUserNode,
     WaitForEventNode,
+    node_edges,
 )
+
+Edges = dict[str, list[tuple[str, str | None]]]
+"""Each node's outgoing edges: (JSON path below the node, target or None)."""
 
 REQUIRED_CONTENT: Mapping[str, tuple[str, ...]] = {
     "email": ("subject", "body"),
@@ -40,6 +47,47 @@ REQUIRED_CONTENT: Mapping[str, tuple[str, ...]] = {
     "webhook": ("url",),
 }
 IN_APP_KINDS = ("modal", "banner", "tooltip")
+WEBHOOK_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _strings_inside(value: Any) -> bool:
+    if isinstance(value, dict):
+        return all(_strings_inside(item) for item in value.values())
+    if isinstance(value, list):
+        return all(_strings_inside(item) for item in value)
+    return isinstance(value, str)
+
+
+Shape = tuple[Callable[[Any], bool], str]
+TEXT: Shape = (lambda v: isinstance(v, str), "must be a string")
+OBJECT: Shape = (lambda v: isinstance(v, dict), "must be an object")
+STRING_MAP: Shape = (
+    lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()),
+    "must be an object of strings",
+)
+BODY: Shape = (
+    lambda v: isinstance(v, str) or (isinstance(v, dict) and _strings_inside(v)),
+    "must be a string or a JSON object of strings",
+)
+KIND: Shape = (lambda v: v in IN_APP_KINDS, "must be one of " + ", ".join(IN_APP_KINDS))
+CTA: Shape = (
+    lambda v: (
+        isinstance(v, dict)
+        and set(v) == {"label", "url"}
+        and all(isinstance(x, str) for x in v.values())
+    ),
+    "must be {label, url} strings",
+)
+METHOD: Shape = (lambda v: v in WEBHOOK_METHODS, "must be GET, POST, PUT, PATCH or DELETE")
+
+CONTENT_FIELDS: Mapping[str, Mapping[str, Shape]] = {
+    "email": {"subject": TEXT, "body": TEXT, "html": TEXT},
+    "push": {"title": TEXT, "body": TEXT, "data": OBJECT},
+    "sms": {"body": TEXT},
+    "in_app": {"title": TEXT, "body": TEXT, "kind": KIND, "cta": CTA},
+    "webhook": {"url": TEXT, "method": METHOD, "headers": STRING_MAP, "body": BODY},
+}
+"""The content fields of each channel, with the shape each must have."""
 
 
 class Problem(BaseModel):
@@ -72,9 +120,13 @@ def validate(
     references to missing ones are problems too.
     """
     try:
-        journey = Journey.model_validate(document)
+        journey = Journey.model_validate(document, by_name=False)
     except pydantic.ValidationError as error:
-        return [_problem_from_pydantic(e) for e in error.errors()]
+        problems = _unique([_problem_from_pydantic(e) for e in error.errors()])
+        # One mistake, one problem: where the structure is already wrong, say only that.
+        located = {p.path for p in problems}
+        partial = _check_partial(document, templates_known)
+        return problems + [p for p in partial if p.path not in located]
     return check(journey, segments=segments, templates_known=templates_known)
 
 
@@ -85,11 +137,16 @@ def parse(document: Any) -> Journey:
     problems = validate(document)
     if problems:
         raise InvalidJourney(problems)
-    return Journey.model_validate(document)
+    return Journey.model_validate(document, by_name=False)
+
+
+def _unique(problems: list[Problem]) -> list[Problem]:
+    return list({(p.path, p.message): p for p in problems}.values())
 
 
 def _problem_from_pydantic(error: Any) -> Problem:
-    location = [part for part in error["loc"] if part not in MODEL_TAGS]
+    # Drop pydantic's discriminator tags and its "[key]" marker for a bad dictionary key.
+    location = [part for part in error["loc"] if part not in MODEL_TAGS and part != "[key]"]
     message = error["msg"]
     if error["type"] == "extra_forbidden":
         message = "unknown field"
@@ -107,7 +164,8 @@ def check(
     templates_known: set[str] | None = None,
 ) -> list[Problem]:
     """The whole-document rules, on a journey whose structure is already valid."""
-    problems = list(_check_graph(journey))
+    edges = {node_id: node_edges(node) for node_id, node in journey.nodes.items()}
+    problems = _check_graph(journey.start, edges)
     for node_id, node in journey.nodes.items():
         problems += _check_node(node_id, node, templates_known)
     if segments is not None:
@@ -119,70 +177,107 @@ def check(
     return problems
 
 
-def _check_graph(journey: Journey) -> Iterator[Problem]:
-    if journey.start not in journey.nodes:
-        yield Problem(path="start", message=f"unknown node '{journey.start}'")
-    for node_id in journey.nodes:
-        for edge, target in journey.successors(node_id):
-            if target is not None and target not in journey.nodes:
-                yield Problem(path=f"nodes.{node_id}.{edge}", message=f"unknown node '{target}'")
-    if journey.start not in journey.nodes:
-        return
-    reachable = _reachable(journey)
-    for node_id in journey.nodes:
-        if node_id not in reachable:
-            yield Problem(path=f"nodes.{node_id}", message="unreachable from start")
-    cycle = _find_cycle(journey)
+def _check_partial(document: Any, templates_known: set[str] | None) -> list[Problem]:
+    """The whole-document rules over what can be read of a structurally invalid document."""
+    if not isinstance(document, dict) or not isinstance(document.get("nodes"), dict):
+        return []
+    edges: Edges = {}
+    problems: list[Problem] = []
+    complete = True
+    for node_id, raw in document["nodes"].items():
+        try:
+            node: Node = NODE.validate_python(raw, by_name=False)
+        except pydantic.ValidationError:
+            edges[node_id] = _raw_edges(raw)
+            complete = False
+            continue
+        edges[node_id] = node_edges(node)
+        problems += _check_node(node_id, node, templates_known)
+    start = document.get("start")
+    graph = _check_graph(start if isinstance(start, str) else None, edges, complete=complete)
+    return graph + problems
+
+
+def _raw_edges(raw: Any) -> list[tuple[str, str | None]]:
+    """The references of a node that is not valid on its own, as far as they can be read."""
+    if not isinstance(raw, dict):
+        return []
+    edges = [(key, raw[key]) for key in ("next", "on_failure", "on_timeout", "else") if key in raw]
+    for key in ("paths", "variants"):
+        items = raw.get(key)
+        if isinstance(items, list):
+            edges += [
+                (f"{key}[{i}].next", item["next"])
+                for i, item in enumerate(items)
+                if isinstance(item, dict) and "next" in item
+            ]
+    return [(path, target) for path, target in edges if target is None or isinstance(target, str)]
+
+
+def _check_graph(start: str | None, edges: Edges, *, complete: bool = True) -> list[Problem]:
+    """References, start, reachability (only when every node's edges are known) and cycles."""
+    problems = [
+        Problem(path=f"nodes.{node_id}.{edge}", message=f"unknown node '{target}'")
+        for node_id, node_edges_ in edges.items()
+        for edge, target in node_edges_
+        if target is not None and target not in edges
+    ]
+    if start is None:
+        return problems  # the first pass reported the missing start
+    if start not in edges:
+        return [Problem(path="start", message=f"unknown node '{start}'"), *problems]
+    targets = {
+        node_id: [t for _, t in node_edges_ if t is not None and t in edges]
+        for node_id, node_edges_ in edges.items()
+    }
+    if complete:
+        reachable = _reachable(start, targets)
+        problems += [
+            Problem(path=f"nodes.{node_id}", message="unreachable from start")
+            for node_id in edges
+            if node_id not in reachable
+        ]
+    cycle = _find_cycle(targets)
     if cycle:
-        yield Problem(
-            path=f"nodes.{cycle[0]}",
-            message="cycle: " + " → ".join(cycle) + "; journeys must flow forward",
+        problems.append(
+            Problem(
+                path=f"nodes.{cycle[0]}",
+                message="cycle: " + " → ".join(cycle) + "; journeys must flow forward",
+            )
         )
+    return problems
 
 
-def _targets(journey: Journey, node_id: str) -> list[str]:
-    return [t for _, t in journey.successors(node_id) if t is not None and t in journey.nodes]
-
-
-def _reachable(journey: Journey) -> set[str]:
-    seen = {journey.start}
-    stack = [journey.start]
+def _reachable(start: str, targets: dict[str, list[str]]) -> set[str]:
+    seen = {start}
+    stack = [start]
     while stack:
-        for target in _targets(journey, stack.pop()):
+        for target in targets[stack.pop()]:
             if target not in seen:
                 seen.add(target)
                 stack.append(target)
     return seen
 
 
-def _find_cycle(journey: Journey) -> list[str] | None:
+def _find_cycle(targets: dict[str, list[str]]) -> list[str] | None:
     """One cycle as the list of its nodes (first repeated at the end), or None."""
-    done: set[str] = set()
-    for root in journey.nodes:
-        if root in done:
+    state: dict[str, str] = {}  # "trail" while being explored, then "done"
+    for root, children in targets.items():
+        if root in state:
             continue
-        trail: list[str] = []
-        on_trail: set[str] = set()
-        stack: list[tuple[str, Iterator[str]]] = []
-
-        def enter(node: str) -> None:
-            trail.append(node)
-            on_trail.add(node)
-            stack.append((node, iter(_targets(journey, node))))
-
-        enter(root)
-        while stack:
-            node, pending = stack[-1]
-            target = next(pending, None)
+        trail, pending = [root], [iter(children)]
+        state[root] = "trail"
+        while pending:
+            target = next(pending[-1], None)
             if target is None:
-                stack.pop()
-                trail.pop()
-                on_trail.discard(node)
-                done.add(node)
-            elif target in on_trail:
+                pending.pop()
+                state[trail.pop()] = "done"
+            elif state.get(target) == "trail":
                 return [*trail[trail.index(target) :], target]
-            elif target not in done:
-                enter(target)
+            elif target not in state:
+                state[target] = "trail"
+                trail.append(target)
+                pending.append(iter(targets[target]))
     return None
 
 
@@ -230,28 +325,24 @@ def _check_message(base: str, node: MessageNode, templates_known: set[str] | Non
 
 
 def check_content(base: str, channel: str, content: Mapping[str, Any]) -> list[Problem]:
-    """Problems of a message's content for its channel: required fields, shapes, templates."""
+    """Problems of a message's content for its channel: fields, their shapes, templates."""
+    fields = CONTENT_FIELDS[channel]
     problems = [
         Problem(path=f"{base}.{field}", message=f"required for {channel} messages")
         for field in REQUIRED_CONTENT[channel]
         if not isinstance(content.get(field), str) or not content[field].strip()
     ]
-    if channel == "in_app":
-        kind = content.get("kind", "modal")
-        if kind not in IN_APP_KINDS:
-            problems.append(
-                Problem(path=f"{base}.kind", message="must be one of " + ", ".join(IN_APP_KINDS))
-            )
-        cta = content.get("cta")
-        if cta is not None and not (
-            isinstance(cta, dict) and isinstance(cta.get("label"), str) and isinstance(cta.get("url"), str)
-        ):
-            problems.append(Problem(path=f"{base}.cta", message="must be {label, url} strings"))
-    if channel == "webhook" and "method" in content and content["method"] not in (
-        "GET", "POST", "PUT", "PATCH", "DELETE",
-    ):  # fmt: skip
-        problems.append(Problem(path=f"{base}.method", message="must be GET, POST, PUT, PATCH or DELETE"))
     for field, value in content.items():
+        if field not in fields:
+            known = ", ".join(fields)
+            message = f"unknown field for {channel} messages (known: {known})"
+            problems.append(Problem(path=f"{base}.{field}", message=message))
+            continue
+        fits, shape = fields[field]
+        if not fits(value):
+            if field not in REQUIRED_CONTENT[channel] or isinstance(value, str):
+                problems.append(Problem(path=f"{base}.{field}", message=shape))
+            continue
         problems += _check_templates(f"{base}.{field}", value)
     return problems
 
@@ -259,8 +350,12 @@ def check_content(base: str, channel: str, content: Mapping[str, Any]) -> list[P
 def _check_templates(path: str, value: Any) -> list[Problem]:
     """Liquid syntax of every string inside a value (strings, lists and objects of them)."""
     if isinstance(value, str):
-        error = templates.syntax_error(value)
-        return [] if error is None else [Problem(path=path, message=f"template does not parse: {error}")]
+        error = templates.template_problem(value)
+        return (
+            []
+            if error is None
+            else [Problem(path=path, message=f"template does not parse: {error}")]
+        )
     if isinstance(value, dict):
         return [p for key, item in value.items() for p in _check_templates(f"{path}.{key}", item)]
     if isinstance(value, list):

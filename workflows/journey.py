@@ -19,9 +19,9 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from journeys.conditions import Fact, evaluate, fact_key, facts_needed
     from pydantic import BaseModel
 
+    from journeys.conditions import evaluate, fact_key, facts_needed
     from journeys.contracts import (
         EVENT_SIGNAL,
         JOURNEY_ID,
@@ -30,13 +30,13 @@ with workflow.unsafe.imports_passed_through():
         STATE_QUERY,
         USER_ID,
         WORKFLOW_TYPE,
-        Activity,
         ActiveHour,
         ActiveHourInput,
+        Activity,
         DeliverInput,
         DeliveryOutcome,
+        EndStatus,
         EnrollInput,
-        EnrollmentStatus,
         FailDeliveryInput,
         JourneyEvent,
         JourneyInput,
@@ -69,7 +69,9 @@ SEEN_MESSAGE_IDS = 1000
 """How many recent messageIds a run remembers to drop redelivered events."""
 
 STORE_TIMEOUT = timedelta(seconds=30)
-STORE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
+STORE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
+)
 DELIVERY_TIMEOUT = timedelta(seconds=60)
 DELIVERY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -165,7 +167,7 @@ class JourneyWorkflow:
         try:
             while node_id is not None:
                 node_id = await self._visit(node_id)
-            status: EnrollmentStatus = "completed"
+            status: EndStatus = "completed"
             reason = None
         except _Exited as exited:
             status, reason = "exited", exited.reason
@@ -280,7 +282,9 @@ class JourneyWorkflow:
                 ActiveHourInput(user_id=self._input.user_id, timezone=str(zone)),
                 ActiveHour,
             )
-            clock = f"{active.hour:02d}:00" if active.hour is not None else until.fallback or "00:00"
+            clock = (
+                f"{active.hour:02d}:00" if active.hour is not None else until.fallback or "00:00"
+            )
         return next_local_time(now, parse_clock(clock), zone, until.weekdays)
 
     async def _wait_for_event(self, node: WaitForEventNode, resuming: bool) -> str | None:
@@ -400,13 +404,19 @@ class JourneyWorkflow:
             goal is not None
             and not self._state.converted
             and event.name == goal.event
-            and timedelta(0) <= event.timestamp - self._state.entered_at <= to_timedelta(goal.within)
+            and timedelta(0)
+            <= event.timestamp - self._state.entered_at
+            <= to_timedelta(goal.within)
             and await self._matches(goal.where, event)
         ):
             self._state.converted = True
             await self._progress(converted=True)
         for rule in self._journey.exit:
-            if rule.event is not None and event.name == rule.event and await self._matches(rule.where, event):
+            if (
+                rule.event is not None
+                and event.name == rule.event
+                and await self._matches(rule.where, event)
+            ):
                 raise _Exited(f"exit event {rule.event}")
         if event.type == "identify" and event.traits:
             self._state.traits = {**self._state.traits, **event.traits}
@@ -454,13 +464,14 @@ class JourneyWorkflow:
 
     async def _call(self, activity: Activity, argument: BaseModel, result: type[Result]) -> Result:
         """Run a store activity (short, idempotent, retried until the store answers)."""
-        return await workflow.execute_activity(
+        value: Result = await workflow.execute_activity(
             activity,
             argument,
             result_type=result,
             start_to_close_timeout=STORE_TIMEOUT,
             retry_policy=STORE_RETRY,
         )
+        return value
 
     async def _record(self, activity: Activity, argument: BaseModel) -> None:
         """Record progress in the store with a local activity (no task-queue round trip)."""
@@ -477,7 +488,11 @@ class JourneyWorkflow:
         return TemplateContext(
             entry=self._input.entry.properties,
             event=self._state.event,
-            journey={"id": self._journey.id, "name": self._journey.name, "version": self._input.version},
+            journey={
+                "id": self._journey.id,
+                "name": self._journey.name,
+                "version": self._input.version,
+            },
             variant=self._state.variant,
         )
 
@@ -498,7 +513,7 @@ class JourneyWorkflow:
         node_id: str | None = None,
         variant: str | None = None,
         converted: bool = False,
-        ended: EnrollmentStatus | None = None,
+        ended: EndStatus | None = None,
     ) -> None:
         progress = ProgressInput(
             enrollment_id=self._state.enrollment_id,

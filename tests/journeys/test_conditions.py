@@ -99,12 +99,6 @@ def test_lookup_reads_digit_keys_of_objects() -> None:
     assert lookup({"user": {"scores": {"2024": 9}}}, "user.scores.2024") == 9
 
 
-@pytest.mark.xfail(
-    reason="lookup() tests list indices with str.isdigit(), which accepts digits int() refuses "
-    "(e.g. '²'), so it raises ValueError instead of reporting a missing field",
-    raises=ValueError,
-    strict=True,
-)
 def test_lookup_of_odd_digit_index_is_missing() -> None:
     assert lookup({"user": {"tags": ["a"]}}, "user.tags.²") is MISSING
 
@@ -431,13 +425,6 @@ def test_facts_needed_answers_evaluate() -> None:
     assert evaluate(condition, CONTEXT, lambda fact: answers[fact_key(fact)]) is True
 
 
-UNHASHABLE_FACT_BUG = (
-    "facts_needed dedupes with dict.fromkeys, which hashes the frozen models; a fact holding a "
-    "list (an event_count whose `where` uses all/any or an 'in' value) is unhashable: TypeError"
-)
-
-
-@pytest.mark.xfail(reason=UNHASHABLE_FACT_BUG, raises=TypeError, strict=True)
 @pytest.mark.parametrize(
     "where",
     [

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -13,20 +13,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import StatementError
 
+from journeys.contracts import FinalDeliveryStatus
 from journeys.errors import Conflict, NotFound
 from journeys.settings import Settings
-from journeys.store import FinalDeliveryStatus, Store
+from journeys.store import Store
 
 T = TypeVar("T")
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    """A fresh store on a SQLite file."""
-    store = Store(f"sqlite:///{tmp_path / 'journeys.db'}")
-    yield store
-    store.close()
 
 
 def document(journey_id: str = "welcome", name: str = "Welcome") -> dict[str, Any]:

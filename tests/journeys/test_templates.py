@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from journeys.errors import JourneysError
-from journeys.templates import TemplateError, render, render_value, syntax_error
+from journeys.templates import TemplateError, render, render_value, template_problem
 
 CONTEXT: dict[str, Any] = {
     "user": {
@@ -108,12 +108,11 @@ def test_render_with_empty_namespaces() -> None:
         '{{ user.first_name | default: "there" }}',
         "{% if user.vip %}VIP{% endif %}",
         "{% for i in user.tags %}{{ i }}{% endfor %}",
-        "{{ x | no_such_filter }}",  # filters are looked up when rendering
         "{% raw %}{{ not parsed }}{% endraw %}",
     ],
 )
-def test_syntax_error_none_for_valid(source: str) -> None:
-    assert syntax_error(source) is None
+def test_template_problem_none_for_valid(source: str) -> None:
+    assert template_problem(source) is None
 
 
 @pytest.mark.parametrize(
@@ -126,10 +125,16 @@ def test_syntax_error_none_for_valid(source: str) -> None:
         ("{% nosuchtag %}", "unexpected tag 'nosuchtag'"),
         ("{% if %}yes{% endif %}", "missing expression"),
         ("{% for %}{% endfor %}", "missing expression"),
+        ("{{ x | no_such_filter }}", "unknown filter 'no_such_filter'"),  # found by rendering
+        ("{% for i in (1..100000000) %}{% endfor %}", "loop iteration limit reached"),
+        (
+            "{% for i in (1..9000) %}{{ 'x' | append: 'yyyyyyyyyyyyyyyyyyyyyyyy' }}{% endfor %}",
+            "output stream limit reached",
+        ),
     ],
 )
-def test_syntax_error_message(source: str, message: str) -> None:
-    error = syntax_error(source)
+def test_template_problem_message(source: str, message: str) -> None:
+    error = template_problem(source)
     assert error is not None
     assert error
     assert "\n" not in error  # one line, to fit a validation problem
@@ -143,7 +148,7 @@ def test_syntax_error_message(source: str, message: str) -> None:
 def test_render_of_bad_syntax_raises(source: str) -> None:
     with pytest.raises(TemplateError) as raised:
         render(source, CONTEXT)
-    assert str(raised.value) == syntax_error(source)
+    assert str(raised.value) == template_problem(source)
 
 
 @pytest.mark.parametrize(
@@ -173,7 +178,7 @@ def test_template_error_is_a_journeys_error() -> None:
     ],
 )
 def test_include_and_render_cannot_reach_files(source: str) -> None:
-    assert syntax_error(source) is None  # they parse, but there is nothing to load
+    assert template_problem(source) is not None  # they parse, but there is nothing to load
     with pytest.raises(TemplateError):
         render(source, CONTEXT)
 

@@ -56,7 +56,10 @@ async def start(
         version=version,
         user_id=user_id,
         entry=EntryContext(
-            message_id=f"entry-{user_id}", event="Added to Cart", properties=entry or {}, timestamp=now
+            message_id=f"entry-{user_id}",
+            event="Added to Cart",
+            properties=entry or {},
+            timestamp=now,
         ),
         task_queue=task_queue,
         continue_as_new_after=continue_as_new_after,

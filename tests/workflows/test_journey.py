@@ -23,7 +23,7 @@ from journeys.contracts import (
     StateView,
 )
 from journeys.store import Store
-from tests.workflows.helpers import workflow_task_failures, make_journey, send, start
+from tests.workflows.helpers import make_journey, send, start, workflow_task_failures
 
 WAIT_THEN_EMAIL = {
     "wait": {
@@ -44,9 +44,7 @@ EMAIL = {"subject": "Hello", "body": "Body"}
 
 async def ended_after(store: Store, handle: WorkflowHandle[object, JourneyOutcome]) -> timedelta:
     """How long (in workflow time) the run took from entry to its end."""
-    [enrollment] = [
-        e for e in store.enrollments_for_user("u1") if e.workflow_id == handle.id
-    ]
+    [enrollment] = [e for e in store.enrollments_for_user("u1") if e.workflow_id == handle.id]
     assert enrollment.ended_at is not None
     return enrollment.ended_at - enrollment.entered_at
 
@@ -115,7 +113,9 @@ async def test_exit_event_where_filters(
     journey = make_journey(
         "pause",
         {"pause": {"type": "delay", "duration": "1d"}},
-        exit=[{"event": "Order Completed", "where": {"field": "event.total", "op": "gt", "value": 0}}],
+        exit=[
+            {"event": "Order Completed", "where": {"field": "event.total", "op": "gt", "value": 0}}
+        ],
     )
     handle = await start(time_skipping, task_queue, journey)
     await send(time_skipping, handle, "Order Completed", total=0)
@@ -130,7 +130,12 @@ async def test_trait_change_exits_during_wait_and_before_message(
     handle = await start(time_skipping, task_queue, journey)
     await time_skipping.sleep(timedelta(hours=1))
     identify = (await send(time_skipping, handle, "ignored")).model_copy(
-        update={"type": "identify", "name": None, "traits": {"plan": "cancelled"}, "message_id": "id-1"}
+        update={
+            "type": "identify",
+            "name": None,
+            "traits": {"plan": "cancelled"},
+            "message_id": "id-1",
+        }
     )
     await handle.signal(EVENT_SIGNAL, identify)
     assert (await handle.result()).status == "exited"
@@ -286,7 +291,9 @@ async def test_experiment_splits_1000_users_by_weight_identically_on_rerun(
     users = [f"user-{i}" for i in range(1000)]
 
     async def assign() -> dict[str, str]:
-        handles = await asyncio.gather(*(start(time_skipping, task_queue, journey, u) for u in users))
+        handles = await asyncio.gather(
+            *(start(time_skipping, task_queue, journey, u) for u in users)
+        )
         # No timers here; skipping time while a thousand tasks queue would only time them out.
         with time_skipping.auto_time_skipping_disabled():
             await asyncio.gather(*(h.result() for h in handles))
@@ -356,7 +363,11 @@ async def test_quiet_hours_delay_skip_and_transactional(
         # Quiet hours from an hour ago to two hours ahead, whatever the server's clock says.
         now = await time_skipping.get_current_time()
         start = (now - timedelta(hours=1)).strftime("%H:%M")
-        return {"start": start, "end": (now + timedelta(hours=2)).strftime("%H:%M"), "action": action}
+        return {
+            "start": start,
+            "end": (now + timedelta(hours=2)).strftime("%H:%M"),
+            "action": action,
+        }
 
     mail = {"mail": {"type": "message", "channel": "email", "content": EMAIL}}
     for user in ("u1", "u2", "u3"):
@@ -438,7 +449,9 @@ async def test_goal_converts_without_ending_the_journey(
 async def test_search_attributes_summary_details_and_state_query(
     time_skipping: WorkflowEnvironment, worker: Worker, store: Store, task_queue: str
 ) -> None:
-    handle = await start(time_skipping, task_queue, make_journey("wait", WAIT_THEN_EMAIL), version=4)
+    handle = await start(
+        time_skipping, task_queue, make_journey("wait", WAIT_THEN_EMAIL), version=4
+    )
     state = await handle.query(STATE_QUERY, result_type=StateView)
     assert (state.journey_id, state.version, state.current_node) == ("test-journey", 4, "wait")
     assert state.path == ["wait"]
@@ -464,9 +477,7 @@ async def test_search_attributes_summary_details_and_state_query(
 async def test_duplicate_and_malformed_signals_change_nothing(
     time_skipping: WorkflowEnvironment, worker: Worker, store: Store, task_queue: str
 ) -> None:
-    journey = make_journey(
-        "wait", WAIT_THEN_EMAIL, exit=[{"event": "Order Completed"}]
-    )
+    journey = make_journey("wait", WAIT_THEN_EMAIL, exit=[{"event": "Order Completed"}])
     store.merge_traits("u1", {"email": "ada@example.com"})
     handle = await start(time_skipping, task_queue, journey)
     await send(time_skipping, handle, "Page Viewed", message_id="m-1")
