@@ -46,11 +46,11 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run the worker until SIGTERM."""
-    from journeys.settings import Settings
+    from journeys.settings import load_settings
     from worker.main import run_worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    asyncio.run(run_worker(Settings()))
+    asyncio.run(run_worker(load_settings()))
     return 0
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from journeys.errors import ConfigurationError
 
 
 class Settings(BaseSettings):
@@ -27,7 +27,10 @@ class Settings(BaseSettings):
     )
 
 
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The process's settings, read once."""
-    return Settings()
+def load_settings() -> Settings:
+    """The settings from the environment; raise `ConfigurationError` naming what is wrong."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in error.errors())
+        raise ConfigurationError(f"invalid configuration: {problems}") from None

@@ -12,6 +12,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.journey import JourneyActivities
+from journeys.errors import ConfigurationError
 from journeys.settings import Settings
 from journeys.store import Store
 from worker.client import connect
@@ -39,7 +40,13 @@ def build_worker(
 async def run_worker(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT, then finish in-flight tasks and stop."""
     store = Store.from_settings(settings)
-    client = await connect(settings)
+    try:
+        client = await connect(settings)
+    except RuntimeError as error:  # the SDK's "Failed client connect"
+        raise ConfigurationError(
+            f"cannot reach Temporal at {settings.temporal_address} "
+            f"(TEMPORAL_ADDRESS, namespace {settings.temporal_namespace!r}): {error}"
+        ) from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

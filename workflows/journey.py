@@ -273,7 +273,7 @@ class JourneyWorkflow:
             return now + to_timedelta(node.duration)
         until = node.until
         assert until is not None  # the model requires duration or until
-        await self._first_true([])  # refresh traits: the user's time zone may have changed
+        await self._refresh_traits()  # the user's time zone may have changed
         zone = user_timezone(until.timezone, self._state.traits, self._journey.settings.timezone)
         clock = until.time
         if clock == "optimal":
@@ -461,6 +461,9 @@ class JourneyWorkflow:
             if evaluate(condition, context, lambda fact: answers[fact_key(fact)]):
                 return index
         return None
+
+    async def _refresh_traits(self) -> None:
+        await self._first_true([])
 
     async def _call(self, activity: Activity, argument: BaseModel, result: type[Result]) -> Result:
         """Run a store activity (short, idempotent, retried until the store answers)."""

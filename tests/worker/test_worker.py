@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -58,3 +59,22 @@ async def test_worker_process_runs_journeys_and_stops_cleanly_on_sigterm(
     assert process.returncode == 0, log
     assert "stopping: finishing in-flight tasks" in log
     store.close()
+
+
+def test_worker_without_a_server_says_where_it_looked(tmp_path: Path) -> None:
+    environment = {
+        **os.environ,
+        "TEMPORAL_ADDRESS": "127.0.0.1:1",
+        "JOURNEYS_DATABASE_URL": f"sqlite:///{tmp_path / 'journeys.db'}",
+    }
+    result = subprocess.run(
+        [installed_binary("journeys"), "worker"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "journeys: cannot reach Temporal at 127.0.0.1:1" in result.stderr
+    assert "Traceback" not in result.stderr
