@@ -35,11 +35,9 @@ from journeys.contracts import (
     UserContext,
 )
 from journeys.model import Condition, EventCountCondition, SegmentCondition, to_timedelta
-from journeys.store import Store
+from journeys.store import DeliveryRecord, Store
 
 CONDITION = TypeAdapter[Condition](Condition)
-SEGMENT_DEPTH = 8
-"""Segments may refer to segments; deeper nesting than this is treated as a loop."""
 ACTIVE_HOUR_MIN_EVENTS = 5
 ACTIVE_HOUR_HISTORY = timedelta(days=90)
 PERMANENT_FAILURE = "PermanentDeliveryFailure"
@@ -82,7 +80,7 @@ class JourneyActivities:
     def load_context(self, request: LoadContextInput) -> UserContext:
         """The user's traits and the answers to the facts the workflow's conditions need."""
         traits = self._traits(request.user_id)
-        answer = self._fact_answerer(request.user_id, traits, depth=0)
+        answer = self._fact_answerer(request.user_id, traits, frozenset())
         return UserContext(traits=traits, facts={fact_key(f): answer(f) for f in request.facts})
 
     def _traits(self, user_id: str) -> dict[str, Any]:
@@ -90,17 +88,19 @@ class JourneyActivities:
         return dict(user.traits) if user is not None else {}
 
     def _fact_answerer(
-        self, user_id: str, traits: dict[str, Any], depth: int
+        self, user_id: str, traits: dict[str, Any], visiting: frozenset[str]
     ) -> Callable[[Fact], bool | int]:
+        """Answers facts from the store; `visiting` holds the segments being evaluated."""
         context = {"user": {**traits, "id": user_id}}
 
         def answer(fact: Fact) -> bool | int:
             match fact:
                 case SegmentCondition(segment=segment_id):
                     segment = self._store.get_segment(segment_id)
-                    if segment is None or depth >= SEGMENT_DEPTH:
+                    # A segment defined through itself has no meaning: the loop counts as "no".
+                    if segment is None or segment_id in visiting:
                         return False
-                    inner = self._fact_answerer(user_id, traits, depth + 1)
+                    inner = self._fact_answerer(user_id, traits, visiting | {segment_id})
                     return evaluate(CONDITION.validate_python(segment.condition), context, inner)
                 case EventCountCondition(event_count=count):
                     name = None if count.event == "*" else count.event
@@ -163,16 +163,7 @@ class JourneyActivities:
     @activity.defn(name=Activity.DELIVER)
     def deliver(self, request: DeliverInput) -> DeliveryOutcome:
         """Render and deliver one message, at most once per idempotency key."""
-        record, _ = self._store.begin_delivery(
-            idempotency_key=request.idempotency_key,
-            journey_id=request.journey_id,
-            version=request.version,
-            node_id=request.node_id,
-            user_id=request.user_id,
-            channel=request.channel,
-            variant=request.context.variant,
-            content=request.content or {},
-        )
+        record = self._begin(request)
         if record.status != "pending":  # done by an earlier attempt
             return DeliveryOutcome(
                 status=record.status, reason=record.reason, delivery_id=record.id
@@ -186,6 +177,20 @@ class JourneyActivities:
         # The outbox: with no provider configured, the record itself is the delivery
         # (in-app messages are the user's inbox).
         return self._finish(request, "sent", None, content)
+
+    def _begin(self, request: DeliverInput) -> DeliveryRecord:
+        """The delivery's record, created "pending" by the first attempt."""
+        record, _ = self._store.begin_delivery(
+            idempotency_key=request.idempotency_key,
+            journey_id=request.journey_id,
+            version=request.version,
+            node_id=request.node_id,
+            user_id=request.user_id,
+            channel=request.channel,
+            variant=request.context.variant,
+            content=request.content or {},
+        )
+        return record
 
     def _render(self, request: DeliverInput, traits: dict[str, Any]) -> dict[str, Any]:
         source = request.content
@@ -218,8 +223,14 @@ class JourneyActivities:
 
     @activity.defn(name=Activity.FAIL_DELIVERY)
     def fail_delivery(self, request: FailDeliveryInput) -> None:
-        """Mark a delivery failed after its activity gave up (idempotent)."""
-        self._store.finish_delivery(request.idempotency_key, "failed", request.reason)
+        """Record a delivery as failed after its activity gave up (idempotent).
+
+        Every attempt may have failed before recording anything, so the record is created if
+        need be; one an attempt finished (its result lost to a timeout) keeps its status.
+        """
+        record = self._begin(request.delivery)
+        if record.status == "pending":
+            self._store.finish_delivery(record.idempotency_key, "failed", request.reason)
 
     @activity.defn(name=Activity.UPDATE_USER)
     def update_user(self, request: UpdateUserInput) -> UserContext:

@@ -197,7 +197,9 @@ class DeliveryOutcome(BaseModel):
 
 
 class FailDeliveryInput(BaseModel):
-    idempotency_key: str
+    """A delivery whose activity gave up (non-retryable error or attempts exhausted)."""
+
+    delivery: DeliverInput
     reason: str
 
 

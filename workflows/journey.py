@@ -256,7 +256,7 @@ class JourneyWorkflow:
             # A permanent failure (non-retryable) or retries exhausted: record it, move on.
             cause = error.cause
             reason = cause.message if isinstance(cause, ApplicationError) else str(error)
-            failure = FailDeliveryInput(idempotency_key=request.idempotency_key, reason=reason)
+            failure = FailDeliveryInput(delivery=request, reason=reason)
             await self._call(Activity.FAIL_DELIVERY, failure, type(None))
             return node.on_failure if node.on_failure is not None else node.next
         return node.next

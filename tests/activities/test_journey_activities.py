@@ -317,7 +317,7 @@ def test_fail_delivery_marks_failed_and_is_idempotent(
     store: Store, activities: JourneyActivities
 ) -> None:
     pending = begin_pending(store)
-    failure = FailDeliveryInput(idempotency_key="enr-1:hello", reason="retries exhausted")
+    failure = FailDeliveryInput(delivery=deliver_input(), reason="retries exhausted")
     activities.fail_delivery(failure)
     activities.fail_delivery(failure)
     record = only_delivery(store)
@@ -333,29 +333,26 @@ def test_fail_delivery_marks_failed_and_is_idempotent(
     assert only_delivery(store).status == "failed"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fail_delivery raises NotFound when deliver never recorded the key; the workflow "
-    "retries it with STORE_RETRY (no attempt limit), so the run is stuck for good",
-)
-def test_fail_delivery_of_a_delivery_never_recorded_does_not_raise(
+def test_fail_delivery_of_a_delivery_never_recorded_records_it_failed(
     store: Store, activities: JourneyActivities
 ) -> None:
-    activities.fail_delivery(FailDeliveryInput(idempotency_key="never-begun", reason="timeout"))
-    assert store.deliveries_for_user(USER) == []
+    failure = FailDeliveryInput(delivery=deliver_input(key="never-begun"), reason="timeout")
+    activities.fail_delivery(failure)
+    record = only_delivery(store)
+    assert (record.idempotency_key, record.status, record.reason) == (
+        "never-begun",
+        "failed",
+        "timeout",
+    )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fail_delivery overwrites any final status: a delivery whose last attempt "
-    "committed 'sent' but timed out is downgraded to 'failed' (and leaves the in-app inbox)",
-)
 def test_fail_delivery_does_not_downgrade_a_sent_delivery(
     store: Store, activities: JourneyActivities
 ) -> None:
-    outcome = activities.deliver(deliver_input(channel="in_app", content={"body": "Hi"}))
+    request = deliver_input(channel="in_app", content={"body": "Hi"})
+    outcome = activities.deliver(request)
     assert outcome.status == "sent"
-    activities.fail_delivery(FailDeliveryInput(idempotency_key="enr-1:hello", reason="timeout"))
+    activities.fail_delivery(FailDeliveryInput(delivery=request, reason="timeout"))
     assert only_delivery(store).status == "sent"
     assert [m.id for m in store.inbox(USER)] == [outcome.delivery_id]
 
