@@ -95,7 +95,12 @@ class JourneyState(BaseModel):
     converted: bool = False
     traits: dict[str, Any] = Field(default_factory=dict)
     seen: list[str] = Field(default_factory=list)
-    pending: list[JourneyEvent] = Field(default_factory=list)
+    pending: list[JourneyEvent] = Field(
+        default_factory=list, description="received, not yet checked against exits and goal"
+    )
+    unclaimed: list[JourneyEvent] = Field(
+        default_factory=list, description="checked, not yet offered to a wait"
+    )
 
 
 class JourneyInput(BaseModel):

@@ -191,8 +191,6 @@ class JourneyWorkflow:
             self._state.deadline = None
             workflow.upsert_search_attributes([JOURNEY_NODE.value_set(node_id)])
             await self._progress(node_id=node_id)
-        # Events that arrived before the node was reached are observed (exits, goals) but
-        # never match the node's own waits.
         await self._observe_pending()
         node: Node = self._journey.nodes[node_id]
         match node:
@@ -314,7 +312,10 @@ class JourneyWorkflow:
         async def restart_clock(event: JourneyEvent) -> bool:
             # Each watched event restarts the clock; the wait ends only at a quiet deadline.
             if event.type == "track" and (node.events is None or event.name in node.events):
-                self._state.deadline = workflow.now() + length
+                # From when the user acted (a late-routed event restarts the clock in the past),
+                # and never earlier than an event already seen.
+                restarted = min(event.timestamp, workflow.now()) + length
+                self._state.deadline = max(self._deadline(), restarted)
                 workflow.set_current_details(self._inactivity_details(node))
             return False
 
@@ -323,8 +324,7 @@ class JourneyWorkflow:
 
     def _inactivity_details(self, node: WaitForInactivityNode) -> str:
         watched = ", ".join(node.events) if node.events else "any event"
-        assert self._state.deadline is not None
-        return f"waiting for inactivity ({watched}) until {self._state.deadline.isoformat()}"
+        return f"waiting for inactivity ({watched}) until {self._deadline().isoformat()}"
 
     async def _experiment(self, node_id: str, node: ExperimentNode) -> str | None:
         bucket = experiment_bucket(self._journey.id, node_id, self._input.user_id)
@@ -355,17 +355,29 @@ class JourneyWorkflow:
     # --- events, exits, goals -------------------------------------------------------------
 
     async def _wait(self, details: str, offer: Offer) -> bool:
-        """Wait until `self._state.deadline`, observing every event on the way.
+        """Wait until `self._state.deadline`, offering every event to `offer` on the way.
 
         Returns True as soon as `offer` accepts an event, False when the deadline passes.
         `offer` may move the deadline (inactivity). Raises `_Exited` when an exit rule matches.
+
+        Which wait an event belongs to goes by when it happened: one that arrived while the
+        user passed through instant nodes (a message, a branch) is offered to the next wait;
+        one that happened after this wait's deadline is left for the next node, even when its
+        signal and the timer reach the run together.
         """
         self._state.waiting_for = details
         workflow.set_current_details(details)
         try:
             while True:
-                deadline = self._state.deadline
-                assert deadline is not None
+                deadline = self._deadline()
+                while self._state.unclaimed:
+                    event = self._state.unclaimed[0]
+                    if event.timestamp >= deadline and workflow.now() >= deadline:
+                        return False
+                    self._state.unclaimed.pop(0)
+                    if await offer(event):
+                        return True
+                    deadline = self._deadline()
                 remaining = deadline - workflow.now()
                 if remaining <= timedelta(0):
                     return False
@@ -376,15 +388,15 @@ class JourneyWorkflow:
                     )
                 except TimeoutError:
                     return False
-                while self._state.pending:
-                    event = self._state.pending.pop(0)
-                    await self._observe(event)
-                    if await offer(event):
-                        return True
+                await self._observe_pending()
                 if self._history_is_long():
                     raise _ContinueAsNew
         finally:
             self._state.waiting_for = None
+
+    def _deadline(self) -> datetime:
+        assert self._state.deadline is not None, "every wait sets its deadline first"
+        return self._state.deadline
 
     def _history_is_long(self) -> bool:
         info = workflow.info()
@@ -394,8 +406,11 @@ class JourneyWorkflow:
         return info.is_continue_as_new_suggested()
 
     async def _observe_pending(self) -> None:
+        """Check new events against exits and the goal at once, then queue them for waits."""
         while self._state.pending:
-            await self._observe(self._state.pending.pop(0))
+            event = self._state.pending.pop(0)
+            await self._observe(event)
+            self._state.unclaimed.append(event)
 
     async def _observe(self, event: JourneyEvent) -> None:
         """What every event does whatever the node: goal, event exit rules, trait changes."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -10,7 +11,14 @@ from temporalio.api.enums.v1 import WorkflowTaskFailedCause
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from journeys.contracts import EVENT_SIGNAL, EntryContext, JourneyEvent, JourneyOutcome
+from journeys.contracts import (
+    EVENT_SIGNAL,
+    STATE_QUERY,
+    EntryContext,
+    JourneyEvent,
+    JourneyOutcome,
+    StateView,
+)
 from journeys.model import Journey
 from worker.client import start_journey
 
@@ -92,3 +100,10 @@ async def workflow_task_failures(client: Client, workflow_id: str) -> list[str]:
         and (attributes := history_event.workflow_task_failed_event_attributes).cause
         != WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND
     ]
+
+
+async def reached(handle: WorkflowHandle[Any, Any], node_id: str, timeout: float = 10.0) -> None:
+    """Wait (in real time) until the run is at `node_id`."""
+    async with asyncio.timeout(timeout):
+        while (await handle.query(STATE_QUERY, result_type=StateView)).current_node != node_id:
+            await asyncio.sleep(0.02)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -23,7 +24,8 @@ from journeys.contracts import (
     StateView,
 )
 from journeys.store import Store
-from tests.workflows.helpers import make_journey, send, start, workflow_task_failures
+from tests.workflows.helpers import make_journey, reached, send, start, workflow_task_failures
+from worker.main import build_worker
 
 WAIT_THEN_EMAIL = {
     "wait": {
@@ -169,6 +171,62 @@ async def test_only_events_after_the_node_is_reached_match(
     handle = await start(time_skipping, task_queue, journey)
     await send(time_skipping, handle, "Checkout Started")  # during the delay: too early
     assert (await handle.result()).path == ["pause", "wait", "timed-out"]
+
+
+async def test_event_happening_after_a_delay_goes_to_the_next_wait(
+    dev_server: WorkflowEnvironment,
+    store: Store,
+    task_queue: str,
+    executor: ThreadPoolExecutor,
+) -> None:
+    # The timer firing and the event's signal reach the run in one activation (the worker is
+    # down while both happen; a real dev server, since the time-skipping one will not skip
+    # without a worker): the event happened after the delay ended, so the next wait takes it.
+    journey = make_journey(
+        "pause",
+        {
+            "pause": {"type": "delay", "duration": "1s", "next": "wait"},
+            "wait": {
+                "type": "wait_for_event",
+                "timeout": "1d",
+                "on_timeout": "timed-out",
+                "paths": [{"event": "Checkout Started", "next": "matched"}],
+            },
+            "matched": {"type": "exit"},
+            "timed-out": {"type": "exit"},
+        },
+    )
+    async with build_worker(dev_server.client, store, task_queue, executor):
+        handle = await start(dev_server, task_queue, journey)
+        await reached(handle, "pause")
+    await asyncio.sleep(1.5)
+    await send(dev_server, handle, "Checkout Started")
+    async with build_worker(dev_server.client, store, task_queue, executor):
+        outcome = await asyncio.wait_for(handle.result(), timeout=30)
+    assert outcome.path == ["pause", "wait", "matched"]
+
+
+async def test_event_arriving_before_the_first_wait_is_offered_to_it(
+    time_skipping: WorkflowEnvironment,
+    store: Store,
+    task_queue: str,
+    executor: ThreadPoolExecutor,
+) -> None:
+    # The user checks out a moment after entering, before the run has even started: the
+    # first wait must see it, or they would be nagged about a cart they already bought.
+    store.merge_traits("u1", {"email": "ada@example.com"})
+    journey = make_journey(
+        "thanks",
+        {
+            "thanks": {"type": "message", "channel": "email", "content": EMAIL, "next": "wait"},
+            **WAIT_THEN_EMAIL,
+        },
+    )
+    handle = await start(time_skipping, task_queue, journey)  # no worker yet
+    await send(time_skipping, handle, "Checkout Started")
+    async with build_worker(time_skipping.client, store, task_queue, executor):
+        assert (await handle.result()).path == ["thanks", "wait"]
+    assert [d.node_id for d in store.deliveries_for_user("u1")] == ["thanks"]
 
 
 async def test_wait_for_event_first_matching_path_sets_event_context(
