@@ -13,12 +13,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
 
-from pydantic import TypeAdapter
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from journeys import templates
-from journeys.conditions import Fact, evaluate, fact_key
+from journeys.conditions import fact_key
 from journeys.contracts import (
     ActiveHour,
     ActiveHourInput,
@@ -34,10 +33,9 @@ from journeys.contracts import (
     UpdateUserInput,
     UserContext,
 )
-from journeys.model import Condition, EventCountCondition, SegmentCondition, to_timedelta
+from journeys.facts import fact_answerer, user_traits
 from journeys.store import DeliveryRecord, Store
 
-CONDITION = TypeAdapter[Condition](Condition)
 ACTIVE_HOUR_MIN_EVENTS = 5
 ACTIVE_HOUR_HISTORY = timedelta(days=90)
 PERMANENT_FAILURE = "PermanentDeliveryFailure"
@@ -80,43 +78,11 @@ class JourneyActivities:
     def load_context(self, request: LoadContextInput) -> UserContext:
         """The user's traits and the answers to the facts the workflow's conditions need."""
         traits = self._traits(request.user_id)
-        answer = self._fact_answerer(request.user_id, traits, frozenset())
+        answer = fact_answerer(self._store, request.user_id, traits)
         return UserContext(traits=traits, facts={fact_key(f): answer(f) for f in request.facts})
 
     def _traits(self, user_id: str) -> dict[str, Any]:
-        user = self._store.get_user(user_id)
-        return dict(user.traits) if user is not None else {}
-
-    def _fact_answerer(
-        self, user_id: str, traits: dict[str, Any], visiting: frozenset[str]
-    ) -> Callable[[Fact], bool | int]:
-        """Answers facts from the store; `visiting` holds the segments being evaluated."""
-        context = {"user": {**traits, "id": user_id}}
-
-        def answer(fact: Fact) -> bool | int:
-            match fact:
-                case SegmentCondition(segment=segment_id):
-                    segment = self._store.get_segment(segment_id)
-                    # A segment defined through itself has no meaning: the loop counts as "no".
-                    if segment is None or segment_id in visiting:
-                        return False
-                    inner = self._fact_answerer(user_id, traits, visiting | {segment_id})
-                    return evaluate(CONDITION.validate_python(segment.condition), context, inner)
-                case EventCountCondition(event_count=count):
-                    name = None if count.event == "*" else count.event
-                    since = None
-                    if count.within is not None:
-                        since = datetime.now(UTC) - to_timedelta(count.within)
-                    if count.where is None:
-                        return self._store.count_events(user_id, name=name, since=since)
-                    where = count.where
-                    events = self._store.events_for_user(user_id, name=name, since=since)
-                    return sum(
-                        evaluate(where, {**context, "event": e.properties}, answer) for e in events
-                    )
-            raise AssertionError(f"unhandled fact {fact!r}")
-
-        return answer
+        return user_traits(self._store, user_id)
 
     @activity.defn(name=Activity.MOST_ACTIVE_HOUR)
     def most_active_hour(self, request: ActiveHourInput) -> ActiveHour:

@@ -117,7 +117,10 @@ class EventRecord(SQLModel, table=True):
     """An ingested event; `name` is the track event or the page/screen name (None for identify)."""
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_user_name_timestamp", "user_id", "name", "timestamp"),)
+    __table_args__ = (
+        Index("ix_events_user_name_timestamp", "user_id", "name", "timestamp"),
+        Index("ix_events_routed_at", "routed_at", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     message_id: str = Field(unique=True)
@@ -127,6 +130,8 @@ class EventRecord(SQLModel, table=True):
     properties: dict[str, Any] = Field(default_factory=dict, sa_column=_json_column())
     timestamp: datetime = Field(sa_column=_time_column())
     received_at: datetime = Field(default_factory=utcnow, sa_column=_time_column())
+    routed_at: datetime | None = Field(default=None, sa_column=_time_column(nullable=True))
+    """None until the event reached every journey that cares: the events table is the outbox."""
 
 
 class SegmentRecord(SQLModel, table=True):
@@ -487,6 +492,29 @@ class Store:
                 return False
             raise
         return True
+
+    def unrouted_events(self, limit: int = 500) -> list[EventRecord]:
+        """Events stored but not yet routed to journeys, oldest first."""
+        statement = (
+            select(EventRecord)
+            .where(col(EventRecord.routed_at).is_(None))
+            .order_by(col(EventRecord.id))
+            .limit(limit)
+        )
+        with self._read() as session:
+            return list(session.exec(statement))
+
+    def mark_routed(self, event_ids: list[int], at: datetime | None = None) -> None:
+        """Record that these events reached their journeys."""
+        if not event_ids:
+            return
+        statement = (
+            update(EventRecord)
+            .where(col(EventRecord.id).in_(event_ids))
+            .values(routed_at=at or utcnow())
+        )
+        with self._write() as session:
+            session.exec(statement)
 
     def _event_exists(self, message_id: str) -> bool:
         statement = select(EventRecord.id).where(EventRecord.message_id == message_id)

@@ -588,3 +588,18 @@ def test_settings_round_trip(store: Store) -> None:
         "timezone": "Europe/Oslo",
     }
     assert store.get_settings() == {"frequency_caps": caps, "timezone": "Europe/Oslo"}
+
+
+def test_events_are_the_routing_outbox(store: Store) -> None:
+    for i in range(3):
+        store.append_event(
+            message_id=f"m{i}", user_id="u1", type="track", name="Viewed",
+            properties={}, timestamp=T0 + timedelta(minutes=i),
+        )  # fmt: skip
+    pending = store.unrouted_events()
+    assert [e.message_id for e in pending] == ["m0", "m1", "m2"]
+    assert [e.message_id for e in store.unrouted_events(limit=2)] == ["m0", "m1"]
+    store.mark_routed([e.id for e in pending[:2] if e.id is not None], at=T0)
+    assert [e.message_id for e in store.unrouted_events()] == ["m2"]
+    store.mark_routed([])
+    assert [e.message_id for e in store.unrouted_events()] == ["m2"]

@@ -1,0 +1,1 @@
+"""The HTTP API: Segment-compatible ingest, `POST /trigger` and the management endpoints."""

@@ -1,0 +1,1 @@
+"""The Streamlit journey designer (a client of the HTTP API)."""

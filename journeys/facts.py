@@ -1,0 +1,56 @@
+"""Answers to the facts conditions ask of the store: segment membership and `event_count`.
+
+Shared by the activities (for the interpreter) and the API (segment counts, entry rules).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from journeys.conditions import Fact, evaluate
+from journeys.model import Condition, EventCountCondition, SegmentCondition, to_timedelta
+from journeys.store import Store
+
+CONDITION = TypeAdapter[Condition](Condition)
+
+
+def user_traits(store: Store, user_id: str) -> dict[str, Any]:
+    """The user's traits, empty for a user the store does not know."""
+    user = store.get_user(user_id)
+    return dict(user.traits) if user is not None else {}
+
+
+def fact_answerer(
+    store: Store, user_id: str, traits: dict[str, Any], visiting: frozenset[str] = frozenset()
+) -> Callable[[Fact], bool | int]:
+    """Answers facts about one user from the store; `visiting` holds segments being evaluated."""
+    context = {"user": {**traits, "id": user_id}}
+
+    def answer(fact: Fact) -> bool | int:
+        match fact:
+            case SegmentCondition(segment=segment_id):
+                segment = store.get_segment(segment_id)
+                # A segment defined through itself has no meaning: the loop counts as "no".
+                if segment is None or segment_id in visiting:
+                    return False
+                inner = fact_answerer(store, user_id, traits, visiting | {segment_id})
+                return evaluate(CONDITION.validate_python(segment.condition), context, inner)
+            case EventCountCondition(event_count=count):
+                name = None if count.event == "*" else count.event
+                since = None
+                if count.within is not None:
+                    since = datetime.now(UTC) - to_timedelta(count.within)
+                if count.where is None:
+                    return store.count_events(user_id, name=name, since=since)
+                where = count.where
+                events = store.events_for_user(user_id, name=name, since=since)
+                return sum(
+                    evaluate(where, {**context, "event": e.properties}, answer) for e in events
+                )
+        raise AssertionError(f"unhandled fact {fact!r}")
+
+    return answer
