@@ -31,6 +31,7 @@ class Activity(StrEnum):
 
 
 EVENT_SIGNAL = "event"
+LEAVE_SIGNAL = "leave"
 STATE_QUERY = "state"
 
 JOURNEY_ID = SearchAttributeKey.for_keyword("JourneyId")
@@ -70,6 +71,12 @@ class JourneyEvent(BaseModel):
         if self.type == "track" and not self.name:
             raise ValueError("a track event needs a name")
         return self
+
+
+class LeaveRequest(BaseModel):
+    """Make the user leave the journey at once (the `leave` signal: archive)."""
+
+    reason: str = Field(min_length=1, max_length=200)
 
 
 class EntryContext(BaseModel):

@@ -11,7 +11,9 @@ from journeys.errors import ConfigurationError
 class Settings(BaseSettings):
     """Configuration of every component (see the configuration table in the README)."""
 
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     temporal_address: str = Field("localhost:7233", validation_alias="TEMPORAL_ADDRESS")
     temporal_namespace: str = Field("default", validation_alias="TEMPORAL_NAMESPACE")

@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         JOURNEY_ID,
         JOURNEY_NODE,
         JOURNEY_VERSION,
+        LEAVE_SIGNAL,
         STATE_QUERY,
         USER_ID,
         WORKFLOW_TYPE,
@@ -42,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         JourneyInput,
         JourneyOutcome,
         JourneyState,
+        LeaveRequest,
         LoadContextInput,
         ProgressInput,
         StateView,
@@ -123,6 +125,7 @@ class JourneyWorkflow:
             seen=[input.entry.message_id] if input.entry.message_id else [],
         )
         self._seen = set(self._state.seen)
+        self._leave: str | None = None
 
     # --- handlers -------------------------------------------------------------------------
 
@@ -136,6 +139,11 @@ class JourneyWorkflow:
         if len(self._state.seen) > SEEN_MESSAGE_IDS:
             self._seen.discard(self._state.seen.pop(0))
         self._state.pending.append(event)
+
+    @workflow.signal(name=LEAVE_SIGNAL)
+    def leave(self, request: LeaveRequest) -> None:
+        """End the run at once, as an exit rule would (the journey was archived)."""
+        self._leave = request.reason
 
     @workflow.query(name=STATE_QUERY)
     def state(self) -> StateView:
@@ -383,7 +391,11 @@ class JourneyWorkflow:
                     return False
                 try:
                     await workflow.wait_condition(
-                        lambda: bool(self._state.pending) or self._history_is_long(),
+                        lambda: (
+                            bool(self._state.pending)
+                            or self._leave is not None
+                            or self._history_is_long()
+                        ),
                         timeout=remaining,
                     )
                 except TimeoutError:
@@ -407,6 +419,8 @@ class JourneyWorkflow:
 
     async def _observe_pending(self) -> None:
         """Check new events against exits and the goal at once, then queue them for waits."""
+        if self._leave is not None:
+            raise _Exited(self._leave)
         while self._state.pending:
             event = self._state.pending.pop(0)
             await self._observe(event)

@@ -1,0 +1,309 @@
+"""The event router: the relay from the events table (the outbox) to Temporal.
+
+Ingest stores an event and wakes the router; the router reads unrouted events in order, applies
+`journeys.routing` to each, signals or signal-with-starts the users' runs, and only then marks
+the events routed. When Temporal is unreachable the events stay in the outbox and the router
+retries with backoff, so nothing accepted is lost; an event routed twice (a crash between
+signalling and marking) is dropped by the run, which deduplicates by messageId.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from temporalio.client import Client
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.routing import NoLiveJourney, RoutingUnavailable, TriggerResult
+from journeys.contracts import (
+    EVENT_SIGNAL,
+    LEAVE_SIGNAL,
+    EntryContext,
+    JourneyEvent,
+    LeaveRequest,
+    workflow_id,
+)
+from journeys.facts import fact_answerer, user_traits
+from journeys.model import Journey
+from journeys.routing import Interest, enters_on, entry_context, entry_holds, interest, may_reenter
+from journeys.settings import Settings
+from journeys.store import EventRecord, Store
+from worker.client import connect, start_journey
+
+logger = logging.getLogger("journeys.router")
+
+BATCH = 500
+USERS_AT_ONCE = 64
+IDLE_POLL = 1.0
+"""Seconds between outbox checks when nobody wakes the router (another API replica's events)."""
+MAX_BACKOFF = 30.0
+UNAVAILABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNKNOWN}
+
+
+@dataclass(frozen=True)
+class Published:
+    """A journey's latest published version, as routing needs it."""
+
+    journey: Journey
+    version: int
+    live: bool
+    """Accepts new entries (status live); paused journeys only serve users already inside."""
+    interest: Interest
+    """What running instances of any of its versions react to."""
+
+
+def journey_event(record: EventRecord) -> JourneyEvent:
+    """The signal payload of a stored event (identify events keep their traits in properties)."""
+    identify = record.type == "identify"
+    return JourneyEvent(
+        message_id=record.message_id,
+        type=record.type,
+        name=record.name,
+        properties={} if identify else record.properties,
+        traits=record.properties if identify else {},
+        timestamp=record.timestamp,
+    )
+
+
+class EventRouter:
+    """Routes stored events to journeys; starts runs for `/trigger`; ends them on archive."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        *,
+        connect_temporal: Callable[[], Awaitable[Client]],
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self._store = store
+        self._task_queue = settings.task_queue
+        self._connect = connect_temporal
+        self._client: Client | None = None
+        self._wakeup = asyncio.Event()
+        self._versions: dict[tuple[str, int], Journey] = {}
+        registry = registry or CollectorRegistry()
+        self._routed = Counter(
+            "journeys_events_routed", "Events routed to their journeys", registry=registry
+        )
+        self._lag = Histogram(
+            "journeys_routing_lag_seconds",
+            "From an event's receipt to its routing",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+            registry=registry,
+        )
+
+    # --- the relay loop ---------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """New events are stored: route them soon."""
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        """Route the outbox until cancelled, retrying with backoff while Temporal is away."""
+        backoff = 1.0
+        while True:
+            self._wakeup.clear()  # before reading the outbox, so no wake-up is lost
+            try:
+                while await self.route_pending():
+                    pass
+                backoff = 1.0
+                delay = IDLE_POLL
+            except RoutingUnavailable as error:
+                logger.warning("routing paused, retrying in %.0f s: %s", backoff, error)
+                delay, backoff = backoff, min(backoff * 2, MAX_BACKOFF)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
+
+    async def route_pending(self) -> int:
+        """Route one batch of unrouted events; how many were routed."""
+        events = await asyncio.to_thread(self._store.unrouted_events, BATCH)
+        if not events:
+            return 0
+        client = await self._temporal()
+        catalog = await asyncio.to_thread(self._catalog)
+        by_user: dict[str, list[EventRecord]] = defaultdict(list)
+        for record in events:
+            by_user[record.user_id].append(record)
+        gate = asyncio.Semaphore(USERS_AT_ONCE)
+
+        async def route_user(records: list[EventRecord]) -> list[int]:
+            # One user's events in order: an entry must start the run before what follows.
+            done: list[int] = []
+            async with gate:
+                for record in records:
+                    try:
+                        await self._route(client, catalog, record)
+                    except RoutingUnavailable:
+                        break
+                    assert record.id is not None
+                    done.append(record.id)
+            return done
+
+        routed = [
+            i for ids in await asyncio.gather(*map(route_user, by_user.values())) for i in ids
+        ]
+        await asyncio.to_thread(self._store.mark_routed, routed)
+        now, done = datetime.now(UTC), set(routed)
+        for record in events:
+            if record.id in done:
+                self._lag.observe((now - record.received_at).total_seconds())
+        self._routed.inc(len(routed))
+        if len(routed) < len(events):
+            raise RoutingUnavailable("Temporal stopped answering mid-batch")
+        return len(routed)
+
+    async def _route(self, client: Client, catalog: list[Published], record: EventRecord) -> None:
+        event = journey_event(record)
+        for published in catalog:
+            journey = published.journey
+            if published.live and enters_on(journey, event):
+                entering = await asyncio.to_thread(
+                    self._may_enter, published, record.user_id, event.properties, event.timestamp
+                )
+                if entering:
+                    await self._call(
+                        start_journey(
+                            client,
+                            journey=journey,
+                            version=published.version,
+                            user_id=record.user_id,
+                            entry=entry_context(event),
+                            task_queue=self._task_queue,
+                            event=event,
+                        )
+                    )
+                    continue
+            if published.interest.covers(event):
+                handle = client.get_workflow_handle(workflow_id(journey.id, record.user_id))
+                await self._call(handle.signal(EVENT_SIGNAL, event))
+
+    def _may_enter(
+        self, published: Published, user_id: str, entry: dict[str, Any], at: datetime
+    ) -> bool:
+        journey = published.journey
+        previous = self._store.last_enrollment(journey.id, user_id)
+        if previous is not None and previous.entered_at == at:
+            return False  # this very event already started it (routed again after a crash)
+        previous_entry = previous.entered_at if previous is not None else None
+        if not may_reenter(journey, previous_entry, at):
+            return False
+        traits = user_traits(self._store, user_id)
+        facts = fact_answerer(self._store, user_id, traits)
+        return entry_holds(journey, user_id, traits, entry, facts)
+
+    # --- requests from the API --------------------------------------------------------------
+
+    async def trigger(
+        self, user_id: str, trigger_type: str, content: dict[str, Any]
+    ) -> list[TriggerResult]:
+        """Start the user in every live journey entered by `trigger_type`."""
+        catalog = await asyncio.to_thread(self._catalog)
+        targets = [p for p in catalog if p.live and p.journey.entry.api == trigger_type]
+        if not targets:
+            raise NoLiveJourney(f"no live journey is entered by trigger '{trigger_type}'")
+        client = await self._temporal()
+        now = datetime.now(UTC)
+        results = []
+        for published in targets:
+            journey = published.journey
+            started = await asyncio.to_thread(self._may_enter, published, user_id, content, now)
+            if started:
+                try:
+                    await self._call(
+                        start_journey(
+                            client,
+                            journey=journey,
+                            version=published.version,
+                            user_id=user_id,
+                            entry=EntryContext(properties=content, timestamp=now),
+                            task_queue=self._task_queue,
+                        )
+                    )
+                except WorkflowAlreadyStartedError:
+                    started = False
+            results.append(
+                TriggerResult(
+                    journey_id=journey.id,
+                    workflow_id=workflow_id(journey.id, user_id),
+                    started=started,
+                )
+            )
+        return results
+
+    async def archive(self, journey_id: str) -> int:
+        """Make every user inside the journey leave at once; how many were told."""
+        client = await self._temporal()
+        query = f"JourneyId = '{journey_id}' AND ExecutionStatus = 'Running'"
+        told = 0
+        try:
+            async for execution in client.list_workflows(query):
+                handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
+                await self._call(handle.signal(LEAVE_SIGNAL, LeaveRequest(reason="archived")))
+                told += 1
+        except RPCError as error:
+            raise RoutingUnavailable(str(error)) from error
+        return told
+
+    # --- Temporal -------------------------------------------------------------------------
+
+    async def _temporal(self) -> Client:
+        if self._client is None:
+            try:
+                self._client = await self._connect()
+            except RuntimeError as error:
+                raise RoutingUnavailable(f"cannot reach Temporal: {error}") from error
+        return self._client
+
+    async def _call(self, call: Awaitable[Any]) -> None:
+        """Await a Temporal call; a run that is gone is no error, an outage is."""
+        try:
+            await call
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                return  # the user is not (or no longer) in that journey
+            if error.status in UNAVAILABLE:
+                raise RoutingUnavailable(str(error)) from error
+            # A request Temporal refuses for good must not block the outbox behind it.
+            logger.error("event dropped for one journey: %s", error)
+
+    def _catalog(self) -> list[Published]:
+        """Every journey that takes entries or has users inside (status live or paused)."""
+        catalog = []
+        for record in self._store.list_journeys():
+            if record.status not in ("live", "paused") or record.version is None:
+                continue
+            versions = [self._journey(record.id, n) for n in range(1, record.version + 1)]
+            combined = interest(versions[0])
+            for journey in versions[1:]:
+                combined |= interest(journey)
+            catalog.append(
+                Published(versions[-1], record.version, record.status == "live", combined)
+            )
+        return catalog
+
+    def _journey(self, journey_id: str, version: int) -> Journey:
+        key = (journey_id, version)
+        if key not in self._versions:  # published versions never change: parse each once
+            stored = self._store.get_version(journey_id, version)
+            assert stored is not None, f"published version {key} is missing"
+            self._versions[key] = Journey.model_validate(stored.definition)
+        return self._versions[key]
+
+
+def build_router(
+    settings: Settings, store: Store, registry: CollectorRegistry | None = None
+) -> EventRouter:
+    """The router for the configured Temporal server."""
+    return EventRouter(
+        store, settings, connect_temporal=lambda: connect(settings), registry=registry
+    )
