@@ -45,7 +45,8 @@ BATCH = 500
 USERS_AT_ONCE = 64
 IDLE_POLL = 1.0
 """Seconds between outbox checks when nobody wakes the router (another API replica's events)."""
-MAX_BACKOFF = 30.0
+MAX_BACKOFF = 5.0
+"""Seconds between attempts at most while Temporal is away: a retry is one cheap RPC."""
 UNAVAILABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNKNOWN}
 
 
