@@ -32,9 +32,9 @@ from journeys.contracts import (
     LeaveRequest,
     workflow_id,
 )
-from journeys.facts import fact_answerer, user_traits
+from journeys.facts import entry_allowed
 from journeys.model import Journey
-from journeys.routing import Interest, enters_on, entry_context, entry_holds, interest, may_reenter
+from journeys.routing import Interest, enters_on, entry_context, interest
 from journeys.settings import Settings
 from journeys.store import EventRecord, Store
 from worker.client import connect, start_journey
@@ -169,7 +169,12 @@ class EventRouter:
             journey = published.journey
             if published.live and enters_on(journey, event):
                 entering = await asyncio.to_thread(
-                    self._may_enter, published, record.user_id, event.properties, event.timestamp
+                    entry_allowed,
+                    self._store,
+                    journey,
+                    record.user_id,
+                    event.properties,
+                    event.timestamp,
                 )
                 if entering:
                     await self._call(
@@ -184,23 +189,33 @@ class EventRouter:
                         )
                     )
                     continue
+            if published.live and journey.entry.segment is not None:
+                # Any event may have put the user into the segment (traits, event counts).
+                await self._enter_segment_journey(client, published, record.user_id, event)
             if published.interest.covers(event):
                 handle = client.get_workflow_handle(workflow_id(journey.id, record.user_id))
                 await self._call(handle.signal(EVENT_SIGNAL, event))
 
-    def _may_enter(
-        self, published: Published, user_id: str, entry: dict[str, Any], at: datetime
-    ) -> bool:
+    async def _enter_segment_journey(
+        self, client: Client, published: Published, user_id: str, event: JourneyEvent
+    ) -> None:
         journey = published.journey
-        previous = self._store.last_enrollment(journey.id, user_id)
-        if previous is not None and previous.entered_at == at:
-            return False  # this very event already started it (routed again after a crash)
-        previous_entry = previous.entered_at if previous is not None else None
-        if not may_reenter(journey, previous_entry, at):
-            return False
-        traits = user_traits(self._store, user_id)
-        facts = fact_answerer(self._store, user_id, traits)
-        return entry_holds(journey, user_id, traits, entry, facts)
+        entry = event.properties or event.traits
+        allowed = await asyncio.to_thread(
+            entry_allowed, self._store, journey, user_id, entry, event.timestamp
+        )
+        if allowed:
+            with contextlib.suppress(WorkflowAlreadyStartedError):
+                await self._call(
+                    start_journey(
+                        client,
+                        journey=journey,
+                        version=published.version,
+                        user_id=user_id,
+                        entry=EntryContext(properties=entry, timestamp=event.timestamp),
+                        task_queue=self._task_queue,
+                    )
+                )
 
     # --- requests from the API --------------------------------------------------------------
 
@@ -217,7 +232,9 @@ class EventRouter:
         results = []
         for published in targets:
             journey = published.journey
-            started = await asyncio.to_thread(self._may_enter, published, user_id, content, now)
+            started = await asyncio.to_thread(
+                entry_allowed, self._store, journey, user_id, content, now
+            )
             if started:
                 try:
                     await self._call(

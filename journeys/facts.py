@@ -12,7 +12,8 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from journeys.conditions import Fact, evaluate
-from journeys.model import Condition, EventCountCondition, SegmentCondition, to_timedelta
+from journeys.model import Condition, EventCountCondition, Journey, SegmentCondition, to_timedelta
+from journeys.routing import entry_holds, may_reenter
 from journeys.store import Store
 
 CONDITION = TypeAdapter[Condition](Condition)
@@ -54,3 +55,23 @@ def fact_answerer(
         raise AssertionError(f"unhandled fact {fact!r}")
 
     return answer
+
+
+def entry_allowed(
+    store: Store, journey: Journey, user_id: str, entry: dict[str, Any], at: datetime
+) -> bool:
+    """Whether the user may enter the journey now: re-entry, the entry's segment (for
+    segment entries), `where` and audience all allow it."""
+    previous = store.last_enrollment(journey.id, user_id)
+    if previous is not None and previous.status == "active":
+        return False  # one run at a time: the running one receives the event instead
+    if previous is not None and previous.entered_at == at:
+        return False  # this very entry already happened (routed again after a crash)
+    if not may_reenter(journey, previous.entered_at if previous is not None else None, at):
+        return False
+    traits = user_traits(store, user_id)
+    facts = fact_answerer(store, user_id, traits)
+    segment = journey.entry.segment
+    if segment is not None and not facts(SegmentCondition(segment=segment)):
+        return False
+    return entry_holds(journey, user_id, traits, entry, facts)

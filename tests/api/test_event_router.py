@@ -278,3 +278,37 @@ async def test_events_wait_in_the_outbox_while_temporal_is_away(
 
     assert await harness.route() == 2  # Temporal is back
     assert (await harness.outcome(journey, "eve")).path == ["wait", "thanks"]
+
+
+async def test_an_event_that_puts_the_user_into_the_segment_starts_the_journey(
+    harness: Harness,
+) -> None:
+    segment = unique("vip")
+    harness.store.put_segment(segment, "VIP", {"field": "user.plan", "op": "eq", "value": "vip"})
+    journey = unique("welcome-vip")
+    publish(
+        harness.store,
+        journey,
+        entry={"segment": segment},
+        start="hello",
+        nodes={"hello": {"type": "message", "channel": "in_app", "content": {"body": "Hi VIP"}}},
+    )
+
+    def identify(user_id: str, **traits: Any) -> None:
+        harness.store.merge_traits(user_id, traits)
+        harness.store.append_event(
+            message_id=uuid.uuid4().hex, user_id=user_id, type="identify", name=None,
+            properties=traits, timestamp=datetime.now(UTC),
+        )  # fmt: skip
+
+    identify("gus", plan="basic")
+    await harness.route()
+    with pytest.raises(Exception, match="not found"):
+        await harness.status(journey, "gus")
+    identify("gus", plan="vip")
+    await harness.route()
+    assert (await harness.outcome(journey, "gus")).path == ["hello"]
+    harness.track("gus", "Page Viewed")  # still a member, but re-entry is "never"
+    await harness.route()
+    assert len(harness.store.enrollments_for_user("gus")) == 1
+    assert len(harness.store.inbox("gus")) == 1
