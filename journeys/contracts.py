@@ -16,6 +16,8 @@ from temporalio.common import SearchAttributeKey
 from journeys.model import Channel, EventCountCondition, Journey, SegmentCondition
 
 WORKFLOW_TYPE = "JourneyWorkflow"
+SWEEP_WORKFLOW_TYPE = "SegmentSweepWorkflow"
+SWEEP_SCHEDULE_ID = "journeys-segment-sweep"
 
 
 class Activity(StrEnum):
@@ -28,6 +30,7 @@ class Activity(StrEnum):
     FAIL_DELIVERY = "fail_delivery"
     UPDATE_USER = "update_user"
     MOST_ACTIVE_HOUR = "most_active_hour"
+    SWEEP_SEGMENT_ENTRIES = "sweep_segment_entries"
 
 
 EVENT_SIGNAL = "event"
@@ -231,3 +234,13 @@ class ActiveHour(BaseModel):
     """The local hour (0-23) of the user's most events, or None when history is thin or tied."""
 
     hour: int | None
+
+
+class SweepInput(BaseModel):
+    """Re-check segment entries (time-based segments change without any event)."""
+
+
+class SweepResult(BaseModel):
+    journeys: int
+    users_checked: int
+    started: int

@@ -1,0 +1,68 @@
+"""The scheduled segment sweep against a real dev server and store."""
+
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+from temporalio.testing import WorkflowEnvironment
+
+from journeys.contracts import SWEEP_SCHEDULE_ID, SweepInput, SweepResult, workflow_id
+from journeys.store import Store
+from worker.main import build_worker, ensure_sweep_schedule
+from workflows.segment_sweep import SegmentSweepWorkflow
+
+
+async def test_sweep_starts_users_a_time_based_segment_gained(
+    dev_server: WorkflowEnvironment, store: Store, executor: ThreadPoolExecutor
+) -> None:
+    task_queue = f"sweep-{uuid.uuid4().hex[:8]}"
+    segment = f"quiet-{uuid.uuid4().hex[:6]}"
+    quiet = {"event_count": {"event": "*", "within": "1h"}, "op": "eq", "value": 0}
+    store.put_segment(segment, "Quiet for an hour", quiet)
+    journey = f"win-back-{uuid.uuid4().hex[:6]}"
+    store.save_draft(
+        journey,
+        {
+            "id": journey,
+            "name": "Win back",
+            "entry": {"segment": segment},
+            "start": "miss-you",
+            "nodes": {
+                "miss-you": {"type": "message", "channel": "in_app", "content": {"body": "Hi"}}
+            },
+        },
+    )
+    store.publish(journey)
+    store.merge_traits("idle", {})
+    store.merge_traits("busy", {})
+    store.append_event(
+        message_id=uuid.uuid4().hex, user_id="busy", type="track", name="Page Viewed",
+        properties={}, timestamp=datetime.now(UTC),
+    )  # fmt: skip
+
+    async with build_worker(dev_server.client, store, task_queue, executor):
+        sweep_id = f"sweep-{uuid.uuid4().hex[:6]}"
+        first = await dev_server.client.execute_workflow(
+            SegmentSweepWorkflow.run, SweepInput(), id=sweep_id, task_queue=task_queue
+        )
+        assert isinstance(first, SweepResult)
+        assert first.started == 1
+        handle = dev_server.client.get_workflow_handle(workflow_id(journey, "idle"))
+        await handle.result()
+        assert [m.content["body"] for m in store.inbox("idle")] == ["Hi"]
+        assert store.enrollments_for_user("busy") == []
+
+        again = await dev_server.client.execute_workflow(
+            SegmentSweepWorkflow.run, SweepInput(), id=f"{sweep_id}-2", task_queue=task_queue
+        )
+        assert again.started == 0  # re-entry "never"
+
+
+async def test_the_sweep_schedule_is_created_once(dev_server: WorkflowEnvironment) -> None:
+    await ensure_sweep_schedule(dev_server.client, "journeys-schedule-test")
+    await ensure_sweep_schedule(dev_server.client, "journeys-schedule-test")
+    description = await dev_server.client.get_schedule_handle(SWEEP_SCHEDULE_ID).describe()
+    assert description.schedule.spec.intervals[0].every.total_seconds() == 15 * 60
+    await dev_server.client.get_schedule_handle(SWEEP_SCHEDULE_ID).delete()
