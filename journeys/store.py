@@ -16,13 +16,25 @@ from __future__ import annotations
 import copy
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import JSON, Column, DateTime, Dialect, Engine, Index, create_engine, event, func
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Dialect,
+    Engine,
+    Index,
+    create_engine,
+    event,
+    func,
+    text,
+)
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
@@ -220,6 +232,30 @@ class SettingRecord(SQLModel, table=True):
 
     key: str = Field(primary_key=True)
     value: Any = Field(default=None, sa_column=_json_column(nullable=True))
+
+
+# --- inputs ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to store with `Store.append_events`, and what it does to profiles.
+
+    Identify events carry their traits twice: in `properties` (so the events table alone says
+    what each identify changed) and in `traits` (merged into the profile).
+    """
+
+    message_id: str
+    user_id: str
+    type: EventType
+    name: str | None
+    properties: dict[str, Any]
+    timestamp: datetime
+    received_at: datetime | None = None
+    traits: dict[str, Any] = field(default_factory=dict)
+    """Merged into the profile of `user_id` (identify)."""
+    merge_from: str | None = None
+    """A profile to merge into `user_id` first (an anonymous visitor who identified)."""
 
 
 # --- engine ------------------------------------------------------------------------------------
@@ -557,6 +593,125 @@ class Store:
             statement = statement.where(col(EventRecord.timestamp) >= since)
         with self._read() as session:
             return session.exec(statement).one()
+
+    # --- ingest ------------------------------------------------------------------------------
+
+    def append_events(self, events: Sequence[NewEvent]) -> list[bool]:
+        """Store many events in one transaction; for each, whether it was new.
+
+        An event whose `message_id` is already stored, or appears earlier in `events`, is
+        skipped (not an error) and has no effect at all. For each new event, in order:
+        `merge_from` is merged into `user_id` (as `merge_profiles` does), the event is stored,
+        the profile of `user_id` is created if need be and `traits` are merged into it.
+        All or nothing: when anything fails, nothing is written.
+        """
+        if not events:
+            return []
+        try:
+            return self._append_events(events)
+        except IntegrityError:
+            # Another process stored one of these message ids or created one of these
+            # profiles between our look-up and our insert; the retry sees its rows.
+            return self._append_events(events)
+
+    def _append_events(self, events: Sequence[NewEvent]) -> list[bool]:
+        received = utcnow()
+        with self._write() as session:
+            stored = _stored_message_ids(session, [item.message_id for item in events])
+            profiles: dict[str, UserRecord] = {}
+            new: list[bool] = []
+            for item in events:
+                if item.message_id in stored:
+                    new.append(False)
+                    continue
+                stored.add(item.message_id)
+                new.append(True)
+                if item.merge_from is not None:
+                    _merge_profile(session, profiles, item.merge_from, item.user_id)
+                session.add(
+                    EventRecord(
+                        message_id=item.message_id,
+                        user_id=item.user_id,
+                        type=item.type,
+                        name=item.name,
+                        properties=copy.deepcopy(item.properties),
+                        timestamp=item.timestamp,
+                        received_at=item.received_at or received,
+                    )
+                )
+                profile = _profile(session, profiles, item.user_id)
+                if item.traits:
+                    profile.traits = {**profile.traits, **copy.deepcopy(item.traits)}
+                    profile.updated_at = received
+                    session.add(profile)
+            return new
+
+    def merge_profiles(self, from_user_id: str, into_user_id: str) -> bool:
+        """Merge one profile into another: an anonymous visitor (`anon:{anonymousId}`) who
+        identified as `into_user_id`.
+
+        Moves every event, merges the traits (the target's own win; the target profile is
+        created if need be) and deletes the merged profile. Enrollments and deliveries stay
+        where they are: they belong to runs under the old id. Idempotent; returns whether
+        there was a profile to merge.
+        """
+        try:
+            return self._merge_profiles(from_user_id, into_user_id)
+        except IntegrityError:
+            # The target profile was created concurrently; it exists now.
+            return self._merge_profiles(from_user_id, into_user_id)
+
+    def _merge_profiles(self, from_user_id: str, into_user_id: str) -> bool:
+        with self._write() as session:
+            return _merge_profile(session, {}, from_user_id, into_user_id)
+
+    def iter_users(self, page_size: int = 500) -> Iterator[UserRecord]:
+        """Every profile by user id, read a page at a time (each page one short transaction),
+        so a long walk never holds a transaction open."""
+        after: str | None = None
+        while True:
+            statement = select(UserRecord).order_by(col(UserRecord.user_id)).limit(page_size)
+            if after is not None:
+                statement = statement.where(col(UserRecord.user_id) > after)
+            with self._read() as session:
+                page = list(session.exec(statement))
+            yield from page
+            if len(page) < page_size:
+                return
+            after = page[-1].user_id
+
+    def variant_counts(self, journey_id: str, node_id: str) -> dict[str, dict[str, int]]:
+        """Per variant, the enrollments of the journey that reached `node_id` (an experiment)
+        with that variant: `users`, and `conversions` among them.
+
+        An enrollment records one variant, so a journey with several experiment nodes counts
+        each enrollment under its latest variant.
+        """
+        statement = (
+            select(
+                EnrollmentRecord.variant,
+                func.count(),
+                func.count(col(EnrollmentRecord.converted_at)),
+            )
+            .join(NodeVisitRecord, col(NodeVisitRecord.enrollment_id) == col(EnrollmentRecord.id))
+            .where(
+                NodeVisitRecord.journey_id == journey_id,
+                NodeVisitRecord.node_id == node_id,
+                col(EnrollmentRecord.variant).is_not(None),
+            )
+            .group_by(col(EnrollmentRecord.variant))
+        )
+        counts: dict[str, dict[str, int]] = {}
+        with self._read() as session:
+            for variant, users, conversions in session.exec(statement):
+                if variant is not None:
+                    counts[variant] = {"users": users, "conversions": conversions}
+        return counts
+
+    def ping(self) -> None:
+        """Raise unless the database answers a trivial query (health checks)."""
+        with self._read() as session:
+            session.connection().execute(text("SELECT 1")).one()
 
     # --- segments and templates ------------------------------------------------------------------
 
@@ -935,3 +1090,50 @@ def _get_or_raise(
         what = "journey" if model is JourneyRecord else "enrollment"
         raise NotFound(f"no {what} {key!r}")
     return record
+
+
+def _stored_message_ids(session: Session, message_ids: list[str]) -> set[str]:
+    """Which of these message ids are stored already."""
+    unique = list(dict.fromkeys(message_ids))
+    found: set[str] = set()
+    # In chunks, to stay below the database's limit on bound parameters.
+    for start in range(0, len(unique), 500):
+        chunk = unique[start : start + 500]
+        statement = select(EventRecord.message_id).where(col(EventRecord.message_id).in_(chunk))
+        found.update(session.exec(statement))
+    return found
+
+
+def _profile(session: Session, profiles: dict[str, UserRecord], user_id: str) -> UserRecord:
+    """The profile (created if need be), cached for the rest of the transaction."""
+    profile = profiles.get(user_id)
+    if profile is None:
+        profile = session.get(UserRecord, user_id, with_for_update=True)
+        if profile is None:
+            profile = UserRecord(user_id=user_id)
+            session.add(profile)
+        profiles[user_id] = profile
+    return profile
+
+
+def _merge_profile(
+    session: Session, profiles: dict[str, UserRecord], source: str, target: str
+) -> bool:
+    """Move `source`'s events to `target`, merge its traits under the target's, delete it."""
+    if source == target:
+        return False
+    # Pending events and profiles must be rows before the bulk UPDATE and the delete.
+    session.flush()
+    session.exec(
+        update(EventRecord).where(col(EventRecord.user_id) == source).values(user_id=target)
+    )
+    old = profiles.pop(source, None) or session.get(UserRecord, source, with_for_update=True)
+    if old is None:
+        return False
+    into = _profile(session, profiles, target)
+    into.traits = {**old.traits, **into.traits}
+    into.updated_at = utcnow()
+    session.add(into)
+    session.delete(old)
+    session.flush()
+    return True

@@ -1,0 +1,115 @@
+"""The FastAPI application: `create_app` wires settings, store, router, errors and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import catalog, errors, ingest, journeys, openapi, ops, users
+from api.deps import AppState
+from api.metrics import ApiMetrics, RequestMetrics
+from api.routing import Routing
+from journeys.errors import ConfigurationError
+from journeys.settings import Settings
+from journeys.store import Store
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+Segment-compatible ingest, API-triggered entry and management of journeys, segments,
+templates and settings. Ingest endpoints take the write key (HTTP Basic username with an empty
+password, or `Authorization: Bearer <write key>`); management endpoints take
+`Authorization: Bearer <admin token>`. Errors are `{"error": {"code", "message", "details"}}`.
+"""
+
+
+def _check_credentials(settings: Settings) -> None:
+    missing = [
+        variable
+        for variable, value in (
+            ("JOURNEYS_WRITE_KEY", settings.write_key),
+            ("JOURNEYS_ADMIN_TOKEN", settings.admin_token),
+        )
+        if not value
+    ]
+    if missing:
+        raise ConfigurationError(
+            f"the API needs {' and '.join(missing)}: set them in the environment"
+        )
+    if settings.write_key == settings.admin_token:
+        # Else the write key, which ships inside apps and web pages, would manage journeys.
+        raise ConfigurationError("JOURNEYS_WRITE_KEY and JOURNEYS_ADMIN_TOKEN must differ")
+
+
+@asynccontextmanager
+async def _running_router(state: AppState) -> AsyncIterator[None]:
+    """Run the event router beside the API for the app's lifetime."""
+    # Imported here: the real router needs Temporal, and tests inject their own `Routing`.
+    from api.router import build_router
+
+    router = build_router(state.settings, state.store, registry=state.metrics.registry)
+    task = asyncio.create_task(router.run(), name="journeys-event-router")
+    task.add_done_callback(_report_crash)
+    state.routing = router
+    try:
+        yield
+    finally:
+        state.routing = None
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    # Events stay in the outbox, but nothing routes them until a restart: say so loudly.
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the event router stopped", exc_info=task.exception())
+
+
+def create_app(
+    settings: Settings, *, store: Store | None = None, routing: Routing | None = None
+) -> FastAPI:
+    """The API app. Without `store`, it opens `settings.database_url` (and closes it at
+    shutdown); without `routing`, its lifespan builds the event router
+    (`api.router.build_router`, with the app's metrics registry) and runs it beside the API.
+
+    Raises `ConfigurationError` when the write key or the admin token is missing.
+    """
+    _check_credentials(settings)
+    own_store = store is None
+    state = AppState(
+        settings=settings,
+        store=store if store is not None else Store.from_settings(settings),
+        metrics=ApiMetrics(),
+        routing=routing,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            if own_store:
+                stack.callback(state.store.close)
+            if routing is None:
+                await stack.enter_async_context(_running_router(state))
+            yield
+
+    app = FastAPI(title="journeys", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app.state.journeys = state
+    app.state.metrics = state.metrics.registry
+    errors.install(app)
+    app.add_middleware(RequestMetrics, counter=state.metrics.http_requests)
+    routers = (
+        ops.router,
+        ingest.router,
+        journeys.router,
+        catalog.router,
+        users.router,
+        users.inbox_router,
+    )
+    for router in routers:
+        app.include_router(router)
+    openapi.install(app, routers)
+    return app

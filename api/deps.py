@@ -1,0 +1,66 @@
+"""What endpoints share: the app's state and `Annotated` dependencies to reach it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from api.metrics import ApiMetrics
+from api.routing import Routing, RoutingUnavailable
+from journeys.settings import Settings
+from journeys.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AppState:
+    """One app's settings, store, metrics and router (set by the lifespan when not given)."""
+
+    settings: Settings
+    store: Store
+    metrics: ApiMetrics
+    routing: Routing | None = None
+
+    def wake_routing(self) -> None:
+        """Tell the router new events are stored.
+
+        Never fails the request: the events are stored, and the router also finds unrouted
+        events on its own.
+        """
+        if self.routing is None:
+            return
+        try:
+            self.routing.wake()
+        except Exception:
+            log.exception("could not wake the event router; it will find the events later")
+
+
+async def app_state(request: Request) -> AppState:
+    """The state of the app serving the request."""
+    state = request.app.state.journeys
+    assert isinstance(state, AppState)
+    return state
+
+
+async def _store(state: Annotated[AppState, Depends(app_state)]) -> Store:
+    return state.store
+
+
+async def _routing(state: Annotated[AppState, Depends(app_state)]) -> Routing:
+    if state.routing is None:
+        raise RoutingUnavailable("the event router is not running")
+    return state.routing
+
+
+async def _metrics(state: Annotated[AppState, Depends(app_state)]) -> ApiMetrics:
+    return state.metrics
+
+
+StateDep = Annotated[AppState, Depends(app_state)]
+StoreDep = Annotated[Store, Depends(_store)]
+RoutingDep = Annotated[Routing, Depends(_routing)]
+MetricsDep = Annotated[ApiMetrics, Depends(_metrics)]

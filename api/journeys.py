@@ -1,0 +1,313 @@
+"""Journey management: drafts, validation, publishing, status changes, versions and stats."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from api.auth import ADMIN
+from api.body import DOCUMENT_LIMIT, RawJson
+from api.deps import RoutingDep, StoreDep
+from api.errors import ApiError, error_responses
+from journeys.errors import Conflict, InvalidJourney, NotFound
+from journeys.model import ExperimentNode, Journey, MessageNode
+from journeys.store import JourneyRecord, JourneyStatus, Store
+from journeys.validation import Problem, validate
+
+router = APIRouter(
+    prefix="/v1/journeys",
+    tags=["journeys"],
+    dependencies=[ADMIN],
+    responses=error_responses(401, 404, 422),
+)
+
+JourneyDocument = Annotated[Any, Depends(RawJson(Journey, limit=DOCUMENT_LIMIT))]
+
+
+class JourneySummary(BaseModel):
+    """A journey in lists."""
+
+    id: str
+    name: str | None
+    status: JourneyStatus
+    version: int | None = Field(description="latest published version")
+    updated_at: datetime
+
+
+class Published(BaseModel):
+    """The latest published version."""
+
+    version: int
+    published_at: datetime
+
+
+class JourneyDetail(BaseModel):
+    """A journey: its draft, status and latest published version."""
+
+    draft: dict[str, Any]
+    status: JourneyStatus
+    version: int | None
+    published: Published | None
+
+
+class ValidationResult(BaseModel):
+    """Whether a document is valid, with every problem located."""
+
+    valid: bool
+    errors: list[Problem]
+
+
+class PublishResult(BaseModel):
+    """The version just published."""
+
+    version: int
+
+
+class ArchiveResult(JourneySummary):
+    """The archived journey and how many users inside it were made to exit."""
+
+    exited: int
+
+
+class VersionDetail(Published):
+    """One published, immutable version."""
+
+    definition: dict[str, Any]
+
+
+class NodeStats(BaseModel):
+    """Users who reached the node, and users waiting there now."""
+
+    reached: int = 0
+    waiting: int = 0
+
+
+class MessageStats(BaseModel):
+    """Deliveries of a message node by outcome."""
+
+    sent: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+
+class VariantStats(BaseModel):
+    """Users assigned a variant, those who converted, and the conversion rate."""
+
+    users: int
+    conversions: int
+    rate: float
+
+
+class ExperimentStats(BaseModel):
+    """An experiment's variants; `p_value` and `winner` when the analysis has one."""
+
+    variants: dict[str, VariantStats]
+    p_value: float | None = None
+    winner: str | None = None
+
+
+class JourneyStats(BaseModel):
+    """Counts of a journey's enrollments, nodes, messages and experiments."""
+
+    entered: int
+    active: int
+    completed: int
+    exited: int
+    converted: int
+    nodes: dict[str, NodeStats]
+    messages: dict[str, MessageStats]
+    experiments: dict[str, ExperimentStats]
+
+
+def _journey(store: Store, journey_id: str) -> JourneyRecord:
+    journey = store.get_journey(journey_id)
+    if journey is None:
+        raise NotFound(f"no journey '{journey_id}'")
+    return journey
+
+
+def _summary(journey: JourneyRecord) -> JourneySummary:
+    name = journey.draft.get("name")
+    return JourneySummary(
+        id=journey.id,
+        name=name if isinstance(name, str) else None,
+        status=journey.status,
+        version=journey.version,
+        updated_at=journey.updated_at,
+    )
+
+
+def _detail(store: Store, journey: JourneyRecord) -> JourneyDetail:
+    latest = None if journey.version is None else store.get_version(journey.id, journey.version)
+    published = None
+    if latest is not None:
+        published = Published(version=latest.version, published_at=latest.published_at)
+    return JourneyDetail(
+        draft=journey.draft, status=journey.status, version=journey.version, published=published
+    )
+
+
+@router.get("", summary="List journeys")
+def list_journeys(store: StoreDep) -> list[JourneySummary]:
+    """Every journey, by id."""
+    return [_summary(journey) for journey in store.list_journeys()]
+
+
+@router.post("/validate", summary="Validate a journey document")
+def validate_journey(document: JourneyDocument) -> ValidationResult:
+    """Every problem of the document (structure and graph; segments and templates are checked
+    on publish)."""
+    problems = validate(document)
+    return ValidationResult(valid=not problems, errors=problems)
+
+
+@router.put("/{journey_id}", summary="Save a journey's draft", responses=error_responses(400))
+def save_draft(journey_id: str, document: JourneyDocument, store: StoreDep) -> JourneyDetail:
+    """Create the journey or replace its draft; the document must be valid (422 otherwise)."""
+    body_id = document.get("id") if isinstance(document, dict) else None
+    if isinstance(body_id, str) and body_id != journey_id:
+        raise ApiError(400, "id_mismatch", f"the document's id '{body_id}' is not '{journey_id}'")
+    problems = validate(document)
+    if problems:
+        raise InvalidJourney(problems)
+    return _detail(store, store.save_draft(journey_id, document))
+
+
+@router.get("/{journey_id}", summary="Get a journey")
+def get_journey(journey_id: str, store: StoreDep) -> JourneyDetail:
+    """The journey's draft, status and latest published version."""
+    return _detail(store, _journey(store, journey_id))
+
+
+@router.post("/{journey_id}/publish", summary="Publish the draft", responses=error_responses(409))
+def publish(journey_id: str, store: StoreDep) -> PublishResult:
+    """Validate the draft against the stored segments and templates, then publish it as a new
+    version. Users already in the journey keep theirs."""
+    journey = _journey(store, journey_id)
+    if journey.status == "archived":
+        raise Conflict(f"journey '{journey_id}' is archived")
+    channels = {template.id: template.channel for template in store.list_templates()}
+    segments = {segment.id for segment in store.list_segments()}
+    problems = validate(journey.draft, segments=segments, templates_known=set(channels))
+    if not problems:
+        problems = _template_channels(Journey.model_validate(journey.draft), channels)
+    if problems:
+        raise InvalidJourney(problems)
+    return PublishResult(version=store.publish(journey_id))
+
+
+def _template_channels(journey: Journey, channels: dict[str, str]) -> list[Problem]:
+    """Message nodes whose stored template is for another channel."""
+    return [
+        Problem(
+            path=f"nodes.{node_id}.template",
+            message=(
+                f"template '{node.template}' is for {channels[node.template]} messages, "
+                f"not {node.channel}"
+            ),
+        )
+        for node_id, node in journey.nodes.items()
+        if isinstance(node, MessageNode)
+        and node.template is not None
+        and channels.get(node.template, node.channel) != node.channel
+    ]
+
+
+@router.post("/{journey_id}/pause", summary="Pause", responses=error_responses(409))
+def pause(journey_id: str, store: StoreDep) -> JourneySummary:
+    """No new entries; users inside continue. 409 if never published or archived."""
+    if _journey(store, journey_id).version is None:
+        raise Conflict(f"journey '{journey_id}' has never been published")
+    return _summary(store.set_status(journey_id, "paused"))
+
+
+@router.post("/{journey_id}/resume", summary="Resume", responses=error_responses(409))
+def resume(journey_id: str, store: StoreDep) -> JourneySummary:
+    """Make the journey live again. 409 if never published or archived."""
+    return _summary(store.set_status(journey_id, "live"))
+
+
+@router.post("/{journey_id}/archive", summary="Archive", responses=error_responses(503))
+async def archive(journey_id: str, store: StoreDep, routing: RoutingDep) -> ArchiveResult:
+    """No new entries, and every user inside exits at once. Final; repeating it is harmless
+    (and finishes the exits if Temporal was unavailable the first time)."""
+    journey = await run_in_threadpool(store.set_status, journey_id, "archived")
+    exited = await routing.archive(journey_id)
+    return ArchiveResult(**_summary(journey).model_dump(), exited=exited)
+
+
+@router.get("/{journey_id}/versions", summary="List published versions")
+def list_versions(journey_id: str, store: StoreDep) -> list[Published]:
+    """Every published version, oldest first."""
+    _journey(store, journey_id)
+    return [
+        Published(version=v.version, published_at=v.published_at)
+        for v in store.list_versions(journey_id)
+    ]
+
+
+@router.get("/{journey_id}/versions/{version}", summary="Get a published version")
+def get_version(journey_id: str, version: int, store: StoreDep) -> VersionDetail:
+    """One published version with its definition."""
+    _journey(store, journey_id)
+    record = store.get_version(journey_id, version)
+    if record is None:
+        raise NotFound(f"journey '{journey_id}' has no version {version}")
+    return VersionDetail(
+        version=record.version, published_at=record.published_at, definition=record.definition
+    )
+
+
+@router.get("/{journey_id}/stats", summary="Journey statistics")
+def stats(journey_id: str, store: StoreDep) -> JourneyStats:
+    """Enrollment counts, and per node of the latest version: arrivals and waiting users,
+    message outcomes and experiment variants (every node listed, zeros included)."""
+    journey = _journey(store, journey_id)
+    latest = None if journey.version is None else store.get_version(journey_id, journey.version)
+    nodes = {} if latest is None else Journey.model_validate(latest.definition).nodes
+
+    node_stats = {node_id: NodeStats() for node_id in nodes}
+    for node_id, counts in store.node_counts(journey_id).items():
+        node_stats[node_id] = NodeStats(**counts)
+
+    messages = {
+        node_id: MessageStats() for node_id, node in nodes.items() if isinstance(node, MessageNode)
+    }
+    for node_id, by_status in store.message_counts(journey_id).items():
+        # Pending deliveries are in flight; the contract counts outcomes only.
+        messages[node_id] = MessageStats(
+            sent=by_status["sent"], skipped=by_status["skipped"], failed=by_status["failed"]
+        )
+
+    experiments = {
+        node_id: _experiment(store, journey_id, node_id, node)
+        for node_id, node in nodes.items()
+        if isinstance(node, ExperimentNode)
+    }
+    return JourneyStats(
+        **store.journey_counts(journey_id),
+        nodes=node_stats,
+        messages=messages,
+        experiments=experiments,
+    )
+
+
+def _experiment(
+    store: Store, journey_id: str, node_id: str, node: ExperimentNode
+) -> ExperimentStats:
+    counts = {variant.name: {"users": 0, "conversions": 0} for variant in node.variants}
+    counts.update(store.variant_counts(journey_id, node_id))
+    return ExperimentStats(
+        variants={
+            name: VariantStats(
+                users=c["users"],
+                conversions=c["conversions"],
+                rate=c["conversions"] / c["users"] if c["users"] else 0.0,
+            )
+            for name, c in counts.items()
+        }
+    )

@@ -1,0 +1,19 @@
+"""`journeys api`: serve the API with uvicorn."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from api.app import create_app
+from journeys.settings import Settings
+
+
+def run_api(settings: Settings, port: int, *, host: str = "0.0.0.0") -> None:
+    """Serve the API on `host:port` until SIGINT or SIGTERM.
+
+    The app is built first, so missing credentials or a bad database URL stop the command
+    with `ConfigurationError` before anything listens. `host` defaults to every interface,
+    as a container needs; `journeys up` may pass a loopback address.
+    """
+    app = create_app(settings)
+    uvicorn.run(app, host=host, port=port, log_level="info")

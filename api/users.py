@@ -1,0 +1,147 @@
+"""Users: profile, journeys and deliveries (admin), events (admin), in-app inbox (write key)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from api.auth import ADMIN, WRITE_KEY
+from api.deps import StoreDep
+from api.errors import error_responses
+from journeys.contracts import EnrollmentStatus, EventType, FinalDeliveryStatus
+from journeys.errors import NotFound
+from journeys.store import DeliveryRecord, Store
+
+router = APIRouter(
+    prefix="/v1/users", tags=["users"], dependencies=[ADMIN], responses=error_responses(401, 404)
+)
+inbox_router = APIRouter(
+    prefix="/v1/users",
+    tags=["inbox"],
+    dependencies=[WRITE_KEY],
+    responses=error_responses(401, 404, 422),
+)
+
+DELIVERY_LIMIT = 100
+"""Most recent deliveries shown with a user."""
+
+
+class UserJourney(BaseModel):
+    """One run of the user through a journey."""
+
+    journey_id: str
+    version: int
+    workflow_id: str
+    status: EnrollmentStatus
+    current_node: str | None
+    entered_at: datetime
+    ended_at: datetime | None
+
+
+class Delivery(BaseModel):
+    """One message to the user, with its rendered content."""
+
+    id: int
+    journey_id: str
+    node_id: str
+    channel: str
+    status: FinalDeliveryStatus
+    reason: str | None
+    content: dict[str, Any]
+    variant: str | None
+    created_at: datetime
+
+
+class UserDetail(BaseModel):
+    """A user: traits, journeys and deliveries, newest first."""
+
+    user_id: str
+    traits: dict[str, Any]
+    journeys: list[UserJourney]
+    deliveries: list[Delivery]
+
+
+class UserEvent(BaseModel):
+    """An ingested event; `routed_at` is null until it reached its journeys."""
+
+    message_id: str
+    type: EventType
+    name: str | None
+    properties: dict[str, Any]
+    timestamp: datetime
+    received_at: datetime
+    routed_at: datetime | None
+
+
+class InboxMessage(BaseModel):
+    """An in-app message in the user's inbox."""
+
+    id: int
+    title: str | None
+    body: str
+    kind: str
+    cta: dict[str, str] | None
+    read: bool
+    created_at: datetime
+
+
+@router.get("/{user_id}", summary="Get a user")
+def get_user(user_id: str, store: StoreDep) -> UserDetail:
+    """The user's traits, journeys and latest deliveries, newest first."""
+    profile = store.get_user(user_id)
+    enrollments = store.enrollments_for_user(user_id)
+    deliveries = store.deliveries_for_user(user_id, limit=DELIVERY_LIMIT)
+    if profile is None and not enrollments and not deliveries:
+        raise NotFound(f"no user '{user_id}'")
+    return UserDetail(
+        user_id=user_id,
+        traits=profile.traits if profile is not None else {},
+        journeys=[UserJourney(**e.model_dump()) for e in enrollments],
+        # A pending delivery is being sent right now; only outcomes are reported.
+        deliveries=[Delivery(**d.model_dump()) for d in deliveries if d.status != "pending"],
+    )
+
+
+@router.get("/{user_id}/events", summary="A user's events")
+def user_events(
+    user_id: str,
+    store: StoreDep,
+    limit: Annotated[int, Query(ge=1, le=1000, description="at most this many")] = 50,
+) -> list[UserEvent]:
+    """The user's events, newest first."""
+    _known(store, user_id)
+    return [UserEvent(**e.model_dump()) for e in store.events_for_user(user_id, limit=limit)]
+
+
+def _known(store: Store, user_id: str) -> None:
+    if store.get_user(user_id) is None and not store.events_for_user(user_id, limit=1):
+        raise NotFound(f"no user '{user_id}'")
+
+
+def _inbox_message(record: DeliveryRecord) -> InboxMessage:
+    content = record.content
+    assert record.id is not None  # stored records have ids
+    return InboxMessage(
+        id=record.id,
+        title=content.get("title"),
+        body=content.get("body", ""),
+        kind=content.get("kind", "modal"),
+        cta=content.get("cta"),
+        read=record.read_at is not None,
+        created_at=record.created_at,
+    )
+
+
+@inbox_router.get("/{user_id}/inbox", summary="A user's in-app messages")
+def inbox(user_id: str, store: StoreDep) -> list[InboxMessage]:
+    """The user's in-app messages, unread and read, newest first (empty for unknown users)."""
+    return [_inbox_message(record) for record in store.inbox(user_id)]
+
+
+@inbox_router.post("/{user_id}/inbox/{message_id}/read", summary="Mark a message read")
+def mark_read(user_id: str, message_id: int, store: StoreDep) -> InboxMessage:
+    """Mark the message read (once; repeating is harmless). 404 unless it is this user's."""
+    return _inbox_message(store.mark_read(user_id, message_id))

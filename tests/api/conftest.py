@@ -1,0 +1,81 @@
+"""Fixtures for API tests: the app over a real SQLite store, with a recording `Routing`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from api.app import create_app
+from api.routing import TriggerResult
+from journeys.settings import Settings
+from journeys.store import Store
+from tests.api.helpers import ADMIN_TOKEN, WRITE_KEY, ApiClient
+
+
+@dataclass
+class RecordingRouting:
+    """A `Routing` that records what the API asks and answers as told.
+
+    The real router is tested end to end elsewhere; here only the API's side of the contract
+    matters: when it wakes the router, and what it passes and answers for trigger and archive.
+    """
+
+    wakes: int = 0
+    wake_error: Exception | None = None
+    triggers: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    archived: list[str] = field(default_factory=list)
+    trigger_answer: list[TriggerResult] | Exception = field(default_factory=list)
+    archive_answer: int | Exception = 0
+
+    def wake(self) -> None:
+        """Count the wake-up (then raise `wake_error`, if set)."""
+        self.wakes += 1
+        if self.wake_error is not None:
+            raise self.wake_error
+
+    async def trigger(
+        self, user_id: str, trigger_type: str, content: dict[str, Any]
+    ) -> list[TriggerResult]:
+        """Record the trigger; answer or raise `trigger_answer`."""
+        self.triggers.append((user_id, trigger_type, content))
+        if isinstance(self.trigger_answer, Exception):
+            raise self.trigger_answer
+        return self.trigger_answer
+
+    async def archive(self, journey_id: str) -> int:
+        """Record the archive; answer or raise `archive_answer`."""
+        self.archived.append(journey_id)
+        if isinstance(self.archive_answer, Exception):
+            raise self.archive_answer
+        return self.archive_answer
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """Settings with test credentials."""
+    return Settings(write_key=WRITE_KEY, admin_token=ADMIN_TOKEN)
+
+
+@pytest.fixture
+def routing() -> RecordingRouting:
+    """A fresh recording router."""
+    return RecordingRouting()
+
+
+@pytest.fixture
+def app(settings: Settings, store: Store, routing: RecordingRouting) -> FastAPI:
+    """The API over the test's store and recording router."""
+    return create_app(settings, store=store, routing=routing)
+
+
+@pytest.fixture
+async def api(app: FastAPI) -> AsyncIterator[ApiClient]:
+    """An HTTP client of the app, in process."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://journeys.test") as client:
+        yield ApiClient(client)
