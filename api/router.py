@@ -259,18 +259,23 @@ class EventRouter:
         return results
 
     async def archive(self, journey_id: str) -> int:
-        """Make every user inside the journey leave at once; how many were told."""
+        """Make every user inside the journey leave at once; how many were told.
+
+        Who is inside comes from Temporal's visibility and from the store's enrolments, so a
+        run that one of them has not seen yet is still reached.
+        """
         client = await self._temporal()
         query = f"JourneyId = '{journey_id}' AND ExecutionStatus = 'Running'"
-        told = 0
         try:
-            async for execution in client.list_workflows(query):
-                handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
-                await self._call(handle.signal(LEAVE_SIGNAL, LeaveRequest(reason="archived")))
-                told += 1
+            visible = {execution.id async for execution in client.list_workflows(query)}
         except RPCError as error:
             raise RoutingUnavailable(str(error)) from error
-        return told
+        enrolled = await asyncio.to_thread(self._store.active_workflow_ids, journey_id)
+        inside = sorted(visible | set(enrolled))
+        leave = LeaveRequest(reason="archived")
+        for run in inside:
+            await self._call(client.get_workflow_handle(run).signal(LEAVE_SIGNAL, leave))
+        return len(inside)
 
     # --- Temporal -------------------------------------------------------------------------
 

@@ -1022,6 +1022,14 @@ class Store:
         with self._read() as session:
             return session.exec(statement).first()
 
+    def active_workflow_ids(self, journey_id: str) -> list[str]:
+        """The workflow ids of the journey's active enrollments."""
+        statement = select(EnrollmentRecord.workflow_id).where(
+            EnrollmentRecord.journey_id == journey_id, EnrollmentRecord.status == "active"
+        )
+        with self._read() as session:
+            return list(session.exec(statement))
+
     def journey_counts(self, journey_id: str) -> dict[str, int]:
         """Enrollments of the journey: entered, active, completed, exited and converted."""
         statement = (

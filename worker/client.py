@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from temporalio.client import Client, WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from journeys.contracts import (
     EVENT_SIGNAL,
+    JOURNEY_ID,
+    JOURNEY_VERSION,
+    USER_ID,
     WORKFLOW_TYPE,
     EntryContext,
     JourneyEvent,
@@ -59,6 +63,14 @@ async def start_journey(
         task_queue=task_queue,
         result_type=JourneyOutcome,
         static_summary=static_summary(journey, version, user_id),
+        # Known at start, so visibility finds the run before its first task has run.
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(JOURNEY_ID, journey.id),
+                SearchAttributePair(JOURNEY_VERSION, version),
+                SearchAttributePair(USER_ID, user_id),
+            ]
+        ),
         start_signal=EVENT_SIGNAL if event is not None else None,
         start_signal_args=[event] if event is not None else [],
     )
