@@ -28,9 +28,7 @@ pytest: install
 test: lint typecheck pytest
 
 up: install
-	@echo "'make up' arrives with the API issue (#3): the API, designer and 'journeys up' are not built yet."
-	@echo "Today you can run the engine: start a Temporal server, then '$(BIN)/journeys worker'."
-	@exit 1
+	$(BIN)/journeys up
 
 clean:
 	rm -rf $(VENV) .journeys .mypy_cache .pytest_cache .ruff_cache

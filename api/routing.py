@@ -6,7 +6,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from journeys.errors import NotFound
+from journeys.errors import JourneysError, NotFound
 
 
 class TriggerResult(BaseModel):
@@ -39,5 +39,5 @@ class Routing(Protocol):
         """Make every user inside the (already archived) journey exit at once; how many."""
 
 
-class RoutingUnavailable(Exception):
+class RoutingUnavailable(JourneysError):
     """Temporal cannot be reached now; the request may be retried."""

@@ -4,7 +4,13 @@
     ├── ConfigurationError      settings missing or invalid at start-up
     ├── InvalidJourney          a journey document failed validation (carries the problems)
     ├── NotFound                a journey, version, user, segment or template does not exist
-    └── Conflict                the operation does not fit the current state (e.g. publish archived)
+    │   └── NoLiveJourney       (api.routing) no live journey enters on a trigger type
+    ├── Conflict                the operation does not fit the current state (e.g. publish archived)
+    ├── RoutingUnavailable      (api.routing) Temporal cannot be reached now; retry later
+    ├── TemplateError           (journeys.templates) a template does not parse or render
+    ├── ApiError                (journeys.api_client) the API answered with an error status
+    ├── ApiUnreachable          (journeys.api_client) no answer from the API
+    └── StackFailed             (journeys.up) the local stack could not start, or a child died
 
 Edges (CLI, API, designer) map these to exit codes, HTTP statuses and messages.
 """

@@ -10,15 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from journeys.contracts import SEARCH_ATTRIBUTES
 from journeys.store import Store
+from journeys.up import ensure_search_attributes
 from worker.main import ACTIVITY_THREADS, build_worker
 
 
@@ -39,21 +37,6 @@ def store(tmp_path: Path) -> Iterator[Store]:
     db.close()
 
 
-async def register_search_attributes(client: Client) -> None:
-    """The four custom search attributes of the Temporal conventions."""
-    await client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=client.namespace,
-            search_attributes={
-                key.name: IndexedValueType.Value(
-                    f"INDEXED_VALUE_TYPE_{key.indexed_value_type.name}"
-                )
-                for key in SEARCH_ATTRIBUTES
-            },
-        )
-    )
-
-
 @pytest.fixture(scope="session")
 async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
     """One real time-skipping test server for the whole session."""
@@ -61,7 +44,7 @@ async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
         data_converter=pydantic_data_converter,
         test_server_existing_path=installed_binary("temporal-test-server"),
     )
-    await register_search_attributes(env.client)
+    await ensure_search_attributes(env.client)
     yield env
     await env.shutdown()
 

@@ -23,9 +23,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
-from journeys.contracts import SEARCH_ATTRIBUTES, JourneyOutcome, workflow_id
+from journeys.contracts import JourneyOutcome, workflow_id
 from journeys.settings import Settings
 from journeys.store import Store
+from journeys.up import search_attribute_flags
 from tests.conftest import installed_binary
 from worker.main import build_worker
 
@@ -277,15 +278,11 @@ async def test_events_accepted_while_temporal_is_down_reach_their_journeys(
     database = tmp_path / "temporal.db"
 
     def start_temporal() -> subprocess.Popen[bytes]:
-        flags = [
-            f"--search-attribute={k.name}={k.indexed_value_type.name.title()}"
-            for k in SEARCH_ATTRIBUTES
-        ]
         return subprocess.Popen(
             [
                 installed_binary("temporal"), "server", "start-dev", "--headless",
                 "--ip", "127.0.0.1", "--port", str(temporal_port),
-                "--db-filename", str(database), *flags,
+                "--db-filename", str(database), *search_attribute_flags(),
             ],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip

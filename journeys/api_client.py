@@ -1,0 +1,181 @@
+"""A small client of the journeys HTTP API, for the CLI (`publish`, `demo`) and the designer.
+
+Management calls carry `Authorization: Bearer <admin token>`; ingest calls carry the write key
+as HTTP Basic username with an empty password, as Segment SDKs send it. Every failure is an
+`ApiError` carrying what the API said (`{"error": {"code", "message", "details"}}`), or an
+`ApiUnreachable` when no answer came back at all.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from journeys.errors import ConfigurationError, JourneysError
+
+DEFAULT_TIMEOUT = 10.0
+
+
+class ApiError(JourneysError):
+    """The API answered with an error status."""
+
+    def __init__(
+        self, status: int, code: str, message: str, details: list[Any] | None = None
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details or []
+        super().__init__(f"{status} {code}: {message}")
+
+    def detail_lines(self) -> list[str]:
+        """Each detail as one line: `path: message` for validation problems, else its JSON."""
+        lines = []
+        for detail in self.details:
+            if isinstance(detail, dict) and {"path", "message"} <= detail.keys():
+                lines.append(f"{detail['path'] or '$'}: {detail['message']}")
+            else:
+                lines.append(str(detail))
+        return lines
+
+
+class ApiUnreachable(JourneysError):
+    """No answer from the API (connection refused, timeout, name not found)."""
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+class ApiClient:
+    """Typed calls to the API at `base_url`; use as a context manager to close the connections."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        admin_token: str | None = None,
+        write_key: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._admin_token = admin_token
+        self._write_key = write_key
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    # --- management (admin token) ---------------------------------------------------------
+
+    def list_journeys(self) -> list[dict[str, Any]]:
+        """`GET /v1/journeys`: id, name, status, version, updated_at of every journey."""
+        body = self._admin("GET", "/v1/journeys")
+        if isinstance(body, dict):  # tolerate a wrapped list
+            body = body.get("journeys", body.get("items", []))
+        return list(body)
+
+    def put_segment(self, segment: dict[str, Any]) -> None:
+        """`PUT /v1/segments/{id}`: create or replace a segment."""
+        self._admin("PUT", f"/v1/segments/{_segment(str(segment['id']))}", segment)
+
+    def put_journey(self, document: dict[str, Any]) -> None:
+        """`PUT /v1/journeys/{id}`: save the document as the journey's draft."""
+        self._admin("PUT", f"/v1/journeys/{_segment(str(document['id']))}", document)
+
+    def publish(self, journey_id: str) -> int:
+        """`POST /v1/journeys/{id}/publish`: publish the draft; the new version number."""
+        body = self._admin("POST", f"/v1/journeys/{_segment(journey_id)}/publish")
+        return int(body["version"])
+
+    def user(self, user_id: str) -> dict[str, Any]:
+        """`GET /v1/users/{id}`: traits, journeys and deliveries (newest first)."""
+        body: dict[str, Any] = self._admin("GET", f"/v1/users/{_segment(user_id)}")
+        return body
+
+    # --- ingest (write key) ---------------------------------------------------------------
+
+    def batch(self, messages: list[dict[str, Any]]) -> None:
+        """`POST /v1/batch`: send Segment messages (track, identify, ...) in one request."""
+        if self._write_key is None:
+            raise ConfigurationError(
+                "JOURNEYS_WRITE_KEY is not set: sending events needs the write key "
+                "(`journeys up` uses dev-write-key)"
+            )
+        self._send(
+            "POST", "/v1/batch", {"batch": messages}, auth=httpx.BasicAuth(self._write_key, "")
+        )
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def _admin(self, method: str, path: str, body: Any = None) -> Any:
+        if self._admin_token is None:
+            raise ConfigurationError(
+                "JOURNEYS_ADMIN_TOKEN is not set: management calls need the admin token "
+                "(`journeys up` uses dev-admin-token)"
+            )
+        headers = {"Authorization": f"Bearer {self._admin_token}"}
+        return self._send(method, path, body, headers=headers)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+        auth: httpx.Auth | None = None,
+    ) -> Any:
+        try:
+            response = self._http.request(
+                method,
+                path,
+                json=body,
+                headers=headers,
+                auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
+            )
+        except httpx.TransportError as error:
+            raise ApiUnreachable(
+                f"cannot reach the API at {self.base_url} (JOURNEYS_API_URL): "
+                f"{error or type(error).__name__}"
+            ) from None
+        if response.is_error:
+            raise _error_of(response)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise ApiError(
+                response.status_code, "invalid_response", "the API answered with non-JSON"
+            ) from None
+
+
+def _error_of(response: httpx.Response) -> ApiError:
+    """The `ApiError` an error response describes, whatever its body."""
+    try:
+        error = response.json()["error"]
+        return ApiError(
+            response.status_code,
+            str(error.get("code", "error")),
+            str(error.get("message", response.reason_phrase)),
+            error.get("details") if isinstance(error.get("details"), list) else None,
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        text = response.text.strip()[:200] or response.reason_phrase
+        return ApiError(response.status_code, "http_error", text)
