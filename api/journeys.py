@@ -197,7 +197,7 @@ def publish(journey_id: str, store: StoreDep) -> PublishResult:
         problems = _template_channels(Journey.model_validate(journey.draft), channels)
     if problems:
         raise InvalidJourney(problems)
-    return PublishResult(version=store.publish(journey_id))
+    return PublishResult(version=store.publish(journey_id, validated=journey.draft))
 
 
 def _template_channels(journey: Journey, channels: dict[str, str]) -> list[Problem]:

@@ -387,16 +387,20 @@ class Store:
         with self._read() as session:
             return list(session.exec(select(JourneyRecord).order_by(col(JourneyRecord.id))))
 
-    def publish(self, journey_id: str) -> int:
+    def publish(self, journey_id: str, validated: dict[str, Any] | None = None) -> int:
         """Copy the draft into a new immutable version and return its number.
 
         The journey becomes "live", except that a paused journey stays paused.
-        Raises NotFound for an unknown journey and Conflict for an archived one.
+        Raises NotFound for an unknown journey and Conflict for an archived one. With
+        `validated` (the draft the caller checked), raises Conflict if the draft has changed
+        since, so only a checked document is ever published.
         """
         with self._write() as session:
             journey = _get_or_raise(session, JourneyRecord, journey_id, lock=True)
             if journey.status == "archived":
                 raise Conflict(f"journey {journey_id!r} is archived")
+            if validated is not None and journey.draft != validated:
+                raise Conflict(f"the draft of {journey_id!r} changed while publishing: try again")
             version = (journey.version or 0) + 1
             now = utcnow()
             session.add(

@@ -603,3 +603,13 @@ def test_events_are_the_routing_outbox(store: Store) -> None:
     assert [e.message_id for e in store.unrouted_events()] == ["m2"]
     store.mark_routed([])
     assert [e.message_id for e in store.unrouted_events()] == ["m2"]
+
+
+def test_publish_refuses_a_draft_changed_since_it_was_validated(store: Store) -> None:
+    checked = document()
+    store.save_draft("welcome", checked)
+    store.save_draft("welcome", document(name="Changed meanwhile"))
+    with pytest.raises(Conflict, match="changed while publishing"):
+        store.publish("welcome", validated=checked)
+    assert store.list_versions("welcome") == []
+    assert store.publish("welcome", validated=document(name="Changed meanwhile")) == 1
