@@ -24,7 +24,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -37,7 +37,7 @@ from temporalio.api.operatorservice.v1 import (
     ListSearchAttributesRequest,
 )
 from temporalio.client import Client
-from temporalio.common import SearchAttributeIndexedValueType
+from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKey
 
 from journeys.contracts import SEARCH_ATTRIBUTES
 from journeys.errors import JourneysError
@@ -101,27 +101,37 @@ def accepts_connections(port: int, host: str = HOST) -> bool:
         return False
 
 
+async def register_search_attributes(
+    client: Client, keys: Sequence[SearchAttributeKey[Any]] = SEARCH_ATTRIBUTES
+) -> None:
+    """Register search attributes in the client's namespace (the time-skipping test server,
+    which cannot list them, knows none until asked)."""
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=client.namespace,
+            search_attributes={
+                key.name: IndexedValueType.Value(
+                    f"INDEXED_VALUE_TYPE_{key.indexed_value_type.name}"
+                )
+                for key in keys
+            },
+        )
+    )
+
+
 async def ensure_search_attributes(client: Client) -> list[str]:
     """Register any journeys search attribute the client's namespace lacks; the names added.
 
     The dev server registers `--search-attribute`s only when it creates its database, so a
-    persisted database from an older stack may lack some; the time-skipping test server knows
-    none until asked.
+    persisted database from an older stack may lack some.
     """
-    namespace = client.namespace
     listed = await client.operator_service.list_search_attributes(
-        ListSearchAttributesRequest(namespace=namespace)
+        ListSearchAttributesRequest(namespace=client.namespace)
     )
-    missing = {
-        key.name: IndexedValueType.Value(f"INDEXED_VALUE_TYPE_{key.indexed_value_type.name}")
-        for key in SEARCH_ATTRIBUTES
-        if key.name not in listed.custom_attributes
-    }
+    missing = [key for key in SEARCH_ATTRIBUTES if key.name not in listed.custom_attributes]
     if missing:
-        await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
-        )
-    return sorted(missing)
+        await register_search_attributes(client, missing)
+    return sorted(key.name for key in missing)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from temporalio.worker import Worker
 
 from journeys.contracts import SEARCH_ATTRIBUTES
 from journeys.store import Store
-from journeys.up import ensure_search_attributes
+from journeys.up import register_search_attributes
 from worker.main import ACTIVITY_THREADS, build_worker
 
 
@@ -44,7 +44,7 @@ async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
         data_converter=pydantic_data_converter,
         test_server_existing_path=installed_binary("temporal-test-server"),
     )
-    await ensure_search_attributes(env.client)
+    await register_search_attributes(env.client)
     yield env
     await env.shutdown()
 
