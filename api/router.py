@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -122,6 +123,10 @@ class EventRouter:
             except RoutingUnavailable as error:
                 logger.warning("routing paused, retrying in %.0f s: %s", backoff, error)
                 delay, backoff = backoff, min(backoff * 2, MAX_BACKOFF)
+            except Exception:
+                # The store or a bug: the events stay in the outbox; the relay must not die.
+                logger.exception("routing failed, retrying in %.0f s", backoff)
+                delay, backoff = backoff, min(backoff * 2, MAX_BACKOFF)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
 
@@ -146,6 +151,9 @@ class EventRouter:
                         await self._route(client, catalog, record)
                     except RoutingUnavailable:
                         break
+                    except ValidationError as error:
+                        # Stored, but no journey can take it: it must not hold the outbox up.
+                        logger.error("event %s cannot be routed: %s", record.message_id, error)
                     assert record.id is not None
                     done.append(record.id)
             return done
