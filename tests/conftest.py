@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -27,6 +29,23 @@ def installed_binary(name: str) -> str:
     if found is None:
         raise RuntimeError(f"{name} is not installed: run 'make install'")
     return found
+
+
+def run_journeys(
+    *args: str, env: Mapping[str, str] | None = None, clean: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed `journeys` command; `clean` drops every JOURNEYS_* variable first."""
+    environment = dict(os.environ if env is None else env)
+    if clean:
+        environment = {k: v for k, v in environment.items() if not k.startswith("JOURNEYS_")}
+    return subprocess.run(
+        [installed_binary("journeys"), *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 @pytest.fixture

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from journeys.cli import designer_argv
-from tests.conftest import installed_binary
+from tests.conftest import run_journeys
 from tests.journeys.loopback import LoopbackApi, Request, error_body
 
 APP = Path(__file__).parents[2] / "journey_designer" / "app.py"
@@ -108,15 +106,7 @@ def test_no_journeys_yet_says_how_to_publish(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_journeys_designer_without_the_admin_token_refuses_to_start() -> None:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("JOURNEYS_")}
-    result = subprocess.run(
-        [installed_binary("journeys"), "designer", "--port", "1"],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_journeys("designer", "--port", "1", clean=True)
     assert result.returncode == 2
     assert "journeys: JOURNEYS_ADMIN_TOKEN is not set: the designer needs" in result.stderr
     assert "Traceback" not in result.stderr

@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
-from tests.conftest import installed_binary
+from tests.conftest import run_journeys
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.json"))
 
 
-def journeys(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [installed_binary("journeys"), *args], capture_output=True, text=True, check=False
-    )
-
-
 def test_validate_accepts_the_examples() -> None:
-    result = journeys("validate", *map(str, EXAMPLES))
+    result = run_journeys("validate", *map(str, EXAMPLES))
     assert (result.returncode, result.stdout) == (0, "")
 
 
@@ -32,7 +25,7 @@ def test_validate_lists_every_problem_as_file_path_message(tmp_path: Path) -> No
     not_json.write_text("{ nope")
     missing = tmp_path / "missing.json"
 
-    result = journeys("validate", str(EXAMPLES[0]), str(broken), str(not_json), str(missing))
+    result = run_journeys("validate", str(EXAMPLES[0]), str(broken), str(not_json), str(missing))
     assert result.returncode == 1
     lines = result.stdout.splitlines()
     assert f"{broken}: entry.reentry: bad duration 'soon'" in lines[0]
@@ -43,13 +36,13 @@ def test_validate_lists_every_problem_as_file_path_message(tmp_path: Path) -> No
 
 
 def test_validate_without_files_is_a_usage_error() -> None:
-    result = journeys("validate")
+    result = run_journeys("validate")
     assert result.returncode == 2
     assert "FILE" in result.stderr
 
 
 def test_schema_describes_every_node_type() -> None:
-    result = journeys("schema")
+    result = run_journeys("schema")
     assert result.returncode == 0
     schema = json.loads(result.stdout)
     node_types = {

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import os
-import subprocess
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +26,7 @@ from journeys.demo import (
 from journeys.model import Journey, MessageNode, WaitForEventNode, WaitForInactivityNode
 from journeys.templates import render_value
 from journeys.validation import validate
-from tests.conftest import installed_binary
+from tests.conftest import run_journeys
 from tests.journeys.loopback import LoopbackApi, Request, error_body
 
 FUNNEL = ("Product Viewed", "Added to Cart", "Checkout Started", "Order Completed")
@@ -178,13 +177,7 @@ def test_the_demo_journeys_are_valid_with_waits_of_seconds() -> None:
 
 
 def test_the_cli_validates_the_demo_journeys() -> None:
-    result = subprocess.run(
-        [installed_binary("journeys"), "validate", *map(str, sorted(DEMO_FOLDER.glob("*.json")))],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_journeys("validate", *map(str, sorted(DEMO_FOLDER.glob("*.json"))))
     assert (result.returncode, result.stdout) == (0, "")
 
 
@@ -293,15 +286,7 @@ def test_run_demo_publishes_sends_every_event_with_the_write_key_and_counts_deli
 
 
 def test_demo_without_credentials_is_a_clear_error() -> None:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("JOURNEYS_")}
-    result = subprocess.run(
-        [installed_binary("journeys"), "demo", "--users", "2"],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_journeys("demo", "--users", "2", clean=True)
     assert result.returncode == 2
     assert "JOURNEYS_ADMIN_TOKEN and JOURNEYS_WRITE_KEY not set" in result.stderr
     assert "Traceback" not in result.stderr
@@ -318,14 +303,7 @@ def test_demo_reports_an_api_refusal_without_a_traceback() -> None:
             "JOURNEYS_ADMIN_TOKEN": "wrong",
             "JOURNEYS_WRITE_KEY": "wk",
         }
-        result = subprocess.run(
-            [installed_binary("journeys"), "demo", "--users", "2"],
-            env=environment,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = run_journeys("demo", "--users", "2", env=environment)
     assert result.returncode == 1
     assert "journeys: the API refused the demo: 401 unauthorized: invalid admin token" in (
         result.stderr

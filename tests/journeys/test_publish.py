@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import installed_binary
+from tests.conftest import run_journeys
 from tests.journeys.loopback import LoopbackApi, Request, error_body
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
@@ -31,14 +31,7 @@ def publish(
     environment["JOURNEYS_API_URL"] = api_url
     if token is not None:
         environment["JOURNEYS_ADMIN_TOKEN"] = token
-    return subprocess.run(
-        [installed_binary("journeys"), "publish", *map(str, files)],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_journeys("publish", *map(str, files), env=environment)
 
 
 class FakeApi:

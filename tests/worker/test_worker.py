@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import uuid
 from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
 from journeys.store import Store
-from tests.conftest import installed_binary
+from tests.conftest import installed_binary, run_journeys
 from tests.workflows.helpers import make_journey, start
 
 
@@ -67,14 +66,7 @@ def test_worker_without_a_server_says_where_it_looked(tmp_path: Path) -> None:
         "TEMPORAL_ADDRESS": "127.0.0.1:1",
         "JOURNEYS_DATABASE_URL": f"sqlite:///{tmp_path / 'journeys.db'}",
     }
-    result = subprocess.run(
-        [installed_binary("journeys"), "worker"],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_journeys("worker", env=environment)
     assert result.returncode == 2
     assert "journeys: cannot reach Temporal at 127.0.0.1:1" in result.stderr
     assert "Traceback" not in result.stderr
