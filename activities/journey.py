@@ -29,7 +29,6 @@ from journeys.contracts import (
     FinalDeliveryStatus,
     LoadContextInput,
     ProgressInput,
-    TemplateContext,
     UpdateUserInput,
     UserContext,
 )
@@ -167,7 +166,7 @@ class JourneyActivities:
             source = template.content
         try:
             rendered: dict[str, Any] = templates.render_value(
-                source or {}, template_context(request.user_id, traits, request.context)
+                source or {}, request.context.namespaces({**traits, "id": request.user_id})
             )
         except templates.TemplateError as error:
             self._fail(request, f"template does not render: {error}")
@@ -206,7 +205,7 @@ class JourneyActivities:
         not stop the journey.
         """
         traits = self._traits(request.user_id)
-        context = template_context(request.user_id, traits, request.context)
+        context = request.context.namespaces({**traits, "id": request.user_id})
         values = {}
         for trait, value in request.set.items():
             try:
@@ -214,16 +213,3 @@ class JourneyActivities:
             except templates.TemplateError as error:
                 activity.logger.warning("trait %r not set: %s", trait, error)
         return UserContext(traits=self._store.update_traits(request.user_id, values, request.unset))
-
-
-def template_context(
-    user_id: str, traits: dict[str, Any], context: TemplateContext
-) -> dict[str, Any]:
-    """The namespaces a template sees."""
-    return {
-        "user": {**traits, "id": user_id},
-        "entry": context.entry,
-        "event": context.event,
-        "journey": context.journey,
-        "variant": context.variant,
-    }

@@ -13,6 +13,7 @@ from api.body import JsonModel
 from api.deps import StoreDep
 from api.errors import ApiError, error_responses, problems_error
 from journeys.conditions import evaluate
+from journeys.contracts import TemplateContext
 from journeys.errors import NotFound
 from journeys.facts import CONDITION, fact_answerer
 from journeys.model import SLUG_PATTERN, Channel, Condition
@@ -72,16 +73,12 @@ class TemplateOut(BaseModel):
     updated_at: datetime
 
 
-class PreviewContext(BaseModel):
+class PreviewContext(TemplateContext):
     """The namespaces a template sees; those not given are empty."""
 
     model_config = ConfigDict(extra="forbid")
 
     user: dict[str, Any] = Field(default_factory=dict)
-    entry: dict[str, Any] = Field(default_factory=dict)
-    event: dict[str, Any] = Field(default_factory=dict)
-    journey: dict[str, Any] = Field(default_factory=dict)
-    variant: str | None = None
 
 
 class PreviewRequest(BaseModel):
@@ -238,16 +235,14 @@ def preview_template(
 ) -> dict[str, Any]:
     """The template's content rendered for a user or a context (422 when it does not render)."""
     template = _template(store, template_id)
-    namespaces: dict[str, Any] = {"user": {}, "entry": {}, "event": {}, "journey": {}}
-    if body.user_id is not None:
-        user = store.get_user(body.user_id)
-        if user is None:
+    context = body.context or PreviewContext()
+    user = context.user
+    if body.user_id is not None and "user" not in context.model_fields_set:
+        stored = store.get_user(body.user_id)
+        if stored is None:
             raise NotFound(f"no user '{body.user_id}'")
-        namespaces["user"] = {**user.traits, "id": user.user_id}
-    if body.context is not None:
-        given = body.context.model_dump(include=body.context.model_fields_set)
-        namespaces.update(given)
-    rendered: dict[str, Any] = render_value(template.content, namespaces)
+        user = {**stored.traits, "id": stored.user_id}
+    rendered: dict[str, Any] = render_value(template.content, context.namespaces(user))
     return rendered
 
 

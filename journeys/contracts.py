@@ -183,10 +183,14 @@ class ProgressInput(BaseModel):
 class TemplateContext(BaseModel):
     """The non-user namespaces a message or trait template sees."""
 
-    entry: dict[str, Any]
-    event: dict[str, Any]
-    journey: dict[str, Any]
+    entry: dict[str, Any] = Field(default_factory=dict)
+    event: dict[str, Any] = Field(default_factory=dict)
+    journey: dict[str, Any] = Field(default_factory=dict)
     variant: str | None = None
+
+    def namespaces(self, user: dict[str, Any]) -> dict[str, Any]:
+        """Everything a template sees: `user` (traits and `id`) and these namespaces."""
+        return {**self.model_dump(), "user": user}
 
 
 class DeliverInput(BaseModel):
