@@ -223,11 +223,7 @@ async def test_trigger_starts_with_content_and_reports_started(harness: Harness)
         entry={"api": "cart_abandonment"},
         start="wait",
         nodes={
-            "wait": {
-                "type": "wait_for_event",
-                "timeout": "1h",
-                "paths": [{"event": "Checkout Started", "next": "thanks"}],
-            },
+            **WAIT_FOR_CHECKOUT,
             "thanks": {
                 "type": "message",
                 "channel": "in_app",

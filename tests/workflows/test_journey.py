@@ -23,6 +23,7 @@ from journeys.contracts import (
     JourneyOutcome,
     StateView,
 )
+from journeys.model import Journey
 from journeys.store import Store
 from tests.workflows.helpers import make_journey, reached, send, start, workflow_task_failures
 from worker.main import build_worker
@@ -42,6 +43,24 @@ WAIT_THEN_EMAIL = {
     },
 }
 EMAIL = {"subject": "Hello", "body": "Body"}
+
+
+def delay_then_wait(delay: str) -> Journey:
+    """A delay, then a day's wait for "Checkout Started": ends at `matched` or `timed-out`."""
+    return make_journey(
+        "pause",
+        {
+            "pause": {"type": "delay", "duration": delay, "next": "wait"},
+            "wait": {
+                "type": "wait_for_event",
+                "timeout": "1d",
+                "on_timeout": "timed-out",
+                "paths": [{"event": "Checkout Started", "next": "matched"}],
+            },
+            "matched": {"type": "exit"},
+            "timed-out": {"type": "exit"},
+        },
+    )
 
 
 async def ended_after(store: Store, handle: WorkflowHandle[object, JourneyOutcome]) -> timedelta:
@@ -154,20 +173,7 @@ async def test_trait_change_exits_during_wait_and_before_message(
 async def test_only_events_after_the_node_is_reached_match(
     time_skipping: WorkflowEnvironment, worker: Worker, store: Store, task_queue: str
 ) -> None:
-    journey = make_journey(
-        "pause",
-        {
-            "pause": {"type": "delay", "duration": "1h", "next": "wait"},
-            "wait": {
-                "type": "wait_for_event",
-                "timeout": "1d",
-                "on_timeout": "timed-out",
-                "paths": [{"event": "Checkout Started", "next": "matched"}],
-            },
-            "matched": {"type": "exit"},
-            "timed-out": {"type": "exit"},
-        },
-    )
+    journey = delay_then_wait("1h")
     handle = await start(time_skipping, task_queue, journey)
     await send(time_skipping, handle, "Checkout Started")  # during the delay: too early
     assert (await handle.result()).path == ["pause", "wait", "timed-out"]
@@ -182,20 +188,7 @@ async def test_event_happening_after_a_delay_goes_to_the_next_wait(
     # The timer firing and the event's signal reach the run in one activation (the worker is
     # down while both happen; a real dev server, since the time-skipping one will not skip
     # without a worker): the event happened after the delay ended, so the next wait takes it.
-    journey = make_journey(
-        "pause",
-        {
-            "pause": {"type": "delay", "duration": "1s", "next": "wait"},
-            "wait": {
-                "type": "wait_for_event",
-                "timeout": "1d",
-                "on_timeout": "timed-out",
-                "paths": [{"event": "Checkout Started", "next": "matched"}],
-            },
-            "matched": {"type": "exit"},
-            "timed-out": {"type": "exit"},
-        },
-    )
+    journey = delay_then_wait("1s")
     async with build_worker(dev_server.client, store, task_queue, executor):
         handle = await start(dev_server, task_queue, journey)
         await reached(handle, "pause")
