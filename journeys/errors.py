@@ -8,6 +8,9 @@
     ├── Conflict                the operation does not fit the current state (e.g. publish archived)
     ├── RoutingUnavailable      (api.routing) Temporal cannot be reached now; retry later
     ├── TemplateError           (journeys.templates) a template does not parse or render
+    ├── DeliveryError           (activities.channels) a provider did not take a message
+    │   ├── PermanentDeliveryError   it never will (4xx, invalid address, refused target)
+    │   └── TransientDeliveryError   it may later (timeout, 5xx, 429): retry with backoff
     ├── ApiError                (journeys.api_client) the API answered with an error status
     ├── ApiUnreachable          (journeys.api_client) no answer from the API
     └── StackFailed             (journeys.up) the local stack could not start, or a child died

@@ -27,6 +27,30 @@ class Settings(BaseSettings):
     temporal_ui_url: str = Field(
         "http://localhost:8233", validation_alias="JOURNEYS_TEMPORAL_UI_URL"
     )
+    public_url: str | None = Field(
+        None,
+        validation_alias="JOURNEYS_PUBLIC_URL",
+        description="the API as recipients reach it (unsubscribe links); default: api_url",
+    )
+    unsubscribe_secret: str | None = Field(None, validation_alias="JOURNEYS_UNSUBSCRIBE_SECRET")
+    smtp_url: str | None = Field(None, validation_alias="JOURNEYS_SMTP_URL")
+    email_from: str | None = Field(None, validation_alias="JOURNEYS_EMAIL_FROM")
+    push_url: str | None = Field(None, validation_alias="JOURNEYS_PUSH_URL")
+    push_token: str | None = Field(None, validation_alias="JOURNEYS_PUSH_TOKEN")
+    sms_url: str | None = Field(None, validation_alias="JOURNEYS_SMS_URL")
+    sms_token: str | None = Field(None, validation_alias="JOURNEYS_SMS_TOKEN")
+    sms_from: str | None = Field(None, validation_alias="JOURNEYS_SMS_FROM")
+    webhook_secret: str | None = Field(None, validation_alias="JOURNEYS_WEBHOOK_SECRET")
+    webhook_allow: str = Field(
+        "",
+        validation_alias="JOURNEYS_WEBHOOK_ALLOW",
+        description="hosts and CIDRs, separated by commas or spaces",
+    )
+
+    @property
+    def links_base_url(self) -> str:
+        """Where links in messages (unsubscribe) point: the public URL, else the API URL."""
+        return (self.public_url or self.api_url).rstrip("/")
 
 
 def load_settings() -> Settings:
