@@ -7,8 +7,10 @@ repeated delivery finds the record and never sends or counts twice.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
@@ -16,6 +18,13 @@ from zoneinfo import ZoneInfo
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.channels import (
+    Message,
+    PermanentDeliveryError,
+    Provider,
+    PushTokensUnregistered,
+    TransientDeliveryError,
+)
 from journeys import templates
 from journeys.conditions import fact_key
 from journeys.contracts import (
@@ -33,31 +42,85 @@ from journeys.contracts import (
     UserContext,
 )
 from journeys.facts import fact_answerer, user_traits
-from journeys.store import DeliveryRecord, Store
+from journeys.localtime import user_timezone
+from journeys.model import Channel
+from journeys.store import CapWindow, DeliveryRecord, Store
+from journeys.unsubscribe import Links
+from journeys.workspace import load_workspace_settings
 
 ACTIVE_HOUR_MIN_EVENTS = 5
 ACTIVE_HOUR_HISTORY = timedelta(days=90)
 PERMANENT_FAILURE = "PermanentDeliveryFailure"
+TRANSIENT_FAILURE = "TransientDeliveryFailure"
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+_PHONE = re.compile(r"^\+?[0-9]{7,15}$")
+_PHONE_PUNCTUATION = re.compile(r"[\s().-]")
+_YES = {"true", "yes", "1"}
 
 
-def address_for(channel: str, traits: dict[str, Any]) -> bool:
-    """Whether the user has somewhere to receive `channel` (in-app and webhooks always do)."""
+@dataclass(frozen=True)
+class Recipient:
+    """Where a user receives a channel: an address (email, sms) or device tokens (push)."""
+
+    address: str | None = None
+    push_tokens: tuple[str, ...] = ()
+
+
+def recipient(channel: Channel, traits: dict[str, Any]) -> Recipient | None:
+    """Where the user receives `channel` (in-app and webhooks: always), None when they have no
+    address for it. Raises `PermanentDeliveryError` for an address that cannot be one."""
     match channel:
         case "email":
-            return isinstance(traits.get("email"), str) and "@" in traits["email"]
+            email = traits.get("email")
+            if not isinstance(email, str) or not email.strip():
+                return None
+            if not _EMAIL.match(email.strip()):
+                raise PermanentDeliveryError(f"invalid email address {email!r}")
+            return Recipient(address=email.strip())
         case "sms":
-            return isinstance(traits.get("phone"), str) and bool(traits["phone"].strip())
+            phone = traits.get("phone")
+            if not isinstance(phone, (str, int)) or isinstance(phone, bool) or phone == "":
+                return None
+            number = _PHONE_PUNCTUATION.sub("", str(phone))
+            if not _PHONE.match(number):
+                raise PermanentDeliveryError(f"invalid phone number {phone!r}")
+            return Recipient(address=number)
         case "push":
             tokens = traits.get("push_tokens")
-            return isinstance(tokens, list) and any(isinstance(t, str) and t for t in tokens)
-    return True
+            if not isinstance(tokens, list):
+                return None
+            found = tuple(t for t in tokens if isinstance(t, str) and t)
+            return Recipient(push_tokens=found) if found else None
+    return Recipient()
+
+
+NO_ADDRESS = {"email": "no email address", "sms": "no phone number", "push": "no push token"}
+
+
+def unsubscribed(channel: Channel, traits: dict[str, Any]) -> str | None:
+    """Why the user does not want `channel` (the `unsubscribed` and `unsubscribed_<channel>`
+    traits), or None."""
+    for trait, reason in (
+        ("unsubscribed", "unsubscribed"),
+        (f"unsubscribed_{channel}", f"unsubscribed from {channel}"),
+    ):
+        value = traits.get(trait)
+        if value is True or (isinstance(value, str) and value.strip().lower() in _YES):
+            return reason
+    return None
 
 
 class JourneyActivities:
-    """The activities, bound to one store."""
+    """The activities, bound to one store, the providers of each channel, and the signer of
+    unsubscribe links (without one, emails carry none)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(
+        self, store: Store, channels: Mapping[Channel, Provider], links: Links | None = None
+    ) -> None:
         self._store = store
+        self._channels = channels
+        self._links = links
 
     def all(self) -> list[Callable[..., Any]]:
         """Every activity, for `Worker(activities=...)`."""
@@ -127,21 +190,107 @@ class JourneyActivities:
 
     @activity.defn(name=Activity.DELIVER)
     def deliver(self, request: DeliverInput) -> DeliveryOutcome:
-        """Render and deliver one message, at most once per idempotency key."""
+        """Render one message and hand it to its channel's provider, at most once per key.
+
+        The record is stored under the idempotency key first, claimed ("sending") just before
+        the provider is called and marked "sent" as soon as the provider took the message, so
+        an attempt that dies after that finds the outcome and returns it. An attempt that died
+        while the provider was being called finds the claim: it sends again with the same key
+        where the provider honours keys, and otherwise gives up rather than risk a duplicate.
+        """
         record = self._begin(request)
-        if record.status != "pending":  # done by an earlier attempt
-            return DeliveryOutcome(
-                status=record.status, reason=record.reason, delivery_id=record.id
-            )
+        if record.finished:
+            return _outcome(record)
+        provider = self._channels[request.channel]
+        try:
+            if record.status == "sending":
+                return self._resend(request, record, provider)
+            return self._send(request, provider)
+        except PermanentDeliveryError as error:
+            self._fail(request, error.reason)
+        except TransientDeliveryError as error:
+            if not error.maybe_sent:
+                self._store.release_delivery(request.idempotency_key)
+            raise ApplicationError(
+                error.reason, type=TRANSIENT_FAILURE, next_retry_delay=error.retry_after
+            ) from None
+
+    def _send(self, request: DeliverInput, provider: Provider) -> DeliveryOutcome:
         if request.skip_reason is not None:
             return self._finish(request, "skipped", request.skip_reason)
         traits = self._traits(request.user_id)
-        if not address_for(request.channel, traits):
-            return self._finish(request, "skipped", f"no {request.channel} address")
-        content = self._render(request, traits)
-        # The outbox: with no provider configured, the record itself is the delivery
-        # (in-app messages are the user's inbox).
-        return self._finish(request, "sent", None, content)
+        refusal = None if request.transactional else unsubscribed(request.channel, traits)
+        if refusal is not None:
+            return self._finish(request, "skipped", refusal)
+        to = recipient(request.channel, traits)
+        if to is None:
+            return self._finish(request, "skipped", NO_ADDRESS[request.channel])
+        unsubscribe_url = self._unsubscribe_url(request)
+        content = self._render(request, traits, unsubscribe_url)
+        claimed = self._store.claim_delivery(
+            request.idempotency_key, content, () if request.transactional else self._caps(traits)
+        )
+        if claimed.status != "sending":  # capped
+            return _outcome(claimed)
+        return self._hand_over(request, provider, to, content, unsubscribe_url)
+
+    def _resend(
+        self, request: DeliverInput, record: DeliveryRecord, provider: Provider
+    ) -> DeliveryOutcome:
+        if not provider.honours_idempotency_key:
+            raise PermanentDeliveryError(
+                f"an earlier attempt stopped while {provider.name} was taking the message; "
+                "it may have gone, so it is not sent again"
+            )
+        to = recipient(request.channel, self._traits(request.user_id))
+        if to is None:
+            raise PermanentDeliveryError(NO_ADDRESS[request.channel])
+        # The content the earlier attempt rendered, so the provider sees the same message.
+        unsubscribe_url = self._unsubscribe_url(request)
+        return self._hand_over(request, provider, to, record.content, unsubscribe_url)
+
+    def _hand_over(
+        self,
+        request: DeliverInput,
+        provider: Provider,
+        to: Recipient,
+        content: dict[str, Any],
+        unsubscribe_url: str | None,
+    ) -> DeliveryOutcome:
+        message = Message(
+            idempotency_key=request.idempotency_key,
+            user_id=request.user_id,
+            channel=request.channel,
+            content=content,
+            address=to.address,
+            push_tokens=to.push_tokens,
+            unsubscribe_url=unsubscribe_url,
+        )
+        try:
+            receipt = provider.send(message)
+        except PushTokensUnregistered as error:
+            self._store.remove_push_tokens(request.user_id, error.unregistered_tokens)
+            raise
+        if receipt.unregistered_tokens:
+            self._store.remove_push_tokens(request.user_id, receipt.unregistered_tokens)
+        record = self._store.finish_delivery(
+            request.idempotency_key,
+            "sent",
+            provider=receipt.provider,
+            provider_message_id=receipt.provider_message_id,
+        )
+        return _outcome(record)
+
+    def _caps(self, traits: dict[str, Any]) -> list[CapWindow]:
+        workspace = load_workspace_settings(self._store)
+        zone = user_timezone("user", traits, workspace.timezone)
+        now = datetime.now(UTC)
+        return [cap.window(now, zone) for cap in workspace.frequency_caps]
+
+    def _unsubscribe_url(self, request: DeliverInput) -> str | None:
+        if self._links is None or request.channel != "email" or request.transactional:
+            return None
+        return self._links.unsubscribe(request.user_id, request.channel)
 
     def _begin(self, request: DeliverInput) -> DeliveryRecord:
         """The delivery's record, created "pending" by the first attempt."""
@@ -154,22 +303,27 @@ class JourneyActivities:
             channel=request.channel,
             variant=request.context.variant,
             content=request.content or {},
+            transactional=request.transactional,
         )
         return record
 
-    def _render(self, request: DeliverInput, traits: dict[str, Any]) -> dict[str, Any]:
+    def _render(
+        self, request: DeliverInput, traits: dict[str, Any], unsubscribe_url: str | None
+    ) -> dict[str, Any]:
         source = request.content
         if request.template is not None:
             template = self._store.get_template(request.template)
             if template is None:
-                self._fail(request, f"unknown template '{request.template}'")
+                raise PermanentDeliveryError(f"unknown template '{request.template}'")
             source = template.content
+        namespaces = request.context.namespaces(
+            {**traits, "id": request.user_id},
+            unsubscribe_url=(unsubscribe_url or "") if request.channel == "email" else None,
+        )
         try:
-            rendered: dict[str, Any] = templates.render_value(
-                source or {}, request.context.namespaces({**traits, "id": request.user_id})
-            )
+            rendered: dict[str, Any] = templates.render_value(source or {}, namespaces)
         except templates.TemplateError as error:
-            self._fail(request, f"template does not render: {error}")
+            raise PermanentDeliveryError(f"template does not render: {error}") from None
         return rendered
 
     def _fail(self, request: DeliverInput, reason: str) -> NoReturn:
@@ -177,14 +331,9 @@ class JourneyActivities:
         raise ApplicationError(reason, type=PERMANENT_FAILURE, non_retryable=True)
 
     def _finish(
-        self,
-        request: DeliverInput,
-        status: FinalDeliveryStatus,
-        reason: str | None,
-        content: dict[str, Any] | None = None,
+        self, request: DeliverInput, status: FinalDeliveryStatus, reason: str | None
     ) -> DeliveryOutcome:
-        record = self._store.finish_delivery(request.idempotency_key, status, reason, content)
-        return DeliveryOutcome(status=record.status, reason=record.reason, delivery_id=record.id)
+        return _outcome(self._store.finish_delivery(request.idempotency_key, status, reason))
 
     @activity.defn(name=Activity.FAIL_DELIVERY)
     def fail_delivery(self, request: FailDeliveryInput) -> None:
@@ -194,7 +343,7 @@ class JourneyActivities:
         need be; one an attempt finished (its result lost to a timeout) keeps its status.
         """
         record = self._begin(request.delivery)
-        if record.status == "pending":
+        if not record.finished:
             self._store.finish_delivery(record.idempotency_key, "failed", request.reason)
 
     @activity.defn(name=Activity.UPDATE_USER)
@@ -213,3 +362,8 @@ class JourneyActivities:
             except templates.TemplateError as error:
                 activity.logger.warning("trait %r not set: %s", trait, error)
         return UserContext(traits=self._store.update_traits(request.user_id, values, request.unset))
+
+
+def _outcome(record: DeliveryRecord) -> DeliveryOutcome:
+    assert record.finished
+    return DeliveryOutcome(status=record.status, reason=record.reason, delivery_id=record.id)

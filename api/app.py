@@ -9,7 +9,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import catalog, errors, ingest, journeys, openapi, ops, users
+from api import catalog, errors, ingest, journeys, openapi, ops, unsubscribe, users
 from api.deps import AppState
 from api.metrics import ApiMetrics, RequestMetrics
 from api.routing import Routing
@@ -33,6 +33,7 @@ def _check_credentials(settings: Settings) -> None:
         for variable, value in (
             ("JOURNEYS_WRITE_KEY", settings.write_key),
             ("JOURNEYS_ADMIN_TOKEN", settings.admin_token),
+            ("JOURNEYS_UNSUBSCRIBE_SECRET", settings.unsubscribe_secret),
         )
         if not value
     ]
@@ -76,7 +77,8 @@ def create_app(
     shutdown); without `routing`, its lifespan builds the event router
     (`api.router.build_router`, with the app's metrics registry) and runs it beside the API.
 
-    Raises `ConfigurationError` when the write key or the admin token is missing.
+    Raises `ConfigurationError` when the write key, the admin token or the unsubscribe secret
+    is missing.
     """
     _check_credentials(settings)
     own_store = store is None
@@ -108,6 +110,7 @@ def create_app(
         catalog.router,
         users.router,
         users.inbox_router,
+        unsubscribe.router,
     )
     for router in routers:
         app.include_router(router)

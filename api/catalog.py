@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import ADMIN
 from api.body import JsonModel
-from api.deps import StoreDep
+from api.deps import StateDep, StoreDep
 from api.errors import ApiError, error_responses, problems_error
 from journeys.conditions import evaluate
 from journeys.contracts import TemplateContext
@@ -19,6 +19,7 @@ from journeys.facts import CONDITION, fact_answerer
 from journeys.model import SLUG_PATTERN, Channel, Condition
 from journeys.store import SegmentRecord, Store, TemplateRecord
 from journeys.templates import render_value
+from journeys.unsubscribe import Links
 from journeys.validation import check_content
 from journeys.workspace import WorkspaceSettings, load_workspace_settings, save_workspace_settings
 
@@ -231,18 +232,28 @@ def delete_template(template_id: TemplateId, store: StoreDep) -> Response:
 def preview_template(
     template_id: TemplateId,
     body: Annotated[PreviewRequest, Depends(JsonModel(PreviewRequest))],
-    store: StoreDep,
+    state: StateDep,
 ) -> dict[str, Any]:
-    """The template's content rendered for a user or a context (422 when it does not render)."""
-    template = _template(store, template_id)
+    """The template's content rendered for a user or a context (422 when it does not render).
+
+    Email templates see `unsubscribe_url`: the user's real link.
+    """
+    template = _template(state.store, template_id)
     context = body.context or PreviewContext()
     user = context.user
     if body.user_id is not None and "user" not in context.model_fields_set:
-        stored = store.get_user(body.user_id)
+        stored = state.store.get_user(body.user_id)
         if stored is None:
             raise NotFound(f"no user '{body.user_id}'")
         user = {**stored.traits, "id": stored.user_id}
-    rendered: dict[str, Any] = render_value(template.content, context.namespaces(user))
+    unsubscribe_url = None
+    if template.channel == "email":
+        secret = state.settings.unsubscribe_secret
+        assert secret is not None  # create_app refuses to start without it
+        links = Links(state.settings.links_base_url, secret)
+        unsubscribe_url = links.unsubscribe(str(user.get("id") or "preview"), "email")
+    namespaces = context.namespaces(user, unsubscribe_url=unsubscribe_url)
+    rendered: dict[str, Any] = render_value(template.content, namespaces)
     return rendered
 
 

@@ -278,7 +278,7 @@ def stats(journey_id: str, store: StoreDep) -> JourneyStats:
         node_id: MessageStats() for node_id, node in nodes.items() if isinstance(node, MessageNode)
     }
     for node_id, by_status in store.message_counts(journey_id).items():
-        # Pending deliveries are in flight; the contract counts outcomes only.
+        # Pending and sending deliveries are in flight; the contract counts outcomes only.
         messages[node_id] = MessageStats(
             sent=by_status["sent"], skipped=by_status["skipped"], failed=by_status["failed"]
         )

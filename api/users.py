@@ -100,8 +100,8 @@ def get_user(user_id: str, store: StoreDep) -> UserDetail:
         user_id=user_id,
         traits=profile.traits if profile is not None else {},
         journeys=[UserJourney(**e.model_dump()) for e in enrollments],
-        # A pending delivery is being sent right now; only outcomes are reported.
-        deliveries=[Delivery(**d.model_dump()) for d in deliveries if d.status != "pending"],
+        # An unfinished delivery is being sent right now; only outcomes are reported.
+        deliveries=[Delivery(**d.model_dump()) for d in deliveries if d.finished],
     )
 
 

@@ -188,9 +188,15 @@ class TemplateContext(BaseModel):
     journey: dict[str, Any] = Field(default_factory=dict)
     variant: str | None = None
 
-    def namespaces(self, user: dict[str, Any]) -> dict[str, Any]:
-        """Everything a template sees: `user` (traits and `id`) and these namespaces."""
-        return {**self.model_dump(), "user": user}
+    def namespaces(
+        self, user: dict[str, Any], *, unsubscribe_url: str | None = None
+    ) -> dict[str, Any]:
+        """Everything a template sees: `user` (traits and `id`), these namespaces and, in
+        emails, `unsubscribe_url` (empty in transactional ones)."""
+        seen = {**self.model_dump(), "user": user}
+        if unsubscribe_url is not None:
+            seen["unsubscribe_url"] = unsubscribe_url
+        return seen
 
 
 class DeliverInput(BaseModel):

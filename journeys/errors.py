@@ -8,6 +8,7 @@
     ├── Conflict                the operation does not fit the current state (e.g. publish archived)
     ├── RoutingUnavailable      (api.routing) Temporal cannot be reached now; retry later
     ├── TemplateError           (journeys.templates) a template does not parse or render
+    ├── InvalidLink             (journeys.unsubscribe) a link not signed with our secret
     ├── DeliveryError           (activities.channels) a provider did not take a message
     │   ├── PermanentDeliveryError   it never will (4xx, invalid address, refused target)
     │   └── TransientDeliveryError   it may later (timeout, 5xx, 429): retry with backoff
@@ -48,3 +49,7 @@ class NotFound(JourneysError):
 
 class Conflict(JourneysError):
     """The operation does not fit the object's current state."""
+
+
+class InvalidLink(JourneysError):
+    """A signed link (unsubscribe) whose signature does not verify, or that is malformed."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -48,3 +48,16 @@ def quiet_hours_end(now: datetime, quiet: QuietHours, zone: ZoneInfo) -> datetim
         return None
     inside = start <= local < end if start < end else (local >= start or local < end)
     return next_local_time(now, end, zone) if inside else None
+
+
+def period_start(now: datetime, length: timedelta, zone: ZoneInfo) -> datetime:
+    """Where a period of `length` that ends `now` begins, in UTC.
+
+    A whole number of days counts calendar days in `zone` (today and the days before it),
+    as people count "3 a day"; a shorter or uneven period rolls back from `now`.
+    """
+    days, rest = divmod(length, timedelta(days=1))
+    if rest:
+        return now - length
+    first_day = now.astimezone(zone).date() - timedelta(days=days - 1)
+    return datetime.combine(first_day, time(), tzinfo=zone).astimezone(UTC)

@@ -46,9 +46,12 @@ from journeys.errors import Conflict, NotFound
 from journeys.settings import Settings
 
 JourneyStatus = Literal["draft", "live", "paused", "archived"]
-DeliveryStatus = Literal["pending", "sent", "skipped", "failed"]
+DeliveryStatus = Literal["pending", "sending", "sent", "skipped", "failed"]
+"""pending (recorded, not yet handed to a provider) → sending (claimed: being handed over) →
+sent; or → skipped / failed. A send a provider refused cleanly goes back to pending."""
 
-DELIVERY_STATUSES: tuple[DeliveryStatus, ...] = ("pending", "sent", "skipped", "failed")
+DELIVERY_STATUSES: tuple[DeliveryStatus, ...] = ("pending", "sending", "sent", "skipped", "failed")
+UNFINISHED: tuple[DeliveryStatus, ...] = ("pending", "sending")
 IN_APP = "in_app"
 
 
@@ -174,6 +177,7 @@ class DeliveryRecord(SQLModel, table=True):
     __tablename__ = "deliveries"
     __table_args__ = (
         Index("ix_deliveries_journey_node_status", "journey_id", "node_id", "status"),
+        Index("ix_deliveries_user_sent_at", "user_id", "sent_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -187,8 +191,18 @@ class DeliveryRecord(SQLModel, table=True):
     reason: str | None = None
     content: dict[str, Any] = Field(default_factory=dict, sa_column=_json_column())
     variant: str | None = None
+    transactional: bool = False
+    provider: str | None = None
+    """Who took the message: "smtp", "push", "sms", "webhook", "outbox" or "inbox"."""
+    provider_message_id: str | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_column=_time_column())
+    sent_at: datetime | None = Field(default=None, sa_column=_time_column(nullable=True))
     read_at: datetime | None = Field(default=None, sa_column=_time_column(nullable=True))
+
+    @property
+    def finished(self) -> bool:
+        """Whether the delivery has its outcome (sent, skipped or failed)."""
+        return self.status not in UNFINISHED
 
 
 class EnrollmentRecord(SQLModel, table=True):
@@ -256,6 +270,17 @@ class NewEvent:
     """Merged into the profile of `user_id` (identify)."""
     merge_from: str | None = None
     """A profile to merge into `user_id` first (an anonymous visitor who identified)."""
+
+
+@dataclass(frozen=True)
+class CapWindow:
+    """A frequency cap as `Store.claim_delivery` applies it: at most `max` non-transactional
+    messages (on `channel`, or on any) sent since `since`; `label` names it in the reason."""
+
+    max: int
+    since: datetime
+    channel: str | None
+    label: str
 
 
 # --- engine ------------------------------------------------------------------------------------
@@ -500,6 +525,21 @@ class Store:
             user.updated_at = utcnow()
             session.add(user)
             return dict(merged)
+
+    def remove_push_tokens(self, user_id: str, tokens: Sequence[str]) -> dict[str, Any]:
+        """Drop `tokens` from the profile's `push_tokens` (a gateway said they are gone),
+        keeping any added meanwhile; the resulting traits."""
+        gone = set(tokens)
+        with self._write() as session:
+            user = session.get(UserRecord, user_id, with_for_update=True)
+            if user is None:
+                return {}
+            current = user.traits.get("push_tokens")
+            if isinstance(current, list) and gone.intersection(current):
+                user.traits = {**user.traits, "push_tokens": [t for t in current if t not in gone]}
+                user.updated_at = utcnow()
+                session.add(user)
+            return dict(user.traits)
 
     # --- events --------------------------------------------------------------------------------
 
@@ -786,6 +826,7 @@ class Store:
         channel: str,
         variant: str | None,
         content: dict[str, Any],
+        transactional: bool = False,
     ) -> tuple[DeliveryRecord, bool]:
         """Record a pending delivery: (record, True), or (the existing record, False) when the
         key is already stored, as on an activity retry."""
@@ -798,6 +839,7 @@ class Store:
             channel=channel,
             variant=variant,
             content=copy.deepcopy(content),
+            transactional=transactional,
         )
         try:
             with self._write() as session:
@@ -814,32 +856,112 @@ class Store:
         with self._read() as session:
             return session.exec(statement).first()
 
+    def claim_delivery(
+        self, idempotency_key: str, content: dict[str, Any], caps: Sequence[CapWindow] = ()
+    ) -> DeliveryRecord:
+        """Claim a pending delivery for sending, unless a frequency cap is reached.
+
+        In one write transaction: for each cap on the delivery's channel or on all channels,
+        count the user's non-transactional messages sent within its window, and those being
+        sent now (so two journeys racing for the last slot cannot both take it). If a cap is
+        full the delivery becomes "skipped" with the cap as its reason, else "sending" with its
+        rendered `content`. A delivery already claimed (an
+        interrupted attempt) or finished is returned unchanged. Raises NotFound for an unknown
+        key.
+        """
+        with self._write() as session:
+            record = self._locked_delivery(session, idempotency_key)
+            if record.status != "pending":
+                return record
+            full = next(
+                (
+                    cap
+                    for cap in caps
+                    if cap.channel in (None, record.channel)
+                    and self._cap_used(session, record, cap) >= cap.max
+                ),
+                None,
+            )
+            if full is not None:
+                record.status = "skipped"
+                record.reason = f"frequency cap: {full.label}"
+            else:
+                record.status = "sending"
+                record.content = copy.deepcopy(content)
+            session.add(record)
+            return record
+
+    @staticmethod
+    def _cap_used(session: Session, record: DeliveryRecord, cap: CapWindow) -> int:
+        statement = (
+            select(func.count())
+            .select_from(DeliveryRecord)
+            .where(
+                DeliveryRecord.user_id == record.user_id,
+                col(DeliveryRecord.transactional).is_(False),
+                col(DeliveryRecord.id) != record.id,
+                (
+                    (col(DeliveryRecord.status) == "sending")
+                    | (
+                        (col(DeliveryRecord.status) == "sent")
+                        & (col(DeliveryRecord.sent_at) >= cap.since)
+                    )
+                ),
+            )
+        )
+        if cap.channel is not None:
+            statement = statement.where(DeliveryRecord.channel == cap.channel)
+        return session.exec(statement).one()
+
+    def release_delivery(self, idempotency_key: str) -> DeliveryRecord:
+        """Give a claimed delivery back ("sending" → "pending"): the provider refused it
+        cleanly, so a later attempt may claim it again. Raises NotFound for an unknown key."""
+        with self._write() as session:
+            record = self._locked_delivery(session, idempotency_key)
+            if record.status == "sending":
+                record.status = "pending"
+                session.add(record)
+            return record
+
     def finish_delivery(
         self,
         idempotency_key: str,
         status: FinalDeliveryStatus,
         reason: str | None = None,
         content: dict[str, Any] | None = None,
+        *,
+        provider: str | None = None,
+        provider_message_id: str | None = None,
     ) -> DeliveryRecord:
-        """Set a delivery's final status and reason (and its content, when given).
+        """Set a delivery's final status and reason (and its content and provider, when given).
 
-        Raises NotFound for an unknown key.
+        A delivery that became "sent" records when. Raises NotFound for an unknown key.
         """
+        with self._write() as session:
+            record = self._locked_delivery(session, idempotency_key)
+            record.status = status
+            record.reason = reason
+            if content is not None:
+                record.content = copy.deepcopy(content)
+            if provider is not None:
+                record.provider = provider
+                record.provider_message_id = provider_message_id
+            if status == "sent":
+                record.sent_at = utcnow()
+            session.add(record)
+            return record
+
+    @staticmethod
+    def _locked_delivery(session: Session, idempotency_key: str) -> DeliveryRecord:
         statement = (
             select(DeliveryRecord)
             .where(DeliveryRecord.idempotency_key == idempotency_key)
             .with_for_update()
         )
-        with self._write() as session:
-            record = session.exec(statement).first()
-            if record is None:
-                raise NotFound(f"no delivery with key {idempotency_key!r}")
-            record.status = status
-            record.reason = reason
-            if content is not None:
-                record.content = copy.deepcopy(content)
-            session.add(record)
-            return record
+        record = session.exec(statement).first()
+        if record is None:
+            raise NotFound(f"no delivery with key {idempotency_key!r}")
+        return record
 
     def deliveries_for_user(self, user_id: str, limit: int = 100) -> list[DeliveryRecord]:
         """The user's deliveries, newest first."""

@@ -45,6 +45,7 @@ from journeys.errors import JourneysError
 HOST = "127.0.0.1"
 DEV_WRITE_KEY = "dev-write-key"
 DEV_ADMIN_TOKEN = "dev-admin-token"
+DEV_UNSUBSCRIBE_SECRET = "dev-unsubscribe-secret"
 LOG_TAIL_LINES = 20
 
 _TYPE_NAMES = {
@@ -186,6 +187,7 @@ class StackConfig:
         )
         environment.setdefault("JOURNEYS_WRITE_KEY", DEV_WRITE_KEY)
         environment.setdefault("JOURNEYS_ADMIN_TOKEN", DEV_ADMIN_TOKEN)
+        environment.setdefault("JOURNEYS_UNSUBSCRIBE_SECRET", DEV_UNSUBSCRIBE_SECRET)
         return environment
 
 

@@ -6,12 +6,15 @@ read on its own; a field never set reads as its default.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from pydantic import Field
 
-from journeys.model import Channel, Duration, Strict, TimeZoneName
-from journeys.store import Store
+from journeys.localtime import period_start
+from journeys.model import Channel, Duration, Strict, TimeZoneName, to_timedelta
+from journeys.store import CapWindow, Store
 
 
 class FrequencyCap(Strict):
@@ -20,6 +23,12 @@ class FrequencyCap(Strict):
     max: Annotated[int, Field(ge=1)]
     per: Duration
     channel: Channel | None = None
+
+    def window(self, now: datetime, zone: ZoneInfo) -> CapWindow:
+        """The cap as it applies at `now` to a user in `zone` (see `period_start`)."""
+        label = f"{self.max} per {self.per}" + (f" on {self.channel}" if self.channel else "")
+        since = period_start(now, to_timedelta(self.per), zone)
+        return CapWindow(max=self.max, since=since, channel=self.channel, label=label)
 
 
 class WorkspaceSettings(Strict):

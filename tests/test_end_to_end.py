@@ -32,6 +32,7 @@ from worker.main import build_worker
 
 WRITE_KEY = "test-write-key"
 ADMIN_TOKEN = "test-admin-token"
+UNSUBSCRIBE_SECRET = "test-unsubscribe-secret"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
@@ -122,6 +123,7 @@ async def stack(
         task_queue=f"e2e-{uuid.uuid4().hex[:8]}",
         write_key=WRITE_KEY,
         admin_token=ADMIN_TOKEN,
+        unsubscribe_secret=UNSUBSCRIBE_SECRET,
     )
     port = free_port()
     server = uvicorn.Server(
@@ -305,6 +307,7 @@ async def test_events_accepted_while_temporal_is_down_reach_their_journeys(
             task_queue="durability",
             write_key=WRITE_KEY,
             admin_token=ADMIN_TOKEN,
+            unsubscribe_secret=UNSUBSCRIBE_SECRET,
         )
         app = create_app(settings, store=store)
         port = free_port()

@@ -231,7 +231,7 @@ class JourneyWorkflow:
             zone = user_timezone("user", self._state.traits, self._journey.settings.timezone)
             quiet_end = quiet_hours_end(workflow.now(), quiet, zone)
             if quiet_end is not None and quiet.action == "skip":
-                skip_reason = "quiet_hours"
+                skip_reason = "quiet hours"
             elif quiet_end is not None:
                 self._state.deadline = quiet_end
                 await self._wait(f"quiet hours until {quiet_end.isoformat()}", _ignore)

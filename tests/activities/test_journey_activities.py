@@ -11,6 +11,7 @@ import pytest
 from pydantic import TypeAdapter
 from temporalio.exceptions import ApplicationError
 
+from activities.channels import embedded_channels
 from activities.journey import PERMANENT_FAILURE, JourneyActivities
 from journeys.conditions import Fact, fact_key
 from journeys.contracts import (
@@ -42,7 +43,7 @@ EMAIL_USER: dict[str, Any] = {"first_name": "Ada", "email": "ada@example.com"}
 @pytest.fixture
 def activities(store: Store) -> JourneyActivities:
     """The activities over the test's store."""
-    return JourneyActivities(store)
+    return JourneyActivities(store, embedded_channels())
 
 
 def deliver_input(
@@ -186,14 +187,14 @@ def test_deliver_with_skip_reason_records_skipped(
     store: Store, activities: JourneyActivities
 ) -> None:
     store.merge_traits(USER, EMAIL_USER)
-    request = deliver_input(content={"subject": "Hi"}, skip_reason="quiet_hours")
+    request = deliver_input(content={"subject": "Hi"}, skip_reason="quiet hours")
     outcome = activities.deliver(request)
-    assert (outcome.status, outcome.reason) == ("skipped", "quiet_hours")
+    assert (outcome.status, outcome.reason) == ("skipped", "quiet hours")
     record = only_delivery(store)
     assert (record.id, record.status, record.reason) == (
         outcome.delivery_id,
         "skipped",
-        "quiet_hours",
+        "quiet hours",
     )
     assert activities.deliver(request) == outcome
 
@@ -203,22 +204,21 @@ def test_deliver_with_skip_reason_records_skipped(
     [
         ("email", None, "no email address"),
         ("email", {}, "no email address"),
-        ("email", {"email": "ada.example.com"}, "no email address"),
+        ("email", {"email": "  "}, "no email address"),
         ("email", {"email": ["ada@example.com"]}, "no email address"),
         ("email", {"email": "ada@example.com"}, None),
-        ("sms", {}, "no sms address"),
-        ("sms", {"phone": "   "}, "no sms address"),
-        ("sms", {"phone": 15550100}, "no sms address"),
-        ("sms", {"phone": "+1 555 0100"}, None),
-        ("push", {}, "no push address"),
-        ("push", {"push_tokens": []}, "no push address"),
-        ("push", {"push_tokens": [""]}, "no push address"),
-        ("push", {"push_tokens": "token"}, "no push address"),
+        ("sms", {}, "no phone number"),
+        ("sms", {"phone": ""}, "no phone number"),
+        ("sms", {"phone": True}, "no phone number"),
+        ("sms", {"phone": 15550100}, None),
+        ("sms", {"phone": "+1 (555) 010-0100"}, None),
+        ("push", {}, "no push token"),
+        ("push", {"push_tokens": []}, "no push token"),
+        ("push", {"push_tokens": [""]}, "no push token"),
+        ("push", {"push_tokens": "token"}, "no push token"),
         ("push", {"push_tokens": ["", "token"]}, None),
         ("in_app", None, None),
         ("in_app", {}, None),
-        ("webhook", None, None),
-        ("webhook", {}, None),
     ],
 )
 def test_deliver_needs_an_address_for_the_channel(
@@ -235,6 +235,34 @@ def test_deliver_needs_an_address_for_the_channel(
     assert (outcome.status, outcome.reason) == (expected, reason)
     record = only_delivery(store)
     assert (record.channel, record.status, record.reason) == (channel, expected, reason)
+
+
+@pytest.mark.parametrize(
+    ("channel", "traits", "reason"),
+    [
+        ("email", {"email": "ada.example.com"}, "invalid email address 'ada.example.com'"),
+        ("email", {"email": "ada @example.com"}, "invalid email address 'ada @example.com'"),
+        ("sms", {"phone": "call me"}, "invalid phone number 'call me'"),
+        ("sms", {"phone": "+1 555"}, "invalid phone number '+1 555'"),
+    ],
+)
+def test_deliver_to_an_invalid_address_fails_permanently(
+    store: Store,
+    activities: JourneyActivities,
+    channel: Channel,
+    traits: dict[str, Any],
+    reason: str,
+) -> None:
+    store.merge_traits(USER, traits)
+    with pytest.raises(ApplicationError) as raised:
+        activities.deliver(deliver_input(channel=channel, content={"body": "Hi"}))
+    assert (raised.value.type, raised.value.non_retryable, raised.value.message) == (
+        PERMANENT_FAILURE,
+        True,
+        reason,
+    )
+    record = only_delivery(store)
+    assert (record.status, record.reason) == ("failed", reason)
 
 
 def test_deliver_uses_a_stored_template(store: Store, activities: JourneyActivities) -> None:

@@ -14,7 +14,7 @@ from api.app import create_app
 from api.routing import TriggerResult
 from journeys.settings import Settings
 from journeys.store import Store
-from tests.api.helpers import ADMIN_TOKEN, WRITE_KEY, ApiClient
+from tests.api.helpers import ADMIN_TOKEN, UNSUBSCRIBE_SECRET, WRITE_KEY, ApiClient
 
 
 @dataclass
@@ -58,7 +58,9 @@ class RecordingRouting:
 @pytest.fixture
 def settings() -> Settings:
     """Settings with test credentials."""
-    return Settings(write_key=WRITE_KEY, admin_token=ADMIN_TOKEN)
+    return Settings(
+        write_key=WRITE_KEY, admin_token=ADMIN_TOKEN, unsubscribe_secret=UNSUBSCRIBE_SECRET
+    )
 
 
 @pytest.fixture

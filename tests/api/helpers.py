@@ -9,6 +9,7 @@ import httpx
 
 WRITE_KEY = "test-write-key"
 ADMIN_TOKEN = "test-admin-token"
+UNSUBSCRIBE_SECRET = "test-unsubscribe-secret"
 
 
 def basic(username: str, password: str = "") -> dict[str, str]:

@@ -19,6 +19,7 @@ from tests.api.helpers import (
     ADMIN,
     ADMIN_TOKEN,
     SDK_AUTH,
+    UNSUBSCRIBE_SECRET,
     WRITE_KEY,
     ApiClient,
     assert_error,
@@ -30,18 +31,25 @@ TRACK = {"userId": "u1", "event": "Viewed"}
 
 
 @pytest.mark.parametrize(
-    ("write_key", "admin_token", "named"),
+    ("write_key", "admin_token", "unsubscribe_secret", "named"),
     [
-        (None, ADMIN_TOKEN, "JOURNEYS_WRITE_KEY"),
-        (WRITE_KEY, None, "JOURNEYS_ADMIN_TOKEN"),
-        ("", "", "JOURNEYS_WRITE_KEY and JOURNEYS_ADMIN_TOKEN"),
-        ("same", "same", "must differ"),
+        (None, ADMIN_TOKEN, UNSUBSCRIBE_SECRET, "JOURNEYS_WRITE_KEY"),
+        (WRITE_KEY, None, UNSUBSCRIBE_SECRET, "JOURNEYS_ADMIN_TOKEN"),
+        ("", "", UNSUBSCRIBE_SECRET, "JOURNEYS_WRITE_KEY and JOURNEYS_ADMIN_TOKEN"),
+        (WRITE_KEY, ADMIN_TOKEN, None, "JOURNEYS_UNSUBSCRIBE_SECRET"),
+        ("same", "same", UNSUBSCRIBE_SECRET, "must differ"),
     ],
 )
 def test_refuses_to_start_without_distinct_credentials(
-    store: Store, write_key: str | None, admin_token: str | None, named: str
+    store: Store,
+    write_key: str | None,
+    admin_token: str | None,
+    unsubscribe_secret: str | None,
+    named: str,
 ) -> None:
-    settings = Settings(write_key=write_key, admin_token=admin_token)
+    settings = Settings(
+        write_key=write_key, admin_token=admin_token, unsubscribe_secret=unsubscribe_secret
+    )
     with pytest.raises(ConfigurationError, match=named):
         create_app(settings, store=store, routing=RecordingRouting())
 

@@ -16,7 +16,7 @@ from sqlalchemy.exc import StatementError
 from journeys.contracts import FinalDeliveryStatus
 from journeys.errors import Conflict, NotFound
 from journeys.settings import Settings
-from journeys.store import Store
+from journeys.store import CapWindow, Store, utcnow
 
 T = TypeVar("T")
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -444,6 +444,68 @@ def test_inbox_and_mark_read(store: Store) -> None:
     assert store.inbox("u2")[0].read_at is None
 
 
+def test_a_delivery_is_claimed_then_sent_or_released(store: Store) -> None:
+    begin(store, "k1")
+    claimed = store.claim_delivery("k1", {"subject": "Rendered"})
+    assert (claimed.status, claimed.content, claimed.finished) == (
+        "sending",
+        {"subject": "Rendered"},
+        False,
+    )
+    assert store.claim_delivery("k1", {"subject": "Again"}).content == {"subject": "Rendered"}
+    assert store.release_delivery("k1").status == "pending"
+    store.claim_delivery("k1", {"subject": "Rendered"})
+    sent = store.finish_delivery("k1", "sent", provider="smtp", provider_message_id="<m1@x>")
+    assert (sent.provider, sent.provider_message_id, sent.finished) == ("smtp", "<m1@x>", True)
+    assert sent.sent_at is not None
+    # Finished deliveries are neither claimed nor released again.
+    assert store.claim_delivery("k1", {}).status == "sent"
+    assert store.release_delivery("k1").status == "sent"
+    with pytest.raises(NotFound):
+        store.claim_delivery("missing", {})
+
+
+def sent(store: Store, key: str, **fields: Any) -> None:
+    """A delivery that went out now."""
+    begin(store, key, **fields)
+    store.claim_delivery(key, {})
+    store.finish_delivery(key, "sent")
+
+
+def test_a_full_frequency_cap_skips_the_delivery(store: Store) -> None:
+    day = CapWindow(max=2, since=utcnow() - timedelta(hours=1), channel=None, label="2 per 1d")
+    sent(store, "a")
+    sent(store, "transactional", transactional=True)  # never counted
+    sent(store, "other user", user_id="u2")
+    begin(store, "b")
+    assert store.claim_delivery("b", {}, [day]).status == "sending"  # counted while sending
+    begin(store, "c")
+    capped = store.claim_delivery("c", {}, [day])
+    assert (capped.status, capped.reason) == ("skipped", "frequency cap: 2 per 1d")
+    # A transactional message is never capped by the caller; messages before the window and
+    # caps on other channels do not count either.
+    store.finish_delivery("b", "sent")
+    later = CapWindow(max=1, since=utcnow() + timedelta(seconds=1), channel=None, label="later")
+    push = CapWindow(max=1, since=utcnow() - timedelta(days=1), channel="push", label="push")
+    begin(store, "d")
+    assert store.claim_delivery("d", {}, [later, push]).status == "sending"
+
+
+def test_racing_claims_cannot_both_take_the_last_slot(store: Store) -> None:
+    cap = CapWindow(max=1, since=utcnow() - timedelta(days=1), channel="email", label="1 per 1d")
+    for i in range(6):
+        begin(store, f"k{i}")
+    claims = race(6, lambda i: store.claim_delivery(f"k{i}", {}, [cap]).status)
+    assert sorted(claims) == ["sending"] + ["skipped"] * 5
+
+
+def test_unregistered_push_tokens_are_removed(store: Store) -> None:
+    store.merge_traits("u1", {"push_tokens": ["a", "b", "c"], "plan": "pro"})
+    traits = store.remove_push_tokens("u1", ["b", "gone"])
+    assert traits == {"push_tokens": ["a", "c"], "plan": "pro"}
+    assert store.remove_push_tokens("nobody", ["a"]) == {}
+
+
 def test_message_counts(store: Store) -> None:
     statuses: list[FinalDeliveryStatus] = ["sent", "sent", "skipped", "failed"]
     for i, status in enumerate(statuses):
@@ -452,8 +514,8 @@ def test_message_counts(store: Store) -> None:
     begin(store, "b0", node_id="b")
     begin(store, "other", journey_id="other", node_id="a")
     assert store.message_counts("welcome") == {
-        "a": {"pending": 0, "sent": 2, "skipped": 1, "failed": 1},
-        "b": {"pending": 1, "sent": 0, "skipped": 0, "failed": 0},
+        "a": {"pending": 0, "sending": 0, "sent": 2, "skipped": 1, "failed": 1},
+        "b": {"pending": 1, "sending": 0, "sent": 0, "skipped": 0, "failed": 0},
     }
     assert store.message_counts("nothing") == {}
 

@@ -30,6 +30,7 @@ from temporalio.client import Client
 import journeys.up
 from journeys.up import (
     DEV_ADMIN_TOKEN,
+    DEV_UNSUBSCRIBE_SECRET,
     DEV_WRITE_KEY,
     Stack,
     StackConfig,
@@ -130,6 +131,7 @@ def test_children_are_pointed_at_the_stack_with_dev_credentials_by_default(
         "JOURNEYS_TEMPORAL_UI_URL": "http://127.0.0.1:3",
         "JOURNEYS_WRITE_KEY": DEV_WRITE_KEY,
         "JOURNEYS_ADMIN_TOKEN": DEV_ADMIN_TOKEN,
+        "JOURNEYS_UNSUBSCRIBE_SECRET": DEV_UNSUBSCRIBE_SECRET,
         "PYTHONUNBUFFERED": "1",
     }
     mine = config.environment({"JOURNEYS_WRITE_KEY": "k", "JOURNEYS_ADMIN_TOKEN": "t"})

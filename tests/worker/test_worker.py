@@ -6,17 +6,27 @@ import asyncio
 import os
 import signal
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from journeys.store import Store
 from tests.conftest import installed_binary, run_journeys
+from tests.receivers import SmtpReceiver
 from tests.workflows.helpers import make_journey, start
 
 
-async def test_worker_process_runs_journeys_and_stops_cleanly_on_sigterm(
-    dev_server: WorkflowEnvironment, tmp_path: Path
+@pytest.fixture
+def smtp() -> Iterator[SmtpReceiver]:
+    """A real SMTP server on loopback."""
+    with SmtpReceiver() as receiver:
+        yield receiver
+
+
+async def test_worker_process_delivers_as_configured_and_stops_cleanly_on_sigterm(
+    dev_server: WorkflowEnvironment, tmp_path: Path, smtp: SmtpReceiver
 ) -> None:
     database = f"sqlite:///{tmp_path / 'journeys.db'}"
     task_queue = f"worker-{uuid.uuid4().hex[:8]}"
@@ -27,6 +37,10 @@ async def test_worker_process_runs_journeys_and_stops_cleanly_on_sigterm(
         "TEMPORAL_ADDRESS": dev_server.client.service_client.config.target_host,
         "JOURNEYS_TASK_QUEUE": task_queue,
         "JOURNEYS_DATABASE_URL": database,
+        "JOURNEYS_UNSUBSCRIBE_SECRET": "worker-test",
+        "JOURNEYS_PUBLIC_URL": "https://shop.example/api",
+        "JOURNEYS_SMTP_URL": smtp.url,
+        "JOURNEYS_EMAIL_FROM": "shop@example.com",
     }
     process = await asyncio.create_subprocess_exec(
         installed_binary("journeys"),
@@ -50,7 +64,11 @@ async def test_worker_process_runs_journeys_and_stops_cleanly_on_sigterm(
         outcome = await asyncio.wait_for(handle.result(), timeout=30)
         assert outcome.path == ["hello"]
         [delivery] = store.deliveries_for_user("u1")
-        assert (delivery.status, delivery.content["subject"]) == ("sent", "Hi Ada")
+        assert (delivery.status, delivery.provider) == ("sent", "smtp")
+        [mail] = smtp.messages
+        assert (mail.message["Subject"], mail.recipients) == ("Hi Ada", ("ada@example.com",))
+        unsubscribe = mail.message["List-Unsubscribe"]
+        assert unsubscribe.startswith("<https://shop.example/api/unsubscribe?token=")
     finally:
         process.send_signal(signal.SIGTERM)
         output, _ = await asyncio.wait_for(process.communicate(), timeout=30)
@@ -60,13 +78,27 @@ async def test_worker_process_runs_journeys_and_stops_cleanly_on_sigterm(
     store.close()
 
 
-def test_worker_without_a_server_says_where_it_looked(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("settings", "says"),
+    [
+        ({}, "cannot reach Temporal at 127.0.0.1:1"),
+        ({"JOURNEYS_UNSUBSCRIBE_SECRET": ""}, "the worker needs JOURNEYS_UNSUBSCRIBE_SECRET"),
+        ({"JOURNEYS_SMTP_URL": "smtp://mail:25"}, "JOURNEYS_EMAIL_FROM is required"),
+        ({"JOURNEYS_SMTP_URL": "http://mail", "JOURNEYS_EMAIL_FROM": "a@b.c"}, "JOURNEYS_SMTP_URL"),
+        ({"JOURNEYS_WEBHOOK_ALLOW": "10.0.0.0/99"}, "JOURNEYS_WEBHOOK_ALLOW"),
+    ],
+)
+def test_worker_that_cannot_start_says_why(
+    tmp_path: Path, settings: dict[str, str], says: str
+) -> None:
     environment = {
         **os.environ,
         "TEMPORAL_ADDRESS": "127.0.0.1:1",
         "JOURNEYS_DATABASE_URL": f"sqlite:///{tmp_path / 'journeys.db'}",
+        "JOURNEYS_UNSUBSCRIBE_SECRET": "worker-test",
+        **settings,
     }
     result = run_journeys("worker", env=environment)
     assert result.returncode == 2
-    assert "journeys: cannot reach Temporal at 127.0.0.1:1" in result.stderr
+    assert f"journeys: {says}" in result.stderr
     assert "Traceback" not in result.stderr

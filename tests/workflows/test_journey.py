@@ -435,7 +435,7 @@ async def test_quiet_hours_delay_skip_and_transactional(
     skipped = make_journey("mail", mail, settings={"quiet_hours": await quiet_now("skip")})
     await (await start(time_skipping, task_queue, skipped, "u2")).result()
     [delivery] = store.deliveries_for_user("u2")
-    assert (delivery.status, delivery.reason) == ("skipped", "quiet_hours")
+    assert (delivery.status, delivery.reason) == ("skipped", "quiet hours")
 
     transactional = make_journey(
         "mail",
@@ -472,7 +472,7 @@ async def test_messages_skip_without_address_fail_to_on_failure_and_fill_the_inb
     outcome = await (await start(time_skipping, task_queue, journey)).result()
     assert outcome.path == ["sms", "tpl", "inbox"]
     by_node = {d.node_id: d for d in store.deliveries_for_user("u1")}
-    assert (by_node["sms"].status, by_node["sms"].reason) == ("skipped", "no sms address")
+    assert (by_node["sms"].status, by_node["sms"].reason) == ("skipped", "no phone number")
     assert by_node["tpl"].status == "failed"
     assert "missing-template" in (by_node["tpl"].reason or "")
     [message] = store.inbox("u1")

@@ -1,0 +1,1 @@
+"""The delivery providers against real SMTP and HTTP servers on loopback (tests.receivers)."""
