@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import ADMIN
 from api.body import JsonModel
-from api.deps import StateDep, StoreDep
+from api.deps import AppState, StateDep, StoreDep
 from api.errors import ApiError, error_responses, problems_error
 from journeys.conditions import evaluate
 from journeys.contracts import TemplateContext
@@ -239,21 +239,67 @@ def preview_template(
     Email templates see `unsubscribe_url`: the user's real link.
     """
     template = _template(state.store, template_id)
-    context = body.context or PreviewContext()
+    return _render_preview(state, template.channel, template.content, body)
+
+
+class MessagePreviewRequest(PreviewRequest):
+    """A message node's `content` (or stored `template`) for `channel`, rendered for a stored
+    user (`user_id`), a given `context`, or both."""
+
+    channel: Channel
+    content: dict[str, Any] | None = None
+    template: Slug | None = None
+
+
+@router.post(
+    "/v1/messages/preview",
+    tags=["templates"],
+    summary="Render a message node's content",
+    responses=error_responses(400),
+)
+def preview_message(
+    body: Annotated[MessagePreviewRequest, Depends(JsonModel(MessagePreviewRequest))],
+    state: StateDep,
+) -> dict[str, Any]:
+    """What a message node would send: its inline `content`, or its stored `template`,
+    checked for the channel and rendered (422 when it does not suit the channel or render)."""
+    if (body.content is None) == (body.template is None):
+        raise ApiError(400, "invalid_request", "give either content or template")
+    content = body.content
+    if body.template is not None:
+        template = _template(state.store, body.template)
+        if template.channel != body.channel:
+            raise ApiError(
+                400,
+                "invalid_request",
+                f"template '{template.id}' is for {template.channel}, not {body.channel}",
+            )
+        content = template.content
+    assert content is not None
+    problems = check_content("content", body.channel, content)
+    if problems:
+        raise problems_error("validation_error", "the content is invalid", problems)
+    return _render_preview(state, body.channel, content, body)
+
+
+def _render_preview(
+    state: AppState, channel: str, content: dict[str, Any], request: PreviewRequest
+) -> dict[str, Any]:
+    context = request.context or PreviewContext()
     user = context.user
-    if body.user_id is not None and "user" not in context.model_fields_set:
-        stored = state.store.get_user(body.user_id)
+    if request.user_id is not None and "user" not in context.model_fields_set:
+        stored = state.store.get_user(request.user_id)
         if stored is None:
-            raise NotFound(f"no user '{body.user_id}'")
+            raise NotFound(f"no user '{request.user_id}'")
         user = {**stored.traits, "id": stored.user_id}
     unsubscribe_url = None
-    if template.channel == "email":
+    if channel == "email":
         secret = state.settings.unsubscribe_secret
         assert secret is not None  # create_app refuses to start without it
         links = Links(state.settings.links_base_url, secret)
         unsubscribe_url = links.unsubscribe(str(user.get("id") or "preview"), "email")
     namespaces = context.namespaces(user, unsubscribe_url=unsubscribe_url)
-    rendered: dict[str, Any] = render_value(template.content, namespaces)
+    rendered: dict[str, Any] = render_value(content, namespaces)
     return rendered
 
 

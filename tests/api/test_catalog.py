@@ -182,6 +182,46 @@ async def test_template_preview_errors(api: ApiClient, store: Store) -> None:
     assert paths_of(error) == ["context.other"]
 
 
+async def test_message_preview_renders_inline_content_or_a_template(
+    api: ApiClient, store: Store
+) -> None:
+    store.merge_traits("u1", {"first_name": "Ada"})
+    inline = {
+        "channel": "email",
+        "content": {"subject": "Hi {{ user.first_name }}", "body": "Bye: {{ unsubscribe_url }}"},
+        "user_id": "u1",
+    }
+    response = await api.admin("POST", "/v1/messages/preview", inline)
+    assert response.status_code == 200
+    rendered = response.json()
+    assert rendered["subject"] == "Hi Ada"
+    assert rendered["body"].startswith("Bye: http://localhost:8000/unsubscribe?token=")
+    push = {"channel": "push", "content": {"title": "{{ entry.sku }}", "body": "b"}}
+    response = await api.admin(
+        "POST", "/v1/messages/preview", {**push, "context": {"entry": {"sku": "A-1"}}}
+    )
+    assert response.json() == {"title": "A-1", "body": "b"}
+    await api.admin("PUT", "/v1/templates/welcome", EMAIL)
+    response = await api.admin(
+        "POST", "/v1/messages/preview", {"channel": "email", "template": "welcome", "user_id": "u1"}
+    )
+    assert response.json()["subject"] == "Hi Ada"
+
+
+async def test_message_preview_errors(api: ApiClient, store: Store) -> None:
+    await api.admin("PUT", "/v1/templates/welcome", EMAIL)
+    cases = [
+        ({"channel": "sms", "template": "welcome"}, 400, "invalid_request"),
+        ({"channel": "sms"}, 400, "invalid_request"),
+        ({"channel": "sms", "content": {}, "template": "welcome"}, 400, "invalid_request"),
+        ({"channel": "email", "template": "none"}, 404, "not_found"),
+        ({"channel": "push", "content": {"title": "t"}}, 422, "validation_error"),
+        ({"channel": "fax", "content": {}}, 422, "validation_error"),
+    ]
+    for body, status, code in cases:
+        assert_error(await api.admin("POST", "/v1/messages/preview", body), status, code)
+
+
 async def test_settings_defaults_and_replace(api: ApiClient, store: Store) -> None:
     response = await api.admin("GET", "/v1/settings")
     assert response.status_code == 200
