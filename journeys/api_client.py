@@ -9,7 +9,7 @@ as HTTP Basic username with an empty password, as Segment SDKs send it. Every fa
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
@@ -90,23 +90,87 @@ class ApiClient:
             body = body.get("journeys", body.get("items", []))
         return list(body)
 
-    def put_segment(self, segment: dict[str, Any]) -> None:
-        """`PUT /v1/segments/{id}`: create or replace a segment."""
-        self._admin("PUT", f"/v1/segments/{_segment(str(segment['id']))}", segment)
+    def get_journey(self, journey_id: str) -> dict[str, Any]:
+        """`GET /v1/journeys/{id}`: `{draft, status, version, published}`."""
+        body: dict[str, Any] = self._admin("GET", f"/v1/journeys/{_segment(journey_id)}")
+        return body
 
-    def put_journey(self, document: dict[str, Any]) -> None:
-        """`PUT /v1/journeys/{id}`: save the document as the journey's draft."""
-        self._admin("PUT", f"/v1/journeys/{_segment(str(document['id']))}", document)
+    def put_journey(self, document: dict[str, Any]) -> dict[str, Any]:
+        """`PUT /v1/journeys/{id}`: save the document as the journey's draft; the journey."""
+        body: dict[str, Any] = self._admin(
+            "PUT", f"/v1/journeys/{_segment(str(document['id']))}", document
+        )
+        return body
+
+    def validate_journey(self, document: Any) -> list[dict[str, str]]:
+        """`POST /v1/journeys/validate`: every problem of the document (`{path, message}`)."""
+        body = self._admin("POST", "/v1/journeys/validate", document)
+        return list(body["errors"])
 
     def publish(self, journey_id: str) -> int:
         """`POST /v1/journeys/{id}/publish`: publish the draft; the new version number."""
         body = self._admin("POST", f"/v1/journeys/{_segment(journey_id)}/publish")
         return int(body["version"])
 
+    def set_journey_status(
+        self, journey_id: str, action: Literal["pause", "resume", "archive"]
+    ) -> dict[str, Any]:
+        """`POST /v1/journeys/{id}/{pause|resume|archive}`: the journey's new summary."""
+        body: dict[str, Any] = self._admin("POST", f"/v1/journeys/{_segment(journey_id)}/{action}")
+        return body
+
+    def versions(self, journey_id: str) -> list[dict[str, Any]]:
+        """`GET /v1/journeys/{id}/versions`: `{version, published_at}` of each, oldest first."""
+        return list(self._admin("GET", f"/v1/journeys/{_segment(journey_id)}/versions"))
+
+    def version(self, journey_id: str, version: int) -> dict[str, Any]:
+        """`GET /v1/journeys/{id}/versions/{n}`: one published version with its definition."""
+        body: dict[str, Any] = self._admin(
+            "GET", f"/v1/journeys/{_segment(journey_id)}/versions/{version}"
+        )
+        return body
+
+    def stats(self, journey_id: str) -> dict[str, Any]:
+        """`GET /v1/journeys/{id}/stats`: enrollment, node, message and experiment counts."""
+        body: dict[str, Any] = self._admin("GET", f"/v1/journeys/{_segment(journey_id)}/stats")
+        return body
+
+    def list_segments(self) -> list[dict[str, Any]]:
+        """`GET /v1/segments`: every segment `{id, name, condition, updated_at}`."""
+        return list(self._admin("GET", "/v1/segments"))
+
+    def put_segment(self, segment: dict[str, Any]) -> dict[str, Any]:
+        """`PUT /v1/segments/{id}`: create or replace a segment; the stored segment."""
+        body: dict[str, Any] = self._admin(
+            "PUT", f"/v1/segments/{_segment(str(segment['id']))}", segment
+        )
+        return body
+
+    def segment_count(self, segment_id: str) -> int:
+        """`GET /v1/segments/{id}/count`: how many users are members now."""
+        body = self._admin("GET", f"/v1/segments/{_segment(segment_id)}/count")
+        return int(body["members"])
+
+    def list_templates(self) -> list[dict[str, Any]]:
+        """`GET /v1/templates`: every stored template `{id, channel, content, updated_at}`."""
+        return list(self._admin("GET", "/v1/templates"))
+
+    def preview_message(self, request: dict[str, Any]) -> dict[str, Any]:
+        """`POST /v1/messages/preview`: a message's content rendered.
+
+        `request` is `{channel, content | template, user_id | context}`.
+        """
+        body: dict[str, Any] = self._admin("POST", "/v1/messages/preview", request)
+        return body
+
     def user(self, user_id: str) -> dict[str, Any]:
         """`GET /v1/users/{id}`: traits, journeys and deliveries (newest first)."""
         body: dict[str, Any] = self._admin("GET", f"/v1/users/{_segment(user_id)}")
         return body
+
+    def user_events(self, user_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        """`GET /v1/users/{id}/events`: the user's latest events, newest first."""
+        return list(self._admin("GET", f"/v1/users/{_segment(user_id)}/events?limit={limit}"))
 
     # --- ingest (write key) ---------------------------------------------------------------
 

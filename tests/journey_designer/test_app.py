@@ -1,10 +1,10 @@
-"""The placeholder designer page, run by Streamlit's app tester against a loopback API."""
+"""The designer's pages driven by Streamlit's app tester against the real API on loopback."""
 
 from __future__ import annotations
 
-import socket
+import json
 import sys
-from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,97 +12,459 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from journeys.cli import designer_argv
+from journeys.store import Store
 from tests.conftest import run_journeys
-from tests.journeys.loopback import LoopbackApi, Request, error_body
+from tests.journey_designer.conftest import APP, LiveApi, free_port
+from tests.journey_designer.helpers import at_path, button, choose, errors, ok, start, texts
 
-APP = Path(__file__).parents[2] / "journey_designer" / "app.py"
-JOURNEYS = [
-    {
-        "id": "abandoned-cart",
-        "name": "Abandoned cart recovery",
-        "status": "live",
-        "version": 3,
-        "updated_at": "2025-01-02T03:04:05Z",
-    },
-    {
-        "id": "onboarding",
-        "name": "New user onboarding",
-        "status": "draft",
-        "version": None,
-        "updated_at": "2025-01-01T00:00:00Z",
-    },
-]
+EDITOR = "views/editor.py"
+EXAMPLES = Path(__file__).parents[2] / "examples"
 
 
-def serve_journeys(request: Request) -> tuple[int, Any]:
-    if request.headers.get("authorization") != "Bearer admin":
-        return 401, error_body("unauthorized", "invalid admin token")
-    if (request.method, request.path) == ("GET", "/v1/journeys"):
-        return 200, JOURNEYS
-    return 404, error_body("not_found", "no such thing")
+def example(name: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((EXAMPLES / f"{name}.json").read_text())
+    return document
 
 
-@pytest.fixture
-def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackApi]:
-    with LoopbackApi(serve_journeys) as server:
-        monkeypatch.setenv("JOURNEYS_API_URL", server.url)
-        monkeypatch.setenv("JOURNEYS_ADMIN_TOKEN", "admin")
-        monkeypatch.setenv("JOURNEYS_TEMPORAL_UI_URL", "http://127.0.0.1:8233")
-        yield server
+def create_from_gallery(key: str, name: str) -> AppTest:
+    """Journeys page → gallery → name → create: the editor with the new journey."""
+    app = start()
+    app.button(key=f"gallery:{key}").click().run()
+    app.text_input(key="journeys.name").input(name)
+    app.button(key="FormSubmitter:journeys.create-Create and open in the editor").click().run()
+    return ok(app)
 
 
-def run_app() -> AppTest:
-    app = AppTest.from_file(str(APP), default_timeout=30)
-    app.run()
-    assert not app.exception, app.exception
-    return app
+def open_in_editor(store: Store, document: dict[str, Any]) -> AppTest:
+    """Store a draft, then open it from the journeys page."""
+    store.save_draft(document["id"], document)
+    app = start()
+    choose(app.selectbox(key="journeys.chosen"), document["id"])
+    button(app, "Open in the editor").click().run()
+    return ok(app)
 
 
-def test_lists_the_journeys_with_status_and_version(api: LoopbackApi) -> None:
-    app = run_app()
-    assert app.title[0].value == "journeys designer"
-    assert "later release" in app.info[0].value
-    assert not app.error
-    table = app.dataframe[0].value
-    assert list(table["id"]) == ["abandoned-cart", "onboarding"]
-    assert list(table["status"]) == ["live", "draft"]
-    assert table["version"].iloc[0] == 3
-    assert table["runs"].iloc[0] == (
-        "http://127.0.0.1:8233/namespaces/default/workflows?query=JourneyId%3D%27abandoned-cart%27"
+def test_create_from_the_gallery_edit_save_and_publish(api: LiveApi) -> None:
+    app = create_from_gallery("abandoned-cart", "Cart rescue")
+    assert app.title[0].value == "Cart rescue"
+    stored = api.store.get_journey("cart-rescue")
+    assert stored is not None
+    assert stored.status == "draft"
+    assert stored.draft["nodes"]["wait_checkout"]["on_timeout"] == "by_cart_value"
+    assert "The journey is valid." in texts(app)
+
+    choose(app.selectbox(key="editor.node"), "vip_email").run()
+    at_path(app.text_input, "nodes.vip_email.content.subject").input(
+        "Come back, {{ user.first_name }}"
+    ).run()
+    assert "unsaved changes" in app.caption[0].value
+    button(app, "Save draft").click().run()
+    ok(app)
+    assert "Draft saved" in texts(app)
+    stored = api.store.get_journey("cart-rescue")
+    assert stored is not None
+    assert stored.draft["nodes"]["vip_email"]["content"]["subject"] == (
+        "Come back, {{ user.first_name }}"
     )
-    assert api.requests[0].headers["authorization"] == "Bearer admin"
+
+    button(app, "Publish…").click().run()
+    assert "Publish version 1?" in texts(app)
+    assert "users already inside: they keep the version they entered with" in texts(app)
+    button(app, "Yes, publish").click().run()
+    ok(app)
+    assert "Published version 1" in texts(app)
+    stored = api.store.get_journey("cart-rescue")
+    assert stored is not None
+    assert (stored.status, stored.version) == ("live", 1)
+    assert "status **live** · published version 1" in app.caption[0].value
+
+    # A second version: the confirmation says what happens to users already inside.
+    at_path(app.text_input, "nodes.vip_email.content.subject").input("Last call").run()
+    button(app, "Publish…").click().run()
+    assert "Publish version 2? New entries get it. Users already inside keep the version" in (
+        texts(app)
+    )
+    button(app, "Yes, publish").click().run()
+    stored = api.store.get_journey("cart-rescue")
+    assert stored is not None
+    assert stored.version == 2
+
+    # The history compares versions, and a version with the editor's draft.
+    choose(app.selectbox(key="editor.diff.a"), "version 1").run()
+    choose(app.selectbox(key="editor.diff.b"), "version 2").run()
+    diff = app.code[0].value
+    assert '-        "subject": "Come back, {{ user.first_name }}"' in diff
+    assert '+        "subject": "Last call"' in diff
+    choose(app.selectbox(key="editor.diff.a"), "version 2").run()
+    choose(app.selectbox(key="editor.diff.b"), "the editor's draft").run()
+    assert "No differences." in texts(app)
 
 
-def test_a_refused_token_is_a_message(api: LoopbackApi, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("JOURNEYS_ADMIN_TOKEN", "wrong")
-    app = run_app()
-    assert "refused the admin token" in app.error[0].value
-    assert not app.dataframe
+def test_validation_problems_show_beside_their_fields_and_block_saving(api: LiveApi) -> None:
+    app = create_from_gallery("blank", "Welcome")
+    at_path(app.text_input, "nodes.first_message.content.subject").input("Hi {{ user.name").run()
+    at_path(app.text_input, "entry.event").input("").run()
+    ok(app)
+    shown = errors(app)
+    assert any(e.startswith("2 problem(s) to fix") for e in shown)
+    # Beside the fields: the error elements follow the widgets they concern.
+    assert any("template does not parse" in e for e in shown)
+    assert any("at least 1 character" in e for e in shown)
+    assert "first_message" in app.get("graphviz_chart")[0].proto.spec
+    assert '"first_message" [shape=box, fillcolor="#dbeafe", label=' in (
+        app.get("graphviz_chart")[0].proto.spec
+    )
+    assert 'color="#dc2626"' in app.get("graphviz_chart")[0].proto.spec  # outlined red
+
+    button(app, "Save draft").click().run()
+    ok(app)
+    refused = [e for e in errors(app) if e.startswith("Could not save the draft.")]
+    assert refused
+    assert "`nodes.first_message.content.subject: template does not parse" in (refused[0])
+    stored = api.store.get_journey("welcome")
+    assert stored is not None
+    assert stored.draft["entry"] == {"event": "Signed Up"}
+
+
+def test_add_rename_reconnect_and_delete_steps(api: LiveApi) -> None:
+    app = create_from_gallery("blank", "Steps")
+    # Add an SMS step after the first message (the default place: after the selected step).
+    choose(app.selectbox(key="editor.add.type"), "Wait (a duration").run()
+    app.text_input(key="editor.add.id").input("pause")
+    button(app, "Add step").click().run()
+    ok(app)
+    document = app.session_state["journey"]
+    assert document["nodes"]["first_message"]["next"] == "pause"
+    assert document["nodes"]["pause"] == {"type": "delay", "duration": "1d"}
+    assert app.selectbox(key="editor.node").value == "pause"
+
+    at_path(app.text_input, "nodes.pause.duration").input("3h").run()
+    app.text_input(key="editor.rename:pause").input("short_pause")
+    button(app, "Rename").click().run()
+    ok(app)
+    document = app.session_state["journey"]
+    assert document["nodes"]["first_message"]["next"] == "short_pause"
+    assert document["nodes"]["short_pause"]["duration"] == "3h"
+
+    # A second message, reconnected by hand from the pause.
+    choose(app.selectbox(key="editor.add.type"), "Send a message").run()
+    choose(app.selectbox(key="editor.add.edge"), "not connected").run()
+    app.text_input(key="editor.add.id").input("follow_up")
+    button(app, "Add step").click().run()
+    assert "unreachable from start" in texts(app)
+    choose(at_path(app.selectbox, "nodes.follow_up.channel"), "SMS").run()
+    choose(app.selectbox(key="editor.node"), "short_pause").run()
+    choose(at_path(app.selectbox, "nodes.short_pause.next"), "follow_up").run()
+    ok(app)
+    assert "The journey is valid." in texts(app)
+    document = app.session_state["journey"]
+    assert document["nodes"]["follow_up"]["channel"] == "sms"
+    assert set(document["nodes"]["follow_up"]["content"]) == {"body"}
+
+    button(app, "Delete step").click().run()
+    document = app.session_state["journey"]
+    assert "short_pause" not in document["nodes"]
+    assert document["nodes"]["first_message"]["next"] == "follow_up"
+    button(app, "Save draft").click().run()
+    stored = api.store.get_journey("steps")
+    assert stored is not None
+    assert set(stored.draft["nodes"]) == {"first_message", "follow_up"}
+
+
+def test_the_condition_builder_edits_branch_paths(api: LiveApi) -> None:
+    app = open_in_editor(api.store, example("abandoned-cart"))
+    choose(app.selectbox(key="editor.node"), "by_cart_value").run()
+    base = "nodes.by_cart_value.paths[0].when"
+    at_path(app.text_input, f"{base}.value").input("250").run()
+    # Make it a group, and add a second condition to it.
+    choose(at_path(app.selectbox, f"{base}.<kind>"), "All of these").run()
+    at_path(app.button, f"$#add:{base}.all").click().run()
+    at_path(app.text_input, f"{base}.all[1].field").input("user.plan").run()
+    choose(at_path(app.selectbox, f"{base}.all[1].op"), "is one of").run()
+    at_path(app.text_input, f"{base}.all[1].value").input("pro, team").run()
+    ok(app)
+    document = app.session_state["journey"]
+    assert document["nodes"]["by_cart_value"]["paths"][0]["when"] == {
+        "all": [
+            {"field": "entry.total_price", "op": "gte", "value": 250},
+            {"field": "user.plan", "op": "in", "value": ["pro", "team"]},
+        ]
+    }
+    # A segment condition picks from the stored segments.
+    api.store.put_segment("vip", "VIP customers", {"field": "user.vip", "op": "eq", "value": True})
+    app.run()
+    choose(at_path(app.selectbox, f"{base}.all[1].<kind>"), "Is in a segment").run()
+    document = app.session_state["journey"]
+    assert document["nodes"]["by_cart_value"]["paths"][0]["when"]["all"][1] == {"segment": "vip"}
+    button(app, "Save draft").click().run()
+    ok(app)
+    stored = api.store.get_journey("abandoned-cart")
+    assert stored is not None
+    assert stored.draft["nodes"]["by_cart_value"]["paths"][0]["when"]["all"][1] == {
+        "segment": "vip"
+    }
+
+
+def test_entry_goal_and_settings_forms(api: LiveApi) -> None:
+    app = create_from_gallery("blank", "Forms")
+    at_path(app.text_input, "entry.event").input("Order Completed").run()
+    at_path(app.checkbox, "entry.where?").check().run()
+    at_path(app.text_input, "entry.where.field").input("event.total").run()
+    choose(at_path(app.selectbox, "entry.where.op"), ">").run()
+    at_path(app.text_input, "entry.where.value").input("50").run()
+    choose(at_path(app.selectbox, "entry.<reentry>"), "Yes, once").run()
+    at_path(app.text_input, "entry.reentry").input("30d").run()
+    button(app, "Add an exit rule").click().run()
+    at_path(app.text_input, "exit[0].event").input("Account Deleted").run()
+    at_path(app.checkbox, "goal?").check().run()
+    at_path(app.text_input, "goal.within").input("14d").run()
+    choose(at_path(app.selectbox, "settings.timezone"), "Europe/Paris").run()
+    at_path(app.checkbox, "settings.quiet_hours?").check().run()
+    choose(at_path(app.selectbox, "settings.quiet_hours.action"), "are skipped").run()
+    ok(app)
+    button(app, "Save draft").click().run()
+    stored = api.store.get_journey("forms")
+    assert stored is not None
+    draft = stored.draft
+    assert draft["entry"] == {
+        "event": "Order Completed",
+        "where": {"field": "event.total", "op": "gt", "value": 50},
+        "reentry": "30d",
+    }
+    assert draft["exit"] == [{"event": "Account Deleted"}]
+    assert draft["goal"] == {"event": "Order Completed", "within": "14d"}
+    assert draft["settings"] == {
+        "timezone": "Europe/Paris",
+        "quiet_hours": {"start": "22:00", "end": "08:00", "action": "skip"},
+    }
+
+
+def test_message_preview_for_a_sample_context_and_a_real_user(api: LiveApi) -> None:
+    api.store.merge_traits("ada", {"first_name": "Ada", "email": "ada@example.com"})
+    app = open_in_editor(api.store, example("abandoned-cart"))
+    choose(app.selectbox(key="editor.preview.node"), "vip_email").run()
+    app.radio(key="preview:vip_email:who").set_value("sample").run()
+    button(app, "Render preview").click().run()
+    ok(app)
+    shown = texts(app)
+    assert "**Subject:** Ada, your cart is on us \\(almost\\)" in shown
+    assert any("You left 2 items worth $129.9" in t.value for t in app.text)
+
+    app.radio(key="preview:vip_email:who").set_value("user").run()
+    app.text_input(key="preview:vip_email:user").input("ada").run()
+    button(app, "Render preview").click().run()
+    assert "**Subject:** Ada, your cart is on us" in texts(app)
+
+    choose(app.selectbox(key="editor.preview.node"), "cart_push").run()
+    app.radio(key="preview:cart_push:who").set_value("sample").run()
+    button(app, "Render preview").click().run()
+    assert ":material/notifications: Push notification · now" in texts(app)
+    assert "**Your cart misses you**" in texts(app)
+
+    app.radio(key="preview:cart_push:who").set_value("user").run()
+    app.text_input(key="preview:cart_push:user").input("nobody").run()
+    button(app, "Render preview").click().run()
+    assert "Could not render the preview. Not found: no user 'nobody'" in errors(app)
+
+
+def test_in_app_preview_by_kind(api: LiveApi) -> None:
+    app = open_in_editor(api.store, example("onboarding"))
+    for node_id, marker in (
+        ("pro_tips", ":material/lightbulb: Tooltip"),
+        ("team_invite", ":material/web_asset: In-app modal"),
+    ):
+        choose(app.selectbox(key="editor.preview.node"), node_id).run()
+        app.radio(key=f"preview:{node_id}:who").set_value("sample").run()
+        button(app, "Render preview").click().run()
+        ok(app)
+        assert marker in texts(app)
+    assert [b.label for b in app.button if b.disabled and b.label.startswith("Invite")] == [
+        "Invite teammates"
+    ]
+
+
+def test_pause_resume_and_archive_with_confirmation(api: LiveApi) -> None:
+    document = example("browse-abandonment")
+    api.store.save_draft(document["id"], document)
+    api.store.publish(document["id"])
+    app = open_in_editor(api.store, document)
+    button(app, "Pause").click().run()
+    assert api.store.get_journey(document["id"]).status == "paused"  # type: ignore[union-attr]
+    assert "is now paused" in texts(app)
+    button(app, "Resume").click().run()
+    assert api.store.get_journey(document["id"]).status == "live"  # type: ignore[union-attr]
+    button(app, "Archive…").click().run()
+    assert "every user inside (0 now) leaves the journey at once" in texts(app)
+    button(app, "Cancel").click().run()
+    assert api.store.get_journey(document["id"]).status == "live"  # type: ignore[union-attr]
+    button(app, "Archive…").click().run()
+    button(app, "Yes, archive").click().run()
+    ok(app)
+    assert api.store.get_journey(document["id"]).status == "archived"  # type: ignore[union-attr]
+    assert api.routing.archived == [document["id"]]
+
+
+def test_json_import_and_export(api: LiveApi) -> None:
+    app = create_from_gallery("blank", "Imported")
+    assert [b.proto.label for b in app.get("download_button")] == ["Export JSON"]
+    imported = example("win-back")
+    app.text_area(key="editor.paste").input(json.dumps(imported)).run()
+    button(app, "Import").click().run()
+    ok(app)
+    assert "Imported. Check it, then save the draft." in texts(app)
+    document = app.session_state["journey"]
+    assert document["id"] == "imported"
+    assert set(document["nodes"]) == set(imported["nodes"])
+    # The win-back example enters on a segment nobody stored: saving works, publishing says so.
+    button(app, "Save draft").click().run()
+    button(app, "Publish…").click().run()
+    button(app, "Yes, publish").click().run()
+    assert any("unknown segment 'inactive-7d'" in e for e in errors(app))
+    assert api.store.get_journey("imported").version is None  # type: ignore[union-attr]
+
+
+def test_segments_page_saves_and_counts(api: LiveApi) -> None:
+    for user_id, plan in (("u1", "pro"), ("u2", "pro"), ("u3", "free")):
+        api.store.merge_traits(user_id, {"plan": plan})
+    app = start("views/segments.py")
+    at_path(app.text_input, "id").input("pro-users").run()
+    at_path(app.text_input, "name").input("Pro users").run()
+    at_path(app.text_input, "condition.all[0].field").input("user.plan").run()
+    choose(at_path(app.selectbox, "condition.all[0].op"), "=").run()
+    at_path(app.text_input, "condition.all[0].value").input("pro").run()
+    button(app, "Save segment").click().run()
+    ok(app)
+    stored = api.store.get_segment("pro-users")
+    assert stored is not None
+    assert stored.name == "Pro users"
+    assert stored.condition == {"all": [{"field": "user.plan", "op": "eq", "value": "pro"}]}
+    assert app.metric[0].value == "2"
+    assert "Segment 'pro-users' saved." in texts(app)
+
+    # A bad field is refused, with the problem beside the field.
+    at_path(app.text_input, "condition.all[0].field").input("plan").run()
+    button(app, "Save segment").click().run()
+    ok(app)
+    assert any("bad field 'plan'" in e for e in errors(app))
+    api.store.merge_traits("u3", {"plan": "pro"})
+    choose(app.selectbox(key="segments.choice"), "Pro users").run()
+    button(app, "Count members").click().run()
+    assert app.metric[0].value == "3"
+
+
+def seed_activity(store: Store) -> None:
+    """A published abandoned-cart journey with users through it."""
+    document = example("abandoned-cart")
+    store.save_draft(document["id"], document)
+    store.publish(document["id"])
+    now = datetime.now(UTC)
+    store.merge_traits("ada", {"first_name": "Ada", "email": "ada@example.com"})
+    store.append_event(
+        message_id="m-1", user_id="ada", type="track", name="Added to Cart",
+        properties={"total_price": 120}, timestamp=now,
+    )  # fmt: skip
+    for i, variant in enumerate(["urgency", "urgency", "friendly", "control"]):
+        user_id = "ada" if i == 0 else f"user-{i}"
+        enrollment = f"e-{i}"
+        store.enroll(
+            enrollment_id=enrollment, user_id=user_id, journey_id=document["id"], version=1,
+            workflow_id=f"journey:{document['id']}:{user_id}", entered_at=now,
+        )  # fmt: skip
+        for node in ("wait_checkout", "by_cart_value", "copy_test"):
+            store.move(enrollment, node, now)
+        store.set_variant(enrollment, variant)
+        if variant == "urgency":
+            store.move(enrollment, "urgency_email", now)
+            key = f"{enrollment}:urgency_email"
+            store.begin_delivery(
+                idempotency_key=key, journey_id=document["id"], version=1,
+                node_id="urgency_email", user_id=user_id, channel="email", variant=variant,
+                content={"subject": "Items in your cart are selling out"},
+            )  # fmt: skip
+            store.finish_delivery(
+                key, "sent" if i == 0 else "skipped", None if i == 0 else "quiet hours"
+            )
+        if i == 0:
+            store.mark_converted(enrollment, now)
+
+
+def test_analytics_page(api: LiveApi) -> None:
+    seed_activity(api.store)
+    app = start("views/analytics.py")
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Entered"] == "4"
+    assert metrics["Converted"] == "1"
+    assert metrics["Goal conversion"] == "25.0%"
+    spec = app.get("graphviz_chart")[0].proto.spec
+    assert "copy_test\\nexperiment\\nreached 4 · waiting 2" in spec
+    deliveries = app.dataframe[0].value
+    row = deliveries[deliveries["step"] == "urgency_email"].iloc[0]
+    assert (row["sent"], row["skipped"], row["failed"]) == (1, 1, 0)
+    variants = app.dataframe[1].value.set_index("variant")
+    assert variants.loc["urgency", "users"] == 2
+    assert variants.loc["urgency", "conversions"] == 1
+    assert variants.loc["urgency", "rate"] == 0.5
+    assert 0 < variants.loc["urgency", "95% CI low"] < 0.5 < variants.loc["urgency", "95% CI high"]
+    assert "p-value: not enough data yet · winner: not enough data yet" in texts(app)
+
+
+def test_analytics_of_an_unpublished_journey_says_so(api: LiveApi) -> None:
+    api.store.save_draft("draft-only", example("win-back") | {"id": "draft-only"})
+    app = start("views/analytics.py")
+    assert "has not been published yet" in texts(app)
+
+
+def test_users_page(api: LiveApi) -> None:
+    seed_activity(api.store)
+    app = start("views/users.py")
+    app.text_input(key="users.id").input("ada").run()
+    ok(app)
+    assert json.loads(app.json[0].value) == {"first_name": "Ada", "email": "ada@example.com"}
+    events, journeys, deliveries = (frame.value for frame in app.dataframe)
+    assert list(events["event"]) == ["Added to Cart"]
+    assert journeys.iloc[0]["current step"] == "urgency_email"
+    assert journeys.iloc[0]["workflow"] == (
+        "http://127.0.0.1:8233/namespaces/default/workflows/journey%3Aabandoned-cart%3Aada"
+    )
+    assert deliveries.iloc[0]["status"] == "sent"
+    app.text_input(key="users.id").input("ghost").run()
+    assert "Could not look up 'ghost'. Not found: no user 'ghost'" in errors(app)
+
+
+def test_journeys_list_shows_status_version_and_figures(api: LiveApi) -> None:
+    seed_activity(api.store)
+    api.store.save_draft("draft-only", example("win-back") | {"id": "draft-only"})
+    app = start()
+    table = app.dataframe[0].value.set_index("id")
+    assert table.loc["abandoned-cart", "status"] == "live"
+    assert table.loc["abandoned-cart", "version"] == 1
+    assert (table.loc["abandoned-cart", ["entered", "active", "converted"]] == [4, 4, 1]).all()
+    assert table.loc["draft-only", "status"] == "draft"
+    button(app, "Analytics").click().run()
+    ok(app)
+    assert app.title[0].value == "Analytics"
 
 
 def test_an_unreachable_api_is_a_message(monkeypatch: pytest.MonkeyPatch) -> None:
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     monkeypatch.setenv("JOURNEYS_API_URL", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("JOURNEYS_ADMIN_TOKEN", "admin")
-    app = run_app()
-    assert f"cannot reach the API at http://127.0.0.1:{port}" in app.error[0].value
-    assert "journeys up" in app.error[0].value
+    app = ok(AppTest.from_file(str(APP), default_timeout=30).run())
+    (message,) = errors(app)
+    assert f"cannot reach the API at http://127.0.0.1:{port}" in message
+    assert "journeys up" in message
+
+
+def test_a_refused_token_is_a_message(api: LiveApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOURNEYS_ADMIN_TOKEN", "wrong")
+    app = start()
+    assert "refused the admin token: check JOURNEYS_ADMIN_TOKEN" in errors(app)[0]
 
 
 def test_without_the_admin_token_it_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("JOURNEYS_ADMIN_TOKEN", raising=False)
-    app = run_app()
-    assert "JOURNEYS_ADMIN_TOKEN is not set" in app.error[0].value
-
-
-def test_no_journeys_yet_says_how_to_publish(monkeypatch: pytest.MonkeyPatch) -> None:
-    with LoopbackApi(lambda request: (200, [])) as server:
-        monkeypatch.setenv("JOURNEYS_API_URL", server.url)
-        monkeypatch.setenv("JOURNEYS_ADMIN_TOKEN", "admin")
-        app = run_app()
-    assert "journeys publish" in app.markdown[0].value
+    app = ok(AppTest.from_file(str(APP), default_timeout=30).run())
+    assert "JOURNEYS_ADMIN_TOKEN is not set" in errors(app)[0]
 
 
 def test_journeys_designer_without_the_admin_token_refuses_to_start() -> None:
@@ -122,3 +484,63 @@ def test_the_designer_command_line_serves_streamlit_headless_on_loopback() -> No
         "--server.address", "127.0.0.1",
         "--browser.gatherUsageStats", "false",
     ]  # fmt: skip
+
+
+def test_every_step_type_has_a_working_form(api: LiveApi) -> None:
+    document = example("onboarding")
+    document["nodes"]["tips_email"]["next"] = "split"
+    document["nodes"]["split"] = {
+        "type": "experiment",
+        "variants": [{"name": "a", "weight": 50, "next": "quiet"}, {"name": "b", "weight": 50}],
+    }
+    document["nodes"]["quiet"] = {"type": "wait_for_inactivity", "duration": "1d", "next": "hook"}
+    document["nodes"]["hook"] = {
+        "type": "message", "channel": "webhook", "next": "done",
+        "content": {"url": "https://crm.example.com/{{ user.id }}", "body": {"k": "v"}},
+    }  # fmt: skip
+    app = open_in_editor(api.store, document)
+
+    choose(app.selectbox(key="editor.node"), "tag_pro").run()
+    base = "nodes.tag_pro.set"
+    at_path(app.text_input, f"{base}.lifecycle_stage").input("onboarded").run()
+    at_path(app.button, "$#add-trait").click().run()
+    at_path(app.text_input, "nodes.tag_pro.unset").input("a, b").run()
+
+    choose(app.selectbox(key="editor.node"), "tips_morning").run()
+    at_path(app.multiselect, "nodes.tips_morning.until.weekdays").select("mon").run()
+    choose(at_path(app.selectbox, "nodes.tips_morning.until.<time>"), "the user's most").run()
+
+    choose(app.selectbox(key="editor.node"), "wait_profile").run()
+    at_path(app.button, "$#add:nodes.wait_profile.paths").click().run()
+    at_path(app.text_input, "nodes.wait_profile.paths[1].event").input("Account Deleted").run()
+
+    choose(app.selectbox(key="editor.node"), "split").run()
+    at_path(app.number_input, "nodes.split.variants[1].weight").set_value(45).run()
+    assert "weights sum to 95, not 100" in errors(app)
+    at_path(app.number_input, "nodes.split.variants[1].weight").set_value(50).run()
+    at_path(app.checkbox, "nodes.split.winner?").check().run()
+
+    choose(app.selectbox(key="editor.node"), "quiet").run()
+    at_path(app.text_input, "nodes.quiet.events").input("Page Viewed, Order Completed").run()
+
+    choose(app.selectbox(key="editor.node"), "hook").run()
+    at_path(app.text_area, "nodes.hook.content.headers").input('{"X-Key": "1"}').run()
+    ok(app)
+    assert "The journey is valid." in texts(app)
+
+    node = app.session_state["journey"]["nodes"]
+    assert node["tag_pro"]["set"]["lifecycle_stage"] == "onboarded"
+    assert node["tag_pro"]["set"]["trait_1"] == ""
+    assert node["tag_pro"]["unset"] == ["a", "b"]
+    assert node["tips_morning"]["until"] == {
+        "time": "optimal", "fallback": "10:00", "weekdays": ["tue", "wed", "thu", "mon"],
+        "timezone": "user",
+    }  # fmt: skip
+    assert node["wait_profile"]["paths"][1] == {"event": "Account Deleted", "next": None}
+    assert node["split"]["winner"] == {"after": "14d", "min_users": 100}
+    assert node["quiet"]["events"] == ["Page Viewed", "Order Completed"]
+    assert node["hook"]["content"]["headers"] == {"X-Key": "1"}
+    button(app, "Save draft").click().run()
+    stored = api.store.get_journey("onboarding")
+    assert stored is not None
+    assert stored.draft["nodes"] == node

@@ -1,0 +1,83 @@
+"""The designer's way to the API: one client per call, and every failure turned into a clear
+message on the page (never a traceback)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+from urllib.parse import quote
+
+import streamlit as st
+
+from journey_designer.widgets import Doc
+from journeys.api_client import ApiClient, ApiError, ApiUnreachable
+from journeys.errors import ConfigurationError
+from journeys.settings import Settings, load_settings
+
+T = TypeVar("T")
+TIMEOUT = 10.0
+
+
+def settings() -> Settings:
+    """The settings from the environment (checked by the app before any page runs)."""
+    return load_settings()
+
+
+def error_message(error: Exception, where: str) -> str:
+    """What to tell the user about a failed call to the API."""
+    match error:
+        case ApiUnreachable():
+            return f"{error}. Is the API running? (`journeys up` starts it.)"
+        case ApiError(status=401):
+            return f"The API at {where} refused the admin token: check JOURNEYS_ADMIN_TOKEN."
+        case ApiError(status=404):
+            return f"Not found: {error.message}"
+        case ApiError(status=422, details=details) if details:
+            lines = "\n".join(f"- `{line}`" for line in error.detail_lines())
+            return f"{error.message}:\n\n{lines}"
+        case ApiError():
+            return f"The API answered {error.status} ({error.code}): {error.message}"
+        case ConfigurationError():
+            return str(error)
+    return f"Unexpected error talking to the API: {type(error).__name__}: {error}"
+
+
+def call(
+    action: Callable[[ApiClient], T], *, doing: str = "", problems_to: Doc | None = None
+) -> T | None:
+    """Run `action` with a client of the API; on failure show why and return None.
+
+    With `problems_to`, located problems of a 422 are also shown beside that document's fields.
+    """
+    config = settings()
+    try:
+        with ApiClient(config.api_url, admin_token=config.admin_token, timeout=TIMEOUT) as client:
+            return action(client)
+    except (ApiError, ApiUnreachable, ConfigurationError) as error:
+        if problems_to is not None and isinstance(error, ApiError) and error.status == 422:
+            problems_to.set_problems(
+                [
+                    d
+                    for d in error.details
+                    if isinstance(d, dict) and {"path", "message"} <= d.keys()
+                ]
+            )
+        prefix = f"Could not {doing}. " if doing else ""
+        st.error(prefix + error_message(error, config.api_url), icon=":material/error:")
+        return None
+
+
+def require(action: Callable[[ApiClient], T], *, doing: str = "") -> T:
+    """Like `call`, but the page stops here on failure (nothing sensible to show without it)."""
+    result = call(action, doing=doing)
+    if result is None:
+        st.stop()
+    return result
+
+
+def workflow_url(config: Settings, workflow_id: str) -> str:
+    """A user's run in the Temporal Web UI."""
+    return (
+        f"{config.temporal_ui_url.rstrip('/')}/namespaces/{quote(config.temporal_namespace)}"
+        f"/workflows/{quote(workflow_id, safe='')}"
+    )

@@ -1,0 +1,196 @@
+"""The condition builder: one widget for every condition of the format (branch paths, event
+filters, audience, exit rules, goal, segments).
+
+Rows of field / operator / value, segment membership and event counts, grouped with all /
+any / not to any depth. It edits the condition in place in its document (see `widgets`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import streamlit as st
+
+from journey_designer import widgets
+from journey_designer.document import (
+    COUNT_OPS,
+    DEFAULT_CONDITION,
+    LIST_OPS,
+    OPS,
+    VALUELESS_OPS,
+    Path,
+    format_value,
+    parse_value,
+)
+from journey_designer.widgets import Doc
+
+KINDS: dict[str, str] = {
+    "field": "A profile or event field…",
+    "segment": "Is in a segment",
+    "event_count": "Has done an event (how many times)",
+    "all": "All of these are true",
+    "any": "Any of these is true",
+    "not": "This is NOT true",
+}
+"""Every kind of condition, as the builder offers it."""
+
+FIELD_HELP = (
+    "A dotted path: `user.<trait>` (the profile, e.g. user.plan, user.email), "
+    "`entry.<property>` (the event that made the user enter, e.g. entry.total_price) or "
+    "`event.<property>` (the event being matched, or the last one waited for)."
+)
+
+
+def kind_of(condition: Any) -> str:
+    """Which kind of condition a value is (`field` for anything unrecognised)."""
+    if isinstance(condition, dict):
+        for kind in KINDS:
+            if kind in condition:
+                return kind
+    return "field"
+
+
+def convert(condition: Any, kind: str, segments: Mapping[str, str]) -> dict[str, Any]:
+    """`condition` turned into a condition of another kind, keeping what still fits."""
+    old = kind_of(condition)
+    match kind:
+        case "all" | "any" if old in ("all", "any"):
+            return {kind: condition[old]}
+        case "all" | "any":
+            return {kind: [condition]}
+        case "not":
+            return {"not": condition}
+        case "segment":
+            return {"segment": next(iter(segments), "")}
+        case "event_count":
+            return {"event_count": {"event": "Order Completed"}, "op": "gte", "value": 1}
+    if old == "not" and kind_of(condition["not"]) == "field":
+        inner: dict[str, Any] = condition["not"]
+        return inner
+    return dict(DEFAULT_CONDITION)
+
+
+def condition_builder(doc: Doc, path: Path, *, segments: Mapping[str, str]) -> None:
+    """Edit the condition at `path` of `doc`. `segments` maps segment ids to names."""
+    condition = doc.get(path)
+    kind = kind_of(condition)
+    widgets.select(
+        doc,
+        (*path, "<kind>"),
+        "Condition",
+        list(KINDS),
+        labels=KINDS.__getitem__,
+        default=kind,
+        on_select=lambda chosen: doc.set(path, convert(doc.get(path), chosen, segments)),
+        structural=True,
+    )
+    match kind:
+        case "field":
+            _field_row(doc, path)
+        case "segment":
+            widgets.select(
+                doc,
+                (*path, "segment"),
+                "Segment",
+                list(segments),
+                labels=lambda sid: f"{segments.get(sid, sid)} ({sid})" if sid else "—",
+                help="Users who are members of the segment right now (Segments page).",
+            )
+        case "event_count":
+            _event_count_row(doc, path, segments)
+        case "all" | "any":
+            with st.container(border=True):
+                widgets.rows(
+                    doc,
+                    (*path, kind),
+                    lambda item: condition_builder(doc, item, segments=segments),
+                    make=lambda: dict(DEFAULT_CONDITION),
+                    add_label="Add a condition",
+                    noun="condition",
+                )
+        case "not":
+            with st.container(border=True):
+                condition_builder(doc, (*path, "not"), segments=segments)
+    doc.flag(path)
+
+
+def _field_row(doc: Doc, path: Path) -> None:
+    op = doc.get((*path, "op"))
+    field, operator, value = st.columns([5, 3, 4])
+    with field:
+        widgets.text(doc, (*path, "field"), "Field", help=FIELD_HELP, placeholder="user.plan")
+    with operator:
+        widgets.select(
+            doc,
+            (*path, "op"),
+            "Operator",
+            list(OPS),
+            labels=OPS.__getitem__,
+            on_select=lambda chosen: _set_op(doc, path, chosen),
+            structural=True,
+        )
+    with value:
+        if op in VALUELESS_OPS:
+            st.caption("No value needed.")
+        else:
+            as_list = op in LIST_OPS
+            widgets.text(
+                doc,
+                (*path, "value"),
+                "Values (comma-separated)" if as_list else "Value",
+                help="Numbers and true/false are compared as such; anything else as text.",
+                parse=lambda raw: parse_value(raw, as_list=as_list),
+                show=format_value,
+                keep_empty=True,
+            )
+
+
+def _set_op(doc: Doc, path: Path, op: str) -> None:
+    """Change the operator, reshaping the value to suit it."""
+    value = doc.get((*path, "value"))
+    doc.set((*path, "op"), op)
+    if op in VALUELESS_OPS:
+        doc.drop((*path, "value"))
+    elif op in LIST_OPS and not isinstance(value, list):
+        doc.set((*path, "value"), [] if value is None else [value])
+    elif op not in LIST_OPS and (isinstance(value, list) or value is None):
+        doc.set((*path, "value"), value[0] if value else "")
+
+
+def _event_count_row(doc: Doc, path: Path, segments: Mapping[str, str]) -> None:
+    count = (*path, "event_count")
+    event, within, operator, value = st.columns([4, 2, 2, 2])
+    with event:
+        widgets.text(
+            doc, (*count, "event"), "Event", help="The event name, or * for any event.",
+            placeholder="Order Completed", keep_empty=True,
+        )  # fmt: skip
+    with within:
+        widgets.text(
+            doc, (*count, "within"), "Within", placeholder="7d",
+            help="Only count events this recent (e.g. 24h, 7d); empty: all history.",
+        )  # fmt: skip
+    with operator:
+        widgets.select(doc, (*path, "op"), "Count is", list(COUNT_OPS), labels=OPS.__getitem__)
+    with value:
+        widgets.number(doc, (*path, "value"), "Times")
+    optional_condition(
+        doc, (*count, "where"), "Only count events where…", segments=segments, field="event.value"
+    )
+
+
+def optional_condition(
+    doc: Doc,
+    path: Path,
+    label: str,
+    *,
+    segments: Mapping[str, str],
+    field: str = "user.email",
+    help: str | None = None,
+) -> None:
+    """A checkbox adding (a condition on `field`) or removing the condition at `path`, and the
+    builder while it is there."""
+    if widgets.optional(doc, path, label, lambda: {"field": field, "op": "exists"}, help=help):
+        with st.container(border=True):
+            condition_builder(doc, path, segments=segments)

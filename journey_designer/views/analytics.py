@@ -1,0 +1,132 @@
+"""Analytics page: per journey, the graph annotated with who reached and waits where, the
+funnel, deliveries per message step, goal conversions and experiment results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from journey_designer.api import call, require
+from journey_designer.graph import journey_dot
+from journey_designer.state import JOURNEY
+from journey_designer.stats import funnel, variant_rows
+from journeys.api_client import ApiClient
+
+KEY = "analytics.journey"
+
+
+def load(client: ApiClient, journey_id: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The journey's stats and its latest published definition (None if never published)."""
+    detail = client.get_journey(journey_id)
+    if detail.get("version") is None:
+        return {}, None
+    version = client.version(journey_id, int(detail["version"]))
+    return client.stats(journey_id), version["definition"]
+
+
+def headline(stats: dict[str, Any]) -> None:
+    """Entered, active, completed, exited, converted and the conversion rate."""
+    entered = int(stats.get("entered", 0))
+    converted = int(stats.get("converted", 0))
+    columns = st.columns(6)
+    for column, name in zip(
+        columns, ("entered", "active", "completed", "exited", "converted"), strict=False
+    ):
+        column.metric(name.capitalize(), stats.get(name, 0))
+    columns[5].metric("Goal conversion", f"{converted / entered:.1%}" if entered else "—")
+
+
+def funnel_chart(rows: list[dict[str, Any]]) -> None:
+    """Users who reached each step (and wait there now), in the order users meet them."""
+    st.bar_chart(
+        rows,
+        x="step",
+        y=["reached", "waiting"],
+        x_label="users",
+        y_label="",
+        horizontal=True,
+        sort=False,
+        stack=False,
+    )
+
+
+def deliveries(stats: dict[str, Any], definition: dict[str, Any]) -> None:
+    """Sent, skipped and failed per message step."""
+    messages = stats.get("messages") or {}
+    if not messages:
+        st.caption("No message steps.")
+        return
+    nodes = definition.get("nodes", {})
+    st.dataframe(
+        [
+            {"step": node_id, "channel": nodes.get(node_id, {}).get("channel"), **figures}
+            for node_id, figures in messages.items()
+        ],
+        hide_index=True,
+    )
+
+
+def experiments(stats: dict[str, Any]) -> None:
+    """Each experiment: variants with users, conversions, rate and 95 % interval; p-value and
+    winner as the API reports them."""
+    found = stats.get("experiments") or {}
+    if not found:
+        st.caption("No experiment steps.")
+        return
+    for node_id, experiment in found.items():
+        st.markdown(f"**{node_id}**")
+        st.dataframe(
+            variant_rows(experiment),
+            hide_index=True,
+            column_config={
+                "rate": st.column_config.NumberColumn(format="percent"),
+                "95% CI low": st.column_config.NumberColumn(format="percent"),
+                "95% CI high": st.column_config.NumberColumn(format="percent"),
+            },
+        )
+        p_value, winner = experiment.get("p_value"), experiment.get("winner")
+        significance = "p-value: " + (
+            f"{p_value:.3g}" if p_value is not None else "not enough data yet"
+        )
+        st.caption(
+            f"{significance} · winner: {winner or 'not enough data yet'} · the interval is the "
+            "Wilson 95% interval of each variant's conversion rate."
+        )
+
+
+def main() -> None:
+    """Render the page."""
+    st.title("Analytics")
+    journeys = require(lambda client: client.list_journeys(), doing="list the journeys")
+    if not journeys:
+        st.info("No journeys yet.")
+        return
+    ids = [j["id"] for j in journeys]
+    default = st.session_state.get(KEY) or (JOURNEY.value.get("id") if JOURNEY.loaded else None)
+    journey_id = st.selectbox(
+        "Journey", ids, index=ids.index(default) if default in ids else 0, key="analytics.choice"
+    )
+    st.session_state[KEY] = journey_id
+    loaded = call(lambda client: load(client, journey_id), doing="load the stats")
+    if loaded is None:
+        return
+    stats, definition = loaded
+    if definition is None:
+        st.info("This journey has not been published yet: publish it to see how it performs.")
+        return
+    headline(stats)
+    graph, figures = st.columns([3, 2])
+    with graph:
+        st.subheader("Where users are", anchor=False)
+        st.graphviz_chart(journey_dot(definition, stats=stats.get("nodes") or {}), width="stretch")
+    with figures:
+        st.subheader("Funnel", anchor=False)
+        funnel_chart(funnel(definition, stats))
+        st.subheader("Deliveries", anchor=False)
+        deliveries(stats, definition)
+    st.subheader("Experiments", anchor=False)
+    experiments(stats)
+
+
+main()

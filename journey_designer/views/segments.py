@@ -1,0 +1,104 @@
+"""Segments page: build a segment with the condition builder, save it, see its members."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from journey_designer import widgets
+from journey_designer.api import call, require
+from journey_designer.conditions import condition_builder
+from journey_designer.document import DEFAULT_CONDITION, SLUG
+from journey_designer.state import SEGMENT
+
+NEW = ""
+CHOICE = "segments.choice"
+COUNT = "segments.count"
+PENDING = "segments.pending"
+
+
+def load(choice: str, segments: dict[str, dict[str, object]]) -> None:
+    """Put the chosen segment (or a new one) into the editor."""
+    if choice == NEW:
+        SEGMENT.load({"id": "", "name": "", "condition": {"all": [dict(DEFAULT_CONDITION)]}})
+    else:
+        found = segments[choice]
+        SEGMENT.load({k: found[k] for k in ("id", "name", "condition")})
+    st.session_state[COUNT] = None
+
+
+def save() -> None:
+    """Store the segment, then count its members."""
+    segment = SEGMENT.value
+    if not SLUG.match(str(segment.get("id", ""))):
+        st.error("The id must be lower-case letters, digits and dashes (at most 64).")
+        return
+    SEGMENT.set_problems([])
+    stored = call(
+        lambda client: client.put_segment(segment), doing="save the segment", problems_to=SEGMENT
+    )
+    if stored is None:
+        return
+    st.session_state[PENDING] = segment["id"]
+    st.session_state["segments.loaded"] = segment["id"]
+    count(str(segment["id"]))
+    st.success(f"Segment '{segment['id']}' saved.")
+
+
+def count(segment_id: str) -> None:
+    """Count the segment's members now."""
+    members = call(lambda client: client.segment_count(segment_id), doing="count the members")
+    st.session_state[COUNT] = members
+
+
+def main() -> None:
+    """Render the page."""
+    st.title("Segments")
+    st.caption(
+        "A segment is a named condition over users: journeys can start when users enter it, "
+        "and conditions can test membership."
+    )
+    listed = require(lambda client: client.list_segments(), doing="list the segments")
+    segments = {s["id"]: s for s in listed}
+    options = [NEW, *segments]
+    if PENDING in st.session_state:  # just saved: select it (before the picker is drawn)
+        st.session_state[CHOICE] = st.session_state.pop(PENDING)
+    if st.session_state.get(CHOICE) not in options:
+        st.session_state[CHOICE] = NEW
+    labels = {NEW: "New segment…"} | {sid: f"{s['name']} ({sid})" for sid, s in segments.items()}
+    choice = st.selectbox(
+        "Segment",
+        options,
+        key=CHOICE,
+        format_func=labels.__getitem__,
+    )
+    if not SEGMENT.loaded or st.session_state.get("segments.loaded") != choice:
+        load(choice, segments)
+        st.session_state["segments.loaded"] = choice
+    ident, name = st.columns([1, 2])
+    with ident:
+        widgets.text(
+            SEGMENT, ("id",), "Id", keep_empty=True, placeholder="vip-customers",
+            help="Lower-case letters, digits and dashes; journeys refer to the segment by it.",
+        )  # fmt: skip
+    with name:
+        widgets.text(SEGMENT, ("name",), "Name", keep_empty=True, placeholder="VIP customers")
+    st.markdown("**Members are users for whom this is true**")
+    condition_builder(
+        SEGMENT, ("condition",), segments={sid: s["name"] for sid, s in segments.items()}
+    )
+    SEGMENT.flag_within(())
+    save_column, count_column, _ = st.columns([1, 1, 3])
+    if save_column.button(
+        "Save segment", icon=":material/save:", type="primary", key="segments.save"
+    ):
+        save()
+    if choice != NEW and count_column.button(
+        "Count members", icon=":material/tag:", key="segments.count.button"
+    ):
+        count(choice)
+    members = st.session_state.get(COUNT)
+    if members is not None:
+        st.metric("Members now", members)
+
+
+main()

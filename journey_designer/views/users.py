@@ -1,0 +1,95 @@
+"""Users page: a user's traits, recent events, journeys (with a link to each run in the
+Temporal Web UI) and deliveries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from journey_designer.api import call, settings, workflow_url
+from journeys.api_client import ApiClient
+
+KEY = "users.id"
+
+
+def look_up(client: ApiClient, user_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The user's profile (traits, journeys, deliveries) and latest events."""
+    return client.user(user_id), client.user_events(user_id, limit=50)
+
+
+def main() -> None:
+    """Render the page."""
+    st.title("Users")
+    user_id = st.text_input("User id", key=KEY, placeholder="ada").strip()
+    if not user_id:
+        st.caption("Enter a user id to see their traits, events, journeys and messages.")
+        return
+    found = call(lambda client: look_up(client, user_id), doing=f"look up '{user_id}'")
+    if found is None:
+        return
+    profile, events = found
+    config = settings()
+    traits, history = st.columns(2)
+    with traits:
+        st.subheader("Traits", anchor=False)
+        st.json(profile.get("traits") or {})
+    with history:
+        st.subheader("Recent events", anchor=False)
+        st.dataframe(
+            [
+                {"event": e.get("name") or e.get("type"), "at": e.get("timestamp"),
+                 "properties": e.get("properties")}
+                for e in events
+            ],
+            hide_index=True,
+        )  # fmt: skip
+    st.subheader("Journeys", anchor=False)
+    journeys = profile.get("journeys") or []
+    if journeys:
+        st.dataframe(
+            [
+                {
+                    "journey": j["journey_id"],
+                    "version": j.get("version"),
+                    "status": j.get("status"),
+                    "current step": j.get("current_node"),
+                    "entered": j.get("entered_at"),
+                    "ended": j.get("ended_at"),
+                    "workflow": workflow_url(config, j["workflow_id"]),
+                }
+                for j in journeys
+            ],
+            hide_index=True,
+            column_config={
+                "workflow": st.column_config.LinkColumn(
+                    "Temporal", display_text="open the run", help="The run in the Temporal Web UI"
+                )
+            },
+        )
+    else:
+        st.caption("Not in any journey yet.")
+    st.subheader("Messages", anchor=False)
+    deliveries = profile.get("deliveries") or []
+    if deliveries:
+        st.dataframe(
+            [
+                {
+                    "at": d.get("created_at"),
+                    "journey": d.get("journey_id"),
+                    "step": d.get("node_id"),
+                    "channel": d.get("channel"),
+                    "status": d.get("status"),
+                    "reason": d.get("reason"),
+                    "variant": d.get("variant"),
+                    "content": d.get("content"),
+                }
+                for d in deliveries
+            ],
+            hide_index=True,
+        )
+    else:
+        st.caption("No messages yet.")
+
+
+main()

@@ -1,0 +1,202 @@
+"""The designer's pure parts: gallery documents, the DOT graph, document edits, statistics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from journey_designer.document import (
+    add_node,
+    delete_node,
+    describe,
+    flow_order,
+    new_node,
+    parse_value,
+    problem_nodes,
+    rename_node,
+)
+from journey_designer.gallery import ORDER, gallery, slugify, starting_point
+from journey_designer.graph import journey_dot
+from journey_designer.stats import funnel, variant_rows, wilson
+from journeys.validation import validate
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+
+def example(name: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((EXAMPLES / f"{name}.json").read_text())
+    return document
+
+
+@pytest.mark.parametrize("key", ORDER)
+def test_every_gallery_document_is_a_valid_journey(key: str) -> None:
+    document = gallery()[key]
+    assert validate(document) == []
+    # Self-contained: publishable on a fresh install (no segments or templates to create first).
+    assert validate(document, segments=set(), templates_known=set()) == []
+    assert document["description"]
+
+
+def test_a_starting_point_takes_the_new_id_and_name() -> None:
+    document = starting_point("abandoned-cart", "cart-eu", "Cart (EU)")
+    assert (document["id"], document["name"]) == ("cart-eu", "Cart (EU)")
+    assert gallery()["abandoned-cart"]["id"] == "abandoned-cart"  # the gallery is not changed
+    assert slugify("Abandoned cart (EU) ") == "abandoned-cart-eu"
+    assert slugify("!!!") == "journey"
+
+
+@pytest.mark.parametrize("node_type", ["message", "delay", "wait_for_event",
+                                       "wait_for_inactivity", "branch", "experiment",
+                                       "update_user", "exit"])  # fmt: skip
+def test_a_new_node_of_every_type_is_valid(node_type: str) -> None:
+    document = {"id": "j", "name": "J", "entry": {"event": "E"}, "start": "n",
+                "nodes": {"n": new_node(node_type)}}  # fmt: skip
+    assert validate(document) == []
+
+
+def test_the_graph_draws_shapes_and_labels_every_way_out() -> None:
+    dot = journey_dot(example("abandoned-cart"))
+    assert dot.startswith("digraph journey {")
+    assert dot.endswith("}")
+    assert '"wait_checkout" [shape=hexagon' in dot
+    assert '"by_cart_value" [shape=diamond' in dot
+    assert '"vip_email" [shape=box' in dot
+    assert '"copy_test" [shape=trapezium' in dot
+    assert '"pause_before_push" [shape=ellipse' in dot
+    assert '__entry__ -> "wait_checkout";' in dot
+    assert '"wait_checkout" -> __end__ [label="Checkout Started"];' in dot
+    assert '"wait_checkout" -> "by_cart_value" [label="after 24h", style=dashed];' in dot
+    assert '"by_cart_value" -> "vip_email" [label="if entry.total_price ≥ 200"];' in dot
+    assert '"by_cart_value" -> "gentle_reminder" [label="else"];' in dot
+    assert '"copy_test" -> "urgency_email" [label="urgency 45%"];' in dot
+    assert '"copy_test" -> __end__ [label="control 10%"];' in dot
+    assert '"vip_email" -> "vip_push" [label="on failure", style=dashed' in dot
+    assert "__end__ [shape=circle" in dot
+
+
+def test_the_graph_shows_stats_problems_and_missing_nodes() -> None:
+    document = example("win-back")
+    document["nodes"]["has_phone"]["else"] = "nowhere"
+    dot = journey_dot(
+        document,
+        stats={"offer_email": {"reached": 12, "waiting": 3}},
+        flagged={"has_phone"},
+        selected="wait_order",
+    )
+    assert "offer_email\\nemail: We miss you, {{ user.fi…\\nreached 12 · waiting 3" in dot
+    assert '"has_phone" -> "missing:nowhere" [label="else"];' in dot
+    assert '"missing:nowhere" [shape=box, style=dashed, color="#dc2626"' in dot
+    assert 'label="has_phone\\nbranch", color="#dc2626", penwidth=2.5' in dot
+    assert 'color="#2563eb"' in dot  # the selected node
+    assert 'label="on entering segment\\ninactive-7d"' in dot
+
+
+def test_the_graph_of_a_broken_document_still_draws() -> None:
+    dot = journey_dot({"nodes": {"a": {"type": "teleport"}, "b": "junk"}, "start": 3})
+    assert '"a" [shape=box' in dot
+    assert "unknown type 'teleport'" in dot
+    assert "entry ?" in dot
+
+
+def test_renaming_a_node_updates_every_reference_and_the_start() -> None:
+    document = example("abandoned-cart")
+    rename_node(document, "vip_push", "vip_push_2")
+    rename_node(document, "wait_checkout", "wait")
+    assert document["start"] == "wait"
+    assert document["nodes"]["vip_email"]["on_failure"] == "vip_push_2"
+    assert next(iter(document["nodes"])) == "wait"  # the order is kept
+    assert validate(document) == []
+
+
+def test_deleting_a_node_reconnects_what_led_to_it() -> None:
+    document = example("abandoned-cart")
+    delete_node(document, "pause_before_push")
+    assert document["nodes"]["urgency_email"]["next"] == "cart_push"
+    delete_node(document, "vip_push")  # only an on_failure led there: it goes
+    assert "on_failure" not in document["nodes"]["vip_email"]
+    delete_node(document, "wait_checkout")  # the start: the next node starts
+    assert document["start"] == "by_cart_value"
+    assert validate(document) == []
+
+
+def test_adding_a_node_on_an_edge_inserts_it() -> None:
+    document = example("win-back")
+    add_node(document, "wait_a_bit", "delay", ("offer_email", ("next",)))
+    assert document["nodes"]["offer_email"]["next"] == "wait_a_bit"
+    assert document["nodes"]["wait_a_bit"] == {
+        "type": "delay", "duration": "1d", "next": "wait_order",
+    }  # fmt: skip
+    add_node(document, "loose", "exit", None)
+    assert [(p.path, p.message) for p in validate(document)] == [
+        ("nodes.loose", "unreachable from start")
+    ]
+    blank: dict[str, Any] = {"nodes": {}}
+    add_node(blank, "first", "message", None)
+    assert blank["start"] == "first"
+
+
+def test_flow_order_follows_the_graph_from_start() -> None:
+    order = flow_order(example("abandoned-cart"))
+    assert order[:3] == ["wait_checkout", "by_cart_value", "vip_email"]
+    assert order.index("copy_test") < order.index("cart_push")
+
+
+def test_conditions_read_as_words() -> None:
+    condition = {
+        "all": [
+            {"field": "entry.total_price", "op": "gte", "value": 40},
+            {"any": [{"segment": "vip"}, {"not": {"field": "user.email", "op": "exists"}}]},
+            {"event_count": {"event": "*", "within": "7d"}, "op": "eq", "value": 0},
+            {"field": "entry.currency", "op": "in", "value": ["USD", "CAD"]},
+        ]
+    }
+    assert describe(condition) == (
+        "entry.total_price ≥ 40 and (in segment vip or not (user.email exists)) and "
+        "count of any event in 7d = 0 and entry.currency is one of USD, CAD"
+    )
+
+
+def test_typed_values_become_json_values() -> None:
+    assert parse_value("200") == 200
+    assert parse_value(" 12.5 ") == 12.5
+    assert parse_value("true") is True
+    assert parse_value("gold") == "gold"
+    assert parse_value("USD, CAD, 3", as_list=True) == ["USD", "CAD", 3]
+    assert parse_value('["a,b", "c"]', as_list=True) == ["a,b", "c"]
+
+
+def test_problem_paths_name_their_nodes() -> None:
+    problems = [
+        {"path": "nodes.by_value.paths[0].next", "message": "unknown node 'vip'"},
+        {"path": "nodes.send-1", "message": "unreachable from start"},
+        {"path": "entry", "message": "exactly one of event, segment, api is required"},
+    ]
+    assert problem_nodes(problems) == {"by_value", "send-1"}
+
+
+def test_the_wilson_interval() -> None:
+    low, high = wilson(10, 100)
+    assert low == pytest.approx(0.0552, abs=1e-4)
+    assert high == pytest.approx(0.1744, abs=1e-4)
+    assert wilson(0, 0) == (0.0, 0.0)
+    low, high = wilson(0, 5)
+    assert low == 0.0
+    assert 0 < high < 1
+
+
+def test_funnel_and_variant_rows() -> None:
+    document = example("abandoned-cart")
+    stats = {"nodes": {"wait_checkout": {"reached": 10, "waiting": 4}}}
+    rows = funnel(document, stats)
+    assert rows[0] == {"step": "01 wait_checkout", "node": "wait_checkout",
+                       "type": "wait_for_event", "reached": 10, "waiting": 4}  # fmt: skip
+    assert rows[1]["reached"] == 0
+    variants = variant_rows(
+        {"variants": {"a": {"users": 100, "conversions": 10, "rate": 0.1}}, "p_value": None}
+    )
+    assert variants[0]["variant"] == "a"
+    assert variants[0]["rate"] == 0.1
+    assert variants[0]["95% CI low"] == pytest.approx(0.0552, abs=1e-4)
