@@ -25,7 +25,7 @@ from activities.channels import (
     PushTokensUnregistered,
     TransientDeliveryError,
 )
-from journeys import templates
+from journeys import experiments, templates
 from journeys.conditions import fact_key
 from journeys.contracts import (
     ActiveHour,
@@ -40,10 +40,12 @@ from journeys.contracts import (
     ProgressInput,
     UpdateUserInput,
     UserContext,
+    WinnerAnswer,
+    WinnerInput,
 )
 from journeys.facts import fact_answerer, user_traits
 from journeys.localtime import user_timezone
-from journeys.model import Channel
+from journeys.model import Channel, to_timedelta
 from journeys.store import CapWindow, DeliveryRecord, Store
 from journeys.unsubscribe import Links
 from journeys.workspace import load_workspace_settings
@@ -132,6 +134,7 @@ class JourneyActivities:
             self.fail_delivery,
             self.update_user,
             self.most_active_hour,
+            self.experiment_winner,
         ]
 
     # --- reading ----------------------------------------------------------------------------
@@ -148,7 +151,8 @@ class JourneyActivities:
 
     @activity.defn(name=Activity.MOST_ACTIVE_HOUR)
     def most_active_hour(self, request: ActiveHourInput) -> ActiveHour:
-        """The local hour of day with most of the user's recent events (send-time optimisation)."""
+        """The local hour of day with most of the user's recent events (send-time
+        optimisation); also kept as the `most_active_hour` trait, for people to see."""
         zone = ZoneInfo(request.timezone)
         since = datetime.now(UTC) - ACTIVE_HOUR_HISTORY
         events = self._store.events_for_user(request.user_id, since=since)
@@ -158,7 +162,39 @@ class JourneyActivities:
         ranked = hours.most_common(2)
         if len(ranked) == 2 and ranked[0][1] == ranked[1][1]:
             return ActiveHour(hour=None)  # a tie says nothing about the user
-        return ActiveHour(hour=ranked[0][0])
+        hour = ranked[0][0]
+        self._store.update_traits(request.user_id, {"most_active_hour": hour}, [])
+        return ActiveHour(hour=hour)
+
+    @activity.defn(name=Activity.EXPERIMENT_WINNER)
+    def experiment_winner(self, request: WinnerInput) -> WinnerAnswer:
+        """The experiment's winner, if it has one. Once `after` has passed since the version
+        was published, each call may be a look (`journeys.experiments.decide`); a look is
+        recorded only if no other caller recorded it first, so each happens once."""
+        decision = self._store.experiment_decision(request.journey_id, request.node_id)
+        if decision.winner is not None:
+            return WinnerAnswer(winner=decision.winner)
+        published = self._store.get_version(request.journey_id, request.version)
+        now = datetime.now(UTC)
+        if published is None or published.published_at + to_timedelta(request.after) > now:
+            return WinnerAnswer()
+        counts = self._store.variant_counts(request.journey_id, request.node_id)
+        variants = {
+            name: experiments.Counts(**counts.get(name, {"users": 0, "conversions": 0}))
+            for name in request.variants
+        }
+        look = experiments.decide(variants, request.min_users, decision.looks)
+        if look.looks == decision.looks:
+            return WinnerAnswer()
+        recorded = self._store.record_experiment_look(
+            request.journey_id,
+            request.node_id,
+            after_looks=decision.looks,
+            looks=look.looks,
+            winner=look.winner,
+            p_value=experiments.p_value(variants),
+        )
+        return WinnerAnswer(winner=recorded.winner)
 
     # --- progress ---------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import catalog, errors, ingest, journeys, openapi, ops, unsubscribe, users
+from api import catalog, errors, ingest, journeys, openapi, ops, predictions, unsubscribe, users
 from api.deps import AppState
 from api.metrics import ApiMetrics, RequestMetrics
 from api.routing import Routing
@@ -82,12 +82,8 @@ def create_app(
     """
     _check_credentials(settings)
     own_store = store is None
-    state = AppState(
-        settings=settings,
-        store=store if store is not None else Store.from_settings(settings),
-        metrics=ApiMetrics(),
-        routing=routing,
-    )
+    opened = store if store is not None else Store.from_settings(settings)
+    state = AppState(settings=settings, store=opened, metrics=ApiMetrics(opened), routing=routing)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -111,6 +107,7 @@ def create_app(
         users.router,
         users.inbox_router,
         unsubscribe.router,
+        predictions.router,
     )
     for router in routers:
         app.include_router(router)

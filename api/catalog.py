@@ -158,7 +158,31 @@ def count_segment(segment_id: SegmentId, store: StoreDep) -> SegmentCount:
     """How many users are members now: the condition evaluated over every profile."""
     condition = CONDITION.validate_python(_segment(store, segment_id).condition)
     # Evaluating the segment itself: a reference back to it is a loop and counts as "no".
-    visiting = frozenset({segment_id})
+    return _count(store, condition, frozenset({segment_id}))
+
+
+class ConditionBody(BaseModel):
+    """A condition to count the members of, before it is saved as a segment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    condition: Condition
+
+
+@router.post(
+    "/v1/segments/count",
+    tags=["segments"],
+    summary="Count the members of an unsaved condition",
+    responses=error_responses(400),
+)
+def count_condition(
+    body: Annotated[ConditionBody, Depends(JsonModel(ConditionBody))], store: StoreDep
+) -> SegmentCount:
+    """How many users the condition holds for now (what a segment of it would count)."""
+    return _count(store, body.condition, frozenset())
+
+
+def _count(store: Store, condition: Condition, visiting: frozenset[str]) -> SegmentCount:
     members = sum(
         evaluate(
             condition,

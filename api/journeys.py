@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -13,6 +13,7 @@ from api.auth import ADMIN
 from api.body import DOCUMENT_LIMIT, RawJson
 from api.deps import RoutingDep, StoreDep
 from api.errors import ApiError, error_responses
+from journeys import experiments
 from journeys.errors import Conflict, InvalidJourney, NotFound
 from journeys.model import ExperimentNode, Journey, MessageNode
 from journeys.store import JourneyRecord, JourneyStatus, Store
@@ -95,19 +96,25 @@ class MessageStats(BaseModel):
 
 
 class VariantStats(BaseModel):
-    """Users assigned a variant, those who converted, and the conversion rate."""
+    """Users assigned a variant, those who converted, and the conversion rate with its 95%
+    confidence interval (Wilson)."""
 
     users: int
     conversions: int
     rate: float
+    interval: tuple[float, float] = (0.0, 1.0)
 
 
 class ExperimentStats(BaseModel):
-    """An experiment's variants; `p_value` and `winner` when the analysis has one."""
+    """An experiment's variants, the p-value that they differ (z-test for two variants,
+    chi-square for more; null until every variant has users), and the winner once one was
+    picked (it then takes every new arrival)."""
 
     variants: dict[str, VariantStats]
     p_value: float | None = None
     winner: str | None = None
+    decided_at: datetime | None = None
+    looks: int = Field(default=0, description="how many times the winner rule has looked")
 
 
 class JourneyStats(BaseModel):
@@ -158,10 +165,16 @@ def list_journeys(store: StoreDep) -> list[JourneySummary]:
 
 
 @router.post("/validate", summary="Validate a journey document")
-def validate_journey(document: JourneyDocument) -> ValidationResult:
-    """Every problem of the document (structure and graph; segments and templates are checked
-    on publish)."""
-    problems = validate(document)
+def validate_journey(
+    document: JourneyDocument,
+    store: StoreDep,
+    publish: Annotated[
+        bool, Query(description="also check what publishing checks: stored segments, templates")
+    ] = False,
+) -> ValidationResult:
+    """Every problem of the document: structure and graph, and with `publish=true` also the
+    segments and templates it refers to, as publishing would."""
+    problems = _publish_problems(store, document) if publish else validate(document)
     return ValidationResult(valid=not problems, errors=problems)
 
 
@@ -190,14 +203,20 @@ def publish(journey_id: str, store: StoreDep) -> PublishResult:
     journey = _journey(store, journey_id)
     if journey.status == "archived":
         raise Conflict(f"journey '{journey_id}' is archived")
-    channels = {template.id: template.channel for template in store.list_templates()}
-    segments = {segment.id for segment in store.list_segments()}
-    problems = validate(journey.draft, segments=segments, templates_known=set(channels))
-    if not problems:
-        problems = _template_channels(Journey.model_validate(journey.draft), channels)
+    problems = _publish_problems(store, journey.draft)
     if problems:
         raise InvalidJourney(problems)
     return PublishResult(version=store.publish(journey_id, validated=journey.draft))
+
+
+def _publish_problems(store: Store, document: Any) -> list[Problem]:
+    """The document's problems, with its segments and templates checked against the store."""
+    channels = {template.id: template.channel for template in store.list_templates()}
+    segments = {segment.id for segment in store.list_segments()}
+    problems = validate(document, segments=segments, templates_known=set(channels))
+    if not problems:
+        problems = _template_channels(Journey.model_validate(document), channels)
+    return problems
 
 
 def _template_channels(journey: Journey, channels: dict[str, str]) -> list[Problem]:
@@ -283,7 +302,7 @@ def stats(journey_id: str, store: StoreDep) -> JourneyStats:
             sent=by_status["sent"], skipped=by_status["skipped"], failed=by_status["failed"]
         )
 
-    experiments = {
+    experiment_stats = {
         node_id: _experiment(store, journey_id, node_id, node)
         for node_id, node in nodes.items()
         if isinstance(node, ExperimentNode)
@@ -292,22 +311,31 @@ def stats(journey_id: str, store: StoreDep) -> JourneyStats:
         **store.journey_counts(journey_id),
         nodes=node_stats,
         messages=messages,
-        experiments=experiments,
+        experiments=experiment_stats,
     )
 
 
 def _experiment(
     store: Store, journey_id: str, node_id: str, node: ExperimentNode
 ) -> ExperimentStats:
-    counts = {variant.name: {"users": 0, "conversions": 0} for variant in node.variants}
-    counts.update(store.variant_counts(journey_id, node_id))
+    counts = store.variant_counts(journey_id, node_id)
+    variants = {
+        v.name: experiments.Counts(**counts.get(v.name, {"users": 0, "conversions": 0}))
+        for v in node.variants
+    }
+    decision = store.experiment_decision(journey_id, node_id)
     return ExperimentStats(
         variants={
             name: VariantStats(
-                users=c["users"],
-                conversions=c["conversions"],
-                rate=c["conversions"] / c["users"] if c["users"] else 0.0,
+                users=c.users,
+                conversions=c.conversions,
+                rate=c.rate,
+                interval=experiments.wilson_interval(c),
             )
-            for name, c in counts.items()
-        }
+            for name, c in variants.items()
+        },
+        p_value=experiments.p_value(variants),
+        winner=decision.winner,
+        decided_at=decision.decided_at,
+        looks=decision.looks,
     )

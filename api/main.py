@@ -16,4 +16,5 @@ def run_api(settings: Settings, port: int, *, host: str = "0.0.0.0") -> None:
     as a container needs; `journeys up` may pass a loopback address.
     """
     app = create_app(settings)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    # log_config=None: uvicorn logs through the JSON logging the command set up.
+    uvicorn.run(app, host=host, port=port, log_level="info", log_config=None)

@@ -1,17 +1,38 @@
 """Prometheus metrics of the API, in a registry of each app's own (never the global one, so
-several apps in one process, as in tests, count separately)."""
+several apps in one process, as in tests, count separately).
+
+    journeys_events_accepted_total{type}     ingest             journeys_http_requests_total
+    journeys_events_duplicate_total          ingest             {method, route, status}
+    journeys_events_routed_total             event router       journeys_routing_lag_seconds
+    journeys_events_unrouted                 store, at scrape   journeys_deliveries
+                                                                {channel, status}: store, at scrape
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+
 from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from journeys.store import Store
+
+logger = logging.getLogger(__name__)
 
 
 class ApiMetrics:
-    """The API's counters; other components (the event router) add theirs to `registry`."""
+    """The API's counters, and the store's counts when given a store; other components (the
+    event router) add theirs to `registry`."""
 
-    def __init__(self) -> None:
+    def __init__(self, store: Store | None = None) -> None:
         self.registry = CollectorRegistry()
+        if store is not None:
+            self.registry.register(StoreCounts(store))
         self.events_accepted = Counter(
             "journeys_events_accepted",
             "Events stored by ingest, by type",
@@ -58,3 +79,51 @@ class RequestMetrics:
             # user and journey ids cannot blow up the number of series.
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             self._counter.labels(scope["method"], route, str(status)).inc()
+
+
+class StoreCounts(Collector):
+    """Counts read from the store when Prometheus scrapes: deliveries by channel and status, and
+    the events waiting in the outbox.
+
+    One grouped count each; the answer is reused for `max_age` seconds, so frequent scrapes and
+    many API replicas cost the database little. A store that does not answer leaves these
+    series out of the scrape (and is logged) rather than failing it.
+    """
+
+    def __init__(
+        self, store: Store, max_age: float = 15.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._store = store
+        self._max_age = max_age
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._counted_at: float | None = None
+        self._deliveries: dict[tuple[str, str], int] = {}
+        self._unrouted = 0
+
+    def collect(self) -> Iterator[Metric]:
+        """The gauges, counted now or at most `max_age` seconds ago."""
+        with self._lock:
+            now = self._clock()
+            if self._counted_at is None or now - self._counted_at >= self._max_age:
+                try:
+                    self._deliveries = self._store.delivery_counts()
+                    self._unrouted = self._store.unrouted_count()
+                except Exception:
+                    logger.warning("cannot count deliveries for /metrics", exc_info=True)
+                    return
+                self._counted_at = now
+            deliveries, unrouted = dict(self._deliveries), self._unrouted
+        family = GaugeMetricFamily(
+            "journeys_deliveries",
+            "Deliveries in the store, by channel and status",
+            labels=["channel", "status"],
+        )
+        for (channel, status), count in sorted(deliveries.items()):
+            family.add_metric([channel, status], count)
+        yield family
+        yield GaugeMetricFamily(
+            "journeys_events_unrouted",
+            "Events stored but not yet routed to journeys (the outbox backlog)",
+            value=unrouted,
+        )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import sys
 import time
@@ -54,27 +53,46 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run the worker until SIGTERM."""
+    from journeys.logs import setup_logging
     from journeys.settings import load_settings
     from worker.main import run_worker
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    asyncio.run(run_worker(load_settings()))
+    settings = load_settings()
+    setup_logging(settings.log_level)
+    asyncio.run(run_worker(settings))
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Bring the app store's schema to the newest revision, saying what that took."""
+    from sqlalchemy.engine import make_url
+
+    from journeys.settings import load_settings
+    from journeys.store import Store
+
+    settings = load_settings()
+    store = Store.from_settings(settings)  # opening a store migrates it
+    store.close()
+    print(f"database {make_url(settings.database_url).render_as_string(hide_password=True)}")
+    print(store.migration.describe())
     return 0
 
 
 def cmd_api(args: argparse.Namespace) -> int:
     """Run the HTTP API on the given port until SIGTERM."""
+    from journeys.logs import setup_logging
     from journeys.settings import load_settings
 
     settings = load_settings()
+    setup_logging(settings.log_level)
     from api.main import run_api
 
     run_api(settings, args.port, host=args.host)
     return 0
 
 
-def designer_argv(port: int) -> list[str]:
-    """The `streamlit run` command line of the designer on `port`."""
+def designer_argv(port: int, host: str = "127.0.0.1") -> list[str]:
+    """The `streamlit run` command line of the designer on `host:port`."""
     import journey_designer
 
     app = Path(journey_designer.__file__).with_name("app.py")
@@ -82,7 +100,7 @@ def designer_argv(port: int) -> list[str]:
         sys.executable, "-m", "streamlit", "run", str(app),
         "--server.port", str(port),
         "--server.headless", "true",
-        "--server.address", "127.0.0.1",
+        "--server.address", host,
         "--browser.gatherUsageStats", "false",
     ]  # fmt: skip
 
@@ -95,7 +113,7 @@ def cmd_designer(args: argparse.Namespace) -> int:
         raise ConfigurationError(
             "JOURNEYS_ADMIN_TOKEN is not set: the designer needs the admin token to use the API"
         )
-    argv = designer_argv(args.port)
+    argv = designer_argv(args.port, args.host)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(argv[0], argv)
@@ -164,6 +182,40 @@ def cmd_publish(args: argparse.Namespace) -> int:
                 for line in error.detail_lines():
                     print(f"{name}: {line}")
     return 1 if failed else 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Fit the conversion model now and score every user, as the nightly schedule does."""
+    from datetime import UTC, datetime, timedelta
+
+    from activities.predictions import run_predictions
+    from journeys.demo import progress_bar
+    from journeys.settings import load_settings
+    from journeys.store import Store
+
+    def show(stage: str, done: int, total: int) -> None:
+        print(f"\r{stage:8} {progress_bar(done, total)} {done}/{total} users", end="", flush=True)
+        if done == total:
+            print()
+
+    store = Store.from_settings(load_settings())
+    try:
+        report = run_predictions(
+            store, timedelta(days=args.horizon), datetime.now(UTC), progress=show
+        )
+    finally:
+        store.close()
+    quality = "n/a" if report.auc is None else f"{report.auc:.3f}"
+    print(
+        f"{report.status}: {report.training_users} training users, {report.converters} "
+        f"converted within {report.horizon_days} days; held-out AUC {quality} "
+        f"({report.held_out_users} users); {report.users_scored} users scored"
+    )
+    if report.message:
+        print(report.message)
+    for feature, weight in sorted(report.coefficients.items(), key=lambda kv: -abs(kv[1])):
+        print(f"  {feature:26} {weight:+.3f}")
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -235,6 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
     schema_cmd.set_defaults(handler=cmd_schema)
     worker_cmd = commands.add_parser("worker", help="run the Temporal worker")
     worker_cmd.set_defaults(handler=cmd_worker)
+    migrate_cmd = commands.add_parser(
+        "migrate", help="bring the database (JOURNEYS_DATABASE_URL) to the newest schema"
+    )
+    migrate_cmd.set_defaults(handler=cmd_migrate)
 
     up_cmd = commands.add_parser(
         "up", help="run the whole local stack: Temporal, worker, API, designer"
@@ -264,6 +320,11 @@ def build_parser() -> argparse.ArgumentParser:
     api_cmd.set_defaults(handler=cmd_api)
     designer_cmd = commands.add_parser("designer", help="run the designer (Streamlit)")
     designer_cmd.add_argument("--port", type=int, default=8501, help="(default 8501)")
+    designer_cmd.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface to listen on (default: loopback; 0.0.0.0 in a container)",
+    )
     designer_cmd.set_defaults(handler=cmd_designer)
     publish_cmd = commands.add_parser(
         "publish", help="save and publish journeys (and save segments) through the API"
@@ -275,6 +336,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="journey documents or segments {id, name, condition}",
     )
     publish_cmd.set_defaults(handler=cmd_publish)
+    predict_cmd = commands.add_parser(
+        "predict", help="fit the conversion model and score every user (nightly otherwise)"
+    )
+    predict_cmd.add_argument(
+        "--horizon",
+        type=_positive(int),
+        default=7,
+        help="predict conversion within this many days (default 7)",
+    )
+    predict_cmd.set_defaults(handler=cmd_predict)
     demo_cmd = commands.add_parser("demo", help="send storefront traffic to watch journeys run")
     demo_cmd.add_argument("--users", type=_positive(int), default=20, metavar="N")
     demo_cmd.add_argument(

@@ -18,6 +18,8 @@ from journeys.model import Channel, EventCountCondition, Journey, SegmentConditi
 WORKFLOW_TYPE = "JourneyWorkflow"
 SWEEP_WORKFLOW_TYPE = "SegmentSweepWorkflow"
 SWEEP_SCHEDULE_ID = "journeys-segment-sweep"
+PREDICTION_WORKFLOW_TYPE = "PredictionWorkflow"
+PREDICTION_SCHEDULE_ID = "journeys-predictions"
 
 
 class Activity(StrEnum):
@@ -31,6 +33,8 @@ class Activity(StrEnum):
     UPDATE_USER = "update_user"
     MOST_ACTIVE_HOUR = "most_active_hour"
     SWEEP_SEGMENT_ENTRIES = "sweep_segment_entries"
+    PREDICT_CONVERSIONS = "predict_conversions"
+    EXPERIMENT_WINNER = "experiment_winner"
 
 
 EVENT_SIGNAL = "event"
@@ -110,6 +114,9 @@ class JourneyState(BaseModel):
     )
     unclaimed: list[JourneyEvent] = Field(
         default_factory=list, description="checked, not yet offered to a wait"
+    )
+    notes: list[str] = Field(
+        default_factory=list, description="shown under the current details (a winner taken)"
     )
 
 
@@ -246,6 +253,22 @@ class ActiveHour(BaseModel):
     hour: int | None
 
 
+class WinnerInput(BaseModel):
+    """Has the experiment at `node_id` a winner yet? (It may decide now: see
+    `journeys.experiments.decide`.)"""
+
+    journey_id: str
+    version: int
+    node_id: str
+    variants: list[str]
+    after: str
+    min_users: int
+
+
+class WinnerAnswer(BaseModel):
+    winner: str | None = None
+
+
 class SweepInput(BaseModel):
     """Re-check segment entries (time-based segments change without any event)."""
 
@@ -254,3 +277,26 @@ class SweepResult(BaseModel):
     journeys: int
     users_checked: int
     started: int
+
+
+class PredictInput(BaseModel):
+    """Fit the conversion model and score every user (the nightly schedule)."""
+
+    horizon_days: int = Field(default=7, ge=1, le=90)
+
+
+class PredictionReport(BaseModel):
+    """What a prediction run did, and how good its model is."""
+
+    trained_at: AwareDatetime
+    horizon_days: int
+    status: Literal["trained", "not enough data"]
+    users_scored: int = 0
+    training_users: int = 0
+    converters: int = 0
+    held_out_users: int = 0
+    auc: float | None = Field(
+        default=None, description="area under the ROC curve on the held-out users"
+    )
+    coefficients: dict[str, float] = Field(default_factory=dict)
+    message: str = ""

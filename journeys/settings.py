@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from journeys.errors import ConfigurationError
@@ -46,6 +46,45 @@ class Settings(BaseSettings):
         validation_alias="JOURNEYS_WEBHOOK_ALLOW",
         description="hosts and CIDRs, separated by commas or spaces",
     )
+
+    worker_max_concurrent_activities: int = Field(
+        32,
+        gt=0,
+        validation_alias="JOURNEYS_WORKER_MAX_CONCURRENT_ACTIVITIES",
+        description="activities one worker runs at once (and its activity threads)",
+    )
+    worker_max_concurrent_workflow_tasks: int = Field(
+        100, gt=0, validation_alias="JOURNEYS_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS"
+    )
+    worker_cache_size: int = Field(
+        1000,
+        ge=0,
+        validation_alias="JOURNEYS_WORKER_CACHE_SIZE",
+        description="workflow runs a worker keeps in memory between their tasks",
+    )
+    worker_metrics: str = Field(
+        "",
+        validation_alias="JOURNEYS_WORKER_METRICS",
+        description="host:port where the worker serves Prometheus metrics (e.g. 0.0.0.0:9464); "
+        "empty: none",
+    )
+    log_level: str = Field("INFO", validation_alias="JOURNEYS_LOG_LEVEL")
+
+    @field_validator("worker_metrics")
+    @classmethod
+    def _host_and_port(cls, value: str) -> str:
+        host, colon, port = value.strip().rpartition(":")
+        if value.strip() and not (colon and host and port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError(f"expected host:port (e.g. 0.0.0.0:9464) or nothing, not {value!r}")
+        return value.strip()
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError(f"expected DEBUG, INFO, WARNING, ERROR or CRITICAL, not {value!r}")
+        return level
 
     @property
     def links_base_url(self) -> str:

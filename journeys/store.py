@@ -1,7 +1,8 @@
 """The app store: journeys and their versions, profiles, events, segments, templates,
 deliveries, enrollments and settings, as SQLModel tables behind one synchronous `Store`.
 
-SQLite (embedded, the default) and PostgreSQL are supported. Every public method is one short
+SQLite (embedded, the default) and PostgreSQL are supported; opening a store brings its schema
+to the newest migration (`journeys.migrations`). Every public method is one short
 transaction, so activities can call the store from a thread pool. Timestamps are aware UTC
 datetimes in Python; columns hold naive UTC (`UTCDateTime`), which both databases compare
 correctly.
@@ -16,7 +17,7 @@ from __future__ import annotations
 import copy
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,6 +44,7 @@ from sqlmodel import AutoString, Field, Session, SQLModel, col, select, update
 
 from journeys.contracts import EndStatus, EnrollmentStatus, EventType, FinalDeliveryStatus
 from journeys.errors import Conflict, NotFound
+from journeys.migrations import Migration, upgrade
 from journeys.settings import Settings
 
 JourneyStatus = Literal["draft", "live", "paused", "archived"]
@@ -239,6 +241,32 @@ class NodeVisitRecord(SQLModel, table=True):
     reached_at: datetime = Field(sa_column=_time_column())
 
 
+class ExperimentDecisionRecord(SQLModel, table=True):
+    """Where an experiment node's winner rule stands: looks made so far, and the winner once
+    one is picked (then final)."""
+
+    __tablename__ = "experiment_decisions"
+
+    journey_id: str = Field(primary_key=True)
+    node_id: str = Field(primary_key=True)
+    looks: int = 0
+    winner: str | None = None
+    p_value: float | None = None
+    """The p-value at the latest look."""
+    decided_at: datetime | None = Field(default=None, sa_column=_time_column(nullable=True))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_time_column())
+
+
+class PredictionRunRecord(SQLModel, table=True):
+    """One run of the conversion model: its report (`journeys.contracts.PredictionReport`)."""
+
+    __tablename__ = "prediction_runs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    trained_at: datetime = Field(sa_column=_time_column())
+    report: dict[str, Any] = Field(default_factory=dict, sa_column=_json_column())
+
+
 class SettingRecord(SQLModel, table=True):
     """One global setting (e.g. `frequency_caps`, `timezone`) as JSON."""
 
@@ -287,6 +315,10 @@ class CapWindow:
 
 _WRITE_OPTION = "journeys_write"
 _Record = TypeVar("_Record", JourneyRecord, EnrollmentRecord)
+_T = TypeVar("_T")
+_Catalog = TypeVar("_Catalog", SegmentRecord, TemplateRecord)
+_CAP_LOCKS = int.from_bytes(b"cap!")
+"""PostgreSQL advisory locks (this number, hash of a user id) serialise a user's capped claims."""
 
 
 def _sqlite_connect(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
@@ -334,9 +366,11 @@ def _create_engine(url: str) -> Engine:
 class Store:
     """The app store over one database URL (SQLite file, in-memory SQLite, or PostgreSQL).
 
-    Tables are created on construction. Returned records are detached copies: reading their
-    attributes is safe after the method returns, changing them changes nothing stored.
-    An in-memory SQLite store shares one connection and is for single-threaded tests only.
+    Opening it migrates the database to the newest revision (`migration` says what that
+    did); it raises `ConfigurationError` when the database cannot be reached or migrated.
+    Returned records are detached copies: reading their attributes is safe after the method
+    returns, changing them changes nothing stored. An in-memory SQLite store shares one
+    connection and is for single-threaded tests only.
     """
 
     def __init__(self, url: str) -> None:
@@ -348,7 +382,11 @@ class Store:
         self._write_lock: AbstractContextManager[object] = (
             threading.Lock() if self._engine.dialect.name == "sqlite" else nullcontext()
         )
-        SQLModel.metadata.create_all(self._engine)
+        try:
+            self.migration: Migration = upgrade(self._writer)
+        except BaseException:
+            self._engine.dispose()
+            raise
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:
@@ -504,11 +542,7 @@ class Store:
 
     def update_traits(self, user_id: str, set: dict[str, Any], unset: list[str]) -> dict[str, Any]:
         """Set then remove traits (creating the profile if needed); the resulting traits."""
-        try:
-            return self._update_traits(user_id, set, unset)
-        except IntegrityError:
-            # Another caller created the profile between our look-up and insert; it exists now.
-            return self._update_traits(user_id, set, unset)
+        return _once_more_on_conflict(lambda: self._update_traits(user_id, set, unset))
 
     def _update_traits(
         self, user_id: str, values: dict[str, Any], unset: list[str]
@@ -596,6 +630,16 @@ class Store:
         with self._write() as session:
             session.exec(statement)
 
+    def unrouted_count(self) -> int:
+        """How many events wait in the outbox (an index range, cheap)."""
+        statement = (
+            select(func.count())
+            .select_from(EventRecord)
+            .where(col(EventRecord.routed_at).is_(None))
+        )
+        with self._read() as session:
+            return session.exec(statement).one()
+
     def _event_exists(self, message_id: str) -> bool:
         statement = select(EventRecord.id).where(EventRecord.message_id == message_id)
         with self._read() as session:
@@ -651,12 +695,7 @@ class Store:
         """
         if not events:
             return []
-        try:
-            return self._append_events(events)
-        except IntegrityError:
-            # Another process stored one of these message ids or created one of these
-            # profiles between our look-up and our insert; the retry sees its rows.
-            return self._append_events(events)
+        return _once_more_on_conflict(lambda: self._append_events(events))
 
     def _append_events(self, events: Sequence[NewEvent]) -> list[bool]:
         received = utcnow()
@@ -699,11 +738,7 @@ class Store:
         where they are: they belong to runs under the old id. Idempotent; returns whether
         there was a profile to merge.
         """
-        try:
-            return self._merge_profiles(from_user_id, into_user_id)
-        except IntegrityError:
-            # The target profile was created concurrently; it exists now.
-            return self._merge_profiles(from_user_id, into_user_id)
+        return _once_more_on_conflict(lambda: self._merge_profiles(from_user_id, into_user_id))
 
     def _merge_profiles(self, from_user_id: str, into_user_id: str) -> bool:
         with self._write() as session:
@@ -764,8 +799,7 @@ class Store:
         record = SegmentRecord(
             id=segment_id, name=name, condition=copy.deepcopy(condition), updated_at=utcnow()
         )
-        with self._write() as session:
-            return session.merge(record)
+        return _once_more_on_conflict(lambda: self._merge(record))
 
     def get_segment(self, segment_id: str) -> SegmentRecord | None:
         """The segment, or None."""
@@ -788,6 +822,9 @@ class Store:
         record = TemplateRecord(
             id=template_id, channel=channel, content=copy.deepcopy(content), updated_at=utcnow()
         )
+        return _once_more_on_conflict(lambda: self._merge(record))
+
+    def _merge(self, record: _Catalog) -> _Catalog:
         with self._write() as session:
             return session.merge(record)
 
@@ -873,6 +910,13 @@ class Store:
             record = self._locked_delivery(session, idempotency_key)
             if record.status != "pending":
                 return record
+            if caps and session.get_bind().dialect.name == "postgresql":
+                # The row lock above covers this delivery only: without this lock, two claims
+                # for one user would each count the other's slot as free (SQLite's write lock
+                # already serialises them).
+                session.exec(
+                    select(func.pg_advisory_xact_lock(_CAP_LOCKS, func.hashtext(record.user_id)))
+                ).one()
             full = next(
                 (
                     cap
@@ -1022,6 +1066,14 @@ class Store:
                 per_node = counts.setdefault(node_id, dict.fromkeys(DELIVERY_STATUSES, 0))
                 per_node[status] = count
         return counts
+
+    def delivery_counts(self) -> dict[tuple[str, str], int]:
+        """Every delivery, counted by (channel, status)."""
+        statement = select(DeliveryRecord.channel, DeliveryRecord.status, func.count()).group_by(
+            col(DeliveryRecord.channel), col(DeliveryRecord.status)
+        )
+        with self._read() as session:
+            return {(channel, status): count for channel, status, count in session.exec(statement)}
 
     # --- enrollments ---------------------------------------------------------------------------
 
@@ -1200,6 +1252,63 @@ class Store:
                     counts.setdefault(current_node, {"reached": 0, "waiting": 0})["waiting"] = count
         return counts
 
+    # --- experiments and predictions -----------------------------------------------------------
+
+    def experiment_decision(self, journey_id: str, node_id: str) -> ExperimentDecisionRecord:
+        """Where the experiment's winner rule stands (no looks yet when never recorded)."""
+        with self._read() as session:
+            record = session.get(ExperimentDecisionRecord, (journey_id, node_id))
+        return record or ExperimentDecisionRecord(journey_id=journey_id, node_id=node_id)
+
+    def record_experiment_look(
+        self,
+        journey_id: str,
+        node_id: str,
+        *,
+        after_looks: int,
+        looks: int,
+        winner: str | None,
+        p_value: float | None,
+    ) -> ExperimentDecisionRecord:
+        """Record a look made when `after_looks` looks were done, unless another caller
+        recorded one since (then nothing changes); the decision as it stands."""
+
+        def record() -> ExperimentDecisionRecord:
+            with self._write() as session:
+                key = (journey_id, node_id)
+                stored = session.get(ExperimentDecisionRecord, key, with_for_update=True)
+                decision = stored or ExperimentDecisionRecord(
+                    journey_id=journey_id, node_id=node_id
+                )
+                if decision.looks != after_looks or decision.winner is not None:
+                    return decision
+                now = utcnow()
+                decision.looks, decision.p_value, decision.updated_at = looks, p_value, now
+                if winner is not None:
+                    decision.winner, decision.decided_at = winner, now
+                session.add(decision)
+                return decision
+
+        return _once_more_on_conflict(record)
+
+    def record_prediction_run(self, report: dict[str, Any]) -> None:
+        """Keep a prediction run's report (JSON, with its `trained_at`)."""
+        trained_at = datetime.fromisoformat(report["trained_at"])
+        with self._write() as session:
+            session.add(PredictionRunRecord(trained_at=trained_at, report=copy.deepcopy(report)))
+
+    def prediction_runs(self, limit: int) -> list[dict[str, Any]]:
+        """The latest prediction reports, newest first."""
+        statement = (
+            select(PredictionRunRecord)
+            .order_by(
+                col(PredictionRunRecord.trained_at).desc(), col(PredictionRunRecord.id).desc()
+            )
+            .limit(limit)
+        )
+        with self._read() as session:
+            return [record.report for record in session.exec(statement)]
+
     # --- settings ------------------------------------------------------------------------------
 
     def get_settings(self) -> dict[str, Any]:
@@ -1209,11 +1318,27 @@ class Store:
 
     def put_settings(self, values: dict[str, Any]) -> dict[str, Any]:
         """Create or replace the given settings (others are kept); every setting by key."""
+        return _once_more_on_conflict(lambda: self._put_settings(values))
+
+    def _put_settings(self, values: dict[str, Any]) -> dict[str, Any]:
         with self._write() as session:
             for key, value in values.items():
                 session.merge(SettingRecord(key=key, value=copy.deepcopy(value)))
             session.flush()
             return {record.key: record.value for record in session.exec(select(SettingRecord))}
+
+
+def _once_more_on_conflict(operation: Callable[[], _T]) -> _T:
+    """Run a write that looks a row up and inserts it when missing; run it once more when it
+    lost the race to insert that key (IntegrityError): the retry finds the winner's row.
+
+    SQLite never loses that race (writers are serialised from the start of a transaction);
+    PostgreSQL cannot lock a row that does not exist yet, so two callers may both insert.
+    """
+    try:
+        return operation()
+    except IntegrityError:
+        return operation()
 
 
 def _get_or_raise(

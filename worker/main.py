@@ -1,4 +1,8 @@
-"""`journeys worker`: runs the interpreter workflow and its activities until SIGTERM."""
+"""`journeys worker`: runs the interpreter workflow and its activities until SIGTERM.
+
+Any number of workers may poll one task queue: Temporal hands each task to one of them, and a
+run's state lives in its history, so workers can be added, drained and replaced at any time.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import logging
 import signal
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 
 from temporalio.client import (
@@ -15,15 +20,26 @@ from temporalio.client import (
     Schedule,
     ScheduleActionStartWorkflow,
     ScheduleAlreadyRunningError,
+    ScheduleCalendarSpec,
     ScheduleIntervalSpec,
+    ScheduleRange,
     ScheduleSpec,
 )
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities.channels import Provider, build_channels, closing_channels, embedded_channels
 from activities.journey import JourneyActivities
+from activities.predictions import PredictionActivities
 from activities.sweep import SweepActivities
-from journeys.contracts import SWEEP_SCHEDULE_ID, SWEEP_WORKFLOW_TYPE, SweepInput
+from journeys.contracts import (
+    PREDICTION_SCHEDULE_ID,
+    PREDICTION_WORKFLOW_TYPE,
+    SWEEP_SCHEDULE_ID,
+    SWEEP_WORKFLOW_TYPE,
+    PredictInput,
+    SweepInput,
+)
 from journeys.errors import ConfigurationError
 from journeys.model import Channel
 from journeys.settings import Settings
@@ -31,11 +47,36 @@ from journeys.store import Store
 from journeys.unsubscribe import Links
 from worker.client import connect
 from workflows.journey import JourneyWorkflow
+from workflows.predictions import PredictionWorkflow
 from workflows.segment_sweep import SegmentSweepWorkflow
 
 ACTIVITY_THREADS = 32
 SWEEP_EVERY = timedelta(minutes=15)
+PREDICT_AT = ScheduleCalendarSpec(hour=[ScheduleRange(3)])
+"""Every night at 03:00 UTC: the conversion model is refitted and every user rescored."""
 logger = logging.getLogger("journeys.worker")
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """How much one worker process takes on at once (the SDK's defaults, but for activities,
+    which are mostly synchronous store calls on their own threads)."""
+
+    max_concurrent_activities: int = ACTIVITY_THREADS
+    """Also the number of activity threads."""
+    max_concurrent_workflow_tasks: int = 100
+    max_cached_workflows: int = 1000
+    """Runs kept in memory between tasks; a run evicted from the cache replays its history
+    on its next task."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Tuning:
+        """The tuning given by `JOURNEYS_WORKER_*`."""
+        return cls(
+            max_concurrent_activities=settings.worker_max_concurrent_activities,
+            max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
+            max_cached_workflows=settings.worker_cache_size,
+        )
 
 
 def build_worker(
@@ -46,10 +87,12 @@ def build_worker(
     *,
     channels: Mapping[Channel, Provider] | None = None,
     links: Links | None = None,
+    tuning: Tuning = Tuning(),
 ) -> Worker:
     """A worker for the journey workflows and activities (synchronous activities run on
-    `executor`), delivering through `channels` (default: the embedded outbox and inbox, and
-    webhooks to public addresses) with unsubscribe links from `links`."""
+    `executor`, which needs `tuning.max_concurrent_activities` threads), delivering through
+    `channels` (default: the embedded outbox and inbox, and webhooks to public addresses) with
+    unsubscribe links from `links`."""
     sweep = SweepActivities(store, client, task_queue)
     journeys = JourneyActivities(
         store, channels if channels is not None else embedded_channels(), links
@@ -57,10 +100,16 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[JourneyWorkflow, SegmentSweepWorkflow],
-        activities=[*journeys.all(), sweep.sweep_segment_entries],
+        workflows=[JourneyWorkflow, SegmentSweepWorkflow, PredictionWorkflow],
+        activities=[
+            *journeys.all(),
+            sweep.sweep_segment_entries,
+            PredictionActivities(store).predict_conversions,
+        ],
         activity_executor=executor,
-        max_concurrent_activities=ACTIVITY_THREADS,
+        max_concurrent_activities=tuning.max_concurrent_activities,
+        max_concurrent_workflow_tasks=tuning.max_concurrent_workflow_tasks,
+        max_cached_workflows=tuning.max_cached_workflows,
         graceful_shutdown_timeout=timedelta(seconds=10),
     )
 
@@ -68,8 +117,8 @@ def build_worker(
 async def run_worker(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT, then finish in-flight tasks and stop.
 
-    Raises `ConfigurationError` before connecting when a provider's settings are invalid or
-    the unsubscribe secret is missing.
+    Raises `ConfigurationError` before connecting when a provider's settings are invalid,
+    the unsubscribe secret is missing or the metrics address cannot be served.
     """
     if not settings.unsubscribe_secret:
         raise ConfigurationError(
@@ -79,6 +128,8 @@ async def run_worker(settings: Settings) -> None:
     links = Links(settings.links_base_url, settings.unsubscribe_secret)
     channels = build_channels(settings)
     store = Store.from_settings(settings)
+    if settings.worker_metrics:
+        serve_metrics(settings.worker_metrics)
     try:
         client = await connect(settings)
     except RuntimeError as error:  # the SDK's "Failed client connect"
@@ -86,30 +137,74 @@ async def run_worker(settings: Settings) -> None:
             f"cannot reach Temporal at {settings.temporal_address} "
             f"(TEMPORAL_ADDRESS, namespace {settings.temporal_namespace!r}): {error}"
         ) from None
-    await ensure_sweep_schedule(client, settings.task_queue)
+    await ensure_schedules(client, settings.task_queue)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor, closing_channels(channels):
+    tuning = Tuning.from_settings(settings)
+    with (
+        ThreadPoolExecutor(max_workers=tuning.max_concurrent_activities) as executor,
+        closing_channels(channels),
+    ):
         worker = build_worker(
-            client, store, settings.task_queue, executor, channels=channels, links=links
+            client,
+            store,
+            settings.task_queue,
+            executor,
+            channels=channels,
+            links=links,
+            tuning=tuning,
         )
         async with worker:
             logger.info(
-                "worker polling task queue %r on %s", settings.task_queue, settings.temporal_address
+                "worker %s polling task queue %r on %s (%s)",
+                client.identity,
+                settings.task_queue,
+                settings.temporal_address,
+                tuning,
             )
             await stop.wait()
             logger.info("stopping: finishing in-flight tasks")
 
 
-async def ensure_sweep_schedule(client: Client, task_queue: str) -> None:
-    """The Temporal Schedule that re-checks segment-entry journeys (created once)."""
-    schedule = Schedule(
-        action=ScheduleActionStartWorkflow(
-            SWEEP_WORKFLOW_TYPE, SweepInput(), id=SWEEP_SCHEDULE_ID, task_queue=task_queue
+def serve_metrics(address: str) -> None:
+    """Serve the Temporal SDK's metrics (workflow and activity task rates, latencies,
+    schedule-to-start, cache use, pollers) for Prometheus at `http://{address}/metrics`.
+
+    Must run before the first client connects: clients use the default runtime of their
+    process. Raises `ConfigurationError` when the address cannot be served.
+    """
+    try:
+        runtime = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
+    except ValueError as error:  # a taken port, or an address that does not parse
+        raise ConfigurationError(
+            f"cannot serve worker metrics on {address} (JOURNEYS_WORKER_METRICS; empty turns "
+            f"them off): {error}"
+        ) from None
+    Runtime.set_default(runtime)
+
+
+async def ensure_schedules(client: Client, task_queue: str) -> None:
+    """The Temporal Schedules the worker's workflows run on (each created once): the segment
+    sweep every 15 minutes, and the conversion predictions every night."""
+    schedules = {
+        SWEEP_SCHEDULE_ID: Schedule(
+            action=ScheduleActionStartWorkflow(
+                SWEEP_WORKFLOW_TYPE, SweepInput(), id=SWEEP_SCHEDULE_ID, task_queue=task_queue
+            ),
+            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=SWEEP_EVERY)]),
         ),
-        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=SWEEP_EVERY)]),
-    )
-    with contextlib.suppress(ScheduleAlreadyRunningError):  # another worker made it first
-        await client.create_schedule(SWEEP_SCHEDULE_ID, schedule)
+        PREDICTION_SCHEDULE_ID: Schedule(
+            action=ScheduleActionStartWorkflow(
+                PREDICTION_WORKFLOW_TYPE,
+                PredictInput(),
+                id=PREDICTION_SCHEDULE_ID,
+                task_queue=task_queue,
+            ),
+            spec=ScheduleSpec(calendars=[PREDICT_AT]),
+        ),
+    }
+    for schedule_id, schedule in schedules.items():
+        with contextlib.suppress(ScheduleAlreadyRunningError):  # another worker made it first
+            await client.create_schedule(schedule_id, schedule)

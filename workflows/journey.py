@@ -9,6 +9,7 @@ ends a wait or a delay at once. Every side effect is an activity; this module is
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -50,6 +51,8 @@ with workflow.unsafe.imports_passed_through():
         TemplateContext,
         UpdateUserInput,
         UserContext,
+        WinnerAnswer,
+        WinnerInput,
     )
     from journeys.localtime import next_local_time, parse_clock, quiet_hours_end, user_timezone
     from journeys.model import (
@@ -62,10 +65,15 @@ with workflow.unsafe.imports_passed_through():
         MessageNode,
         Node,
         UpdateUserNode,
+        Variant,
         WaitForEventNode,
         WaitForInactivityNode,
+        Winner,
         to_timedelta,
     )
+
+EXPERIMENT_WINNER_PATCH = "experiment-winner"
+"""Runs that recorded this marker ask for an experiment's winner before splitting."""
 
 SEEN_MESSAGE_IDS = 1000
 """How many recent messageIds a run remembers to drop redelivered events."""
@@ -119,7 +127,9 @@ class JourneyWorkflow:
         self._journey = input.journey
         self._resuming = input.state is not None
         self._state = input.state or JourneyState(
-            enrollment_id=f"{workflow.info().workflow_id}:{workflow.info().run_id}",
+            # The chain's first run: the same after continue-as-new and after a reset, so a
+            # reset run keeps its enrollment and its deliveries' keys (nothing sent twice).
+            enrollment_id=f"{workflow.info().workflow_id}:{workflow.info().first_execution_run_id}",
             entered_at=input.entry.timestamp,
             event=dict(input.entry.properties),
             seen=[input.entry.message_id] if input.entry.message_id else [],
@@ -182,11 +192,19 @@ class JourneyWorkflow:
         except _ContinueAsNew:
             await workflow.wait_condition(workflow.all_handlers_finished)
             workflow.continue_as_new(self._input.model_copy(update={"state": self._state}))
+        except asyncio.CancelledError:
+            # An operator cancelled the run: record that the user left, then end as cancelled.
+            await self._end("exited", "cancelled")
+            raise
+        return await self._end(status, reason)
+
+    async def _end(self, status: EndStatus, reason: str | None) -> JourneyOutcome:
+        """Record how the run ended and clear where it was."""
         self._state.current_node = None
         self._state.waiting_for = None
         self._state.deadline = None
         workflow.upsert_search_attributes([JOURNEY_NODE.value_unset()])
-        workflow.set_current_details(f"{status}" + (f": {reason}" if reason else ""))
+        self._show(f"{status}" + (f": {reason}" if reason else ""))
         await self._progress(ended=status)
         return JourneyOutcome(status=status, path=self._state.path, reason=reason)
 
@@ -268,30 +286,33 @@ class JourneyWorkflow:
         return node.next
 
     async def _delay(self, node: DelayNode, resuming: bool) -> str | None:
+        why = ""
         if not (resuming and self._state.deadline is not None):
-            self._state.deadline = await self._delay_deadline(node)
-        await self._wait(f"delay until {self._state.deadline.isoformat()}", _ignore)
+            self._state.deadline, why = await self._delay_deadline(node)
+        await self._wait(f"delay until {self._state.deadline.isoformat()}{why}", _ignore)
         return node.next
 
-    async def _delay_deadline(self, node: DelayNode) -> datetime:
+    async def _delay_deadline(self, node: DelayNode) -> tuple[datetime, str]:
+        """When the delay ends, and for an optimal time which hour was chosen and why."""
         now = workflow.now()
         if node.duration is not None:
-            return now + to_timedelta(node.duration)
+            return now + to_timedelta(node.duration), ""
         until = node.until
         assert until is not None  # the model requires duration or until
         await self._refresh_traits()  # the user's time zone may have changed
         zone = user_timezone(until.timezone, self._state.traits, self._journey.settings.timezone)
-        clock = until.time
+        clock, why = until.time, ""
         if clock == "optimal":
             active = await self._call(
                 Activity.MOST_ACTIVE_HOUR,
                 ActiveHourInput(user_id=self._input.user_id, timezone=str(zone)),
                 ActiveHour,
             )
-            clock = (
-                f"{active.hour:02d}:00" if active.hour is not None else until.fallback or "00:00"
-            )
-        return next_local_time(now, parse_clock(clock), zone, until.weekdays)
+            if active.hour is not None:
+                clock, why = f"{active.hour:02d}:00", " (their most active hour)"
+            else:
+                clock, why = until.fallback or "00:00", " (fallback: too little history)"
+        return next_local_time(now, parse_clock(clock), zone, until.weekdays), why
 
     async def _wait_for_event(self, node: WaitForEventNode, resuming: bool) -> str | None:
         if not (resuming and self._state.deadline is not None):
@@ -324,7 +345,7 @@ class JourneyWorkflow:
                 # and never earlier than an event already seen.
                 restarted = min(event.timestamp, workflow.now()) + length
                 self._state.deadline = max(self._deadline(), restarted)
-                workflow.set_current_details(self._inactivity_details(node))
+                self._show(self._inactivity_details(node))
             return False
 
         await self._wait(self._inactivity_details(node), restart_clock)
@@ -341,9 +362,34 @@ class JourneyWorkflow:
             threshold += variant.weight
             if bucket < threshold:
                 break
+        if node.winner is not None and workflow.patched(EXPERIMENT_WINNER_PATCH):
+            winner = await self._winner(node_id, node, node.winner)
+            if winner is not None:
+                variant = winner
         self._state.variant = variant.name
         await self._progress(variant=variant.name)
         return variant.next
+
+    async def _winner(self, node_id: str, node: ExperimentNode, rule: Winner) -> Variant | None:
+        """The variant that won the experiment, if it has one (it takes every new arrival)."""
+        answer = await self._call(
+            Activity.EXPERIMENT_WINNER,
+            WinnerInput(
+                journey_id=self._journey.id,
+                version=self._input.version,
+                node_id=node_id,
+                variants=[v.name for v in node.variants],
+                after=rule.after,
+                min_users=rule.min_users,
+            ),
+            WinnerAnswer,
+        )
+        winner = next((v for v in node.variants if v.name == answer.winner), None)
+        if winner is not None:
+            self._state.notes.append(
+                f"experiment {node_id}: '{winner.name}' won, so every new arrival takes it"
+            )
+        return winner
 
     async def _update_user(self, node: UpdateUserNode) -> str | None:
         changed = await self._call(
@@ -374,7 +420,7 @@ class JourneyWorkflow:
         signal and the timer reach the run together.
         """
         self._state.waiting_for = details
-        workflow.set_current_details(details)
+        self._show(details)
         try:
             while True:
                 deadline = self._deadline()
@@ -493,6 +539,10 @@ class JourneyWorkflow:
 
     async def _refresh_traits(self) -> None:
         await self._first_true([])
+
+    def _show(self, details: str) -> None:
+        """Set what the Temporal UI shows for the run: `details`, then the run's notes."""
+        workflow.set_current_details("\n".join([details, *self._state.notes]))
 
     async def _call(self, activity: Activity, argument: BaseModel, result: type[Result]) -> Result:
         """Run a store activity (short, idempotent, retried until the store answers)."""

@@ -79,6 +79,19 @@ async def test_segment_ids(api: ApiClient) -> None:
     assert paths_of(error) == ["path.segment_id"]
 
 
+async def test_an_unsaved_condition_is_counted(api: ApiClient, store: Store) -> None:
+    store.merge_traits("u1", {"plan": "pro"})
+    store.merge_traits("u2", {"plan": "free"})
+    await api.admin("PUT", "/v1/segments/vips", VIPS)
+    body = {
+        "condition": {"any": [{"segment": "vips"}, {"field": "user.id", "op": "eq", "value": "u2"}]}
+    }
+    response = await api.admin("POST", "/v1/segments/count", body)
+    assert response.json() == {"members": 2}
+    bad = {"condition": {"field": "user.plan", "op": "is", "value": 1}}
+    assert_error(await api.admin("POST", "/v1/segments/count", bad), 422, "validation_error")
+
+
 async def test_segment_count_evaluates_every_user(api: ApiClient, store: Store) -> None:
     store.merge_traits("u1", {"plan": "pro"})
     store.merge_traits("u2", {"plan": "pro", "churned": True})

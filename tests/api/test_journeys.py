@@ -9,6 +9,7 @@ import pytest
 
 from api.routing import RoutingUnavailable
 from journeys.contracts import EndStatus, FinalDeliveryStatus
+from journeys.experiments import Counts, two_proportion_p, wilson_interval
 from journeys.store import Store
 from tests.api.conftest import RecordingRouting
 from tests.api.helpers import ApiClient, assert_error, journey_document
@@ -80,6 +81,20 @@ async def test_validate_answers_200_either_way(api: ApiClient) -> None:
     assert body["valid"] is False
     assert {e["path"] for e in body["errors"]} == {"entry", "start", "nodes"}
     assert all(set(e) == {"path", "message"} for e in body["errors"])
+
+
+async def test_validate_for_publish_checks_segments_and_templates(api: ApiClient) -> None:
+    document = journey_document()
+    document["entry"]["audience"] = {"segment": "nobody-made-this"}
+    response = await api.admin("POST", "/v1/journeys/validate", document)
+    assert response.json()["valid"] is True
+    response = await api.admin("POST", "/v1/journeys/validate?publish=true", document)
+    assert response.json() == {
+        "valid": False,
+        "errors": [
+            {"path": "entry.audience.segment", "message": "unknown segment 'nobody-made-this'"}
+        ],
+    }
 
 
 async def test_publish_versions_and_detail(api: ApiClient, store: Store) -> None:
@@ -298,11 +313,23 @@ async def test_stats_have_exactly_the_spec_shape(api: ApiClient, store: Store) -
         "experiments": {
             "copy_test": {
                 "variants": {
-                    "urgency": {"users": 2, "conversions": 1, "rate": 0.5},
-                    "control": {"users": 1, "conversions": 0, "rate": 0.0},
+                    "urgency": {
+                        "users": 2,
+                        "conversions": 1,
+                        "rate": 0.5,
+                        "interval": list(wilson_interval(Counts(2, 1))),
+                    },
+                    "control": {
+                        "users": 1,
+                        "conversions": 0,
+                        "rate": 0.0,
+                        "interval": list(wilson_interval(Counts(1, 0))),
+                    },
                 },
-                "p_value": None,
+                "p_value": two_proportion_p(Counts(2, 1), Counts(1, 0)),
                 "winner": None,
+                "decided_at": None,
+                "looks": 0,
             }
         },
     }
@@ -319,7 +346,6 @@ async def test_stats_list_every_node_of_the_latest_version(api: ApiClient) -> No
         "push_a": {"sent": 0, "skipped": 0, "failed": 0},
     }
     variants = stats["experiments"]["copy_test"]["variants"]
-    assert variants == {
-        "urgency": {"users": 0, "conversions": 0, "rate": 0.0},
-        "control": {"users": 0, "conversions": 0, "rate": 0.0},
-    }
+    nobody = {"users": 0, "conversions": 0, "rate": 0.0, "interval": [0.0, 1.0]}
+    assert variants == {"urgency": nobody, "control": nobody}
+    assert stats["experiments"]["copy_test"]["p_value"] is None

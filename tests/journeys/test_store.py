@@ -1,7 +1,8 @@
-"""Tests of the app store on a real SQLite file."""
+"""Tests of the app store, on a real SQLite file and on a real PostgreSQL database."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -10,13 +11,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import text
+from alembic import command
+from sqlalchemy import create_engine, text
 from sqlalchemy.exc import StatementError
+from sqlmodel import SQLModel
 
+from journeys import migrations
 from journeys.contracts import FinalDeliveryStatus
-from journeys.errors import Conflict, NotFound
+from journeys.errors import ConfigurationError, Conflict, NotFound
 from journeys.settings import Settings
 from journeys.store import CapWindow, Store, utcnow
+from tests.conftest import BACKENDS, run_journeys
 
 T = TypeVar("T")
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -98,6 +103,7 @@ def enroll(store: Store, enrollment_id: str, **fields: Any) -> Any:
 # --- engine ------------------------------------------------------------------------------------
 
 
+@pytest.mark.store_backends("sqlite")
 def test_sqlite_pragmas(store: Store) -> None:
     with store.engine.connect() as connection:
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
@@ -675,3 +681,225 @@ def test_publish_refuses_a_draft_changed_since_it_was_validated(store: Store) ->
         store.publish("welcome", validated=checked)
     assert store.list_versions("welcome") == []
     assert store.publish("welcome", validated=document(name="Changed meanwhile")) == 1
+
+
+def test_racing_creations_of_one_segment_both_succeed(store: Store) -> None:
+    condition = {"field": "user.plan", "op": "eq", "value": "pro"}
+    race(6, lambda i: store.put_segment("pros", f"Pros {i}", condition))
+    race(6, lambda i: store.put_settings({f"key{i % 2}": i}))
+    assert [s.id for s in store.list_segments()] == ["pros"]
+    assert set(store.get_settings()) == {"key0", "key1"}
+
+
+# --- migrations --------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty database: a new SQLite file, or a new PostgreSQL database."""
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    return f"sqlite:///{tmp_path / 'journeys.db'}"
+
+
+def execute(url: str, *statements: str, revision: str | None = None) -> None:
+    """Migrate a database to `revision` (when given), then run `statements`, in one transaction."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            if revision is not None:
+                command.upgrade(migrations.config(connection), revision)
+            for statement in statements:
+                connection.execute(text(statement))
+    finally:
+        engine.dispose()
+
+
+def test_migrations_make_exactly_the_models(store: Store) -> None:
+    with store.engine.connect() as connection:
+        assert migrations.differences(connection) == []
+        assert set(SQLModel.metadata.tables) <= set(
+            store.engine.dialect.get_table_names(connection)
+        )
+
+
+def test_an_empty_database_is_migrated_once_however_many_open_it(empty_url: str) -> None:
+    stores = race(4, lambda _: Store(empty_url))
+    try:
+        applied = [s.migration.applied for s in stores]
+        revisions = [step.split(":")[0] for step in max(applied)]
+        assert revisions == ["0001", "0002", "0003"]
+        assert sorted(applied) == [(), (), (), max(applied)]  # one did the work
+        assert {s.migration.head for s in stores} == {migrations.head()}
+        with stores[0].engine.connect() as connection:
+            assert migrations.differences(connection) == []
+    finally:
+        for opened in stores:
+            opened.close()
+
+
+POPULATED_AT_0001 = (
+    "INSERT INTO journeys (id, draft, status, version, created_at, updated_at) "
+    """VALUES ('welcome', '{"name": "Welcome"}', 'live', 1, '2025-03-01 12:00:00', """
+    "'2025-03-01 12:00:00')",
+    "INSERT INTO users (user_id, traits, created_at, updated_at) "
+    """VALUES ('u1', '{"plan": "pro"}', '2025-03-01 12:00:00', '2025-03-01 12:00:00')""",
+    "INSERT INTO deliveries (idempotency_key, journey_id, version, node_id, user_id, channel, "
+    "status, content, created_at) VALUES "
+    """('k1', 'welcome', 1, 'hello', 'u1', 'email', 'sent', '{"subject": "Hi"}', """
+    "'2025-03-01 12:00:00'), "
+    "('k2', 'welcome', 1, 'hello', 'u2', 'email', 'pending', '{}', '2025-03-01 12:05:00')",
+)
+
+
+def assert_populated_data_kept(store: Store) -> None:
+    """The rows of `POPULATED_AT_0001`, read through the current models."""
+    journey = store.get_journey("welcome")
+    assert journey is not None
+    assert (journey.draft, journey.status, journey.created_at) == ({"name": "Welcome"}, "live", T0)
+    assert store.get_user("u1").traits == {"plan": "pro"}  # type: ignore[union-attr]
+    [sent] = store.deliveries_for_user("u1")
+    assert (sent.status, sent.transactional, sent.sent_at, sent.provider) == (
+        "sent",
+        False,
+        T0,
+        None,
+    )
+    [pending] = store.deliveries_for_user("u2")
+    assert (pending.status, pending.transactional, pending.sent_at) == ("pending", False, None)
+    # And the store works on as usual: a frequency cap counts the delivery sent before 0002.
+    cap = CapWindow(max=1, since=T0 - timedelta(hours=1), channel=None, label="1 per 1d")
+    begin(store, "k3")
+    assert store.claim_delivery("k3", {}, [cap]).status == "skipped"
+
+
+def test_upgrading_a_populated_database_keeps_its_data(empty_url: str) -> None:
+    execute(empty_url, *POPULATED_AT_0001, revision="0001")
+    store = Store(empty_url)
+    try:
+        assert store.migration.found == "0001"
+        assert [step.split(":")[0] for step in store.migration.applied] == ["0002", "0003"]
+        assert_populated_data_kept(store)
+        with store.engine.connect() as connection:
+            assert migrations.differences(connection) == []
+    finally:
+        store.close()
+
+
+def test_a_database_made_by_create_all_is_adopted(empty_url: str, tmp_path: Path) -> None:
+    # As `SQLModel.metadata.create_all` left databases before migrations: tables, no history
+    # (and none of the tables added since).
+    engine = create_engine(empty_url)
+    added_since = {"experiment_decisions", "prediction_runs"}
+    tables = [t for name, t in SQLModel.metadata.tables.items() if name not in added_since]
+    SQLModel.metadata.create_all(engine, tables=tables)
+    engine.dispose()
+    execute(empty_url, *POPULATED_AT_0001[:2])
+    store = Store(empty_url)
+    try:
+        assert (store.migration.found, store.migration.adopted) == (None, "0002")
+        assert [step.split(":")[0] for step in store.migration.applied] == ["0003"]
+        assert store.get_user("u1").traits == {"plan": "pro"}  # type: ignore[union-attr]
+    finally:
+        store.close()
+    reopened = Store(empty_url)
+    reopened.close()
+    assert reopened.migration.describe() == "already at revision 0003: nothing to do"
+
+
+def test_a_database_made_by_create_all_before_0002_is_adopted_and_upgraded(
+    empty_url: str,
+) -> None:
+    execute(empty_url, *POPULATED_AT_0001, "DROP TABLE alembic_version", revision="0001")
+    store = Store(empty_url)
+    try:
+        assert (store.migration.found, store.migration.adopted) == (None, "0001")
+        assert [step.split(":")[0] for step in store.migration.applied] == ["0002", "0003"]
+        assert_populated_data_kept(store)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("statements", "says"),
+    [
+        (
+            ["CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)",
+             "INSERT INTO alembic_version VALUES ('9999')"],
+            "is at revision 9999, which this release does not know",
+        ),
+        (
+            ["CREATE TABLE journeys (id VARCHAR PRIMARY KEY)"],
+            "has journeys tables but no migration history, and they match no known schema",
+        ),
+    ],
+)  # fmt: skip
+def test_a_database_it_cannot_migrate_is_refused_and_left_alone(
+    empty_url: str, statements: list[str], says: str
+) -> None:
+    execute(empty_url, *statements)
+    with pytest.raises(ConfigurationError, match=says):
+        Store(empty_url)
+    engine = create_engine(empty_url)
+    try:
+        with engine.connect() as connection:
+            tables = set(engine.dialect.get_table_names(connection))
+        assert "users" not in tables  # every change was rolled back
+    finally:
+        engine.dispose()
+
+
+def test_an_unreachable_database_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="cannot open or migrate the database") as raised:
+        Store("postgresql+psycopg://journeys:secret@127.0.0.1:1/journeys")
+    assert "secret" not in str(raised.value)
+
+
+def test_journeys_migrate_says_what_it_did(tmp_path: Path) -> None:
+    environment = {"JOURNEYS_DATABASE_URL": f"sqlite:///{tmp_path / 'journeys.db'}"}
+    first = run_journeys("migrate", env={**os.environ, **environment}, clean=False)
+    assert first.returncode == 0, first.stderr
+    lines = first.stdout.splitlines()
+    assert lines[0] == f"database sqlite:///{tmp_path / 'journeys.db'}"
+    assert [line.split(":")[0] for line in lines[1:]] == [
+        "applied 0001", "applied 0002", "applied 0003", "now at revision 0003"
+    ]  # fmt: skip
+    again = run_journeys("migrate", env={**os.environ, **environment})
+    assert again.stdout.splitlines()[1:] == ["already at revision 0003: nothing to do"]
+
+
+# --- experiments and predictions ---------------------------------------------------------------
+
+
+def test_an_experiment_look_is_recorded_once_and_a_winner_is_final(store: Store) -> None:
+    fresh = store.experiment_decision("cart", "split")
+    assert (fresh.looks, fresh.winner, fresh.decided_at) == (0, None, None)
+    looks = race(
+        4,
+        lambda i: store.record_experiment_look(
+            "cart", "split", after_looks=0, looks=1, winner=None, p_value=0.4 + i / 100
+        ),
+    )
+    assert {look.looks for look in looks} == {1}
+    assert store.experiment_decision("cart", "split").looks == 1
+    stale = store.record_experiment_look(
+        "cart", "split", after_looks=0, looks=2, winner="a", p_value=0.001
+    )
+    assert (stale.looks, stale.winner) == (1, None)  # another caller made that look already
+    won = store.record_experiment_look(
+        "cart", "split", after_looks=1, looks=2, winner="b", p_value=0.001
+    )
+    assert (won.looks, won.winner, won.p_value) == (2, "b", 0.001)
+    assert won.decided_at is not None
+    after = store.record_experiment_look(
+        "cart", "split", after_looks=2, looks=3, winner="a", p_value=0.0001
+    )
+    assert (after.winner, after.looks) == ("b", 2)
+    assert store.experiment_decision("cart", "other").looks == 0
+
+
+def test_prediction_runs_newest_first(store: Store) -> None:
+    for day in (1, 3, 2):
+        store.record_prediction_run({"trained_at": f"2026-06-0{day}T03:00:00+00:00", "auc": day})
+    assert [run["auc"] for run in store.prediction_runs(2)] == [3, 2]

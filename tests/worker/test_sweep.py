@@ -6,11 +6,18 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
+from temporalio.client import ScheduleRange
 from temporalio.testing import WorkflowEnvironment
 
-from journeys.contracts import SWEEP_SCHEDULE_ID, SweepInput, SweepResult, workflow_id
+from journeys.contracts import (
+    PREDICTION_SCHEDULE_ID,
+    SWEEP_SCHEDULE_ID,
+    SweepInput,
+    SweepResult,
+    workflow_id,
+)
 from journeys.store import Store
-from worker.main import build_worker, ensure_sweep_schedule
+from worker.main import build_worker, ensure_schedules
 from workflows.segment_sweep import SegmentSweepWorkflow
 
 
@@ -60,9 +67,13 @@ async def test_sweep_starts_users_a_time_based_segment_gained(
         assert again.started == 0  # re-entry "never"
 
 
-async def test_the_sweep_schedule_is_created_once(dev_server: WorkflowEnvironment) -> None:
-    await ensure_sweep_schedule(dev_server.client, "journeys-schedule-test")
-    await ensure_sweep_schedule(dev_server.client, "journeys-schedule-test")
-    description = await dev_server.client.get_schedule_handle(SWEEP_SCHEDULE_ID).describe()
-    assert description.schedule.spec.intervals[0].every.total_seconds() == 15 * 60
-    await dev_server.client.get_schedule_handle(SWEEP_SCHEDULE_ID).delete()
+async def test_the_schedules_are_created_once(dev_server: WorkflowEnvironment) -> None:
+    await ensure_schedules(dev_server.client, "journeys-schedule-test")
+    await ensure_schedules(dev_server.client, "journeys-schedule-test")
+    sweep = dev_server.client.get_schedule_handle(SWEEP_SCHEDULE_ID)
+    assert (await sweep.describe()).schedule.spec.intervals[0].every.total_seconds() == 15 * 60
+    predictions = dev_server.client.get_schedule_handle(PREDICTION_SCHEDULE_ID)
+    [nightly] = (await predictions.describe()).schedule.spec.calendars
+    assert (list(nightly.hour), list(nightly.minute)) == ([ScheduleRange(3, 3)], [ScheduleRange(0)])
+    await sweep.delete()
+    await predictions.delete()

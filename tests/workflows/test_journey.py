@@ -8,8 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -595,3 +597,17 @@ async def test_continue_as_new_keeps_state_and_loses_no_event(
     assert enrollment.converted_at is not None
     assert enrollment.status == "completed"
     assert await workflow_task_failures(time_skipping.client, handle.id) == []
+
+
+async def test_a_cancelled_run_records_that_the_user_left(
+    time_skipping: WorkflowEnvironment, worker: Worker, store: Store, task_queue: str
+) -> None:
+    handle = await start(time_skipping, task_queue, make_journey("wait", WAIT_THEN_EMAIL))
+    await reached(handle, "wait")
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError) as raised:
+        await handle.result()
+    assert isinstance(raised.value.cause, CancelledError)
+    [enrollment] = store.enrollments_for_user("u1")
+    assert enrollment.status == "exited"
+    assert store.journey_counts("test-journey")["active"] == 0

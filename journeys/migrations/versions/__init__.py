@@ -1,0 +1,1 @@
+"""Alembic revisions of the app store, oldest first (`0001_…`, `0002_…`)."""
