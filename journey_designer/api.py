@@ -42,12 +42,23 @@ def error_message(error: Exception, where: str) -> str:
     return f"Unexpected error talking to the API: {type(error).__name__}: {error}"
 
 
+def located(error: ApiError) -> list[dict[str, str]]:
+    """The problems of a refusal that say where they are (`{path, message}`)."""
+    return [d for d in error.details if isinstance(d, dict) and {"path", "message"} <= d.keys()]
+
+
 def call(
-    action: Callable[[ApiClient], T], *, doing: str = "", problems_to: Doc | None = None
+    action: Callable[[ApiClient], T],
+    *,
+    doing: str = "",
+    problems_to: Doc | None = None,
+    only_beside: bool = False,
 ) -> T | None:
     """Run `action` with a client of the API; on failure show why and return None.
 
-    With `problems_to`, located problems of a 422 are also shown beside that document's fields.
+    With `problems_to`, located problems of a 422 are also shown beside that document's fields;
+    with `only_beside` too, only there (for checks made while the user types, where a message
+    above the form at every keystroke would be noise).
     """
     config = settings()
     try:
@@ -55,13 +66,10 @@ def call(
             return action(client)
     except (ApiError, ApiUnreachable, ConfigurationError) as error:
         if problems_to is not None and isinstance(error, ApiError) and error.status == 422:
-            problems_to.set_problems(
-                [
-                    d
-                    for d in error.details
-                    if isinstance(d, dict) and {"path", "message"} <= d.keys()
-                ]
-            )
+            problems = located(error)
+            problems_to.set_problems(problems)
+            if only_beside and problems:
+                return None
         prefix = f"Could not {doing}. " if doing else ""
         st.error(prefix + error_message(error, config.api_url), icon=":material/error:")
         return None

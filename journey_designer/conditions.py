@@ -42,6 +42,15 @@ FIELD_HELP = (
 )
 
 
+SUGGESTED: dict[str, tuple[str, str, Any]] = {
+    "user.predicted_conversion": ("chance to convert, 0..1 (predictions)", "gte", 0.7),
+    "user.preferred_channel": ("channel engaged with most (predictions)", "eq", "email"),
+    "user.most_active_hour": ("most active hour, 0-23 local (send-time)", "gte", 18),
+}
+"""Fields worth offering by name, each with its meaning and an example operator and value: the
+traits the prediction runs and send-time optimisation write to profiles."""
+
+
 def kind_of(condition: Any) -> str:
     """Which kind of condition a value is (`field` for anything unrecognised)."""
     if isinstance(condition, dict):
@@ -120,6 +129,7 @@ def _field_row(doc: Doc, path: Path) -> None:
     field, operator, value = st.columns([5, 3, 4])
     with field:
         widgets.text(doc, (*path, "field"), "Field", help=FIELD_HELP, placeholder="user.plan")
+        _suggestions(doc, path)
     with operator:
         widgets.select(
             doc,
@@ -144,6 +154,31 @@ def _field_row(doc: Doc, path: Path) -> None:
                 show=format_value,
                 keep_empty=True,
             )
+
+
+def _suggestions(doc: Doc, path: Path) -> None:
+    """A picker filling the row with a suggested field (and an example operator and value)."""
+    key = doc.key((*path, "field"), "?suggested")
+
+    def picked() -> None:
+        chosen = st.session_state[key]
+        if chosen in SUGGESTED:
+            _, op, value = SUGGESTED[chosen]
+            doc.set(path, {"field": chosen, "op": op, "value": value})
+            doc.bump()
+
+    # Labels computed now: Streamlit's app tester formats options outside the session.
+    labels = {name: f"{name} — {meaning}" for name, (meaning, _, _) in SUGGESTED.items()}
+    st.selectbox(
+        "Suggested fields",
+        list(SUGGESTED),
+        index=None,
+        placeholder="…or pick a suggested field",
+        format_func=labels.__getitem__,
+        key=key,
+        label_visibility="collapsed",
+        on_change=picked,
+    )
 
 
 def _set_op(doc: Doc, path: Path, op: str) -> None:

@@ -38,6 +38,12 @@ TEMPLATE_HELP = (
     "{{ event.product_name }}, {{ journey.name }}, {{ variant }}."
 )
 END_LABEL = "— end of the journey —"
+OPTIMAL_HELP = (
+    "Waits until the hour of day at which this user has been most active in their event "
+    "history (the last 90 days, in their time zone); the hour is kept as their "
+    "`most_active_hour` trait (see the Users page). When the history is thin (fewer than 5 "
+    "events) or two hours tie, it waits until the fallback time instead."
+)
 
 
 @dataclass(frozen=True)
@@ -314,9 +320,10 @@ def delay_form(doc: Doc, node_id: str) -> None:
             structural=True,
         )
         if optimal:
+            st.caption(OPTIMAL_HELP)
             widgets.text(
                 doc, (*until, "fallback"), "Fallback time (HH:MM)",
-                help="For users without enough history to know their best hour.",
+                help="For users whose history is too thin (or tied) to know their best hour.",
             )  # fmt: skip
         else:
             widgets.text(doc, (*until, "time"), "Time (HH:MM)", keep_empty=True)

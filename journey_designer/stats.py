@@ -1,29 +1,15 @@
-"""Figures the analytics page computes from the API's journey stats (pure)."""
+"""Figures the analytics and predictions pages draw from the API's answers (pure)."""
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from journey_designer.document import flow_order, nodes_of
 
-Z_95 = 1.959964
-"""The normal quantile of a two-sided 95 % interval."""
-
-
-def wilson(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:
-    """The Wilson score interval of a conversion rate (95 % by default); (0, 0) without data.
-
-    Unlike the normal approximation it stays inside [0, 1] and behaves for small counts and
-    rates near 0 or 1, which is where young experiments live.
-    """
-    if trials <= 0:
-        return 0.0, 0.0
-    rate = successes / trials
-    denominator = 1 + z * z / trials
-    centre = (rate + z * z / (2 * trials)) / denominator
-    margin = z * math.sqrt(rate * (1 - rate) / trials + z * z / (4 * trials * trials)) / denominator
-    return max(0.0, centre - margin), min(1.0, centre + margin)
+ALPHA = 0.05
+"""The winner rule's error budget over all its looks (see `journeys.experiments`)."""
 
 
 def funnel(document: dict[str, Any], stats: dict[str, Any]) -> list[dict[str, Any]]:
@@ -43,19 +29,93 @@ def funnel(document: dict[str, Any], stats: dict[str, Any]) -> list[dict[str, An
 
 
 def variant_rows(experiment: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per variant: users, conversions, rate and its 95 % interval."""
+    """One row per variant: users, conversions, rate and the 95 % interval the API gives; the
+    winner (if any) marked."""
+    winner = experiment.get("winner")
     rows = []
     for name, figures in (experiment.get("variants") or {}).items():
-        users, conversions = int(figures.get("users", 0)), int(figures.get("conversions", 0))
-        low, high = wilson(conversions, users)
+        low, high = figures.get("interval") or (0.0, 1.0)
         rows.append(
             {
-                "variant": name,
-                "users": users,
-                "conversions": conversions,
-                "rate": float(figures.get("rate", conversions / users if users else 0.0)),
-                "95% CI low": low,
-                "95% CI high": high,
+                "variant": f"{name} (winner)" if name == winner else name,
+                "users": int(figures.get("users", 0)),
+                "conversions": int(figures.get("conversions", 0)),
+                "rate": float(figures.get("rate", 0.0)),
+                "95% CI low": float(low),
+                "95% CI high": float(high),
             }
         )
     return rows
+
+
+@dataclass(frozen=True)
+class NextLook:
+    """Where an experiment's winner rule stands before its next look."""
+
+    smallest: int
+    """Users of the variant with fewest."""
+    needed: int
+    """Users every variant needs for the next look: min_users · 2^looks."""
+    threshold: float
+    """The p-value the best variant must beat the others by at that look."""
+
+    @property
+    def progress(self) -> float:
+        """How far the smallest variant is toward the next look (0..1)."""
+        return min(1.0, self.smallest / self.needed) if self.needed > 0 else 1.0
+
+
+def next_look(experiment: dict[str, Any], min_users: int) -> NextLook:
+    """The next look of a winner rule requiring `min_users` per variant, from the stats."""
+    looks = int(experiment.get("looks") or 0)
+    users = [int(v.get("users", 0)) for v in (experiment.get("variants") or {}).values()]
+    return NextLook(
+        smallest=min(users, default=0),
+        needed=min_users * 2**looks,
+        threshold=ALPHA / 2 ** (looks + 1),
+    )
+
+
+def when(moment: str | None) -> str:
+    """An API timestamp as `2026-05-01 03:00 UTC` (as given when it does not parse)."""
+    if not moment:
+        return "—"
+    try:
+        parsed = datetime.fromisoformat(moment)
+    except ValueError:
+        return moment
+    return parsed.strftime("%Y-%m-%d %H:%M ") + (parsed.tzname() or "UTC")
+
+
+def auc_reading(auc: float | None) -> str:
+    """What a held-out AUC means, in plain words."""
+    if auc is None:
+        return "not measured: the run had too little data to hold users out"
+    if auc < 0.55:
+        verdict = "no better than a coin toss"
+    elif auc < 0.65:
+        verdict = "weak, a little better than a coin toss"
+    elif auc < 0.75:
+        verdict = "fair"
+    elif auc < 0.85:
+        verdict = "good"
+    else:
+        verdict = "very good"
+    return (
+        f"{verdict}: given a user who converted and one who did not, the model scores the "
+        f"converter higher {auc:.0%} of the time (0.5 is a coin toss, 1.0 perfect)"
+    )
+
+
+def hour_of_day(hour: Any) -> str | None:
+    """A `most_active_hour` trait as `19:00` (None when it is not an hour)."""
+    if isinstance(hour, bool) or not isinstance(hour, int | float) or not 0 <= hour < 24:
+        return None
+    return f"{int(hour):02d}:00"
+
+
+def percent(value: Any) -> str | None:
+    """A 0..1 score as `73%` (None when it is not one)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        return None
+    return f"{value:.0%}"

@@ -102,9 +102,14 @@ class ApiClient:
         )
         return body
 
-    def validate_journey(self, document: Any) -> list[dict[str, str]]:
-        """`POST /v1/journeys/validate`: every problem of the document (`{path, message}`)."""
-        body = self._admin("POST", "/v1/journeys/validate", document)
+    def validate_journey(self, document: Any, *, publish: bool = False) -> list[dict[str, str]]:
+        """`POST /v1/journeys/validate`: every problem of the document (`{path, message}`).
+
+        With `publish`, also what publishing checks: that the segments and templates it refers
+        to are stored, and that each template suits its message's channel.
+        """
+        path = "/v1/journeys/validate" + ("?publish=true" if publish else "")
+        body = self._admin("POST", path, document)
         return list(body["errors"])
 
     def publish(self, journey_id: str) -> int:
@@ -150,6 +155,17 @@ class ApiClient:
         """`GET /v1/segments/{id}/count`: how many users are members now."""
         body = self._admin("GET", f"/v1/segments/{_segment(segment_id)}/count")
         return int(body["members"])
+
+    def count_condition(self, condition: Any) -> int:
+        """`POST /v1/segments/count`: how many users an unsaved condition holds for now."""
+        body = self._admin("POST", "/v1/segments/count", {"condition": condition})
+        return int(body["members"])
+
+    def predictions(self) -> dict[str, Any]:
+        """`GET /v1/predictions`: `{latest, runs}`, the conversion model's reports (newest first;
+        `latest` is null before the first run)."""
+        body: dict[str, Any] = self._admin("GET", "/v1/predictions")
+        return body
 
     def list_templates(self) -> list[dict[str, Any]]:
         """`GET /v1/templates`: every stored template `{id, channel, content, updated_at}`."""

@@ -10,7 +10,7 @@ import streamlit as st
 from journey_designer.api import call, require
 from journey_designer.graph import journey_dot
 from journey_designer.state import JOURNEY
-from journey_designer.stats import funnel, variant_rows
+from journey_designer.stats import ALPHA, funnel, next_look, variant_rows, when
 from journeys.api_client import ApiClient
 
 KEY = "analytics.journey"
@@ -67,32 +67,64 @@ def deliveries(stats: dict[str, Any], definition: dict[str, Any]) -> None:
     )
 
 
-def experiments(stats: dict[str, Any]) -> None:
-    """Each experiment: variants with users, conversions, rate and 95 % interval; p-value and
-    winner as the API reports them."""
+def experiments(stats: dict[str, Any], definition: dict[str, Any]) -> None:
+    """Each experiment step: its variants, the p-value, the winner or where the winner rule
+    stands."""
     found = stats.get("experiments") or {}
     if not found:
         st.caption("No experiment steps.")
         return
+    nodes = definition.get("nodes", {})
     for node_id, experiment in found.items():
-        st.markdown(f"**{node_id}**")
-        st.dataframe(
-            variant_rows(experiment),
-            hide_index=True,
-            column_config={
-                "rate": st.column_config.NumberColumn(format="percent"),
-                "95% CI low": st.column_config.NumberColumn(format="percent"),
-                "95% CI high": st.column_config.NumberColumn(format="percent"),
-            },
-        )
-        p_value, winner = experiment.get("p_value"), experiment.get("winner")
-        significance = "p-value: " + (
-            f"{p_value:.3g}" if p_value is not None else "not enough data yet"
-        )
+        with st.container(border=True):
+            st.markdown(f"**{node_id}**")
+            experiment_figures(experiment, (nodes.get(node_id) or {}).get("winner"))
+
+
+def experiment_figures(experiment: dict[str, Any], rule: dict[str, Any] | None) -> None:
+    """One experiment: variants (the winner highlighted), p-value, winner or progress."""
+    winner = experiment.get("winner")
+    st.dataframe(
+        variant_rows(experiment),
+        hide_index=True,
+        column_config={
+            "rate": st.column_config.NumberColumn(format="percent"),
+            "95% CI low": st.column_config.NumberColumn(format="percent"),
+            "95% CI high": st.column_config.NumberColumn(format="percent"),
+        },
+    )
+    p_value = experiment.get("p_value")
+    if p_value is None:
+        st.caption("p-value: not yet — every variant needs users first.")
+    else:
+        reading = "a real difference is likely" if p_value < ALPHA else "it may still be chance"
         st.caption(
-            f"{significance} · winner: {winner or 'not enough data yet'} · the interval is the "
-            "Wilson 95% interval of each variant's conversion rate."
+            f"p-value {p_value:.3g}: the chance of a difference this large if the variants "
+            f"converted alike ({reading}). Intervals: 95% confidence of each rate."
         )
+    if winner is not None:
+        st.success(
+            f"Winner: **{winner}**, picked {when(experiment.get('decided_at'))}. "
+            "Every new arrival now takes it.",
+            icon=":material/trophy:",
+        )
+        return
+    if rule is None:
+        st.markdown("**No winner yet** — and no winner rule: the split holds as it is.")
+        return
+    look = next_look(experiment, int(rule.get("min_users", 1)))
+    st.markdown("**No winner yet.**")
+    st.progress(
+        look.progress,
+        text=f"Toward the next look: the smallest variant has {look.smallest} of the "
+        f"{look.needed} users it needs",
+    )
+    st.caption(
+        f"The rule looks after {rule.get('after', '?')} from publishing and whenever the "
+        f"smallest variant reaches min_users · 2^looks users ({experiment.get('looks', 0)} "
+        f"look(s) so far); the best variant must win at p < {look.threshold:.3g}, as the 5% "
+        "risk of a false winner is split over the looks (2.5%, 1.25%, …)."
+    )
 
 
 def main() -> None:
@@ -126,7 +158,7 @@ def main() -> None:
         st.subheader("Deliveries", anchor=False)
         deliveries(stats, definition)
     st.subheader("Experiments", anchor=False)
-    experiments(stats)
+    experiments(stats, definition)
 
 
 main()

@@ -97,6 +97,11 @@ def set_status(journey_id: str, action: str) -> None:
         st.rerun()
 
 
+def ask(action: str) -> None:
+    """Open the confirmation of `action` (publish or archive)."""
+    st.session_state[CONFIRM] = action
+
+
 def actions(document: dict[str, Any]) -> None:
     """Save, publish, pause / resume, archive; confirmations for those that need one."""
     info = meta()
@@ -110,11 +115,11 @@ def actions(document: dict[str, Any]) -> None:
     if saving and save(document):
         flash("Draft saved. Publish it to make it live.")
         st.rerun()
-    if columns[1].button(
+    # A callback, so the run it causes already validates as publishing would (see main).
+    columns[1].button(
         "Publish…", icon=":material/rocket_launch:", key="editor.publish", type="primary",
-        disabled=closed,
-    ):  # fmt: skip
-        st.session_state[CONFIRM] = "publish"
+        disabled=closed, on_click=ask, args=("publish",),
+    )  # fmt: skip
     if status == "live" and columns[2].button("Pause", icon=":material/pause:", key="editor.pause"):
         set_status(journey_id, "pause")
     if status == "paused" and columns[2].button(
@@ -135,13 +140,35 @@ def actions(document: dict[str, Any]) -> None:
     confirm(document, info)
 
 
+def publishing() -> bool:
+    """Whether the publish confirmation is open (the document is then checked as publishing
+    checks it: stored segments and templates too)."""
+    return bool(st.session_state.get(CONFIRM) == "publish")
+
+
 def confirm(document: dict[str, Any], info: dict[str, Any]) -> None:
-    """The pending confirmation, if any, saying what happens to users already inside."""
+    """The pending confirmation, if any, saying what happens to users already inside.
+
+    Publishing is offered only when the document passes what publishing checks; otherwise the
+    confirmation lists the problems (which also show beside their fields) instead.
+    """
     pending = st.session_state.get(CONFIRM)
     if pending is None:
         return
     version = info.get("version")
     with st.container(border=True):
+        if pending == "publish" and DOC.problems:
+            st.error(
+                f"Not publishable yet: {len(DOC.problems)} problem(s), each also shown beside "
+                "its step or field.",
+                icon=":material/block:",
+            )
+            for problem in DOC.problems:
+                st.markdown(f"- `{problem['path'] or '$'}`: {problem['message']}")
+            if st.button("Cancel", key="editor.confirm.no"):
+                st.session_state[CONFIRM] = None
+                st.rerun()
+            return
         if pending == "publish":
             if version is None:
                 st.warning(
@@ -177,8 +204,9 @@ def problems_summary(problems: list[dict[str, str]]) -> None:
     if not problems:
         st.success("The journey is valid.", icon=":material/check_circle:")
         return
+    before = "publishing" if publishing() else "saving"
     st.error(
-        f"{len(problems)} problem(s) to fix before saving — each is also shown beside its "
+        f"{len(problems)} problem(s) to fix before {before} — each is also shown beside its "
         "step or field (steps with problems are outlined red in the graph).",
         icon=":material/warning:",
     )
@@ -429,7 +457,10 @@ def main() -> None:
     )
     if message := st.session_state.pop(FLASH, None):
         st.success(message)
-    problems = call(lambda client: client.validate_journey(document), doing="validate")
+    check = publishing()
+    problems = call(
+        lambda client: client.validate_journey(document, publish=check), doing="validate"
+    )
     DOC.set_problems(problems or [])
     actions(document)
     if problems is not None:  # else the error says why there is no verdict

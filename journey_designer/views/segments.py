@@ -1,4 +1,5 @@
-"""Segments page: build a segment with the condition builder, save it, see its members."""
+"""Segments page: build a segment with the condition builder, see how many users match it as it
+changes (before saving), save it, and count the saved segment's members."""
 
 from __future__ import annotations
 
@@ -50,6 +51,24 @@ def count(segment_id: str) -> None:
     st.session_state[COUNT] = members
 
 
+def live_count() -> int | None:
+    """How many users the condition being edited holds for now (`POST /v1/segments/count`);
+    None when the condition is invalid (its problems then show beside its fields) or the API
+    could not say (a message says why)."""
+    condition = SEGMENT.value.get("condition")
+    # Problems elsewhere (a refused save's, say of the name) stay until the next save.
+    others = [p for p in SEGMENT.problems if not p["path"].startswith("condition")]
+    members = call(
+        lambda client: client.count_condition(condition),
+        doing="count the matching users",
+        problems_to=SEGMENT,
+        only_beside=True,
+    )
+    found = [p for p in SEGMENT.problems if p["path"].startswith("condition")]
+    SEGMENT.set_problems(others + ([] if members is not None else found))
+    return members
+
+
 def main() -> None:
     """Render the page."""
     st.title("Segments")
@@ -74,6 +93,7 @@ def main() -> None:
     if not SEGMENT.loaded or st.session_state.get("segments.loaded") != choice:
         load(choice, segments)
         st.session_state["segments.loaded"] = choice
+    matching = live_count()  # before the fields, so its problems show beside them
     ident, name = st.columns([1, 2])
     with ident:
         widgets.text(
@@ -87,18 +107,30 @@ def main() -> None:
         SEGMENT, ("condition",), segments={sid: s["name"] for sid, s in segments.items()}
     )
     SEGMENT.flag_within(())
-    save_column, count_column, _ = st.columns([1, 1, 3])
-    if save_column.button(
-        "Save segment", icon=":material/save:", type="primary", key="segments.save"
-    ):
+    if st.button("Save segment", icon=":material/save:", type="primary", key="segments.save"):
         save()
-    if choice != NEW and count_column.button(
-        "Count members", icon=":material/tag:", key="segments.count.button"
-    ):
-        count(choice)
-    members = st.session_state.get(COUNT)
-    if members is not None:
-        st.metric("Members now", members)
+    live, saved = st.columns(2)
+    with live:
+        if matching is not None:
+            st.metric(
+                "Users matching this condition now", matching,
+                help="Counted as you edit, before saving: who would be a member right now.",
+            )  # fmt: skip
+        else:
+            st.caption("Fix the condition to see how many users match it.")
+    with saved:
+        if choice != NEW and st.button(
+            "Count members", icon=":material/tag:", key="segments.count.button",
+            help="Count the members of the segment as saved.",
+        ):  # fmt: skip
+            count(choice)
+        members = st.session_state.get(COUNT)
+        if members is not None:
+            st.metric("Members of the saved segment", members)
+            if choice in segments and segments[choice]["condition"] != SEGMENT.value.get(
+                "condition"
+            ):
+                st.caption("The condition has unsaved changes: this counts the saved one.")
 
 
 main()

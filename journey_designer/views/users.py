@@ -1,5 +1,6 @@
-"""Users page: a user's traits, recent events, journeys (with a link to each run in the
-Temporal Web UI) and deliveries."""
+"""Users page: a user's predictions (conversion chance, preferred channel, most active hour),
+traits, recent events, journeys (with a link to each run in the Temporal Web UI) and
+deliveries."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 import streamlit as st
 
 from journey_designer.api import call, settings, workflow_url
+from journey_designer.stats import hour_of_day, percent
 from journeys.api_client import ApiClient
 
 KEY = "users.id"
@@ -16,6 +18,37 @@ KEY = "users.id"
 def look_up(client: ApiClient, user_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The user's profile (traits, journeys, deliveries) and latest events."""
     return client.user(user_id), client.user_events(user_id, limit=50)
+
+
+def predictions(traits: dict[str, Any]) -> None:
+    """The traits the prediction runs and send-time optimisation write, in plain words."""
+    chance = percent(traits.get("predicted_conversion"))
+    channel = traits.get("preferred_channel")
+    hour = hour_of_day(traits.get("most_active_hour"))
+    if chance is None and channel is None and hour is None:
+        st.caption(
+            "No predictions for this user yet: the nightly prediction run (or "
+            "`journeys predict`) writes them, and send-time optimisation learns the active hour."
+        )
+        return
+    conversion, preferred, active = st.columns(3)
+    conversion.metric(
+        "Predicted conversion", chance or "—",
+        help="The chance this user converts within the model's horizon (see Predictions): "
+        "the `predicted_conversion` trait.",
+    )  # fmt: skip
+    preferred.metric(
+        "Preferred channel", str(channel) if channel is not None else "—",
+        help="The channel this user engages with most: the `preferred_channel` trait.",
+    )  # fmt: skip
+    with active:
+        st.metric(
+            "Most active hour", hour or "—",
+            help="When this user is most active in their history, in their time zone: "
+            "the `most_active_hour` trait, learnt when a delay waits for the optimal time.",
+        )  # fmt: skip
+        if hour is not None:
+            st.caption(f"most active around {hour} (their time)")
 
 
 def main() -> None:
@@ -30,6 +63,7 @@ def main() -> None:
         return
     profile, events = found
     config = settings()
+    predictions(profile.get("traits") or {})
     traits, history = st.columns(2)
     with traits:
         st.subheader("Traits", anchor=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
+from streamlit import dataframe_util
 from streamlit.testing.v1 import AppTest
 
 from tests.journey_designer.conftest import APP
@@ -63,3 +64,18 @@ def choose(selectbox: Any, shown: str) -> Any:
     matches = [i for i, option in enumerate(options) if str(option).startswith(shown)]
     assert matches, f"no option {shown!r} in {options}"
     return selectbox.select_index(matches[0])
+
+
+def charts(app: AppTest) -> list[Any]:
+    """The charts on the page (`st.line_chart`, `st.vega_lite_chart`: Vega-Lite specs)."""
+    return list(app.get("vega_lite_chart"))
+
+
+def chart_rows(chart: Any) -> list[dict[str, Any]]:
+    """The data rows a chart draws (its one dataset, or its data)."""
+    proto = chart.proto
+    data = proto.datasets[0].data.data if proto.datasets else proto.data.data
+    rows: list[dict[str, Any]] = dataframe_util.convert_arrow_bytes_to_pandas_df(data).to_dict(
+        "records"
+    )
+    return rows

@@ -11,11 +11,23 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from journeys.api_client import ApiClient
 from journeys.cli import designer_argv
 from journeys.store import Store
+from tests.api.helpers import ADMIN_TOKEN
 from tests.conftest import run_journeys
 from tests.journey_designer.conftest import APP, LiveApi, free_port
-from tests.journey_designer.helpers import at_path, button, choose, errors, ok, start, texts
+from tests.journey_designer.helpers import (
+    at_path,
+    button,
+    chart_rows,
+    charts,
+    choose,
+    errors,
+    ok,
+    start,
+    texts,
+)
 
 EDITOR = "views/editor.py"
 EXAMPLES = Path(__file__).parents[2] / "examples"
@@ -315,41 +327,113 @@ def test_json_import_and_export(api: LiveApi) -> None:
     document = app.session_state["journey"]
     assert document["id"] == "imported"
     assert set(document["nodes"]) == set(imported["nodes"])
-    # The win-back example enters on a segment nobody stored: saving works, publishing says so.
     button(app, "Save draft").click().run()
+    stored = api.store.get_journey("imported")
+    assert stored is not None
+    assert stored.draft["nodes"] == imported["nodes"]
+
+
+def test_the_publish_confirmation_checks_what_publishing_checks(api: LiveApi) -> None:
+    # The win-back example enters on a segment nobody stored: valid to save, not to publish.
+    app = open_in_editor(api.store, example("win-back"))
+    assert "The journey is valid." in texts(app)
     button(app, "Publish…").click().run()
+    ok(app)
+    shown = errors(app)
+    assert any(e.startswith("Not publishable yet: 1 problem(s)") for e in shown)
+    assert any(e.startswith("1 problem(s) to fix before publishing") for e in shown)
+    # Beside its field: the entry's segment picker (the message alone, no path).
+    assert "unknown segment 'inactive-7d'" in shown
+    assert "- `entry.segment`: unknown segment 'inactive-7d'" in texts(app)
+    assert not [b for b in app.button if b.label == "Yes, publish"]
+    assert api.store.get_journey("win-back").version is None  # type: ignore[union-attr]
+
+    # Once the segment exists, the same confirmation offers to publish.
+    api.store.put_segment("inactive-7d", "Inactive", {"field": "user.email", "op": "exists"})
+    app.run()
+    assert not any("unknown segment" in e for e in errors(app))
+    assert "Publish version 1?" in texts(app)
     button(app, "Yes, publish").click().run()
-    assert any("unknown segment 'inactive-7d'" in e for e in errors(app))
-    assert api.store.get_journey("imported").version is None  # type: ignore[union-attr]
+    ok(app)
+    assert "Published version 1" in texts(app)
+    assert api.store.get_journey("win-back").version == 1  # type: ignore[union-attr]
+    # Cancelled, the editor checks as saving does again.
+    button(app, "Publish…").click().run()
+    button(app, "Cancel").click().run()
+    assert "The journey is valid." in texts(app)
 
 
-def test_segments_page_saves_and_counts(api: LiveApi) -> None:
+def test_segments_page_counts_as_you_edit_then_saves_and_counts(api: LiveApi) -> None:
     for user_id, plan in (("u1", "pro"), ("u2", "pro"), ("u3", "free")):
         api.store.merge_traits(user_id, {"plan": plan})
     app = start("views/segments.py")
+    assert metrics(app) == {"Users matching this condition now": "0"}  # nobody has an email
     at_path(app.text_input, "id").input("pro-users").run()
     at_path(app.text_input, "name").input("Pro users").run()
     at_path(app.text_input, "condition.all[0].field").input("user.plan").run()
     choose(at_path(app.selectbox, "condition.all[0].op"), "=").run()
     at_path(app.text_input, "condition.all[0].value").input("pro").run()
+    ok(app)
+    # Counted before saving.
+    assert metrics(app) == {"Users matching this condition now": "2"}
+    assert api.store.get_segment("pro-users") is None
+
+    # A bad field: no count, the problem beside the field, no message about the API.
+    at_path(app.text_input, "condition.all[0].field").input("plan").run()
+    ok(app)
+    assert "Users matching this condition now" not in metrics(app)
+    assert "Fix the condition to see how many users match it." in texts(app)
+    assert errors(app) == ["bad field 'plan': use a dotted path in user.*, entry.* or event.*"]
+    at_path(app.text_input, "condition.all[0].field").input("user.plan").run()
+    assert errors(app) == []
+
     button(app, "Save segment").click().run()
     ok(app)
     stored = api.store.get_segment("pro-users")
     assert stored is not None
     assert stored.name == "Pro users"
     assert stored.condition == {"all": [{"field": "user.plan", "op": "eq", "value": "pro"}]}
-    assert app.metric[0].value == "2"
     assert "Segment 'pro-users' saved." in texts(app)
+    assert metrics(app)["Members of the saved segment"] == "2"
 
-    # A bad field is refused, with the problem beside the field.
-    at_path(app.text_input, "condition.all[0].field").input("plan").run()
-    button(app, "Save segment").click().run()
-    ok(app)
-    assert any("bad field 'plan'" in e for e in errors(app))
+    # Edited but not saved: the live count follows the edit, the saved count the saved one.
+    at_path(app.text_input, "condition.all[0].value").input("free").run()
+    assert metrics(app) == {
+        "Users matching this condition now": "1",
+        "Members of the saved segment": "2",
+    }
+    assert "The condition has unsaved changes: this counts the saved one." in texts(app)
     api.store.merge_traits("u3", {"plan": "pro"})
-    choose(app.selectbox(key="segments.choice"), "Pro users").run()
     button(app, "Count members").click().run()
-    assert app.metric[0].value == "3"
+    assert metrics(app) == {
+        "Users matching this condition now": "0",
+        "Members of the saved segment": "3",
+    }
+
+
+def test_prediction_traits_are_suggested_in_the_condition_builder(api: LiveApi) -> None:
+    for user_id, score in (("u1", 0.91), ("u2", 0.72), ("u3", 0.1)):
+        api.store.merge_traits(user_id, {"predicted_conversion": score})
+    api.store.merge_traits("u4", {"plan": "pro"})
+    app = start("views/segments.py")
+    suggestions = at_path(app.selectbox, "condition.all[0].field?suggested")
+    assert [o.split(" — ")[0] for o in suggestions.options] == [
+        "user.predicted_conversion", "user.preferred_channel", "user.most_active_hour",
+    ]  # fmt: skip
+    choose(suggestions, "user.predicted_conversion").run()
+    ok(app)
+    assert app.session_state["segment"]["condition"] == {
+        "all": [{"field": "user.predicted_conversion", "op": "gte", "value": 0.7}]
+    }
+    # The row shows it (its widgets rebuilt), and the live count follows.
+    assert at_path(app.text_input, "condition.all[0].field").value == "user.predicted_conversion"
+    assert at_path(app.text_input, "condition.all[0].value").value == "0.7"
+    assert metrics(app)["Users matching this condition now"] == "2"
+
+
+def metrics(app: AppTest) -> dict[str, str]:
+    """Every metric on the page, by label."""
+    return {m.label: m.value for m in app.metric}
 
 
 def seed_activity(store: Store) -> None:
@@ -400,12 +484,55 @@ def test_analytics_page(api: LiveApi) -> None:
     deliveries = app.dataframe[0].value
     row = deliveries[deliveries["step"] == "urgency_email"].iloc[0]
     assert (row["sent"], row["skipped"], row["failed"]) == (1, 1, 0)
+
+
+def test_analytics_experiments_show_the_api_figures_and_the_winner_rule(api: LiveApi) -> None:
+    seed_activity(api.store)  # copy_test: urgency 1 of 2 converted, friendly 0 of 1, control 0
+    app = start("views/analytics.py")
+    with ApiClient(api.url, admin_token=ADMIN_TOKEN) as client:
+        stats = client.stats("abandoned-cart")["experiments"]["copy_test"]
     variants = app.dataframe[1].value.set_index("variant")
-    assert variants.loc["urgency", "users"] == 2
-    assert variants.loc["urgency", "conversions"] == 1
-    assert variants.loc["urgency", "rate"] == 0.5
-    assert 0 < variants.loc["urgency", "95% CI low"] < 0.5 < variants.loc["urgency", "95% CI high"]
-    assert "p-value: not enough data yet · winner: not enough data yet" in texts(app)
+    assert list(variants.index) == ["urgency", "friendly", "control"]
+    assert (variants.loc["urgency", ["users", "conversions", "rate"]] == [2, 1, 0.5]).all()
+    # The interval is the API's (not recomputed here).
+    low, high = stats["variants"]["urgency"]["interval"]
+    assert (variants.loc["urgency", "95% CI low"], variants.loc["urgency", "95% CI high"]) == (
+        low, high,
+    )  # fmt: skip
+    shown = texts(app)
+    assert f"p-value {stats['p_value']:.3g}: the chance of a difference this large" in shown
+    assert "it may still be chance" in shown
+    assert "**No winner yet.**" in shown
+    # min_users 500, no look yet: the smallest variant (1 user) needs 500 for the first look.
+    (progress,) = app.get("progress")
+    assert progress.proto.value == 0  # 1 of 500, rounded down to 0 %
+    assert "the smallest variant has 1 of the 500 users it needs" in progress.proto.text
+    assert "at p < 0.025" in shown
+    assert "0 look(s) so far" in shown
+
+    # A look that found nothing: the next one needs twice the users, at half the p.
+    api.store.record_experiment_look(
+        "abandoned-cart", "copy_test", after_looks=0, looks=1, winner=None, p_value=0.3
+    )
+    app.run()
+    (progress,) = app.get("progress")
+    assert "1 of the 1000 users it needs" in progress.proto.text
+    assert "at p < 0.0125" in texts(app)
+
+    # Then a winner: highlighted, with when it was picked; no more progress.
+    decision = api.store.record_experiment_look(
+        "abandoned-cart", "copy_test", after_looks=1, looks=2, winner="urgency", p_value=0.001
+    )
+    app.run()
+    ok(app)
+    assert "urgency (winner)" in list(app.dataframe[1].value["variant"])
+    assert decision.decided_at is not None
+    picked = decision.decided_at.strftime("%Y-%m-%d %H:%M")
+    assert f"Winner: **urgency**, picked {picked} UTC. Every new arrival now takes it." in [
+        m.value for m in app.success
+    ]
+    assert not app.get("progress")
+    assert "No winner yet" not in texts(app)
 
 
 def test_analytics_of_an_unpublished_journey_says_so(api: LiveApi) -> None:
@@ -427,8 +554,97 @@ def test_users_page(api: LiveApi) -> None:
         "http://127.0.0.1:8233/namespaces/default/workflows/journey%3Aabandoned-cart%3Aada"
     )
     assert deliveries.iloc[0]["status"] == "sent"
+    assert "No predictions for this user yet" in texts(app)
+    assert not app.metric
     app.text_input(key="users.id").input("ghost").run()
     assert "Could not look up 'ghost'. Not found: no user 'ghost'" in errors(app)
+
+
+def test_users_page_shows_prediction_traits_first(api: LiveApi) -> None:
+    api.store.merge_traits(
+        "grace",
+        {"plan": "pro", "predicted_conversion": 0.734, "preferred_channel": "push",
+         "most_active_hour": 19},
+    )  # fmt: skip
+    app = start("views/users.py")
+    app.text_input(key="users.id").input("grace").run()
+    ok(app)
+    assert [(m.label, m.value) for m in app.metric] == [
+        ("Predicted conversion", "73%"),
+        ("Preferred channel", "push"),
+        ("Most active hour", "19:00"),
+    ]
+    assert "most active around 19:00 (their time)" in texts(app)
+    # Above the raw traits, which still hold everything.
+    order = [type(e).__name__ for e in app.main if type(e).__name__ in ("Metric", "Json")]
+    assert order == ["Metric", "Metric", "Metric", "Json"]
+    assert json.loads(app.json[0].value)["predicted_conversion"] == 0.734
+
+
+def test_predictions_page_before_the_first_run(api: LiveApi) -> None:
+    app = start("views/predictions.py")
+    assert app.title[0].value == "Predictions"
+    assert "No prediction run yet, so no profile has prediction traits." in texts(app)
+    assert "every night at 03:00 UTC" in texts(app)
+    assert "`journeys predict`" in texts(app)
+    assert not app.metric
+
+
+def report(at: str, **fields: Any) -> dict[str, Any]:
+    """A prediction run's report, as the nightly run records it."""
+    return {
+        "trained_at": at, "horizon_days": 7, "status": "trained", "users_scored": 1200,
+        "training_users": 900, "converters": 140, "held_out_users": 300, "auc": 0.78,
+        "coefficients": {"cart_adds_30d": 0.9, "days_since_last_event": -1.2, "purchases": 0.3},
+        "message": "",
+    } | fields  # fmt: skip
+
+
+def test_predictions_page_shows_quality_drivers_and_history(api: LiveApi) -> None:
+    api.store.record_prediction_run(report("2026-04-29T03:00:00+00:00", auc=0.64))
+    api.store.record_prediction_run(report("2026-04-30T03:00:00+00:00", auc=0.71))
+    api.store.record_prediction_run(report("2026-05-01T03:00:00+00:00"))
+    app = start("views/predictions.py")
+    ok(app)
+    assert (
+        "**Latest run:** 2026-05-01 03:00 UTC · trained · predicts conversion within 7 days"
+        in texts(app)
+    )
+    figures = {m.label: m.value for m in app.metric}
+    assert figures == {
+        "Model quality (AUC)": "0.78", "Users scored": "1200", "Training users": "900",
+        "Held-out users": "300", "Converters": "140",
+    }  # fmt: skip
+    assert "AUC 0.78: good: given a user who converted and one who did not" in texts(app)
+    assert "(0.5 is a coin toss, 1.0 perfect)" in texts(app)
+    drivers, quality = charts(app)
+    # What drives the score: every coefficient, strongest pull up first.
+    assert chart_rows(drivers) == [
+        {"feature": "cart_adds_30d", "weight": 0.9},
+        {"feature": "purchases", "weight": 0.3},
+        {"feature": "days_since_last_event", "weight": -1.2},
+    ]
+    # The AUC of past runs over time, oldest first.
+    assert [row["AUC"] for row in chart_rows(quality)] == [0.64, 0.71, 0.78]
+    assert len(app.dataframe[0].value) == 3
+    assert "03:00 UTC" in texts(app)
+
+
+def test_predictions_page_when_there_was_not_enough_data(api: LiveApi) -> None:
+    api.store.record_prediction_run(
+        report(
+            "2026-05-02T03:00:00+00:00", status="not enough data", auc=None, coefficients={},
+            training_users=12, converters=2, held_out_users=0,
+            message="only 2 converters: 10 of each kind are needed",
+        )
+    )  # fmt: skip
+    app = start("views/predictions.py")
+    ok(app)
+    assert [w.value for w in app.warning] == ["only 2 converters: 10 of each kind are needed"]
+    assert "2026-05-02 03:00 UTC · not enough data · predicts conversion within 7" in texts(app)
+    figures = {m.label: m.value for m in app.metric}
+    assert (figures["Model quality (AUC)"], figures["Converters"]) == ("—", "2")
+    assert not charts(app)
 
 
 def test_journeys_list_shows_status_version_and_figures(api: LiveApi) -> None:
@@ -509,6 +725,10 @@ def test_every_step_type_has_a_working_form(api: LiveApi) -> None:
     choose(app.selectbox(key="editor.node"), "tips_morning").run()
     at_path(app.multiselect, "nodes.tips_morning.until.weekdays").select("mon").run()
     choose(at_path(app.selectbox, "nodes.tips_morning.until.<time>"), "the user's most").run()
+    assert "most active in their event history (the last 90 days, in their time zone)" in (
+        texts(app)
+    )
+    assert "fewer than 5 events) or two hours tie, it waits until the fallback time" in texts(app)
 
     choose(app.selectbox(key="editor.node"), "wait_profile").run()
     at_path(app.button, "$#add:nodes.wait_profile.paths").click().run()

@@ -88,8 +88,16 @@ def no_exception(page: Page) -> None:
 
 
 def settle(page: Page) -> None:
-    """Wait until Streamlit has finished running the script."""
+    """Wait until Streamlit has finished running the script.
+
+    The app root's script state says so as soon as a rerun is requested; the status widget
+    only shows after a delay, so on a busy machine it alone can let a click land on widgets
+    that the pending rerun is about to replace.
+    """
     page.wait_for_timeout(300)
+    expect(page.get_by_test_id("stApp")).to_have_attribute(
+        "data-test-script-state", "notRunning", timeout=TIMEOUT_MS
+    )
     expect(page.locator('[data-testid="stStatusWidget"]')).to_have_count(0, timeout=TIMEOUT_MS)
     no_exception(page)
 

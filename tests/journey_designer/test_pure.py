@@ -20,7 +20,15 @@ from journey_designer.document import (
 )
 from journey_designer.gallery import ORDER, gallery, slugify, starting_point
 from journey_designer.graph import journey_dot
-from journey_designer.stats import funnel, variant_rows, wilson
+from journey_designer.stats import (
+    auc_reading,
+    funnel,
+    hour_of_day,
+    next_look,
+    percent,
+    variant_rows,
+    when,
+)
 from journeys.validation import validate
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
@@ -177,16 +185,6 @@ def test_problem_paths_name_their_nodes() -> None:
     assert problem_nodes(problems) == {"by_value", "send-1"}
 
 
-def test_the_wilson_interval() -> None:
-    low, high = wilson(10, 100)
-    assert low == pytest.approx(0.0552, abs=1e-4)
-    assert high == pytest.approx(0.1744, abs=1e-4)
-    assert wilson(0, 0) == (0.0, 0.0)
-    low, high = wilson(0, 5)
-    assert low == 0.0
-    assert 0 < high < 1
-
-
 def test_funnel_and_variant_rows() -> None:
     document = example("abandoned-cart")
     stats = {"nodes": {"wait_checkout": {"reached": 10, "waiting": 4}}}
@@ -194,9 +192,40 @@ def test_funnel_and_variant_rows() -> None:
     assert rows[0] == {"step": "01 wait_checkout", "node": "wait_checkout",
                        "type": "wait_for_event", "reached": 10, "waiting": 4}  # fmt: skip
     assert rows[1]["reached"] == 0
-    variants = variant_rows(
-        {"variants": {"a": {"users": 100, "conversions": 10, "rate": 0.1}}, "p_value": None}
-    )
-    assert variants[0]["variant"] == "a"
-    assert variants[0]["rate"] == 0.1
-    assert variants[0]["95% CI low"] == pytest.approx(0.0552, abs=1e-4)
+    experiment = {
+        "variants": {
+            "a": {"users": 100, "conversions": 10, "rate": 0.1, "interval": [0.0552, 0.1744]},
+            "b": {"users": 0, "conversions": 0, "rate": 0.0},
+        },
+        "winner": "a",
+    }
+    variants = variant_rows(experiment)
+    # The interval is the API's, not recomputed; the winner is marked.
+    assert variants[0] == {"variant": "a (winner)", "users": 100, "conversions": 10, "rate": 0.1,
+                           "95% CI low": 0.0552, "95% CI high": 0.1744}  # fmt: skip
+    assert (variants[1]["95% CI low"], variants[1]["95% CI high"]) == (0.0, 1.0)
+
+
+def test_the_next_look_of_a_winner_rule() -> None:
+    variants = {"a": {"users": 700}, "b": {"users": 260}}
+    first = next_look({"variants": variants, "looks": 0}, min_users=500)
+    assert (first.smallest, first.needed, first.threshold) == (260, 500, 0.025)
+    assert first.progress == pytest.approx(0.52)
+    later = next_look({"variants": variants, "looks": 2}, min_users=100)
+    assert (later.needed, later.threshold, later.progress) == (400, 0.00625, 0.65)
+    assert next_look({"variants": {"a": {"users": 900}}, "looks": 0}, 100).progress == 1.0
+
+
+def test_plain_readings() -> None:
+    assert auc_reading(0.5).startswith("no better than a coin toss")
+    assert auc_reading(0.78).startswith("good: given a user who converted")
+    assert "higher 78% of the time" in auc_reading(0.78)
+    assert auc_reading(0.91).startswith("very good")
+    assert auc_reading(None).startswith("not measured")
+    assert when("2026-05-01T03:00:00Z") == "2026-05-01 03:00 UTC"
+    assert when(None) == "—"
+    assert when("soon") == "soon"
+    assert (hour_of_day(19), hour_of_day(7.0), hour_of_day(24), hour_of_day("19")) == (
+        "19:00", "07:00", None, None,
+    )  # fmt: skip
+    assert (percent(0.734), percent(1), percent(True), percent(1.5)) == ("73%", "100%", None, None)
