@@ -11,7 +11,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
 
@@ -44,14 +44,12 @@ from journeys.contracts import (
     WinnerInput,
 )
 from journeys.facts import fact_answerer, user_traits
-from journeys.localtime import user_timezone
+from journeys.localtime import ACTIVE_HOUR_HISTORY, ACTIVE_HOUR_MIN_EVENTS, user_timezone
 from journeys.model import Channel, to_timedelta
 from journeys.store import CapWindow, DeliveryRecord, Store
 from journeys.unsubscribe import Links
 from journeys.workspace import load_workspace_settings
 
-ACTIVE_HOUR_MIN_EVENTS = 5
-ACTIVE_HOUR_HISTORY = timedelta(days=90)
 PERMANENT_FAILURE = "PermanentDeliveryFailure"
 TRANSIENT_FAILURE = "TransientDeliveryFailure"
 

@@ -27,6 +27,7 @@ from journey_designer.document import (
     parse_value,
 )
 from journey_designer.widgets import Doc
+from journeys.localtime import ACTIVE_HOUR_HISTORY, ACTIVE_HOUR_MIN_EVENTS
 from journeys.validation import CONTENT_FIELDS
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -40,9 +41,10 @@ TEMPLATE_HELP = (
 END_LABEL = "— end of the journey —"
 OPTIMAL_HELP = (
     "Waits until the hour of day at which this user has been most active in their event "
-    "history (the last 90 days, in their time zone); the hour is kept as their "
-    "`most_active_hour` trait (see the Users page). When the history is thin (fewer than 5 "
-    "events) or two hours tie, it waits until the fallback time instead."
+    f"history (the last {ACTIVE_HOUR_HISTORY.days} days, in their time zone); the hour is kept "
+    "as their `most_active_hour` trait (see the Users page). When the history is thin (fewer "
+    f"than {ACTIVE_HOUR_MIN_EVENTS} events) or two hours tie, it waits until the fallback time "
+    "instead."
 )
 
 

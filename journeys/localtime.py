@@ -8,6 +8,11 @@ from zoneinfo import ZoneInfo
 
 from journeys.model import WEEKDAYS, QuietHours, Weekday, find_zone
 
+ACTIVE_HOUR_HISTORY = timedelta(days=90)
+"""How far back send-time optimisation looks for the hour a user is most active."""
+ACTIVE_HOUR_MIN_EVENTS = 5
+"""Fewer events than this in that history say too little: the fallback time applies."""
+
 
 def parse_clock(text: str) -> time:
     """`"HH:MM"` as a time of day."""
