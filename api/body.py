@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
 from api.errors import ApiError
+from journeys.validation import MAX_NESTING, format_path, too_deep
 
 KB = 1024
 EVENT_LIMIT = 32 * KB
@@ -74,9 +75,13 @@ def _refuse_constant(name: str) -> Any:
 
 
 def parse_json(raw: bytes) -> Any:
-    """Strict JSON (no NaN or Infinity, which JSON columns cannot hold); 400 otherwise."""
+    """Strict JSON (no NaN or Infinity, which JSON columns cannot hold) nested at most
+    `MAX_NESTING` levels (deeper data could be stored but never sent on to Temporal); 400
+    otherwise."""
     try:
-        return json.loads(raw, parse_constant=_refuse_constant)
+        value = json.loads(raw, parse_constant=_refuse_constant)
+    except RecursionError:  # Python's parser recurses: a few KB of "[[[[" reach its limit
+        raise _too_deep() from None
     except json.JSONDecodeError as error:
         where = f"line {error.lineno} column {error.colno}"
         message = f"the request body is not valid JSON: {error.msg} at {where}"
@@ -84,6 +89,42 @@ def parse_json(raw: bytes) -> Any:
     except (UnicodeDecodeError, ValueError) as error:
         message = f"the request body is not valid JSON: {error}"
         raise ApiError(400, "invalid_json", message) from None
+    deep = too_deep(value)
+    if deep is not None:
+        raise _too_deep(format_path(deep))
+    nul = _nul_at(value)
+    if nul is not None:
+        # PostgreSQL text cannot hold U+0000: such a string would fail its INSERT (a 500).
+        problem = {"path": format_path(nul), "message": "contains a NUL character (U+0000)"}
+        message = "strings may not contain NUL characters (U+0000)"
+        raise ApiError(400, "invalid_json", message, [problem])
+    return value
+
+
+def _too_deep(path: str = "") -> ApiError:
+    details = (
+        [{"path": path, "message": f"nested deeper than {MAX_NESTING} levels"}] if path else []
+    )
+    message = f"the request body is nested deeper than {MAX_NESTING} levels"
+    return ApiError(400, "invalid_json", message, details)
+
+
+def _nul_at(value: Any) -> list[str | int] | None:
+    """The location of the first string (value or key) holding U+0000, or None."""
+    stack: list[tuple[Any, list[str | int]]] = [(value, [])]
+    while stack:
+        item, location = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return location
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if "\x00" in key:
+                    return [*location, key]
+                stack.append((child, [*location, key]))
+        elif isinstance(item, list):
+            stack.extend((child, [*location, i]) for i, child in enumerate(item))
+    return None
 
 
 class BodyReader:

@@ -64,3 +64,11 @@ StateDep = Annotated[AppState, Depends(app_state)]
 StoreDep = Annotated[Store, Depends(_store)]
 RoutingDep = Annotated[Routing, Depends(_routing)]
 MetricsDep = Annotated[ApiMetrics, Depends(_metrics)]
+
+NO_NUL = r"^[^\x00]+$"
+"""Pattern for free-text path parameters (user and journey ids): PostgreSQL text cannot hold
+U+0000, so an id with one would fail its query with a 500 instead of a 404 or 422."""
+
+ROW_ID = 2**31 - 1
+"""The largest value the store's integer columns hold (ids and versions are INTEGER on
+PostgreSQL): a larger path parameter cannot even be bound to a query (a 500, not a 404)."""

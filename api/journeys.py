@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import ADMIN
 from api.body import DOCUMENT_LIMIT, RawJson
-from api.deps import RoutingDep, StoreDep
+from api.deps import NO_NUL, ROW_ID, RoutingDep, StoreDep
 from api.errors import ApiError, error_responses
 from journeys import experiments
 from journeys.errors import Conflict, InvalidJourney, NotFound
@@ -27,6 +27,7 @@ router = APIRouter(
 )
 
 JourneyDocument = Annotated[Any, Depends(RawJson(Journey, limit=DOCUMENT_LIMIT))]
+JourneyId = Annotated[str, Path(pattern=NO_NUL, description="the journey's id (a slug)")]
 
 
 class JourneySummary(BaseModel):
@@ -179,7 +180,7 @@ def validate_journey(
 
 
 @router.put("/{journey_id}", summary="Save a journey's draft", responses=error_responses(400))
-def save_draft(journey_id: str, document: JourneyDocument, store: StoreDep) -> JourneyDetail:
+def save_draft(journey_id: JourneyId, document: JourneyDocument, store: StoreDep) -> JourneyDetail:
     """Create the journey or replace its draft; the document must be valid (422 otherwise)."""
     body_id = document.get("id") if isinstance(document, dict) else None
     if isinstance(body_id, str) and body_id != journey_id:
@@ -191,13 +192,13 @@ def save_draft(journey_id: str, document: JourneyDocument, store: StoreDep) -> J
 
 
 @router.get("/{journey_id}", summary="Get a journey")
-def get_journey(journey_id: str, store: StoreDep) -> JourneyDetail:
+def get_journey(journey_id: JourneyId, store: StoreDep) -> JourneyDetail:
     """The journey's draft, status and latest published version."""
     return _detail(store, _journey(store, journey_id))
 
 
 @router.post("/{journey_id}/publish", summary="Publish the draft", responses=error_responses(409))
-def publish(journey_id: str, store: StoreDep) -> PublishResult:
+def publish(journey_id: JourneyId, store: StoreDep) -> PublishResult:
     """Validate the draft against the stored segments and templates, then publish it as a new
     version. Users already in the journey keep theirs."""
     journey = _journey(store, journey_id)
@@ -237,7 +238,7 @@ def _template_channels(journey: Journey, channels: dict[str, str]) -> list[Probl
 
 
 @router.post("/{journey_id}/pause", summary="Pause", responses=error_responses(409))
-def pause(journey_id: str, store: StoreDep) -> JourneySummary:
+def pause(journey_id: JourneyId, store: StoreDep) -> JourneySummary:
     """No new entries; users inside continue. 409 if never published or archived."""
     if _journey(store, journey_id).version is None:
         raise Conflict(f"journey '{journey_id}' has never been published")
@@ -245,13 +246,13 @@ def pause(journey_id: str, store: StoreDep) -> JourneySummary:
 
 
 @router.post("/{journey_id}/resume", summary="Resume", responses=error_responses(409))
-def resume(journey_id: str, store: StoreDep) -> JourneySummary:
+def resume(journey_id: JourneyId, store: StoreDep) -> JourneySummary:
     """Make the journey live again. 409 if never published or archived."""
     return _summary(store.set_status(journey_id, "live"))
 
 
 @router.post("/{journey_id}/archive", summary="Archive", responses=error_responses(503))
-async def archive(journey_id: str, store: StoreDep, routing: RoutingDep) -> ArchiveResult:
+async def archive(journey_id: JourneyId, store: StoreDep, routing: RoutingDep) -> ArchiveResult:
     """No new entries, and every user inside exits at once. Final; repeating it is harmless
     (and finishes the exits if Temporal was unavailable the first time)."""
     journey = await run_in_threadpool(store.set_status, journey_id, "archived")
@@ -260,7 +261,7 @@ async def archive(journey_id: str, store: StoreDep, routing: RoutingDep) -> Arch
 
 
 @router.get("/{journey_id}/versions", summary="List published versions")
-def list_versions(journey_id: str, store: StoreDep) -> list[Published]:
+def list_versions(journey_id: JourneyId, store: StoreDep) -> list[Published]:
     """Every published version, oldest first."""
     _journey(store, journey_id)
     return [
@@ -270,7 +271,9 @@ def list_versions(journey_id: str, store: StoreDep) -> list[Published]:
 
 
 @router.get("/{journey_id}/versions/{version}", summary="Get a published version")
-def get_version(journey_id: str, version: int, store: StoreDep) -> VersionDetail:
+def get_version(
+    journey_id: JourneyId, version: Annotated[int, Path(ge=1, le=ROW_ID)], store: StoreDep
+) -> VersionDetail:
     """One published version with its definition."""
     _journey(store, journey_id)
     record = store.get_version(journey_id, version)
@@ -282,7 +285,7 @@ def get_version(journey_id: str, version: int, store: StoreDep) -> VersionDetail
 
 
 @router.get("/{journey_id}/stats", summary="Journey statistics")
-def stats(journey_id: str, store: StoreDep) -> JourneyStats:
+def stats(journey_id: JourneyId, store: StoreDep) -> JourneyStats:
     """Enrollment counts, and per node of the latest version: arrivals and waiting users,
     message outcomes and experiment variants (every node listed, zeros included)."""
     journey = _journey(store, journey_id)

@@ -20,6 +20,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import ValidationError
+from pydantic_core import PydanticSerializationError
 from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -151,8 +152,10 @@ class EventRouter:
                         await self._route(client, catalog, record)
                     except RoutingUnavailable:
                         break
-                    except ValidationError as error:
-                        # Stored, but no journey can take it: it must not hold the outbox up.
+                    except (ValidationError, PydanticSerializationError) as error:
+                        # Stored, but no journey can take it (nor can Temporal carry it, as an
+                        # event nested too deep stored before the API refused those): it must
+                        # not hold the outbox up.
                         logger.error("event %s cannot be routed: %s", record.message_id, error)
                     assert record.id is not None
                     done.append(record.id)

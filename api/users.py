@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
 
 from api.auth import ADMIN, WRITE_KEY
-from api.deps import StoreDep
+from api.deps import NO_NUL, ROW_ID, StoreDep
 from api.errors import error_responses
 from journeys.contracts import EnrollmentStatus, EventType, FinalDeliveryStatus
 from journeys.errors import NotFound
@@ -24,6 +24,11 @@ inbox_router = APIRouter(
     dependencies=[WRITE_KEY],
     responses=error_responses(401, 404, 422),
 )
+
+UserId = Annotated[
+    str,
+    Path(pattern=NO_NUL, description="the user's id (userId, or anon:{anonymousId})"),
+]
 
 DELIVERY_LIMIT = 100
 """Most recent deliveries shown with a user."""
@@ -89,7 +94,7 @@ class InboxMessage(BaseModel):
 
 
 @router.get("/{user_id}", summary="Get a user")
-def get_user(user_id: str, store: StoreDep) -> UserDetail:
+def get_user(user_id: UserId, store: StoreDep) -> UserDetail:
     """The user's traits, journeys and latest deliveries, newest first."""
     profile = store.get_user(user_id)
     enrollments = store.enrollments_for_user(user_id)
@@ -107,7 +112,7 @@ def get_user(user_id: str, store: StoreDep) -> UserDetail:
 
 @router.get("/{user_id}/events", summary="A user's events")
 def user_events(
-    user_id: str,
+    user_id: UserId,
     store: StoreDep,
     limit: Annotated[int, Query(ge=1, le=1000, description="at most this many")] = 50,
 ) -> list[UserEvent]:
@@ -136,12 +141,14 @@ def _inbox_message(record: DeliveryRecord) -> InboxMessage:
 
 
 @inbox_router.get("/{user_id}/inbox", summary="A user's in-app messages")
-def inbox(user_id: str, store: StoreDep) -> list[InboxMessage]:
+def inbox(user_id: UserId, store: StoreDep) -> list[InboxMessage]:
     """The user's in-app messages, unread and read, newest first (empty for unknown users)."""
     return [_inbox_message(record) for record in store.inbox(user_id)]
 
 
 @inbox_router.post("/{user_id}/inbox/{message_id}/read", summary="Mark a message read")
-def mark_read(user_id: str, message_id: int, store: StoreDep) -> InboxMessage:
+def mark_read(
+    user_id: UserId, message_id: Annotated[int, Path(ge=1, le=ROW_ID)], store: StoreDep
+) -> InboxMessage:
     """Mark the message read (once; repeating is harmless). 404 unless it is this user's."""
     return _inbox_message(store.mark_read(user_id, message_id))

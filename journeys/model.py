@@ -392,7 +392,9 @@ def _node_tag(value: Any) -> str | None:
     if isinstance(value, BaseModel):
         return type(value).__name__
     if isinstance(value, dict):
-        return _NODE_TAGS.get(value.get("type"))  # type: ignore[arg-type]
+        kind = value.get("type")
+        # A list or object as the type is unhashable: it is simply no node type.
+        return _NODE_TAGS.get(kind) if isinstance(kind, str) else None
     return None
 
 

@@ -90,6 +90,31 @@ CONTENT_FIELDS: Mapping[str, Mapping[str, Shape]] = {
 """The content fields of each channel, with the shape each must have."""
 
 
+MAX_NESTING = 64
+"""The deepest nesting of objects and arrays a document (or any API body) may have. Far more
+than any journey needs, and far less than what pydantic serialises (about 255 levels, with the
+wrappers a workflow input adds) or Python's parser recurses through (about 1,000): a deeper
+document would validate, then fail every time it is sent to Temporal."""
+
+
+def too_deep(value: Any, limit: int = MAX_NESTING) -> list[str | int] | None:
+    """The location of the first object or array nested deeper than `limit` levels (the
+    document itself is level 1), or None. Iterative, so any depth can be checked."""
+    stack: list[tuple[Any, list[str | int]]] = [(value, [])]
+    while stack:
+        item, location = stack.pop()
+        if isinstance(item, dict):
+            children: list[tuple[str | int, Any]] = [(str(k), v) for k, v in item.items()]
+        elif isinstance(item, list):
+            children = list(enumerate(item))
+        else:
+            continue
+        if len(location) >= limit:
+            return location
+        stack.extend((child, [*location, key]) for key, child in children)
+    return None
+
+
 class Problem(BaseModel):
     """One validation problem: where (`nodes.by_value.paths[0].next`) and what."""
 
@@ -119,6 +144,10 @@ def validate(
     `segments` and `templates_known` are the ids the store holds; pass them when publishing so
     references to missing ones are problems too.
     """
+    deep = too_deep(document)
+    if deep is not None:
+        # Checked first: pydantic would stop at its own recursion limit with a wall of paths.
+        return [Problem(path=format_path(deep), message=f"nested deeper than {MAX_NESTING} levels")]
     try:
         journey = Journey.model_validate(document, by_name=False)
     except pydantic.ValidationError as error:

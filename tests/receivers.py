@@ -512,6 +512,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        if len(body) < length:
+            # The client went away mid-request (a worker killed while sending): like a real
+            # server, act on nothing and keep nothing of a request that never fully arrived.
+            self.close_connection = True
+            return
         reply = self.receiver._receive(
             ReceivedRequest(self.command, self.path, tuple(self.headers.items()), body)
         )

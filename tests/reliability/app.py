@@ -1,0 +1,88 @@
+"""The API app in process for the hostile-input and security tests, and its routes as the app
+itself lists them (so a new endpoint is covered without editing a list)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+
+from api.auth import require_admin, require_write_key
+from api.body import BodyReader
+
+WRITE_KEY = "hostile-write-key"
+ADMIN_TOKEN = "hostile-admin-token"
+UNSUBSCRIBE_SECRET = "hostile-unsubscribe-secret"
+WRITE = {"Authorization": f"Bearer {WRITE_KEY}"}
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+PUBLIC = {
+    "/healthz": "health checks",
+    "/metrics": "Prometheus scrapes",
+    "/unsubscribe": "the signed token in the link is the credential",
+}
+"""The only API routes that take no credential, and why."""
+DOCUMENTATION = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+"""FastAPI's own documentation routes (the spec: "OpenAPI at /docs"): no data, no actions."""
+
+Credential = Literal["write", "admin", "none"]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One method of one route."""
+
+    method: str
+    path: str
+    """With every path parameter filled in with a harmless value."""
+    template: str
+    credential: Credential
+    body: BodyReader | None
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.template}"
+
+
+def _calls(dependant: Dependant) -> Iterable[Any]:
+    for dependency in dependant.dependencies:
+        yield dependency.call
+        yield from _calls(dependency)
+
+
+def _routes(routes: Iterable[Any]) -> Iterable[Any]:
+    for route in routes:
+        inner = getattr(route, "original_router", None)  # an included router (FastAPI ≥ 0.16x)
+        if inner is not None:
+            yield from _routes(inner.routes)
+        else:
+            yield route
+
+
+SAMPLE = {"version": "1", "message_id": "1"}
+
+
+def endpoints(app: FastAPI) -> list[Endpoint]:
+    """Every API endpoint of the app (not its documentation routes), with the credential its
+    dependencies require."""
+    found = []
+    for route in _routes(app.routes):
+        if not isinstance(route, APIRoute):
+            assert route.path in DOCUMENTATION, f"an unexpected non-API route {route.path}"
+            continue
+        calls = list(_calls(route.dependant))
+        credential: Credential = "none"
+        if require_admin in calls:
+            credential = "admin"
+        if require_write_key in calls:
+            assert credential == "none", f"{route.path} asks for both credentials"
+            credential = "write"
+        body = next((c for c in calls if isinstance(c, BodyReader)), None)
+        path = re.sub(r"\{(\w+)(:\w+)?\}", lambda m: SAMPLE.get(m.group(1), "x"), route.path)
+        for method in sorted((route.methods or set()) - {"HEAD"}):
+            found.append(Endpoint(method, path, route.path, credential, body))
+    return found
