@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import json
 import uuid
-from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -17,42 +16,20 @@ import pytest
 from fastapi import FastAPI
 from temporalio.testing import WorkflowEnvironment
 
-from api.app import create_app
 from api.router import EventRouter
 from journeys.contracts import JourneyOutcome, workflow_id
 from journeys.settings import Settings
 from journeys.store import NewEvent, Store
 from journeys.validation import MAX_NESTING, validate
-from tests.api.conftest import RecordingRouting
 from tests.reliability.app import (
     ADMIN,
-    ADMIN_TOKEN,
-    UNSUBSCRIBE_SECRET,
     WRITE,
-    WRITE_KEY,
     Endpoint,
     endpoints,
 )
 from worker.main import build_worker
 
 pytestmark = pytest.mark.store_backends("sqlite", "postgresql")
-
-
-@pytest.fixture
-def app(store: Store) -> FastAPI:
-    """The API over the test's store; a recording router stands in for Temporal."""
-    settings = Settings(
-        write_key=WRITE_KEY, admin_token=ADMIN_TOKEN, unsubscribe_secret=UNSUBSCRIBE_SECRET
-    )
-    return create_app(settings, store=store, routing=RecordingRouting())
-
-
-@pytest.fixture
-async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """An in-process client of the app (an exception inside the app is a 500, as served)."""
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://journeys.test") as client:
-        yield client
 
 
 def with_body(app: FastAPI) -> list[Endpoint]:

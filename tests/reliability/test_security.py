@@ -14,7 +14,7 @@ import ast
 import base64
 import hmac
 import inspect
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -26,19 +26,15 @@ from sqlmodel import Session, SQLModel, select
 
 import api.auth
 import journeys.unsubscribe
-from api.app import create_app
 from journeys.conditions import evaluate
 from journeys.facts import CONDITION
-from journeys.settings import Settings
 from journeys.store import EventRecord, Store, UserRecord
 from journeys.unsubscribe import Links
-from tests.api.conftest import RecordingRouting
 from tests.reliability.app import (
     ADMIN,
     ADMIN_TOKEN,
     DOCUMENTATION,
     PUBLIC,
-    UNSUBSCRIBE_SECRET,
     WRITE,
     WRITE_KEY,
     Endpoint,
@@ -46,23 +42,6 @@ from tests.reliability.app import (
 )
 
 pytestmark = pytest.mark.store_backends("sqlite", "postgresql")
-
-
-@pytest.fixture
-def app(store: Store) -> FastAPI:
-    """The API over the test's store; a recording router stands in for Temporal."""
-    settings = Settings(
-        write_key=WRITE_KEY, admin_token=ADMIN_TOKEN, unsubscribe_secret=UNSUBSCRIBE_SECRET
-    )
-    return create_app(settings, store=store, routing=RecordingRouting())
-
-
-@pytest.fixture
-async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """An in-process client of the app."""
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://journeys.test") as client:
-        yield client
 
 
 def basic(username: str, password: str = "") -> dict[str, str]:
