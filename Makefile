@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test lint typecheck pytest up clean
+.PHONY: install test lint typecheck pytest up bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ test: lint typecheck pytest
 
 up: install
 	$(BIN)/journeys up
+
+# Benchmarks against bare Temporal (bench/README.md); not part of `make test`.
+# `make bench QUICK=1` runs small sizes in a few minutes; BENCH_ARGS passes more options.
+bench: install
+	$(BIN)/python -m bench $(if $(QUICK),--quick) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .journeys .mypy_cache .pytest_cache .ruff_cache

@@ -38,6 +38,7 @@ from journeys.contracts import (
     FinalDeliveryStatus,
     LoadContextInput,
     ProgressInput,
+    StepsInput,
     UpdateUserInput,
     UserContext,
     WinnerAnswer,
@@ -126,6 +127,7 @@ class JourneyActivities:
         """Every activity, for `Worker(activities=...)`."""
         return [
             self.load_context,
+            self.record_steps,
             self.enroll,
             self.record_progress,
             self.deliver,
@@ -196,29 +198,21 @@ class JourneyActivities:
 
     # --- progress ---------------------------------------------------------------------------
 
+    @activity.defn(name=Activity.RECORD_STEPS)
+    def record_steps(self, request: StepsInput) -> None:
+        """Record the enrollment (the first time) and the run's steps since its last record:
+        nodes reached, a variant chosen, a conversion, the end."""
+        self._store.record_steps(request.steps, enrollment=request.enrollment)
+
     @activity.defn(name=Activity.ENROLL)
     def enroll(self, request: EnrollInput) -> None:
-        """Record that the user entered the journey."""
-        self._store.enroll(
-            enrollment_id=request.enrollment_id,
-            user_id=request.user_id,
-            journey_id=request.journey_id,
-            version=request.version,
-            workflow_id=request.workflow_id,
-            entered_at=request.entered_at,
-        )
+        """Record that the user entered the journey (runs started before `lean-steps`)."""
+        self._store.record_steps([], enrollment=request)
 
     @activity.defn(name=Activity.RECORD_PROGRESS)
     def record_progress(self, request: ProgressInput) -> None:
-        """Record a node reached, a variant chosen, a conversion or the end of the enrolment."""
-        if request.node_id is not None:
-            self._store.move(request.enrollment_id, request.node_id, request.at)
-        if request.variant is not None:
-            self._store.set_variant(request.enrollment_id, request.variant)
-        if request.converted:
-            self._store.mark_converted(request.enrollment_id, request.at)
-        if request.ended is not None:
-            self._store.finish(request.enrollment_id, request.ended, request.at)
+        """Record one step of the run (runs started before `lean-steps`)."""
+        self._store.record_steps([request])
 
     # --- effects ----------------------------------------------------------------------------
 

@@ -26,7 +26,9 @@ class Activity(StrEnum):
     """Names of the activities the interpreter calls (implemented in `activities/`)."""
 
     LOAD_CONTEXT = "load_context"
+    RECORD_STEPS = "record_steps"
     ENROLL = "enroll"
+    """Runs started before `lean-steps` record their enrollment and each step on their own."""
     RECORD_PROGRESS = "record_progress"
     DELIVER = "deliver"
     FAIL_DELIVERY = "fail_delivery"
@@ -185,6 +187,13 @@ class ProgressInput(BaseModel):
     variant: str | None = None
     converted: bool = False
     ended: EndStatus | None = None
+
+
+class StepsInput(BaseModel):
+    """What a run records at once: its enrollment (the first time) and its steps, in order."""
+
+    enrollment: EnrollInput | None = None
+    steps: list[ProgressInput] = Field(default_factory=list)
 
 
 class TemplateContext(BaseModel):

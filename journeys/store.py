@@ -42,7 +42,14 @@ from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import AutoString, Field, Session, SQLModel, col, select, update
 
-from journeys.contracts import EndStatus, EnrollmentStatus, EventType, FinalDeliveryStatus
+from journeys.contracts import (
+    EndStatus,
+    EnrollInput,
+    EnrollmentStatus,
+    EventType,
+    FinalDeliveryStatus,
+    ProgressInput,
+)
 from journeys.errors import Conflict, NotFound
 from journeys.migrations import Migration, upgrade
 from journeys.settings import Settings
@@ -701,7 +708,10 @@ class Store:
         received = utcnow()
         with self._write() as session:
             stored = _stored_message_ids(session, [item.message_id for item in events])
-            profiles: dict[str, UserRecord] = {}
+            # Every new event's profile: each is locked or created below in any case.
+            profiles = _profiles_of(
+                session, [item.user_id for item in events if item.message_id not in stored]
+            )
             new: list[bool] = []
             for item in events:
                 if item.message_id in stored:
@@ -1089,27 +1099,19 @@ class Store:
         variant: str | None = None,
     ) -> EnrollmentRecord:
         """Record that a user entered a journey; an existing enrollment id is returned as is."""
-        existing = self.get_enrollment(enrollment_id)
-        if existing is not None:
-            return existing
-        record = EnrollmentRecord(
-            id=enrollment_id,
+        entered = EnrollInput(
+            enrollment_id=enrollment_id,
             user_id=user_id,
             journey_id=journey_id,
             version=version,
             workflow_id=workflow_id,
             entered_at=entered_at,
-            variant=variant,
         )
-        try:
-            with self._write() as session:
-                session.add(record)
-        except IntegrityError:
-            existing = self.get_enrollment(enrollment_id)
-            if existing is None:
-                raise
-            return existing
-        return record
+        return _once_more_on_conflict(lambda: self._enroll(entered, variant))
+
+    def _enroll(self, entered: EnrollInput, variant: str | None) -> EnrollmentRecord:
+        with self._write() as session:
+            return _enrollment_of(session, entered, variant=variant)
 
     def move(self, enrollment_id: str, node_id: str, at: datetime) -> EnrollmentRecord:
         """Record that the enrollment reached `node_id` (once; repeats change nothing).
@@ -1118,18 +1120,8 @@ class Store:
         """
         with self._write() as session:
             enrollment = _get_or_raise(session, EnrollmentRecord, enrollment_id, lock=True)
-            if session.get(NodeVisitRecord, (enrollment_id, node_id)) is None:
-                session.add(
-                    NodeVisitRecord(
-                        enrollment_id=enrollment_id,
-                        node_id=node_id,
-                        journey_id=enrollment.journey_id,
-                        reached_at=at,
-                    )
-                )
-            if enrollment.status == "active" and enrollment.current_node != node_id:
-                enrollment.current_node = node_id
-                session.add(enrollment)
+            first = session.get(NodeVisitRecord, (enrollment_id, node_id)) is None
+            _reach(session, enrollment, node_id, at, first=first)
             return enrollment
 
     def finish(self, enrollment_id: str, status: EndStatus, at: datetime) -> EnrollmentRecord:
@@ -1139,12 +1131,51 @@ class Store:
         """
         with self._write() as session:
             enrollment = _get_or_raise(session, EnrollmentRecord, enrollment_id, lock=True)
-            if enrollment.status == "active":
-                enrollment.status = status
-                enrollment.ended_at = at
-                enrollment.current_node = None
-                session.add(enrollment)
+            _finish(session, enrollment, status, at)
             return enrollment
+
+    def record_steps(
+        self, steps: Sequence[ProgressInput], *, enrollment: EnrollInput | None = None
+    ) -> None:
+        """Record an enrollment (unless recorded already) and then its steps, in order, in one
+        transaction. Recording the same again changes nothing, so a retry is harmless.
+
+        Raises NotFound for a step of an enrollment that is neither recorded nor `enrollment`.
+        """
+        _once_more_on_conflict(lambda: self._record_steps(steps, enrollment))
+
+    def _record_steps(self, steps: Sequence[ProgressInput], enrollment: EnrollInput | None) -> None:
+        with self._write() as session:
+            records: dict[str, EnrollmentRecord] = {}
+            if enrollment is not None:
+                records[enrollment.enrollment_id] = _enrollment_of(session, enrollment)
+            for step in steps:
+                if step.enrollment_id not in records:
+                    records[step.enrollment_id] = _get_or_raise(
+                        session, EnrollmentRecord, step.enrollment_id, lock=True
+                    )
+            # The visits recorded already, in one query rather than one per step.
+            reached = {(step.enrollment_id, step.node_id) for step in steps if step.node_id}
+            visited: set[tuple[str, str]] = set()
+            if reached:
+                statement = select(NodeVisitRecord.enrollment_id, NodeVisitRecord.node_id).where(
+                    col(NodeVisitRecord.enrollment_id).in_({e for e, _ in reached}),
+                    col(NodeVisitRecord.node_id).in_({n for _, n in reached}),
+                )
+                visited = {(e, n) for e, n in session.exec(statement)}
+            for step in steps:
+                record = records[step.enrollment_id]
+                if step.node_id is not None:
+                    first = (step.enrollment_id, step.node_id) not in visited
+                    _reach(session, record, step.node_id, step.at, first=first)
+                    visited.add((step.enrollment_id, step.node_id))
+                if step.variant is not None:
+                    record.variant = step.variant
+                if step.converted and record.converted_at is None:
+                    record.converted_at = step.at
+                if step.ended is not None:
+                    _finish(session, record, step.ended, step.at)
+                session.add(record)
 
     def set_variant(self, enrollment_id: str, variant: str | None) -> EnrollmentRecord:
         """Record the experiment variant the enrollment is in. Raises NotFound."""
@@ -1341,6 +1372,56 @@ def _once_more_on_conflict(operation: Callable[[], _T]) -> _T:
         return operation()
 
 
+def _enrollment_of(
+    session: Session, enrollment: EnrollInput, *, variant: str | None = None
+) -> EnrollmentRecord:
+    """The enrollment's record, locked, or a new one (in `variant`) if it has none yet."""
+    record = session.get(EnrollmentRecord, enrollment.enrollment_id, with_for_update=True)
+    if record is None:
+        record = EnrollmentRecord(
+            id=enrollment.enrollment_id,
+            user_id=enrollment.user_id,
+            journey_id=enrollment.journey_id,
+            version=enrollment.version,
+            workflow_id=enrollment.workflow_id,
+            entered_at=enrollment.entered_at,
+            variant=variant,
+        )
+        session.add(record)
+        session.flush()  # before its visits, which refer to it
+    return record
+
+
+def _reach(
+    session: Session, enrollment: EnrollmentRecord, node_id: str, at: datetime, *, first: bool
+) -> None:
+    """The enrollment reached a node: a `first` visit there is recorded, and an active
+    enrollment is now at that node."""
+    if first:
+        session.add(
+            NodeVisitRecord(
+                enrollment_id=enrollment.id,
+                node_id=node_id,
+                journey_id=enrollment.journey_id,
+                reached_at=at,
+            )
+        )
+    if enrollment.status == "active" and enrollment.current_node != node_id:
+        enrollment.current_node = node_id
+        session.add(enrollment)
+
+
+def _finish(
+    session: Session, enrollment: EnrollmentRecord, status: EndStatus, at: datetime
+) -> None:
+    """End an active enrollment; a finished one keeps how it ended."""
+    if enrollment.status == "active":
+        enrollment.status = status
+        enrollment.ended_at = at
+        enrollment.current_node = None
+        session.add(enrollment)
+
+
 def _get_or_raise(
     session: Session, model: type[_Record], key: str, *, lock: bool = False
 ) -> _Record:
@@ -1361,6 +1442,22 @@ def _stored_message_ids(session: Session, message_ids: list[str]) -> set[str]:
         statement = select(EventRecord.message_id).where(col(EventRecord.message_id).in_(chunk))
         found.update(session.exec(statement))
     return found
+
+
+def _profiles_of(session: Session, user_ids: list[str]) -> dict[str, UserRecord]:
+    """The profiles of these users by user id, locked, and created where missing: one query
+    (per 500 users) for a whole batch instead of one per user."""
+    unique = list(dict.fromkeys(user_ids))
+    profiles: dict[str, UserRecord] = {}
+    for start in range(0, len(unique), 500):
+        chunk = unique[start : start + 500]
+        statement = select(UserRecord).where(col(UserRecord.user_id).in_(chunk)).with_for_update()
+        profiles.update((profile.user_id, profile) for profile in session.exec(statement))
+    for user_id in unique:
+        if user_id not in profiles:
+            profiles[user_id] = UserRecord(user_id=user_id)
+            session.add(profiles[user_id])
+    return profiles
 
 
 def _profile(session: Session, profiles: dict[str, UserRecord], user_id: str) -> UserRecord:

@@ -9,6 +9,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from journeys.contracts import (
     EVENT_SIGNAL,
     JOURNEY_ID,
+    JOURNEY_NODE,
     JOURNEY_VERSION,
     USER_ID,
     WORKFLOW_TYPE,
@@ -63,12 +64,14 @@ async def start_journey(
         task_queue=task_queue,
         result_type=JourneyOutcome,
         static_summary=static_summary(journey, version, user_id),
-        # Known at start, so visibility finds the run before its first task has run.
+        # Known at start, so visibility finds the run before its first task has run (and a
+        # run that starts by waiting has no node to publish).
         search_attributes=TypedSearchAttributes(
             [
                 SearchAttributePair(JOURNEY_ID, journey.id),
                 SearchAttributePair(JOURNEY_VERSION, version),
                 SearchAttributePair(USER_ID, user_id),
+                SearchAttributePair(JOURNEY_NODE, journey.start),
             ]
         ),
         start_signal=EVENT_SIGNAL if event is not None else None,

@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 from temporalio import workflow
@@ -48,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         LoadContextInput,
         ProgressInput,
         StateView,
+        StepsInput,
         TemplateContext,
         UpdateUserInput,
         UserContext,
@@ -74,6 +76,18 @@ with workflow.unsafe.imports_passed_through():
 
 EXPERIMENT_WINNER_PATCH = "experiment-winner"
 """Runs that recorded this marker ask for an experiment's winner before splitting."""
+LEAN_STEPS_PATCH = "lean-steps"
+"""Runs that recorded this marker (at their start) skip commands nothing needed:
+- they publish where they are (the `JourneyNode` search attribute, and their enrollment and
+  steps in the store, in one local activity) only when they stop to wait and when they end,
+  not at every node: nodes passed on the way are recorded then, each with when it was reached
+  (and a run started at its start node, as `start_journey` sets it, need not set it again);
+- they do not upsert the search attributes their start already set;
+- they load the user's traits before a message only when something there needs them (a `when`
+  exit rule, or quiet hours for the user's time zone; the delivery activity reads the traits
+  itself);
+- a wait keeps one timer, not a new one for every event it receives (armed again only when it
+  fires before a deadline that moved on)."""
 
 SEEN_MESSAGE_IDS = 1000
 """How many recent messageIds a run remembers to drop redelivered events."""
@@ -92,6 +106,11 @@ DELIVERY_RETRY = RetryPolicy(
 
 Result = TypeVar("Result")
 Offer = Callable[[JourneyEvent], Awaitable[bool]]
+
+
+def _woken_or_done(woken: Callable[[], bool], timer: asyncio.Task[None]) -> bool:
+    """A wait's condition: something woke it, or its timer fired."""
+    return woken() or timer.done()
 
 
 async def _ignore(event: JourneyEvent) -> bool:
@@ -136,6 +155,11 @@ class JourneyWorkflow:
         )
         self._seen = set(self._state.seen)
         self._leave: str | None = None
+        self._lean = False
+        # What the store and the search attributes do not show yet (see LEAN_STEPS_PATCH).
+        self._unrecorded_enrollment: EnrollInput | None = None
+        self._unrecorded: list[ProgressInput] = []
+        self._published_node = self._state.current_node  # carried over by continue-as-new
 
     # --- handlers -------------------------------------------------------------------------
 
@@ -172,15 +196,32 @@ class JourneyWorkflow:
     @workflow.run
     async def run(self, input: JourneyInput) -> JourneyOutcome:
         """Walk the graph from the start (or where the previous run left off) to an end."""
+        # Asked first thing, so every run of today's code records the marker at one place.
+        self._lean = workflow.patched(LEAN_STEPS_PATCH)
         if not self._resuming:
-            workflow.upsert_search_attributes(
-                [
-                    JOURNEY_ID.value_set(self._journey.id),
-                    JOURNEY_VERSION.value_set(input.version),
-                    USER_ID.value_set(input.user_id),
-                ]
+            started_with = workflow.info().typed_search_attributes
+            if self._lean:
+                self._published_node = started_with.get(JOURNEY_NODE)
+            if not (self._lean and started_with.get(JOURNEY_ID) is not None):
+                workflow.upsert_search_attributes(
+                    [
+                        JOURNEY_ID.value_set(self._journey.id),
+                        JOURNEY_VERSION.value_set(input.version),
+                        USER_ID.value_set(input.user_id),
+                    ]
+                )
+            enrollment = EnrollInput(
+                enrollment_id=self._state.enrollment_id,
+                user_id=input.user_id,
+                journey_id=self._journey.id,
+                version=input.version,
+                workflow_id=workflow.info().workflow_id,
+                entered_at=self._state.entered_at,
             )
-            await self._record_enrollment()
+            if self._lean:
+                self._unrecorded_enrollment = enrollment
+            else:
+                await self._record(Activity.ENROLL, enrollment)
         node_id: str | None = self._state.current_node or self._journey.start
         try:
             while node_id is not None:
@@ -190,6 +231,7 @@ class JourneyWorkflow:
         except _Exited as exited:
             status, reason = "exited", exited.reason
         except _ContinueAsNew:
+            await self._publish()
             await workflow.wait_condition(workflow.all_handlers_finished)
             workflow.continue_as_new(self._input.model_copy(update={"state": self._state}))
         except asyncio.CancelledError:
@@ -203,9 +245,11 @@ class JourneyWorkflow:
         self._state.current_node = None
         self._state.waiting_for = None
         self._state.deadline = None
-        workflow.upsert_search_attributes([JOURNEY_NODE.value_unset()])
+        if not self._lean:
+            workflow.upsert_search_attributes([JOURNEY_NODE.value_unset()])
         self._show(f"{status}" + (f": {reason}" if reason else ""))
         await self._progress(ended=status)
+        await self._publish()
         return JourneyOutcome(status=status, path=self._state.path, reason=reason)
 
     async def _visit(self, node_id: str) -> str | None:
@@ -215,7 +259,8 @@ class JourneyWorkflow:
             self._state.current_node = node_id
             self._state.path.append(node_id)
             self._state.deadline = None
-            workflow.upsert_search_attributes([JOURNEY_NODE.value_set(node_id)])
+            if not self._lean:
+                workflow.upsert_search_attributes([JOURNEY_NODE.value_set(node_id)])
             await self._progress(node_id=node_id)
         await self._observe_pending()
         node: Node = self._journey.nodes[node_id]
@@ -242,9 +287,13 @@ class JourneyWorkflow:
     # --- node types -----------------------------------------------------------------------
 
     async def _message(self, node_id: str, node: MessageNode) -> str | None:
-        await self._check_exit_conditions()
-        skip_reason = None
         quiet = self._journey.settings.quiet_hours
+        await self._check_exit_conditions(
+            refresh=not self._lean
+            or (quiet is not None and not node.transactional)
+            or any(rule.when is not None for rule in self._journey.exit)
+        )
+        skip_reason = None
         if quiet is not None and not node.transactional:
             zone = user_timezone("user", self._state.traits, self._journey.settings.timezone)
             quiet_end = quiet_hours_end(workflow.now(), quiet, zone)
@@ -421,6 +470,12 @@ class JourneyWorkflow:
         """
         self._state.waiting_for = details
         self._show(details)
+        timer: asyncio.Task[None] | None = None
+        timer_until = workflow.now()
+
+        def woken() -> bool:
+            return bool(self._state.pending) or self._leave is not None or self._history_is_long()
+
         try:
             while True:
                 deadline = self._deadline()
@@ -435,22 +490,34 @@ class JourneyWorkflow:
                 remaining = deadline - workflow.now()
                 if remaining <= timedelta(0):
                     return False
-                try:
-                    await workflow.wait_condition(
-                        lambda: (
-                            bool(self._state.pending)
-                            or self._leave is not None
-                            or self._history_is_long()
-                        ),
-                        timeout=remaining,
-                    )
-                except TimeoutError:
-                    return False
+                if self._lean:
+                    if not woken() and self._unpublished():
+                        await self._publish()
+                        continue  # time passed, and events may have come, while it recorded
+                    # One timer for the wait, not one per event: a deadline that moved later
+                    # (inactivity) keeps the running timer, which is armed again when it fires.
+                    if timer is None or timer.done() or timer_until > deadline:
+                        if timer is not None:
+                            timer.cancel()
+                        timer = asyncio.create_task(workflow.sleep(remaining))
+                        timer_until = deadline
+                    await workflow.wait_condition(partial(_woken_or_done, woken, timer))
+                    if not woken():
+                        if workflow.now() >= self._deadline():
+                            return False
+                        continue  # the timer fired early: the deadline had moved on
+                else:
+                    try:
+                        await workflow.wait_condition(woken, timeout=remaining)
+                    except TimeoutError:
+                        return False
                 await self._observe_pending()
                 if self._history_is_long():
                     raise _ContinueAsNew
         finally:
             self._state.waiting_for = None
+            if timer is not None:
+                timer.cancel()
 
     def _deadline(self) -> datetime:
         assert self._state.deadline is not None, "every wait sets its deadline first"
@@ -578,17 +645,6 @@ class JourneyWorkflow:
             variant=self._state.variant,
         )
 
-    async def _record_enrollment(self) -> None:
-        enrollment = EnrollInput(
-            enrollment_id=self._state.enrollment_id,
-            user_id=self._input.user_id,
-            journey_id=self._journey.id,
-            version=self._input.version,
-            workflow_id=workflow.info().workflow_id,
-            entered_at=self._state.entered_at,
-        )
-        await self._record(Activity.ENROLL, enrollment)
-
     async def _progress(
         self,
         *,
@@ -597,6 +653,8 @@ class JourneyWorkflow:
         converted: bool = False,
         ended: EndStatus | None = None,
     ) -> None:
+        """A step of the run, for the store: queued until the run publishes where it is (under
+        LEAN_STEPS_PATCH), recorded at once before it."""
         progress = ProgressInput(
             enrollment_id=self._state.enrollment_id,
             at=workflow.now(),
@@ -605,4 +663,36 @@ class JourneyWorkflow:
             converted=converted,
             ended=ended,
         )
-        await self._record(Activity.RECORD_PROGRESS, progress)
+        if self._lean:
+            self._unrecorded.append(progress)
+        else:
+            await self._record(Activity.RECORD_PROGRESS, progress)
+
+    def _unpublished(self) -> bool:
+        """Whether the store or the search attributes lag behind the run (LEAN_STEPS_PATCH)."""
+        return self._lean and (
+            self._unrecorded_enrollment is not None
+            or bool(self._unrecorded)
+            or self._published_node != self._state.current_node
+        )
+
+    async def _publish(self) -> None:
+        """Show where the run is: set `JourneyNode` and record the enrollment and the steps
+        queued since the last time, in one local activity. Called when the run stops to wait,
+        before it continues as new and when it ends (under LEAN_STEPS_PATCH; before it, every
+        step was published at once)."""
+        if not self._unpublished():
+            return
+        node = self._state.current_node
+        if self._published_node != node:
+            workflow.upsert_search_attributes(
+                [JOURNEY_NODE.value_unset() if node is None else JOURNEY_NODE.value_set(node)]
+            )
+            self._published_node = node
+        if self._unrecorded_enrollment is not None or self._unrecorded:
+            steps = list(self._unrecorded)
+            request = StepsInput(enrollment=self._unrecorded_enrollment, steps=steps)
+            await self._record(Activity.RECORD_STEPS, request)
+            # Dropped only once recorded: a run cancelled meanwhile records them as it ends.
+            self._unrecorded_enrollment = None
+            del self._unrecorded[: len(steps)]

@@ -17,7 +17,7 @@ from sqlalchemy.exc import StatementError
 from sqlmodel import SQLModel
 
 from journeys import migrations
-from journeys.contracts import FinalDeliveryStatus
+from journeys.contracts import EnrollInput, FinalDeliveryStatus, ProgressInput
 from journeys.errors import ConfigurationError, Conflict, NotFound
 from journeys.settings import Settings
 from journeys.store import CapWindow, Store, utcnow
@@ -591,6 +591,48 @@ def test_concurrent_conversions_count_once(store: Store) -> None:
     results = race(6, lambda i: store.mark_converted("e1", T0 + timedelta(minutes=i)))
     assert results.count(True) == 1
     assert store.journey_counts("welcome")["converted"] == 1
+
+
+def test_record_steps_enrolls_and_records_steps_in_order_once(store: Store) -> None:
+    entered = EnrollInput(
+        enrollment_id="e1",
+        user_id="u1",
+        journey_id="welcome",
+        version=1,
+        workflow_id="journey:welcome:u1",
+        entered_at=T0,
+    )
+    steps = [
+        ProgressInput(enrollment_id="e1", at=T0, node_id="split"),
+        ProgressInput(enrollment_id="e1", at=T0, variant="bold"),
+        ProgressInput(enrollment_id="e1", at=T0 + timedelta(seconds=1), node_id="hello"),
+        ProgressInput(enrollment_id="e1", at=T0 + timedelta(seconds=2), converted=True),
+        ProgressInput(enrollment_id="e1", at=T0 + timedelta(seconds=3), node_id="wait"),
+    ]
+    store.record_steps(steps, enrollment=entered)
+    store.record_steps(steps, enrollment=entered)  # an activity's retry changes nothing
+
+    stored = store.get_enrollment("e1")
+    assert stored is not None
+    assert (stored.status, stored.current_node, stored.variant) == ("active", "wait", "bold")
+    assert stored.converted_at == T0 + timedelta(seconds=2)
+    assert store.node_counts("welcome") == {
+        "split": {"reached": 1, "waiting": 0},
+        "hello": {"reached": 1, "waiting": 0},
+        "wait": {"reached": 1, "waiting": 1},
+    }
+
+    ended = ProgressInput(enrollment_id="e1", at=T0 + timedelta(hours=1), ended="completed")
+    late = ProgressInput(enrollment_id="e1", at=T0 + timedelta(hours=2), node_id="bye")
+    store.record_steps([ended, late])
+    stored = store.get_enrollment("e1")
+    assert stored is not None
+    assert (stored.status, stored.current_node) == ("completed", None)
+    assert stored.ended_at == T0 + timedelta(hours=1)
+    assert store.journey_counts("welcome")["entered"] == 1
+
+    with pytest.raises(NotFound):
+        store.record_steps([ProgressInput(enrollment_id="nope", at=T0, node_id="hello")])
 
 
 def test_enrollment_lookups_newest_first(store: Store) -> None:

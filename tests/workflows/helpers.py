@@ -103,7 +103,12 @@ async def workflow_task_failures(client: Client, workflow_id: str) -> list[str]:
 
 
 async def reached(handle: WorkflowHandle[Any, Any], node_id: str, timeout: float = 10.0) -> None:
-    """Wait (in real time) until the run is at `node_id`."""
+    """Wait (in real time) until the run waits at `node_id`. The server answers a query once
+    the workflow task in flight has completed, so what the run published before it started
+    waiting (`JourneyNode`, the store's records) is in place too."""
     async with asyncio.timeout(timeout):
-        while (await handle.query(STATE_QUERY, result_type=StateView)).current_node != node_id:
+        while True:
+            state = await handle.query(STATE_QUERY, result_type=StateView)
+            if state.current_node == node_id and state.waiting_for is not None:
+                return
             await asyncio.sleep(0.02)

@@ -505,6 +505,7 @@ async def test_search_attributes_summary_details_and_state_query(
     handle = await start(
         time_skipping, task_queue, make_journey("wait", WAIT_THEN_EMAIL), version=4
     )
+    await reached(handle, "wait")
     state = await handle.query(STATE_QUERY, result_type=StateView)
     assert (state.journey_id, state.version, state.current_node) == ("test-journey", 4, "wait")
     assert state.path == ["wait"]
@@ -525,6 +526,44 @@ async def test_search_attributes_summary_details_and_state_query(
     assert (enrollment.status, enrollment.current_node) == ("active", "wait")
     assert store.node_counts("test-journey")["wait"] == {"reached": 1, "waiting": 1}
     await handle.result()
+
+
+async def test_steps_are_published_together_when_the_run_stops_to_wait(
+    time_skipping: WorkflowEnvironment, worker: Worker, store: Store, task_queue: str
+) -> None:
+    # A branch and a message pass without waiting: the store gets the enrollment and the
+    # three nodes in one local activity when the run starts waiting, and JourneyNode is set
+    # once, to where it waits; the end is one more of each.
+    nodes = {
+        "vip": {
+            "type": "branch",
+            "paths": [{"when": {"field": "user.plan", "op": "eq", "value": "vip"}, "next": None}],
+            "else": "hello",
+        },
+        "hello": {"type": "message", "channel": "in_app", "content": EMAIL, "next": "wait"},
+        **WAIT_THEN_EMAIL,
+    }
+    handle = await start(time_skipping, task_queue, make_journey("vip", nodes))
+    await reached(handle, "wait")
+    assert store.node_counts("test-journey") == {
+        "vip": {"reached": 1, "waiting": 0},
+        "hello": {"reached": 1, "waiting": 0},
+        "wait": {"reached": 1, "waiting": 1},
+    }
+    await send(time_skipping, handle, "Checkout Started")
+    assert (await handle.result()).path == ["vip", "hello", "wait"]
+
+    records = node_upserts = 0
+    async for history_event in handle.fetch_history_events():
+        if history_event.HasField("marker_recorded_event_attributes"):
+            details = history_event.marker_recorded_event_attributes.details
+            records += "data" in details  # a local activity's marker (a patch's has none)
+        if history_event.HasField("upsert_workflow_search_attributes_event_attributes"):
+            fields = history_event.upsert_workflow_search_attributes_event_attributes
+            node_upserts += "JourneyNode" in fields.search_attributes.indexed_fields
+    assert (records, node_upserts) == (2, 2)
+    [enrollment] = store.enrollments_for_user("u1")
+    assert (enrollment.status, enrollment.current_node) == ("completed", None)
 
 
 async def test_duplicate_and_malformed_signals_change_nothing(

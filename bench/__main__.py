@@ -1,0 +1,52 @@
+"""`python -m bench [--quick] [--only NAME ...]`: run the benchmarks (see bench/README.md)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from pathlib import Path
+
+from bench.common import SCALES
+from bench.run import BENCHMARKS, run_benchmarks
+
+HERE = Path(__file__).parent
+
+
+def main() -> None:
+    """Parse the arguments and run."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes: a couple of minutes (--scale quick)"
+    )
+    parser.add_argument("--scale", choices=sorted(SCALES), default="full")
+    parser.add_argument(
+        "--only", nargs="+", choices=BENCHMARKS, default=list(BENCHMARKS), metavar="NAME",
+        help=f"run only these, of {', '.join(BENCHMARKS)}",
+    )  # fmt: skip
+    parser.add_argument(
+        "--output", type=Path, default=HERE / "results.json", help="(default bench/results.json)"
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path(".journeys/bench"),
+        help="the stack's databases and logs, emptied first (default .journeys/bench)",
+    )
+    args = parser.parse_args()
+    # SIGTERM stops a run as Ctrl-C does, so that the stack's processes are stopped too.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    scale = "quick" if args.quick else args.scale
+    asyncio.run(
+        run_benchmarks(
+            SCALES[scale],
+            scale=scale,
+            workdir=args.workdir.resolve(),
+            output=args.output,
+            only=tuple(args.only),
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
