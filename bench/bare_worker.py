@@ -32,7 +32,7 @@ async def _serve() -> None:
     activities = JourneyActivities(
         store, channels, Links(settings.links_base_url, settings.unsubscribe_secret)
     )
-    compile_workflow_modules([BareSignals, BareFiveStep])  # as build_worker does
+    compile_workflow_modules([BareSignals, BareFiveStep])  # as run_worker does
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

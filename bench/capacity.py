@@ -1,10 +1,11 @@
 """Capacity: N users waiting at once in a 24 h wait node, for growing N.
 
-For each size: the users enter through `POST /v1/batch`, at most `IN_FLIGHT` of them on the
-way at once (the clock stops when the store shows all of them waiting at the node); the
-resident memory of the worker, the Temporal server and the API is taken while they all wait;
-then one event each releases them, paced alike (the clock stops when every enrollment has
-completed). Memory is sampled twice a second; the peak is kept too.
+For each size: the users enter through `POST /v1/batch`, 400 at a time, the next 400 sent only
+while fewer than `IN_FLIGHT` (1,000) are on the way, so up to 1,399 at once (the clock stops
+when the store shows all of them waiting at the node); the resident memory of the worker, the
+Temporal server and the API is taken while they all wait; then one event each releases them,
+paced alike (the clock stops when every enrollment has completed). Memory is sampled twice a
+second; the peak is kept too.
 """
 
 from __future__ import annotations
@@ -32,9 +33,11 @@ from bench.stack import Process, Stack
 NODE = "hold"
 MIB = 1024 * 1024
 IN_FLIGHT = 1_000
-"""Users sent but not yet through at most, as a client with back-pressure would keep it. A
-burst of 20,000 at once queued workflow tasks on the dev server faster than the worker took
-them, and the server then spent its CPU on that backlog: 8 users entered/s instead of 33."""
+"""The next chunk of users is sent only while fewer than this are sent but not yet through, as
+a client with back-pressure would hold back (a chunk is `BATCH_SIZE * BATCHES_IN_FLIGHT`, 400,
+so up to 1,399 can be on the way). A burst of 20,000 at once queued workflow tasks on the dev
+server faster than the worker took them, and the server then spent its CPU on that backlog: 8
+users entered/s instead of 33."""
 
 
 def journey(journey_id: str) -> dict[str, Any]:
@@ -124,8 +127,8 @@ def growth(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 async def _paced(stack: Stack, calls: list[dict[str, Any]], through: Callable[[], int]) -> None:
-    """Send the calls in batches, holding back while `IN_FLIGHT` users are sent but not yet
-    `through`."""
+    """Send the calls in chunks of `BATCH_SIZE * BATCHES_IN_FLIGHT`, each only while fewer than
+    `IN_FLIGHT` are sent but not yet `through`: up to `IN_FLIGHT` + 399 can be on the way."""
     sent = 0
     for start in range(0, len(calls), BATCH_SIZE * BATCHES_IN_FLIGHT):
         chunk = calls[start : start + BATCH_SIZE * BATCHES_IN_FLIGHT]
@@ -134,6 +137,29 @@ async def _paced(stack: Stack, calls: list[dict[str, Any]], through: Callable[[]
             await asyncio.sleep(0.2)
         await post_batches(stack.http, chunk)
         sent += len(chunk)
+
+
+async def _phase(
+    stack: Stack,
+    sizes: Sizes,
+    ids: list[str],
+    event: str,
+    *,
+    through: Callable[[], int],
+    label: str,
+) -> float:
+    """Send `event` for each of `ids`, paced; the seconds until `through` counts them all."""
+    users = len(ids)
+    start = time.perf_counter()
+    reached = asyncio.create_task(
+        until(
+            through, users, Progress(label, users), timeout=sizes.timeout, check=stack.check,
+            interval=0.5,
+        )
+    )  # fmt: skip
+    await _paced(stack, [track(user, event) for user in ids], through)
+    done = await reached
+    return done - start
 
 
 async def _size(stack: Stack, sizes: Sizes, users: int) -> dict[str, Any]:
@@ -148,36 +174,23 @@ async def _size(stack: Stack, sizes: Sizes, users: int) -> dict[str, Any]:
         def waiting() -> int:
             return stack.store.node_counts(journey_id).get(NODE, {}).get("waiting", 0)
 
-        start = time.perf_counter()
-        entering = asyncio.create_task(
-            until(
-                waiting, users, Progress("users waiting", users), timeout=sizes.timeout,
-                check=stack.check, interval=0.5,
-            )
-        )  # fmt: skip
-        await _paced(stack, [track(user, "Capacity Enter") for user in ids], waiting)
-        entered = await entering
-        await asyncio.sleep(1)  # the last workflow tasks settle before memory is read
-        held = memory.now()
-
         def completed() -> int:
             return stack.store.journey_counts(journey_id)["completed"]
 
-        release = time.perf_counter()
-        releasing = asyncio.create_task(
-            until(
-                completed, users, Progress("users released", users), timeout=sizes.timeout,
-                check=stack.check, interval=0.5,
-            )
-        )  # fmt: skip
-        await _paced(stack, [track(user, "Capacity Release") for user in ids], completed)
-        released = await releasing
+        enter_seconds = await _phase(
+            stack, sizes, ids, "Capacity Enter", through=waiting, label="users waiting"
+        )
+        await asyncio.sleep(1)  # the last workflow tasks settle before memory is read
+        held = memory.now()
+        release_seconds = await _phase(
+            stack, sizes, ids, "Capacity Release", through=completed, label="users released"
+        )
     return {
         "users": users,
-        "enter_seconds": entered - start,
-        "enter_per_s": users / (entered - start),
-        "release_seconds": released - release,
-        "release_per_s": users / (released - release),
+        "enter_seconds": enter_seconds,
+        "enter_per_s": users / enter_seconds,
+        "release_seconds": release_seconds,
+        "release_per_s": users / release_seconds,
         **{f"{name}_rss_mib": held[name] / MIB for name in processes},
         **{f"{name}_peak_mib": memory.peak[name] / MIB for name in processes},
         **{f"{name}_added_mib": (held[name] - before[name]) / MIB for name in processes},

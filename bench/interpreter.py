@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +24,7 @@ from bench.bare import BARE_FIVE_STEP, FiveStepInput
 from bench.common import Progress, Sizes, bounded, other_load, say, until
 from bench.receiver import Receiver
 from bench.stack import BARE_QUEUE, JOURNEYS_QUEUE, Stack
-from journeys.contracts import EntryContext, JourneyEvent
+from journeys.contracts import EVENT_SIGNAL, EntryContext, JourneyEvent
 from journeys.model import Journey
 from worker.client import start_journey
 
@@ -32,6 +32,8 @@ TARGET = 0.85
 WAIT_FOR = "Go"
 DELAY_SECONDS = 1
 PRO = {"field": "user.plan", "op": "eq", "value": "pro"}
+ROLES = ("worker", "server", "client")
+"""Whose CPU a side's runs are charged: its worker, the Temporal server, the benchmark."""
 
 
 def journey(journey_id: str, url: str) -> dict[str, Any]:
@@ -73,7 +75,7 @@ def journey(journey_id: str, url: str) -> dict[str, Any]:
 async def run(stack: Stack, sizes: Sizes, receiver: Receiver) -> dict[str, Any]:
     """Alternating rounds; completed runs per second of each side and their ratio."""
     totals = {"bare": 0.0, "journeys": 0.0}
-    cpu: dict[str, dict[str, float]] = {"bare": {}, "journeys": {}}
+    cpu = {side: dict.fromkeys(ROLES, 0.0) for side in totals}
     rounds = []
     for number in range(1, sizes.interpreter_rounds + 1):
         say(f"interpreter: round {number}, bare workflow")
@@ -87,8 +89,8 @@ async def run(stack: Stack, sizes: Sizes, receiver: Receiver) -> dict[str, Any]:
         totals["bare"] += bare
         totals["journeys"] += interpreted
         for side, spent in (("bare", bare_cpu), ("journeys", journeys_cpu)):
-            for name, seconds in spent.items():
-                cpu[side][name] = cpu[side].get(name, 0.0) + seconds
+            for role in ROLES:
+                cpu[side][role] += spent[role]
         n = sizes.interpreter_journeys
         rounds.append(
             {
@@ -116,8 +118,8 @@ async def run(stack: Stack, sizes: Sizes, receiver: Receiver) -> dict[str, Any]:
 
 
 def _per_run(seconds: dict[str, float], runs: int) -> dict[str, float]:
-    """CPU milliseconds per run of the worker, the server and the client, and their total."""
-    spent = {name: seconds[name] * 1000 / runs for name in ("worker", "server", "client")}
+    """CPU milliseconds per run of each of `ROLES`, and their total."""
+    spent = {role: seconds[role] * 1000 / runs for role in ROLES}
     return {**spent, "total": sum(spent.values())}
 
 
@@ -125,14 +127,15 @@ async def _measured(
     stack: Stack, side: Awaitable[float], worker: str
 ) -> tuple[float, dict[str, float], float]:
     """Run one side on a settled stack: its seconds, the CPU seconds its worker, the server
-    and this process (its client) spent meanwhile, and the cores other work kept busy."""
+    and this process (its client) spent meanwhile (by `ROLES`), and the cores other work kept
+    busy."""
     await stack.settle()
     before = stack.cpu()
     seconds = await side
     after = stack.cpu()
     used = {
         role: after[name] - before[name]
-        for role, name in (("worker", worker), ("server", "temporal"), ("client", "driver"))
+        for role, name in zip(ROLES, (worker, "temporal", "driver"), strict=True)
     }
     return seconds, used, other_load(before, after, seconds)
 
@@ -151,36 +154,45 @@ async def _completed(stack: Stack, query: str, count: int, label: str, timeout: 
     )
 
 
+async def _timed(
+    stack: Stack,
+    sizes: Sizes,
+    start_one: Callable[[int], Coroutine[Any, Any, object]],
+    query: str,
+    label: str,
+) -> float:
+    """Seconds from the first of `interpreter_journeys` starts (`start_one(i)`, as many at once
+    as the event router) until visibility counts every run the `query` finds completed."""
+    count = sizes.interpreter_journeys
+    start = time.perf_counter()
+    await bounded([start_one(i) for i in range(count)], USERS_AT_ONCE)
+    done = await _completed(stack, query, count, label, sizes.timeout)
+    return done - start
+
+
 async def _bare(stack: Stack, sizes: Sizes, url: str) -> float:
     """Seconds for `interpreter_journeys` hand-written runs, from the first start."""
     run = uuid.uuid4().hex[:6]
     prefix = f"bare-steps-{run}-"
-    start = time.perf_counter()
-    await bounded(
-        [
-            stack.temporal.start_workflow(
-                BARE_FIVE_STEP,
-                FiveStepInput(
-                    journey_id=f"bare-steps-{run}",
-                    user_id=f"{prefix}{i}",
-                    wait_for=WAIT_FOR,
-                    delay_seconds=DELAY_SECONDS,
-                    webhook_url=url,
-                ),
-                id=f"{prefix}{i}",
-                task_queue=BARE_QUEUE,
-                start_signal="event",
-                start_signal_args=[_go()],
-            )
-            for i in range(sizes.interpreter_journeys)
-        ],
-        USERS_AT_ONCE,
-    )
+
+    def start_one(i: int) -> Coroutine[Any, Any, object]:
+        return stack.temporal.start_workflow(
+            BARE_FIVE_STEP,
+            FiveStepInput(
+                journey_id=f"bare-steps-{run}",
+                user_id=f"{prefix}{i}",
+                wait_for=WAIT_FOR,
+                delay_seconds=DELAY_SECONDS,
+                webhook_url=url,
+            ),
+            id=f"{prefix}{i}",
+            task_queue=BARE_QUEUE,
+            start_signal=EVENT_SIGNAL,
+            start_signal_args=[_go()],
+        )
+
     query = f"WorkflowType = '{BARE_FIVE_STEP}' AND WorkflowId STARTS_WITH '{prefix}'"
-    done = await _completed(
-        stack, query, sizes.interpreter_journeys, "bare runs completed", sizes.timeout
-    )
-    return done - start
+    return await _timed(stack, sizes, start_one, query, "bare runs completed")
 
 
 async def _journeys(stack: Stack, sizes: Sizes, url: str) -> float:
@@ -189,25 +201,18 @@ async def _journeys(stack: Stack, sizes: Sizes, url: str) -> float:
     document = journey(journey_id, url)
     version = await stack.publish(document)
     model = Journey.model_validate(document)
-    start = time.perf_counter()
-    await bounded(
-        [
-            start_journey(
-                stack.temporal,
-                journey=model,
-                version=version,
-                user_id=f"{journey_id}-u{i}",
-                # No message id: the entry is not the event the wait waits for.
-                entry=EntryContext(timestamp=datetime.now(UTC)),
-                task_queue=JOURNEYS_QUEUE,
-                event=_go(),
-            )
-            for i in range(sizes.interpreter_journeys)
-        ],
-        USERS_AT_ONCE,
-    )
+
+    def start_one(i: int) -> Coroutine[Any, Any, object]:
+        return start_journey(
+            stack.temporal,
+            journey=model,
+            version=version,
+            user_id=f"{journey_id}-u{i}",
+            # No message id: the entry is not the event the wait waits for.
+            entry=EntryContext(timestamp=datetime.now(UTC)),
+            task_queue=JOURNEYS_QUEUE,
+            event=_go(),
+        )
+
     query = f"JourneyId = '{journey_id}'"
-    done = await _completed(
-        stack, query, sizes.interpreter_journeys, "journey runs completed", sizes.timeout
-    )
-    return done - start
+    return await _timed(stack, sizes, start_one, query, "journey runs completed")

