@@ -179,10 +179,7 @@ class JourneyActivities:
         if published is None or published.published_at + to_timedelta(request.after) > now:
             return WinnerAnswer()
         counts = self._store.variant_counts(request.journey_id, request.node_id)
-        variants = {
-            name: experiments.Counts(**counts.get(name, {"users": 0, "conversions": 0}))
-            for name in request.variants
-        }
+        variants = experiments.counts_of(request.variants, counts)
         look = experiments.decide(variants, request.min_users, decision.looks)
         if look.looks == decision.looks:
             return WinnerAnswer()

@@ -70,11 +70,16 @@ def run_predictions(
         report.status = "trained"
         report.auc = predictions.auc(list(scores), [y for _, y in held])
         report.coefficients = model.coefficients()
+    # Every user scored in one matrix product rather than one at a time.
+    user_scores = (
+        None
+        if model is None
+        else model.predict([predictions.features(u.events, now) for u in users])
+    )
     for done, user in enumerate(users, start=1):
         traits: dict[str, object] = {}
-        if model is not None:
-            score = float(model.predict([predictions.features(user.events, now)])[0])
-            traits["predicted_conversion"] = predictions.rounded(score)
+        if user_scores is not None:
+            traits["predicted_conversion"] = predictions.rounded(float(user_scores[done - 1]))
         channel = predictions.preferred_channel(user.events, user.in_app_reads)
         if channel is not None:
             traits["preferred_channel"] = channel
@@ -89,18 +94,14 @@ def run_predictions(
 
 def _read(store: Store, now: datetime, tell: Progress) -> list[_User]:
     profiles = [u.user_id for u in store.iter_users()]
+    reads = store.in_app_reads()
     users = []
     for done, user_id in enumerate(profiles, start=1):
         events = [
             Event(name=e.name, timestamp=e.timestamp)
             for e in store.events_for_user(user_id, since=now - HISTORY, newest_first=False)
         ]
-        reads = sum(
-            d.read_at is not None
-            for d in store.deliveries_for_user(user_id)
-            if d.channel == "in_app"
-        )
-        users.append(_User(user_id=user_id, events=events, in_app_reads=reads))
+        users.append(_User(user_id=user_id, events=events, in_app_reads=reads.get(user_id, 0)))
         if done % 200 == 0 or done == len(profiles):
             tell("reading", done, len(profiles))
     return users
@@ -115,9 +116,5 @@ class PredictionActivities:
     @activity.defn(name=Activity.PREDICT_CONVERSIONS)
     def predict_conversions(self, request: PredictInput) -> PredictionReport:
         """Fit, score and report, heartbeating the progress."""
-
-        def heartbeat(stage: str, done: int, total: int) -> None:
-            activity.heartbeat(stage, done, total)
-
         horizon = timedelta(days=request.horizon_days)
-        return run_predictions(self._store, horizon, datetime.now(UTC), heartbeat)
+        return run_predictions(self._store, horizon, datetime.now(UTC), activity.heartbeat)

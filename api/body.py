@@ -92,7 +92,9 @@ def parse_json(raw: bytes) -> Any:
     deep = too_deep(value)
     if deep is not None:
         raise _too_deep(format_path(deep))
-    nul = _nul_at(value)
+    # A NUL can only come as the escape "\u0000" (a raw one is invalid JSON), or in a UTF-16/32
+    # body, whose bytes hold zeros: other bodies, nearly all, need no second walk.
+    nul = _nul_at(value) if b"\\u0000" in raw or b"\x00" in raw else None
     if nul is not None:
         # PostgreSQL text cannot hold U+0000: such a string would fail its INSERT (a 500).
         problem = {"path": format_path(nul), "message": "contains a NUL character (U+0000)"}

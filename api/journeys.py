@@ -322,10 +322,7 @@ def _experiment(
     store: Store, journey_id: str, node_id: str, node: ExperimentNode
 ) -> ExperimentStats:
     counts = store.variant_counts(journey_id, node_id)
-    variants = {
-        v.name: experiments.Counts(**counts.get(v.name, {"users": 0, "conversions": 0}))
-        for v in node.variants
-    }
+    variants = experiments.counts_of([v.name for v in node.variants], counts)
     decision = store.experiment_decision(journey_id, node_id)
     return ExperimentStats(
         variants={

@@ -16,5 +16,6 @@ def run_api(settings: Settings, port: int, *, host: str = "0.0.0.0") -> None:
     as a container needs; `journeys up` may pass a loopback address.
     """
     app = create_app(settings)
-    # log_config=None: uvicorn logs through the JSON logging the command set up.
-    uvicorn.run(app, host=host, port=port, log_level="info", log_config=None)
+    # log_config=None and log_level=None: uvicorn logs through the JSON logging the command
+    # set up, at its level (JOURNEYS_LOG_LEVEL).
+    uvicorn.run(app, host=host, port=port, log_level=None, log_config=None)

@@ -7,9 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from journey_designer.document import flow_order, nodes_of
-
-ALPHA = 0.05
-"""The winner rule's error budget over all its looks (see `journeys.experiments`)."""
+from journeys.experiments import look_budget, look_size
 
 
 def funnel(document: dict[str, Any], stats: dict[str, Any]) -> list[dict[str, Any]]:
@@ -71,8 +69,8 @@ def next_look(experiment: dict[str, Any], min_users: int) -> NextLook:
     users = [int(v.get("users", 0)) for v in (experiment.get("variants") or {}).values()]
     return NextLook(
         smallest=min(users, default=0),
-        needed=min_users * 2**looks,
-        threshold=ALPHA / 2 ** (looks + 1),
+        needed=look_size(min_users, looks),
+        threshold=look_budget(looks),
     )
 
 

@@ -20,6 +20,8 @@ SWEEP_WORKFLOW_TYPE = "SegmentSweepWorkflow"
 SWEEP_SCHEDULE_ID = "journeys-segment-sweep"
 PREDICTION_WORKFLOW_TYPE = "PredictionWorkflow"
 PREDICTION_SCHEDULE_ID = "journeys-predictions"
+PREDICTION_HOUR_UTC = 3
+"""The hour (UTC) of the nightly prediction run."""
 
 
 class Activity(StrEnum):

@@ -13,7 +13,7 @@ between identical variants stays under 5% however long the experiment runs.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 ALPHA = 0.05
@@ -34,6 +34,12 @@ class Counts:
     def rate(self) -> float:
         """The conversion rate (0 with no users)."""
         return self.conversions / self.users if self.users else 0.0
+
+
+def counts_of(names: Iterable[str], stored: Mapping[str, Mapping[str, int]]) -> dict[str, Counts]:
+    """Each named variant's counts, from the store's `variant_counts` (zero for a variant
+    nobody has taken yet)."""
+    return {name: Counts(**stored.get(name, {"users": 0, "conversions": 0})) for name in names}
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,17 @@ def p_value(variants: Mapping[str, Counts]) -> float | None:
     return chi_square_p(variants)
 
 
+def look_size(min_users: int, look: int) -> int:
+    """The users the smallest variant needs for look `look` (0, 1, 2, ...): doubling."""
+    return min_users << look
+
+
+def look_budget(look: int) -> float:
+    """The p-value by which the best variant must beat every other one at look `look`: the
+    budgets of all looks sum to ALPHA."""
+    return ALPHA / (2 << look)
+
+
 def decide(variants: Mapping[str, Counts], min_users: int, looks: int) -> Decision:
     """Look for a winner once the smallest variant has `min_users * 2**looks` users.
 
@@ -104,14 +121,14 @@ def decide(variants: Mapping[str, Counts], min_users: int, looks: int) -> Decisi
     is decided and `looks` stays as it was.
     """
     smallest = min((c.users for c in variants.values()), default=0)
-    if smallest < min_users * 2**looks:
+    if smallest < look_size(min_users, looks):
         return Decision(winner=None, looks=looks)
     # Looks the experiment grew past without being asked are skipped, not made up: their
     # budget is simply not spent.
     look = looks
-    while min_users * 2 ** (look + 1) <= smallest:
+    while look_size(min_users, look + 1) <= smallest:
         look += 1
-    budget = ALPHA / 2 ** (look + 1)
+    budget = look_budget(look)
     name, best = max(variants.items(), key=lambda item: (item[1].rate, item[0]))
     beaten = all(
         best.rate > other.rate and two_proportion_p(best, other) < budget

@@ -7,6 +7,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from journeys.errors import ConfigurationError
 
+WORKER_ACTIVITIES = 32
+"""Activities one worker runs at once, and its activity threads, unless configured."""
+WORKER_WORKFLOW_TASKS = 100
+"""Workflow tasks one worker runs at once unless configured (the SDK's default)."""
+WORKER_CACHE_SIZE = 1000
+"""Workflow runs one worker keeps in memory between their tasks unless configured."""
+
 
 class Settings(BaseSettings):
     """Configuration of every component (see the configuration table in the README)."""
@@ -48,16 +55,18 @@ class Settings(BaseSettings):
     )
 
     worker_max_concurrent_activities: int = Field(
-        32,
+        WORKER_ACTIVITIES,
         gt=0,
         validation_alias="JOURNEYS_WORKER_MAX_CONCURRENT_ACTIVITIES",
         description="activities one worker runs at once (and its activity threads)",
     )
     worker_max_concurrent_workflow_tasks: int = Field(
-        100, gt=0, validation_alias="JOURNEYS_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS"
+        WORKER_WORKFLOW_TASKS,
+        gt=0,
+        validation_alias="JOURNEYS_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS",
     )
     worker_cache_size: int = Field(
-        1000,
+        WORKER_CACHE_SIZE,
         ge=0,
         validation_alias="JOURNEYS_WORKER_CACHE_SIZE",
         description="workflow runs a worker keeps in memory between their tasks",

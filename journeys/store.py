@@ -1042,6 +1042,16 @@ class Store:
         with self._read() as session:
             return list(session.exec(statement))
 
+    def in_app_reads(self) -> dict[str, int]:
+        """How many in-app messages each user has read, by user id (users with none left out)."""
+        statement = (
+            select(DeliveryRecord.user_id, func.count())
+            .where(DeliveryRecord.channel == IN_APP, col(DeliveryRecord.read_at).is_not(None))
+            .group_by(col(DeliveryRecord.user_id))
+        )
+        with self._read() as session:
+            return dict(session.exec(statement).all())
+
     def mark_read(
         self, user_id: str, delivery_id: int, at: datetime | None = None
     ) -> DeliveryRecord:

@@ -31,9 +31,10 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from journeys.contracts import SEARCH_ATTRIBUTES
+from journeys.settings import WORKER_ACTIVITIES
 from journeys.store import Store
 from journeys.up import register_search_attributes
-from worker.main import ACTIVITY_THREADS, build_worker
+from worker.main import build_worker
 
 
 def installed_binary(name: str) -> str:
@@ -194,6 +195,17 @@ def postgres_url(postgres: PostgresServer) -> Iterator[str]:
     postgres.drop(url)
 
 
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty database for the processes a test starts: PostgreSQL when the tests have
+    one (as in production), else a SQLite file (then the processes take turns at its write
+    lock)."""
+    if os.environ.get("JOURNEYS_TEST_POSTGRES_URL"):
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    return f"sqlite:///{tmp_path / 'journeys.db'}"
+
+
 @pytest.fixture(scope="session")
 def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite file migrated to the head revision, that `store` copies (migrating takes far
@@ -239,7 +251,7 @@ async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
 @pytest.fixture(scope="session")
 def executor() -> Iterator[ThreadPoolExecutor]:
     """Threads for the synchronous store activities."""
-    with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as pool:
+    with ThreadPoolExecutor(max_workers=WORKER_ACTIVITIES) as pool:
         yield pool
 
 

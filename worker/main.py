@@ -35,6 +35,7 @@ from activities.journey import JourneyActivities
 from activities.predictions import PredictionActivities
 from activities.sweep import SweepActivities
 from journeys.contracts import (
+    PREDICTION_HOUR_UTC,
     PREDICTION_SCHEDULE_ID,
     PREDICTION_WORKFLOW_TYPE,
     SWEEP_SCHEDULE_ID,
@@ -44,7 +45,12 @@ from journeys.contracts import (
 )
 from journeys.errors import ConfigurationError
 from journeys.model import Channel
-from journeys.settings import Settings
+from journeys.settings import (
+    WORKER_ACTIVITIES,
+    WORKER_CACHE_SIZE,
+    WORKER_WORKFLOW_TASKS,
+    Settings,
+)
 from journeys.store import Store
 from journeys.unsubscribe import Links
 from worker.client import connect
@@ -52,10 +58,10 @@ from workflows.journey import JourneyWorkflow
 from workflows.predictions import PredictionWorkflow
 from workflows.segment_sweep import SegmentSweepWorkflow
 
-ACTIVITY_THREADS = 32
 SWEEP_EVERY = timedelta(minutes=15)
-PREDICT_AT = ScheduleCalendarSpec(hour=[ScheduleRange(3)])
-"""Every night at 03:00 UTC: the conversion model is refitted and every user rescored."""
+PREDICT_AT = ScheduleCalendarSpec(hour=[ScheduleRange(PREDICTION_HOUR_UTC)])
+"""Every night: the conversion model is refitted and every user rescored."""
+WORKFLOWS = (JourneyWorkflow, SegmentSweepWorkflow, PredictionWorkflow)
 logger = logging.getLogger("journeys.worker")
 
 
@@ -64,10 +70,10 @@ class Tuning:
     """How much one worker process takes on at once (the SDK's defaults, but for activities,
     which are mostly synchronous store calls on their own threads)."""
 
-    max_concurrent_activities: int = ACTIVITY_THREADS
+    max_concurrent_activities: int = WORKER_ACTIVITIES
     """Also the number of activity threads."""
-    max_concurrent_workflow_tasks: int = 100
-    max_cached_workflows: int = 1000
+    max_concurrent_workflow_tasks: int = WORKER_WORKFLOW_TASKS
+    max_cached_workflows: int = WORKER_CACHE_SIZE
     """Runs kept in memory between tasks; a run evicted from the cache replays its history
     on its next task."""
 
@@ -119,12 +125,10 @@ def build_worker(
     journeys = JourneyActivities(
         store, channels if channels is not None else embedded_channels(), links
     )
-    workflows = [JourneyWorkflow, SegmentSweepWorkflow, PredictionWorkflow]
-    compile_workflow_modules(workflows)
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=workflows,
+        workflows=list(WORKFLOWS),
         activities=[
             *journeys.all(),
             sweep.sweep_segment_entries,
@@ -162,6 +166,7 @@ async def run_worker(settings: Settings) -> None:
             f"(TEMPORAL_ADDRESS, namespace {settings.temporal_namespace!r}): {error}"
         ) from None
     await ensure_schedules(client, settings.task_queue)
+    compile_workflow_modules(WORKFLOWS)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

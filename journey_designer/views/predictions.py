@@ -10,13 +10,14 @@ import streamlit as st
 
 from journey_designer.api import require
 from journey_designer.stats import auc_reading, when
+from journeys.contracts import PREDICTION_HOUR_UTC, PREDICTION_SCHEDULE_ID
 
 HOW_RUNS_HAPPEN = (
-    "The model is trained every night at 03:00 UTC (the Temporal Schedule "
-    "`journeys-predictions`), or now with `journeys predict`. Each run writes two traits to "
-    "every profile: `predicted_conversion` (the chance, 0 to 1, of converting within the "
-    "horizon) and `preferred_channel` (the channel the user engages with most). Branch on them "
-    "with conditions such as `user.predicted_conversion ≥ 0.7`."
+    f"The model is trained every night at {PREDICTION_HOUR_UTC:02d}:00 UTC (the Temporal "
+    f"Schedule `{PREDICTION_SCHEDULE_ID}`), or now with `journeys predict`. Each run writes two "
+    "traits to every profile: `predicted_conversion` (the chance, 0 to 1, of converting "
+    "within the horizon) and `preferred_channel` (the channel the user engages with most). "
+    "Branch on them with conditions such as `user.predicted_conversion ≥ 0.7`."
 )
 
 
@@ -121,7 +122,7 @@ def main() -> None:
         st.markdown(HOW_RUNS_HAPPEN)
         return
     latest_run(latest)
-    history(found.get("runs") or [latest])
+    history(found["runs"])
     st.caption(HOW_RUNS_HAPPEN)
 
 

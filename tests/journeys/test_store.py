@@ -448,6 +448,7 @@ def test_inbox_and_mark_read(store: Store) -> None:
     with pytest.raises(NotFound):
         store.mark_read("u1", 10_000)
     assert store.inbox("u2")[0].read_at is None
+    assert store.in_app_reads() == {"u1": 1}
 
 
 def test_a_delivery_is_claimed_then_sent_or_released(store: Store) -> None:
