@@ -14,12 +14,14 @@ from fastapi.routing import APIRoute
 
 from api.auth import require_admin, require_write_key
 from api.body import BodyReader
+from tests.api.helpers import bearer
 
 WRITE_KEY = "hostile-write-key"
 ADMIN_TOKEN = "hostile-admin-token"
 UNSUBSCRIBE_SECRET = "hostile-unsubscribe-secret"
-WRITE = {"Authorization": f"Bearer {WRITE_KEY}"}
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+# Not tests.api.helpers' credentials: these suites run with values of their own.
+WRITE = bearer(WRITE_KEY)
+ADMIN = bearer(ADMIN_TOKEN)
 
 PUBLIC = {
     "/healthz": "health checks",

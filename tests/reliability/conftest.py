@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -15,16 +13,6 @@ from journeys.settings import Settings
 from journeys.store import Store
 from tests.api.conftest import RecordingRouting
 from tests.reliability.app import ADMIN_TOKEN, UNSUBSCRIBE_SECRET, WRITE_KEY
-
-
-@pytest.fixture
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A new, empty database for processes the test starts: PostgreSQL when the tests have one
-    (as in production), else a SQLite file."""
-    if os.environ.get("JOURNEYS_TEST_POSTGRES_URL"):
-        url: str = request.getfixturevalue("postgres_url")
-        return url
-    return f"sqlite:///{tmp_path / 'journeys.db'}"
 
 
 @pytest.fixture

@@ -47,6 +47,12 @@ class WorkerProcess:
         """The log of the latest start."""
         return self.folder / f"{self.name}-{self.starts}.log"
 
+    @property
+    def pid(self) -> int:
+        """The pid of the latest start."""
+        assert self.process is not None, f"{self.name} was never started"
+        return self.process.pid
+
     def tail(self, lines: int = 20) -> str:
         """The end of the latest log, for assertion messages."""
         if not self.log.exists():
@@ -90,20 +96,6 @@ class WorkerProcess:
         code = self.process.returncode
         assert code is not None
         return code
-
-
-@asynccontextmanager
-async def worker_process(
-    name: str, environment: Mapping[str, str], folder: Path
-) -> AsyncIterator[WorkerProcess]:
-    """A worker process (started and polling), always stopped at the end."""
-    worker = WorkerProcess(name, environment, folder)
-    try:
-        await worker.run()
-        yield worker
-    finally:
-        if worker.process is not None:
-            await worker.stop()
 
 
 class TemporalDevServer:

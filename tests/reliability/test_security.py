@@ -11,7 +11,6 @@ before the body is read (tests/api/test_app.py).
 from __future__ import annotations
 
 import ast
-import base64
 import hmac
 import inspect
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from journeys.conditions import evaluate
 from journeys.facts import CONDITION
 from journeys.store import EventRecord, Store, UserRecord
 from journeys.unsubscribe import Links
+from tests.api.helpers import basic
 from tests.reliability.app import (
     ADMIN,
     ADMIN_TOKEN,
@@ -42,12 +42,6 @@ from tests.reliability.app import (
 )
 
 pytestmark = pytest.mark.store_backends("sqlite", "postgresql")
-
-
-def basic(username: str, password: str = "") -> dict[str, str]:
-    """HTTP Basic, as Segment SDKs send the write key."""
-    token = base64.b64encode(f"{username}:{password}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
 
 
 async def call(http: httpx.AsyncClient, endpoint: Endpoint, headers: dict[str, str]) -> int:

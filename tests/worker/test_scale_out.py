@@ -6,12 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import httpx
@@ -19,21 +17,11 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from journeys.store import Store
-from tests.conftest import installed_binary
 from tests.receivers import HttpReceiver, Reply, free_port
+from tests.reliability.helpers import WorkerProcess
 from tests.workflows.helpers import make_journey, start
 
 USERS = 40
-
-
-@pytest.fixture
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A new database both workers share: PostgreSQL when the tests have one, else a SQLite
-    file (then the workers take turns at its write lock)."""
-    if os.environ.get("JOURNEYS_TEST_POSTGRES_URL"):
-        url: str = request.getfixturevalue("postgres_url")
-        return url
-    return f"sqlite:///{tmp_path / 'journeys.db'}"
 
 
 @pytest.fixture
@@ -43,50 +31,10 @@ def webhooks() -> Iterator[HttpReceiver]:
         yield receiver
 
 
-@dataclass
-class WorkerProcess:
-    """A running `journeys worker` and where it logs and serves metrics."""
-
-    process: asyncio.subprocess.Process
-    log: Path
-    metrics_port: int
-
-    def lines(self) -> list[str]:
-        """What it has logged so far."""
-        return self.log.read_text(encoding="utf-8").splitlines()
-
-
-@asynccontextmanager
-async def worker_process(
-    name: str, environment: dict[str, str], folder: Path
-) -> AsyncIterator[WorkerProcess]:
-    """A worker process, stopped with SIGTERM at the end (it must then exit 0)."""
-    log = folder / f"{name}.log"
-    port = free_port()
-    with log.open("wb") as output:
-        process = await asyncio.create_subprocess_exec(
-            installed_binary("journeys"),
-            "worker",
-            env={**environment, "JOURNEYS_WORKER_METRICS": f"127.0.0.1:{port}"},
-            stdout=output,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-    running = WorkerProcess(process, log, port)
-    try:
-        yield running
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-        code = await asyncio.wait_for(process.wait(), timeout=30)
-        assert code == 0, "\n".join(running.lines()[-20:])
-
-
-async def until_polling(worker: WorkerProcess, deadline: float) -> None:
-    """Wait until the worker says it polls its task queue."""
-    while not any("polling task queue" in line for line in worker.lines()):
-        assert worker.process.returncode is None, "\n".join(worker.lines()[-20:])
-        assert time.monotonic() < deadline, "the worker did not start in time"
-        await asyncio.sleep(0.1)
+async def stopped_cleanly(worker: WorkerProcess) -> None:
+    """Stop the worker with SIGTERM, if it was started: it must then exit 0."""
+    if worker.process is not None:
+        assert await worker.stop() == 0, worker.tail()
 
 
 async def test_two_workers_share_a_population_and_deliver_each_message_once(
@@ -118,12 +66,13 @@ async def test_two_workers_share_a_population_and_deliver_each_message_once(
     )
     users = [f"user-{n:02d}" for n in range(USERS)]
     async with AsyncExitStack() as stack:
-        workers = [
-            await stack.enter_async_context(worker_process(name, environment, tmp_path))
-            for name in ("worker-1", "worker-2")
-        ]
-        for worker in workers:
-            await until_polling(worker, deadline)
+        workers: list[WorkerProcess] = []
+        for name in ("worker-1", "worker-2"):
+            metrics = {"JOURNEYS_WORKER_METRICS": f"127.0.0.1:{free_port()}"}
+            worker = WorkerProcess(name, {**environment, **metrics}, tmp_path)
+            stack.push_async_callback(stopped_cleanly, worker)
+            await worker.run(timeout=deadline - time.monotonic())
+            workers.append(worker)
         handles = [await start(dev_server, task_queue, journey, user) for user in users]
         outcomes = await asyncio.wait_for(
             asyncio.gather(*(handle.result() for handle in handles)),
@@ -149,19 +98,21 @@ async def test_two_workers_share_a_population_and_deliver_each_message_once(
                 if event.HasField("activity_task_started_event_attributes"):
                     identities.add(event.activity_task_started_event_attributes.identity)
         pids = {int(identity.split("@")[0]) for identity in identities}
-        assert pids == {worker.process.pid for worker in workers}
+        assert pids == {worker.pid for worker in workers}
 
         # Each serves the SDK's metrics for Prometheus.
         async with httpx.AsyncClient() as http:
             for worker in workers:
-                scraped = await http.get(f"http://127.0.0.1:{worker.metrics_port}/metrics")
+                address = worker.environment["JOURNEYS_WORKER_METRICS"]
+                scraped = await http.get(f"http://{address}/metrics")
                 assert scraped.status_code == 200
                 assert f'task_queue="{task_queue}"' in scraped.text
     store.close()
 
     for worker in workers:
         # Structured logs: every line one JSON object; the tuning came from the environment.
-        logged = [json.loads(line) for line in worker.lines()]
+        lines = worker.log.read_text(encoding="utf-8").splitlines()
+        logged = [json.loads(line) for line in lines]
         assert all({"time", "level", "logger", "message"} <= set(entry) for entry in logged)
         [polling] = [entry for entry in logged if "polling task queue" in entry["message"]]
         assert "max_concurrent_activities=8" in polling["message"]
