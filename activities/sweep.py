@@ -14,7 +14,7 @@ from journeys.contracts import Activity, EntryContext, SweepInput, SweepResult
 from journeys.facts import entry_allowed
 from journeys.model import Journey
 from journeys.store import Store
-from worker.client import start_journey
+from workflows.client import start_journey
 
 HEARTBEAT_EVERY = 200
 

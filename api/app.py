@@ -12,8 +12,8 @@ from fastapi import FastAPI
 from api import catalog, errors, ingest, journeys, openapi, ops, predictions, unsubscribe, users
 from api.deps import AppState
 from api.metrics import ApiMetrics, RequestMetrics
-from api.routing import Routing
 from journeys.errors import ConfigurationError
+from journeys.routing import Routing, RoutingFactory
 from journeys.settings import Settings
 from journeys.store import Store
 
@@ -47,12 +47,9 @@ def _check_credentials(settings: Settings) -> None:
 
 
 @asynccontextmanager
-async def _running_router(state: AppState) -> AsyncIterator[None]:
-    """Run the event router beside the API for the app's lifetime."""
-    # Imported here: the real router needs Temporal, and tests inject their own `Routing`.
-    from api.router import build_router
-
-    router = build_router(state.settings, state.store, registry=state.metrics.registry)
+async def _running_relay(state: AppState, relay: RoutingFactory) -> AsyncIterator[None]:
+    """Run the relay beside the API for the app's lifetime."""
+    router = relay(state.settings, state.store, registry=state.metrics.registry)
     task = asyncio.create_task(router.run(), name="journeys-event-router")
     task.add_done_callback(_report_crash)
     state.routing = router
@@ -71,11 +68,16 @@ def _report_crash(task: asyncio.Task[None]) -> None:
 
 
 def create_app(
-    settings: Settings, *, store: Store | None = None, routing: Routing | None = None
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    routing: Routing | None = None,
+    relay: RoutingFactory | None = None,
 ) -> FastAPI:
     """The API app. Without `store`, it opens `settings.database_url` (and closes it at
-    shutdown); without `routing`, its lifespan builds the event router
-    (`api.router.build_router`, with the app's metrics registry) and runs it beside the API.
+    shutdown). Events and triggers go to `routing`; or, with `relay`, the app's lifespan builds
+    that relay (with the app's store and metrics registry) and runs it beside the API. With
+    neither, events are stored for another process's relay and `/trigger` answers 503.
 
     Raises `ConfigurationError` when the write key, the admin token or the unsubscribe secret
     is missing.
@@ -90,8 +92,8 @@ def create_app(
         async with AsyncExitStack() as stack:
             if own_store:
                 stack.callback(state.store.close)
-            if routing is None:
-                await stack.enter_async_context(_running_router(state))
+            if relay is not None:
+                await stack.enter_async_context(_running_relay(state, relay))
             yield
 
     app = FastAPI(title="journeys", version="1", description=DESCRIPTION, lifespan=lifespan)

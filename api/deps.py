@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from api.metrics import ApiMetrics
-from api.routing import Routing, RoutingUnavailable
+from journeys.routing import Routing, RoutingUnavailable
 from journeys.settings import Settings
 from journeys.store import Store
 

@@ -16,9 +16,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.routing import NoLiveJourney, RoutingUnavailable
 from journeys.errors import Conflict, InvalidJourney, NotFound
 from journeys.model import MODEL_TAGS
+from journeys.routing import NoLiveJourney, RoutingUnavailable
 from journeys.templates import TemplateError
 from journeys.validation import Problem, format_path
 

@@ -22,8 +22,8 @@ from api.auth import WRITE_KEY
 from api.body import BATCH_LIMIT, EVENT_LIMIT, JsonModel, RawJson, too_large
 from api.deps import RoutingDep, StateDep
 from api.errors import ApiError, error_responses, problems_from_errors
-from api.routing import TriggerResult
 from journeys.contracts import EventType
+from journeys.routing import TriggerResult
 from journeys.store import NewEvent
 from journeys.validation import Problem, format_path
 

@@ -18,8 +18,8 @@ from bench.bare import BareFiveStep, BareSignals
 from journeys.settings import load_settings
 from journeys.store import Store
 from journeys.unsubscribe import Links
-from worker.client import connect
 from worker.main import Tuning, compile_workflow_modules
+from workflows.client import connect
 
 
 async def _serve() -> None:

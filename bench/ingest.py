@@ -18,7 +18,6 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from api.router import USERS_AT_ONCE
 from bench.bare import BARE_SIGNALS, DONE_SIGNAL
 from bench.common import (
     Progress,
@@ -33,6 +32,7 @@ from bench.common import (
 )
 from bench.stack import BARE_QUEUE, Stack
 from journeys.contracts import EVENT_SIGNAL, JourneyEvent, workflow_id
+from relay.router import USERS_AT_ONCE
 
 TARGET = 0.7
 NODE = "listen"

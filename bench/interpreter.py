@@ -19,14 +19,14 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
-from api.router import USERS_AT_ONCE
 from bench.bare import BARE_FIVE_STEP, FiveStepInput
 from bench.common import Progress, Sizes, bounded, other_load, say, until
 from bench.receiver import Receiver
 from bench.stack import BARE_QUEUE, JOURNEYS_QUEUE, Stack
 from journeys.contracts import EVENT_SIGNAL, EntryContext, JourneyEvent
 from journeys.model import Journey
-from worker.client import start_journey
+from relay.router import USERS_AT_ONCE
+from workflows.client import start_journey
 
 TARGET = 0.85
 WAIT_FOR = "Go"

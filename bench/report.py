@@ -9,7 +9,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from journeys.up import find_temporal
+from cli.up import find_temporal
 
 
 def machine() -> dict[str, Any]:

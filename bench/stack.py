@@ -27,8 +27,8 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from cli.up import find_temporal, search_attribute_flags
 from journeys.store import Store
-from journeys.up import find_temporal, search_attribute_flags
 
 HOST = "127.0.0.1"
 WRITE_KEY = "bench-write-key"

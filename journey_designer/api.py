@@ -9,8 +9,8 @@ from urllib.parse import quote
 
 import streamlit as st
 
+from api_client import ApiClient, ApiError, ApiUnreachable
 from journey_designer.widgets import Doc
-from journeys.api_client import ApiClient, ApiError, ApiUnreachable
 from journeys.errors import ConfigurationError
 from journeys.settings import Settings, load_settings
 

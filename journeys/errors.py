@@ -4,17 +4,17 @@
     ├── ConfigurationError      settings missing or invalid at start-up
     ├── InvalidJourney          a journey document failed validation (carries the problems)
     ├── NotFound                a journey, version, user, segment or template does not exist
-    │   └── NoLiveJourney       (api.routing) no live journey enters on a trigger type
+    │   └── NoLiveJourney       (journeys.routing) no live journey enters on a trigger type
     ├── Conflict                the operation does not fit the current state (e.g. publish archived)
-    ├── RoutingUnavailable      (api.routing) Temporal cannot be reached now; retry later
+    ├── RoutingUnavailable      (journeys.routing) Temporal cannot be reached now; retry later
     ├── TemplateError           (journeys.templates) a template does not parse or render
     ├── InvalidLink             (journeys.unsubscribe) a link not signed with our secret
     ├── DeliveryError           (activities.channels) a provider did not take a message
     │   ├── PermanentDeliveryError   it never will (4xx, invalid address, refused target)
     │   └── TransientDeliveryError   it may later (timeout, 5xx, 429): retry with backoff
-    ├── ApiError                (journeys.api_client) the API answered with an error status
-    ├── ApiUnreachable          (journeys.api_client) no answer from the API
-    └── StackFailed             (journeys.up) the local stack could not start, or a child died
+    ├── ApiError                (api_client) the API answered with an error status
+    ├── ApiUnreachable          (api_client) no answer from the API
+    └── StackFailed             (cli.up) the local stack could not start, or a child died
 
 Edges (CLI, API, designer) map these to exit codes, HTTP statuses and messages.
 """

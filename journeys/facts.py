@@ -13,7 +13,7 @@ from pydantic import TypeAdapter
 
 from journeys.conditions import Fact, evaluate
 from journeys.model import Condition, EventCountCondition, Journey, SegmentCondition, to_timedelta
-from journeys.routing import entry_holds, may_reenter
+from journeys.reactions import entry_holds, may_reenter
 from journeys.store import Store
 
 CONDITION = TypeAdapter[Condition](Condition)

@@ -22,11 +22,11 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from api.app import create_app
+from cli.serve import api_with_relay
+from cli.up import search_attribute_flags
 from journeys.contracts import JourneyOutcome, workflow_id
 from journeys.settings import Settings
 from journeys.store import Store
-from journeys.up import search_attribute_flags
 from tests.conftest import installed_binary
 from worker.main import build_worker
 
@@ -128,7 +128,7 @@ async def stack(
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(settings, store=store), host="127.0.0.1", port=port, log_level="warning"
+            api_with_relay(settings, store=store), host="127.0.0.1", port=port, log_level="warning"
         )
     )
     serving = asyncio.create_task(server.serve())
@@ -309,7 +309,7 @@ async def test_events_accepted_while_temporal_is_down_reach_their_journeys(
             admin_token=ADMIN_TOKEN,
             unsubscribe_secret=UNSUBSCRIBE_SECRET,
         )
-        app = create_app(settings, store=store)
+        app = api_with_relay(settings, store=store)
         port = free_port()
         server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")

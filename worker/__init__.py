@@ -1,1 +1,1 @@
-"""Builds the Temporal client and runs the journeys worker."""
+"""Builds and runs the Temporal worker: the workflows, their activities and the schedules."""

@@ -53,7 +53,7 @@ from journeys.settings import (
 )
 from journeys.store import Store
 from journeys.unsubscribe import Links
-from worker.client import connect
+from workflows.client import connect
 from workflows.journey import JourneyWorkflow
 from workflows.predictions import PredictionWorkflow
 from workflows.segment_sweep import SegmentSweepWorkflow

@@ -1,1 +1,2 @@
-"""Deterministic workflow code: the journey interpreter."""
+"""The workflows (deterministic: the journey interpreter, the segment sweep, the predictions run)
+and `workflows.client`, the code that starts and signals them."""

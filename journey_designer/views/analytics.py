@@ -7,11 +7,11 @@ from typing import Any
 
 import streamlit as st
 
+from api_client import ApiClient
 from journey_designer.api import call, require
 from journey_designer.graph import journey_dot
 from journey_designer.state import JOURNEY
 from journey_designer.stats import funnel, next_look, variant_rows, when
-from journeys.api_client import ApiClient
 from journeys.experiments import ALPHA
 
 KEY = "analytics.journey"

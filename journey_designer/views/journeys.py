@@ -6,11 +6,11 @@ from typing import Any
 
 import streamlit as st
 
+from api_client import ApiClient, ApiError
 from journey_designer.api import call, require
 from journey_designer.document import SLUG
 from journey_designer.gallery import gallery, slugify, starting_point
 from journey_designer.state import open_journey
-from journeys.api_client import ApiClient, ApiError
 
 EDITOR = "views/editor.py"
 ANALYTICS = "views/analytics.py"

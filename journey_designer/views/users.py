@@ -8,9 +8,9 @@ from typing import Any
 
 import streamlit as st
 
+from api_client import ApiClient
 from journey_designer.api import call, settings, workflow_url
 from journey_designer.stats import hour_of_day, percent
-from journeys.api_client import ApiClient
 
 KEY = "users.id"
 

@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 
 from api.app import create_app
-from api.routing import TriggerResult
+from journeys.routing import TriggerResult
 from journeys.settings import Settings
 from journeys.store import Store
 from tests.api.helpers import ADMIN_TOKEN, UNSUBSCRIBE_SECRET, WRITE_KEY, ApiClient

@@ -10,10 +10,11 @@ import pytest
 from fastapi import FastAPI
 
 from api.app import create_app
-from api.router import EventRouter
+from cli.serve import api_with_relay
 from journeys.errors import ConfigurationError
 from journeys.settings import Settings
 from journeys.store import Store
+from relay.router import EventRouter
 from tests.api.conftest import RecordingRouting
 from tests.api.helpers import (
     ADMIN,
@@ -260,7 +261,7 @@ async def test_openapi_documents_bodies_credentials_and_errors(api: ApiClient) -
 async def test_lifespan_runs_the_real_router_with_the_app_registry(
     settings: Settings, store: Store
 ) -> None:
-    app = create_app(settings, store=store)
+    app = api_with_relay(settings, store=store)
     state = app.state.journeys
     assert state.routing is None
     async with app.router.lifespan_context(app):

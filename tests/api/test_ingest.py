@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from api.routing import NoLiveJourney, RoutingUnavailable, TriggerResult
+from journeys.routing import NoLiveJourney, RoutingUnavailable, TriggerResult
 from journeys.store import Store
 from tests.api.conftest import RecordingRouting
 from tests.api.helpers import SDK_AUTH, ApiClient, assert_error, paths_of

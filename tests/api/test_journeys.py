@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from api.routing import RoutingUnavailable
 from journeys.contracts import EndStatus, FinalDeliveryStatus
 from journeys.experiments import Counts, two_proportion_p, wilson_interval
+from journeys.routing import RoutingUnavailable
 from journeys.store import Store
 from tests.api.conftest import RecordingRouting
 from tests.api.helpers import ApiClient, assert_error, journey_document

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from journeys.cli import build_parser
+from cli.main import build_parser
 from journeys.contracts import SEARCH_ATTRIBUTES
 from journeys.settings import Settings
 

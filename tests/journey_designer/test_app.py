@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from journeys.api_client import ApiClient
-from journeys.cli import designer_argv
+from api_client import ApiClient
+from cli.main import designer_argv
 from journeys.store import Store
 from tests.api.helpers import ADMIN_TOKEN
 from tests.conftest import run_journeys

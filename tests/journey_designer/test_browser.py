@@ -20,7 +20,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from journeys.cli import designer_argv
+from cli.main import designer_argv
 from journeys.store import Store
 from tests.api.helpers import ADMIN_TOKEN
 from tests.journey_designer.conftest import LiveApi, free_port

@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from journeys.up import search_attribute_flags
+from cli.up import search_attribute_flags
 from tests.conftest import installed_binary
 from tests.receivers import free_port
 

@@ -16,11 +16,11 @@ import pytest
 from fastapi import FastAPI
 from temporalio.testing import WorkflowEnvironment
 
-from api.router import EventRouter
 from journeys.contracts import JourneyOutcome, workflow_id
 from journeys.settings import Settings
 from journeys.store import NewEvent, Store
 from journeys.validation import MAX_NESTING, validate
+from relay.router import EventRouter
 from tests.reliability.app import (
     ADMIN,
     WRITE,

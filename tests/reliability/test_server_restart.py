@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from api.app import create_app
+from cli.serve import api_with_relay
 from journeys.contracts import JourneyOutcome, workflow_id
 from journeys.settings import Settings
 from journeys.store import Store
@@ -93,7 +93,7 @@ async def test_timers_fire_and_events_accepted_during_an_outage_are_routed(
             unsubscribe_secret="restart-secret",
         )
         async with (
-            serve_api(create_app(settings, store=store)) as api_url,
+            serve_api(api_with_relay(settings, store=store)) as api_url,
             build_worker(client, store, settings.task_queue, executor),
             httpx.AsyncClient(base_url=api_url, timeout=30) as http,
         ):

@@ -20,7 +20,7 @@ from journeys.contracts import (
     StateView,
 )
 from journeys.model import Journey
-from worker.client import start_journey
+from workflows.client import start_journey
 
 
 def make_journey(start: str, nodes: dict[str, Any], **top: Any) -> Journey:

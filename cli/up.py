@@ -305,7 +305,7 @@ class Stack:
     def planned(self) -> list[Child]:
         """The children to start, in order."""
         config = self.config
-        journeys = [sys.executable, "-m", "journeys.cli"]
+        journeys = [sys.executable, "-m", "cli"]
         temporal = [
             find_temporal(),
             "server",

@@ -6,7 +6,7 @@ Two halves, kept apart so the first is easy to test:
   each at an offset in seconds from the start. Every shopper follows a storefront funnel
   (identify, view products, add to cart, start checkout, complete the order) and stops at a
   step chosen by their persona, so orderings are always realistic.
-- `run_demo` publishes the demo journeys (`journeys/demo_journeys/`, with waits of seconds
+- `run_demo` publishes the demo journeys (`cli/demo_journeys/`, with waits of seconds
   instead of hours), plays the traffic to `POST /v1/batch` in real time (timestamps are the
   moment of sending, as an SDK would set them), then watches deliveries land.
 """
@@ -25,7 +25,7 @@ from importlib import resources
 from typing import Any, Literal, TextIO
 from urllib.parse import quote, urlsplit
 
-from journeys.api_client import ApiClient, ApiError
+from api_client import ApiClient, ApiError
 
 DEMO_JOURNEYS = ("demo-abandoned-cart", "demo-browse-abandonment")
 DEFAULT_SEED = 42
@@ -315,8 +315,8 @@ def progress_bar(done: int, total: int, width: int = 20) -> str:
 
 
 def load_demo_journeys() -> list[dict[str, Any]]:
-    """The demo journey documents shipped in `journeys/demo_journeys/`."""
-    folder = resources.files("journeys") / "demo_journeys"
+    """The demo journey documents shipped in `cli/demo_journeys/`."""
+    folder = resources.files("cli") / "demo_journeys"
     return [
         json.loads((folder / f"{journey_id}.json").read_text(encoding="utf-8"))
         for journey_id in DEMO_JOURNEYS

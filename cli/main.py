@@ -85,7 +85,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     setup_logging(settings.log_level)
-    from api.main import run_api
+    from cli.serve import run_api
 
     run_api(settings, args.port, host=args.host)
     return 0
@@ -121,7 +121,7 @@ def cmd_designer(args: argparse.Namespace) -> int:
 
 def cmd_up(args: argparse.Namespace) -> int:
     """Run the whole local stack until Ctrl-C."""
-    from journeys.up import StackConfig, run_up
+    from cli.up import StackConfig, run_up
 
     config = StackConfig(
         data_dir=Path(args.data_dir),
@@ -140,7 +140,7 @@ def _is_segment(document: Any) -> bool:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     """Save segments, then save and publish journeys, through the API."""
-    from journeys.api_client import ApiClient, ApiError, ApiUnreachable
+    from api_client import ApiClient, ApiError, ApiUnreachable
     from journeys.settings import load_settings
 
     settings = load_settings()
@@ -189,7 +189,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime, timedelta
 
     from activities.predictions import run_predictions
-    from journeys.demo import progress_bar
+    from cli.demo import progress_bar
     from journeys.settings import load_settings
     from journeys.store import Store
 
@@ -220,8 +220,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Send realistic storefront traffic and show the demo journeys' messages landing."""
-    from journeys.api_client import ApiClient, ApiError, ApiUnreachable
-    from journeys.demo import plan_traffic, run_demo
+    from api_client import ApiClient, ApiError, ApiUnreachable
+    from cli.demo import plan_traffic, run_demo
     from journeys.settings import load_settings
 
     settings = load_settings()

@@ -1,8 +1,8 @@
 """`journeys up`: real Temporal dev servers, workers and designers as child processes.
 
 The stack is tested in two ways: in this process (`Stack`, `run_up`) with the Temporal dev
-server, the worker and the designer, and as `journeys up` in a process of its own once the
-API exists (`api.main`).
+server, the worker and the designer, and as `journeys up` in a process of its own, API and
+relay included.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 
-import journeys.up
-from journeys.up import (
+import cli.up
+from cli.up import (
     DEV_ADMIN_TOKEN,
     DEV_UNSUBSCRIBE_SECRET,
     DEV_WRITE_KEY,
@@ -159,7 +159,7 @@ def test_a_temporal_server_that_dies_at_start_is_reported_with_its_log(
     fake = tmp_path / "temporal"
     fake.write_text('#!/bin/sh\necho "called with: $*"\necho "boom: cannot start"\nexit 3\n')
     fake.chmod(0o755)
-    monkeypatch.setattr(journeys.up, "find_temporal", lambda: str(fake))
+    monkeypatch.setattr(cli.up, "find_temporal", lambda: str(fake))
     out = io.StringIO()
     stack = Stack(stack_config(tmp_path / "data"), out=out)
     try:
@@ -329,7 +329,7 @@ def exit_code_within(process: subprocess.Popen[str], timeout: float) -> int | No
 
 @pytest.fixture
 def up_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], StackConfig]]:
-    pytest.importorskip("api.main")
+    pytest.importorskip("cli.serve")
     config = stack_config(tmp_path / "data", api=True)
     environment = {k: v for k, v in os.environ.items() if not k.startswith("JOURNEYS_")}
     environment.pop("TEMPORAL_ADDRESS", None)

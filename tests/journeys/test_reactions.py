@@ -10,7 +10,7 @@ import pytest
 from journeys.conditions import no_facts
 from journeys.contracts import JourneyEvent
 from journeys.model import Journey
-from journeys.routing import ANY_EVENT, enters_on, entry_holds, interest, may_reenter
+from journeys.reactions import ANY_EVENT, enters_on, entry_holds, interest, may_reenter
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 

@@ -15,11 +15,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
-from api.router import EventRouter
-from api.routing import NoLiveJourney, RoutingUnavailable
 from journeys.contracts import JourneyOutcome, workflow_id
+from journeys.routing import NoLiveJourney, RoutingUnavailable
 from journeys.settings import Settings
 from journeys.store import Store
+from relay.router import EventRouter
 from worker.main import build_worker
 
 WAIT_FOR_CHECKOUT: dict[str, Any] = {

@@ -1,11 +1,19 @@
-"""`journeys api`: serve the API with uvicorn."""
+"""`journeys api`: the API with its relay beside it, served by uvicorn."""
 
 from __future__ import annotations
 
 import uvicorn
+from fastapi import FastAPI
 
 from api.app import create_app
 from journeys.settings import Settings
+from journeys.store import Store
+from relay.router import build_router
+
+
+def api_with_relay(settings: Settings, *, store: Store | None = None) -> FastAPI:
+    """The API app that runs the relay beside itself, as `journeys api` serves it."""
+    return create_app(settings, store=store, relay=build_router)
 
 
 def run_api(settings: Settings, port: int, *, host: str = "0.0.0.0") -> None:
@@ -15,7 +23,7 @@ def run_api(settings: Settings, port: int, *, host: str = "0.0.0.0") -> None:
     with `ConfigurationError` before anything listens. `host` defaults to every interface,
     as a container needs; `journeys up` may pass a loopback address.
     """
-    app = create_app(settings)
+    app = api_with_relay(settings)
     # log_config=None and log_level=None: uvicorn logs through the JSON logging the command
     # set up, at its level (JOURNEYS_LOG_LEVEL).
     uvicorn.run(app, host=host, port=port, log_level=None, log_config=None)

@@ -1,7 +1,7 @@
 """The event router: the relay from the events table (the outbox) to Temporal.
 
 Ingest stores an event and wakes the router; the router reads unrouted events in order, applies
-`journeys.routing` to each, signals or signal-with-starts the users' runs, and only then marks
+`journeys.reactions` to each, signals or signal-with-starts the users' runs, and only then marks
 the events routed. When Temporal is unreachable the events stay in the outbox and the router
 retries with backoff, so nothing accepted is lost; an event routed twice (a crash between
 signalling and marking) is dropped by the run, which deduplicates by messageId.
@@ -25,10 +25,7 @@ from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.routing import NoLiveJourney, RoutingUnavailable, TriggerResult
 from journeys.contracts import (
-    EVENT_SIGNAL,
-    LEAVE_SIGNAL,
     EntryContext,
     JourneyEvent,
     LeaveRequest,
@@ -36,10 +33,11 @@ from journeys.contracts import (
 )
 from journeys.facts import entry_allowed
 from journeys.model import Journey
-from journeys.routing import Interest, enters_on, entry_context, interest
+from journeys.reactions import Interest, enters_on, entry_context, interest
+from journeys.routing import NoLiveJourney, RoutingUnavailable, TriggerResult
 from journeys.settings import Settings
 from journeys.store import EventRecord, Store
-from worker.client import connect, start_journey
+from workflows.client import connect, signal_event, signal_leave, start_journey
 
 logger = logging.getLogger("journeys.router")
 
@@ -204,8 +202,7 @@ class EventRouter:
                 # Any event may have put the user into the segment (traits, event counts).
                 await self._enter_segment_journey(client, published, record.user_id, event)
             if published.interest.covers(event):
-                handle = client.get_workflow_handle(workflow_id(journey.id, record.user_id))
-                await self._call(handle.signal(EVENT_SIGNAL, event))
+                await self._call(signal_event(client, journey.id, record.user_id, event))
 
     async def _enter_segment_journey(
         self, client: Client, published: Published, user_id: str, event: JourneyEvent
@@ -285,7 +282,7 @@ class EventRouter:
         inside = sorted(visible | set(enrolled))
         leave = LeaveRequest(reason="archived")
         for run in inside:
-            await self._call(client.get_workflow_handle(run).signal(LEAVE_SIGNAL, leave))
+            await self._call(signal_leave(client, run, leave))
         return len(inside)
 
     # --- Temporal -------------------------------------------------------------------------

@@ -13,8 +13,8 @@ from urllib.parse import unquote
 
 import pytest
 
-from journeys.api_client import ApiClient
-from journeys.demo import (
+from api_client import ApiClient
+from cli.demo import (
     DEMO_JOURNEYS,
     DemoEvent,
     Traffic,
@@ -36,7 +36,7 @@ LAST_STEP = {
     "checkout_abandoner": "Checkout Started",
     "buyer": "Order Completed",
 }
-DEMO_FOLDER = Path(__file__).parents[2] / "journeys" / "demo_journeys"
+DEMO_FOLDER = Path(__file__).parents[2] / "cli" / "demo_journeys"
 
 
 def by_user(traffic: Traffic) -> dict[str, list[DemoEvent]]:

@@ -1,4 +1,5 @@
-"""The Temporal client every component uses, and how a user's journey run is started."""
+"""How runs are started and signalled: the Temporal client every component uses, the journey
+run's id, search attributes and summary at start, and the signals callers send to it."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ from journeys.contracts import (
     JOURNEY_ID,
     JOURNEY_NODE,
     JOURNEY_VERSION,
+    LEAVE_SIGNAL,
     USER_ID,
     WORKFLOW_TYPE,
     EntryContext,
     JourneyEvent,
     JourneyInput,
     JourneyOutcome,
+    LeaveRequest,
     static_summary,
     workflow_id,
 )
@@ -77,3 +80,14 @@ async def start_journey(
         start_signal=EVENT_SIGNAL if event is not None else None,
         start_signal_args=[event] if event is not None else [],
     )
+
+
+async def signal_event(client: Client, journey_id: str, user_id: str, event: JourneyEvent) -> None:
+    """Hand an event to the user's run of the journey (raises `RPCError` NOT_FOUND when the user
+    is not in it)."""
+    await client.get_workflow_handle(workflow_id(journey_id, user_id)).signal(EVENT_SIGNAL, event)
+
+
+async def signal_leave(client: Client, run_id: str, request: LeaveRequest) -> None:
+    """Make the run with workflow id `run_id` leave its journey at once."""
+    await client.get_workflow_handle(run_id).signal(LEAVE_SIGNAL, request)

@@ -1,0 +1,99 @@
+"""Routing rules, as pure functions: which journeys care about an event, and who may enter.
+
+The router (`relay.router`) applies them to every stored event: an event that matches a live
+journey's entry starts the user in it (signal-with-start); an event a journey waits for, exits
+on, counts as its goal or watches for inactivity is signalled to the user's running instance;
+every other journey is left alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from journeys.conditions import Fact, evaluate
+from journeys.contracts import EntryContext, JourneyEvent
+from journeys.model import Journey, WaitForEventNode, WaitForInactivityNode, to_timedelta
+
+ANY_EVENT = "*"
+
+
+@dataclass(frozen=True)
+class Interest:
+    """What a journey's running instances need to hear about."""
+
+    event_names: frozenset[str]
+    """Track events by name; `ANY_EVENT` when an inactivity wait watches every event."""
+    trait_changes: bool
+    """Identify events, because `when` exit rules depend on traits."""
+
+    def covers(self, event: JourneyEvent) -> bool:
+        """Whether a running instance of the journey needs this event."""
+        if event.type == "identify":
+            return self.trait_changes
+        return ANY_EVENT in self.event_names or (event.name or "") in self.event_names
+
+    def __or__(self, other: Interest) -> Interest:
+        return Interest(
+            self.event_names | other.event_names, self.trait_changes or other.trait_changes
+        )
+
+
+def interest(journey: Journey) -> Interest:
+    """The events a running instance of this journey reacts to."""
+    names: set[str] = set()
+    if journey.entry.event is not None:
+        names.add(journey.entry.event)  # a user already inside receives it as an ordinary event
+    names.update(rule.event for rule in journey.exit if rule.event is not None)
+    if journey.goal is not None:
+        names.add(journey.goal.event)
+    for node in journey.nodes.values():
+        match node:
+            case WaitForEventNode(paths=paths):
+                names.update(path.event for path in paths)
+            case WaitForInactivityNode(events=watched):
+                names.update(watched if watched is not None else [ANY_EVENT])
+    return Interest(frozenset(names), any(rule.when is not None for rule in journey.exit))
+
+
+def enters_on(journey: Journey, event: JourneyEvent) -> bool:
+    """Whether the event is this journey's entry event (before `where` and audience)."""
+    return event.type == "track" and event.name == journey.entry.event
+
+
+def entry_holds(
+    journey: Journey,
+    user_id: str,
+    traits: dict[str, Any],
+    entry: dict[str, Any],
+    facts: Callable[[Fact], bool | int],
+) -> bool:
+    """Whether the entry's `where` (for event entries) and `audience` hold for this user now."""
+    context = {"user": {**traits, "id": user_id}, "entry": entry, "event": entry}
+    conditions = [c for c in (journey.entry.where, journey.entry.audience) if c is not None]
+    return all(evaluate(condition, context, facts) for condition in conditions)
+
+
+def may_reenter(journey: Journey, previous_entry: datetime | None, now: datetime) -> bool:
+    """Whether re-entry allows a new run, given when the user last entered (None: never)."""
+    if previous_entry is None:
+        return True
+    match journey.entry.reentry:
+        case "never":
+            return False
+        case "always":
+            return True
+        case duration:
+            return now - previous_entry >= to_timedelta(duration)
+
+
+def entry_context(event: JourneyEvent) -> EntryContext:
+    """The `entry.*` context of a run started by this event."""
+    return EntryContext(
+        message_id=event.message_id,
+        event=event.name,
+        properties=event.properties,
+        timestamp=event.timestamp,
+    )

@@ -1,0 +1,1 @@
+"""The relay: routes stored events (the outbox) to users' runs in Temporal, beside the API."""
