@@ -12,9 +12,8 @@ from fastapi import FastAPI
 from api import catalog, errors, ingest, journeys, openapi, ops, predictions, unsubscribe, users
 from api.deps import AppState
 from api.metrics import ApiMetrics, RequestMetrics
-from journeys.errors import ConfigurationError
 from journeys.routing import Routing, RoutingFactory
-from journeys.settings import Settings
+from journeys.settings import Component, Settings
 from journeys.store import Store
 
 log = logging.getLogger(__name__)
@@ -25,25 +24,6 @@ templates and settings. Ingest endpoints take the write key (HTTP Basic username
 password, or `Authorization: Bearer <write key>`); management endpoints take
 `Authorization: Bearer <admin token>`. Errors are `{"error": {"code", "message", "details"}}`.
 """
-
-
-def _check_credentials(settings: Settings) -> None:
-    missing = [
-        variable
-        for variable, value in (
-            ("JOURNEYS_WRITE_KEY", settings.write_key),
-            ("JOURNEYS_ADMIN_TOKEN", settings.admin_token),
-            ("JOURNEYS_UNSUBSCRIBE_SECRET", settings.unsubscribe_secret),
-        )
-        if not value
-    ]
-    if missing:
-        raise ConfigurationError(
-            f"the API needs {' and '.join(missing)}: set them in the environment"
-        )
-    if settings.write_key == settings.admin_token:
-        # Else the write key, which ships inside apps and web pages, would manage journeys.
-        raise ConfigurationError("JOURNEYS_WRITE_KEY and JOURNEYS_ADMIN_TOKEN must differ")
 
 
 @asynccontextmanager
@@ -82,7 +62,7 @@ def create_app(
     Raises `ConfigurationError` when the write key, the admin token or the unsubscribe secret
     is missing.
     """
-    _check_credentials(settings)
+    settings.require(Component.API)
     own_store = store is None
     opened = store if store is not None else Store.from_settings(settings)
     state = AppState(settings=settings, store=opened, metrics=ApiMetrics(opened), routing=routing)

@@ -107,12 +107,9 @@ def designer_argv(port: int, host: str = "127.0.0.1") -> list[str]:
 
 def cmd_designer(args: argparse.Namespace) -> int:
     """Replace this process with the Streamlit designer (so signals reach Streamlit itself)."""
-    from journeys.settings import load_settings
+    from journeys.settings import Component, load_settings
 
-    if load_settings().admin_token is None:
-        raise ConfigurationError(
-            "JOURNEYS_ADMIN_TOKEN is not set: the designer needs the admin token to use the API"
-        )
+    load_settings().require(Component.DESIGNER)
     argv = designer_argv(args.port, args.host)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -141,14 +138,9 @@ def _is_segment(document: Any) -> bool:
 def cmd_publish(args: argparse.Namespace) -> int:
     """Save segments, then save and publish journeys, through the API."""
     from api_client import ApiClient, ApiError, ApiUnreachable
-    from journeys.settings import load_settings
+    from journeys.settings import Component, load_settings
 
-    settings = load_settings()
-    if settings.admin_token is None:
-        raise ConfigurationError(
-            "JOURNEYS_ADMIN_TOKEN is not set: publishing needs the admin token "
-            "(`journeys up` uses dev-admin-token)"
-        )
+    settings = load_settings().require(Component.PUBLISH)
     failed = False
     segments: list[tuple[str, dict[str, Any]]] = []
     journeys: list[tuple[str, dict[str, Any]]] = []
@@ -222,23 +214,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Send realistic storefront traffic and show the demo journeys' messages landing."""
     from api_client import ApiClient, ApiError, ApiUnreachable
     from cli.demo import plan_traffic, run_demo
-    from journeys.settings import load_settings
+    from journeys.settings import Component, load_settings
 
-    settings = load_settings()
-    missing = [
-        variable
-        for variable, value in (
-            ("JOURNEYS_ADMIN_TOKEN", settings.admin_token),
-            ("JOURNEYS_WRITE_KEY", settings.write_key),
-        )
-        if value is None
-    ]
-    if missing:
-        raise ConfigurationError(
-            f"{' and '.join(missing)} not set: the demo publishes journeys and sends events "
-            "(with `journeys up`: export JOURNEYS_WRITE_KEY=dev-write-key "
-            "JOURNEYS_ADMIN_TOKEN=dev-admin-token)"
-        )
+    settings = load_settings().require(Component.DEMO)
     run = f"demo-{int(time.time()) % 1_000_000:06d}"
     traffic = plan_traffic(args.users, seed=args.seed, run=run)
     with ApiClient(

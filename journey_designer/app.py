@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from journeys.errors import ConfigurationError
-from journeys.settings import load_settings
+from journeys.settings import Component, load_settings
 
 # Every page: its script (relative to this file), title and icon. (A comment, not a docstring:
 # Streamlit's magic would print a bare string in the app script.)
@@ -28,15 +28,9 @@ def main() -> None:
     """Check the configuration, then run the chosen page."""
     st.set_page_config(page_title="journeys designer", layout="wide", page_icon="🧭")
     try:
-        settings = load_settings()
+        settings = load_settings().require(Component.DESIGNER)
     except ConfigurationError as error:
         st.error(str(error))
-        return
-    if settings.admin_token is None:
-        st.error(
-            "JOURNEYS_ADMIN_TOKEN is not set: the designer needs it to use the API "
-            "(`journeys up` uses dev-admin-token)."
-        )
         return
     pages = [
         st.Page(script, title=title, icon=icon, default=name == "journeys")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -13,6 +15,36 @@ WORKER_WORKFLOW_TASKS = 100
 """Workflow tasks one worker runs at once unless configured (the SDK's default)."""
 WORKER_CACHE_SIZE = 1000
 """Workflow runs one worker keeps in memory between their tasks unless configured."""
+
+
+class Component(StrEnum):
+    """What runs with these settings, and so which credentials it cannot do without."""
+
+    API = "the API"
+    WORKER = "the worker"
+    DESIGNER = "the designer"
+    PUBLISH = "publishing"
+    DEMO = "the demo"
+
+
+_SECRETS = {
+    "write_key": ("JOURNEYS_WRITE_KEY", "the ingest credential"),
+    "admin_token": ("JOURNEYS_ADMIN_TOKEN", "the management credential"),
+    "unsubscribe_secret": (
+        "JOURNEYS_UNSUBSCRIBE_SECRET",
+        "signs the unsubscribe link of every email; the API and the worker share it",
+    ),
+}
+"""Each credential a component may need: its variable, and what it is for."""
+
+NEEDS: dict[Component, tuple[str, ...]] = {
+    Component.API: ("write_key", "admin_token", "unsubscribe_secret"),
+    Component.WORKER: ("unsubscribe_secret",),
+    Component.DESIGNER: ("admin_token",),
+    Component.PUBLISH: ("admin_token",),
+    Component.DEMO: ("admin_token", "write_key"),
+}
+"""The credentials each component needs to start (`journeys up` sets development values)."""
 
 
 class Settings(BaseSettings):
@@ -94,6 +126,24 @@ class Settings(BaseSettings):
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ValueError(f"expected DEBUG, INFO, WARNING, ERROR or CRITICAL, not {value!r}")
         return level
+
+    def require(self, component: Component) -> Settings:
+        """These settings, once they hold every credential `component` needs.
+
+        Raises `ConfigurationError` naming each missing variable and what it is for; the API
+        also refuses a write key equal to the admin token (the write key ships inside apps and
+        web pages, and must never manage journeys).
+        """
+        missing = [name for name in NEEDS[component] if not getattr(self, name)]
+        if missing:
+            wanted = "; ".join(f"{_SECRETS[name][0]} ({_SECRETS[name][1]})" for name in missing)
+            raise ConfigurationError(
+                f"{component} needs {wanted}: set {'it' if len(missing) == 1 else 'them'} "
+                "in the environment (`journeys up` sets development values)"
+            )
+        if component is Component.API and self.write_key == self.admin_token:
+            raise ConfigurationError("JOURNEYS_WRITE_KEY and JOURNEYS_ADMIN_TOKEN must differ")
+        return self
 
     @property
     def links_base_url(self) -> str:

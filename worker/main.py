@@ -49,6 +49,7 @@ from journeys.settings import (
     WORKER_ACTIVITIES,
     WORKER_CACHE_SIZE,
     WORKER_WORKFLOW_TASKS,
+    Component,
     Settings,
 )
 from journeys.store import Store
@@ -148,11 +149,8 @@ async def run_worker(settings: Settings) -> None:
     Raises `ConfigurationError` before connecting when a provider's settings are invalid,
     the unsubscribe secret is missing or the metrics address cannot be served.
     """
-    if not settings.unsubscribe_secret:
-        raise ConfigurationError(
-            "the worker needs JOURNEYS_UNSUBSCRIBE_SECRET (it signs the unsubscribe link of "
-            "every email; the API verifies them with the same secret)"
-        )
+    settings.require(Component.WORKER)
+    assert settings.unsubscribe_secret is not None
     links = Links(settings.links_base_url, settings.unsubscribe_secret)
     channels = build_channels(settings)
     store = Store.from_settings(settings)

@@ -288,7 +288,8 @@ def test_run_demo_publishes_sends_every_event_with_the_write_key_and_counts_deli
 def test_demo_without_credentials_is_a_clear_error() -> None:
     result = run_journeys("demo", "--users", "2", clean=True)
     assert result.returncode == 2
-    assert "JOURNEYS_ADMIN_TOKEN and JOURNEYS_WRITE_KEY not set" in result.stderr
+    assert "the demo needs JOURNEYS_ADMIN_TOKEN (the management" in result.stderr
+    assert "; JOURNEYS_WRITE_KEY (the ingest credential)" in result.stderr
     assert "Traceback" not in result.stderr
 
 

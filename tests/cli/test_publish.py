@@ -152,7 +152,7 @@ def test_without_the_admin_token_nothing_is_sent(api: tuple[LoopbackApi, FakeApi
     server, _ = api
     result = publish(server.url, CART, token=None)
     assert result.returncode == 2
-    assert "journeys: JOURNEYS_ADMIN_TOKEN is not set" in result.stderr
+    assert "journeys: publishing needs JOURNEYS_ADMIN_TOKEN" in result.stderr
     assert "Traceback" not in result.stderr
     assert server.requests == []
 
