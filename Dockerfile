@@ -14,9 +14,12 @@ COPY pyproject.toml README.md ./
 COPY journeys ./journeys
 COPY workflows ./workflows
 COPY activities ./activities
+COPY api_client ./api_client
 COPY worker ./worker
 COPY api ./api
+COPY relay ./relay
 COPY journey_designer ./journey_designer
+COPY cli ./cli
 # Editable: the packages are read from /app, data files included (the demo journeys, the
 # designer's gallery), which a wheel built without package-data declarations would leave out.
 RUN /opt/journeys/bin/pip install --editable . \

@@ -96,6 +96,13 @@ def test_every_variable_is_in_env_example_and_documented() -> None:
     assert all(example[name] == "" for name in required)
 
 
+def test_the_image_holds_every_package() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    copied = set(re.findall(r"^COPY (\w+) \./\1$", dockerfile, flags=re.MULTILINE))
+    packages = {path.parent.name for path in ROOT.glob("*/__init__.py")} - {"tests", "bench"}
+    assert copied == packages
+
+
 def test_every_service_is_documented() -> None:
     missing = [name for name in SERVICES if f"`{name}`" not in DEPLOYMENT_DOC]
     assert missing == []
