@@ -84,3 +84,14 @@ def test_a_forbidden_import_breaks_lint(
     assert result.returncode != 0, result.stdout
     broken = [line for line in result.stdout.splitlines() if line.endswith("BROKEN")]
     assert [line.startswith(contract) for line in broken] == [True], result.stdout
+
+
+def test_no_module_is_over_700_lines() -> None:
+    """Small modules keep the layers readable; split by responsibility before this fails."""
+    sizes = {
+        str(path.relative_to(ROOT)): len(path.read_text(encoding="utf-8").splitlines())
+        for package in PACKAGES
+        for path in (ROOT / package).rglob("*.py")
+        if "migrations" not in path.parts
+    }
+    assert {module: lines for module, lines in sizes.items() if lines > 700} == {}

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from temporalio.client import (
     Client,
@@ -89,22 +90,25 @@ class Tuning:
 
 
 def compile_workflow_modules(workflows: Iterable[type]) -> None:
-    """Write the bytecode of the modules defining `workflows` (written atomically).
+    """Write the bytecode of the packages defining `workflows` (written atomically).
 
-    The sandbox imports a workflow's module afresh for every run it starts, to isolate module
-    state. Without a bytecode cache (a source checkout under PYTHONDONTWRITEBYTECODE=1, as the
-    Dockerfile's `compileall` step covers for the image) each of those imports compiled the
-    source again: a third of the worker's CPU when many runs start. Imports still read the
-    cache under that setting, so writing it once here is enough. A tree that cannot be written
-    keeps compiling, as before.
+    The sandbox imports a workflow's module, and the modules of its package that it imports
+    (`workflows.patches`), afresh for every run it starts, to isolate module state. Without a
+    bytecode cache (a source checkout under PYTHONDONTWRITEBYTECODE=1, as the Dockerfile's
+    `compileall` step covers for the image) each of those imports compiled the source again: a
+    third of the worker's CPU when many runs start. Imports still read the cache under that
+    setting, so writing it once here is enough. A tree that cannot be written keeps compiling,
+    as before.
     """
-    for module in sorted({workflow.__module__ for workflow in workflows}):
+    folders = set()
+    for module in {workflow.__module__ for workflow in workflows}:
         spec = importlib.util.find_spec(module)
-        if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
-            continue
+        if spec is not None and spec.origin is not None and spec.origin.endswith(".py"):
+            folders.add(Path(spec.origin).parent)
+    for source in sorted(path for folder in folders for path in folder.glob("*.py")):
         with contextlib.suppress(OSError, py_compile.PyCompileError):
             py_compile.compile(
-                spec.origin, cfile=importlib.util.cache_from_source(spec.origin), doraise=True
+                str(source), cfile=importlib.util.cache_from_source(str(source)), doraise=True
             )
 
 

@@ -13,8 +13,8 @@ import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypeVar, assert_never
+from zoneinfo import ZoneInfo
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -26,12 +26,8 @@ with workflow.unsafe.imports_passed_through():
     from journeys.conditions import evaluate, fact_key, facts_needed
     from journeys.contracts import (
         EVENT_SIGNAL,
-        JOURNEY_ID,
-        JOURNEY_NODE,
-        JOURNEY_VERSION,
         LEAVE_SIGNAL,
         STATE_QUERY,
-        USER_ID,
         WORKFLOW_TYPE,
         ActiveHour,
         ActiveHourInput,
@@ -49,7 +45,6 @@ with workflow.unsafe.imports_passed_through():
         LoadContextInput,
         ProgressInput,
         StateView,
-        StepsInput,
         TemplateContext,
         UpdateUserInput,
         UserContext,
@@ -58,14 +53,17 @@ with workflow.unsafe.imports_passed_through():
     )
     from journeys.localtime import next_local_time, parse_clock, quiet_hours_end, user_timezone
     from journeys.model import (
+        WEEKDAYS,
         BranchNode,
         Condition,
         DelayNode,
+        Duration,
         EventPath,
         ExitNode,
         ExperimentNode,
         MessageNode,
         Node,
+        QuietHours,
         UpdateUserNode,
         Variant,
         WaitForEventNode,
@@ -74,20 +72,7 @@ with workflow.unsafe.imports_passed_through():
         to_timedelta,
     )
 
-EXPERIMENT_WINNER_PATCH = "experiment-winner"
-"""Runs that recorded this marker ask for an experiment's winner before splitting."""
-LEAN_STEPS_PATCH = "lean-steps"
-"""Runs that recorded this marker (at their start) skip commands nothing needed:
-- they publish where they are (the `JourneyNode` search attribute, and their enrollment and
-  steps in the store, in one local activity) only when they stop to wait and when they end,
-  not at every node: nodes passed on the way are recorded then, each with when it was reached
-  (and a run started at its start node, as `start_journey` sets it, need not set it again);
-- they do not upsert the search attributes their start already set;
-- they load the user's traits before a message only when something there needs them (a `when`
-  exit rule, or quiet hours for the user's time zone; the delivery activity reads the traits
-  itself);
-- a wait keeps one timer, not a new one for every event it receives (armed again only when it
-  fires before a deadline that moved on)."""
+from workflows.patches import RunStyle, choose_run_style
 
 SEEN_MESSAGE_IDS = 1000
 """How many recent messageIds a run remembers to drop redelivered events."""
@@ -108,11 +93,6 @@ Result = TypeVar("Result")
 Offer = Callable[[JourneyEvent], Awaitable[bool]]
 
 
-def _woken_or_done(woken: Callable[[], bool], timer: asyncio.Task[None]) -> bool:
-    """A wait's condition: something woke it, or its timer fired."""
-    return woken() or timer.done()
-
-
 async def _ignore(event: JourneyEvent) -> bool:
     """An offer that takes no event: the wait only ends at its deadline (or an exit)."""
     return False
@@ -128,6 +108,22 @@ class _Exited(Exception):
 
 class _ContinueAsNew(Exception):
     """History grew long: the run hands its state to a fresh run at a safe point."""
+
+
+def as_written(duration: Duration) -> str:
+    """A journey's duration for a timer's summary: as its author wrote it (`24h`), an
+    ISO-8601 one in that notation too (`PT1H30M` → `1h 30m`)."""
+    if not duration.strip().upper().startswith("P"):
+        return duration.strip()
+    rest = to_timedelta(duration).total_seconds()
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        count, rest = divmod(rest, size)
+        if count:
+            parts.append(f"{count:g}{unit}")
+    if rest or not parts:
+        parts.append(f"{rest:g}s")
+    return " ".join(parts)
 
 
 def experiment_bucket(journey_id: str, node_id: str, user_id: str) -> int:
@@ -155,11 +151,7 @@ class JourneyWorkflow:
         )
         self._seen = set(self._state.seen)
         self._leave: str | None = None
-        self._lean = False
-        # What the store and the search attributes do not show yet (see LEAN_STEPS_PATCH).
-        self._unrecorded_enrollment: EnrollInput | None = None
-        self._unrecorded: list[ProgressInput] = []
-        self._published_node = self._state.current_node  # carried over by continue-as-new
+        self._style: RunStyle  # chosen first thing in `run`, by the patches the run recorded
 
     # --- handlers -------------------------------------------------------------------------
 
@@ -196,20 +188,8 @@ class JourneyWorkflow:
     @workflow.run
     async def run(self, input: JourneyInput) -> JourneyOutcome:
         """Walk the graph from the start (or where the previous run left off) to an end."""
-        # Asked first thing, so every run of today's code records the marker at one place.
-        self._lean = workflow.patched(LEAN_STEPS_PATCH)
+        self._style = choose_run_style(self._record, self._state.current_node)
         if not self._resuming:
-            started_with = workflow.info().typed_search_attributes
-            if self._lean:
-                self._published_node = started_with.get(JOURNEY_NODE)
-            if not (self._lean and started_with.get(JOURNEY_ID) is not None):
-                workflow.upsert_search_attributes(
-                    [
-                        JOURNEY_ID.value_set(self._journey.id),
-                        JOURNEY_VERSION.value_set(input.version),
-                        USER_ID.value_set(input.user_id),
-                    ]
-                )
             enrollment = EnrollInput(
                 enrollment_id=self._state.enrollment_id,
                 user_id=input.user_id,
@@ -218,10 +198,7 @@ class JourneyWorkflow:
                 workflow_id=workflow.info().workflow_id,
                 entered_at=self._state.entered_at,
             )
-            if self._lean:
-                self._unrecorded_enrollment = enrollment
-            else:
-                await self._record(Activity.ENROLL, enrollment)
+            await self._style.enroll(enrollment)
         node_id: str | None = self._state.current_node or self._journey.start
         try:
             while node_id is not None:
@@ -231,7 +208,7 @@ class JourneyWorkflow:
         except _Exited as exited:
             status, reason = "exited", exited.reason
         except _ContinueAsNew:
-            await self._publish()
+            await self._style.publish()
             await workflow.wait_condition(workflow.all_handlers_finished)
             workflow.continue_as_new(self._input.model_copy(update={"state": self._state}))
         except asyncio.CancelledError:
@@ -245,11 +222,9 @@ class JourneyWorkflow:
         self._state.current_node = None
         self._state.waiting_for = None
         self._state.deadline = None
-        if not self._lean:
-            workflow.upsert_search_attributes([JOURNEY_NODE.value_unset()])
         self._show(f"{status}" + (f": {reason}" if reason else ""))
         await self._progress(ended=status)
-        await self._publish()
+        await self._style.publish()
         return JourneyOutcome(status=status, path=self._state.path, reason=reason)
 
     async def _visit(self, node_id: str) -> str | None:
@@ -259,8 +234,6 @@ class JourneyWorkflow:
             self._state.current_node = node_id
             self._state.path.append(node_id)
             self._state.deadline = None
-            if not self._lean:
-                workflow.upsert_search_attributes([JOURNEY_NODE.value_set(node_id)])
             await self._progress(node_id=node_id)
         await self._observe_pending()
         node: Node = self._journey.nodes[node_id]
@@ -268,11 +241,11 @@ class JourneyWorkflow:
             case MessageNode():
                 return await self._message(node_id, node)
             case DelayNode():
-                return await self._delay(node, resuming)
+                return await self._delay(node_id, node, resuming)
             case WaitForEventNode():
-                return await self._wait_for_event(node, resuming)
+                return await self._wait_for_event(node_id, node, resuming)
             case WaitForInactivityNode():
-                return await self._wait_for_inactivity(node, resuming)
+                return await self._wait_for_inactivity(node_id, node, resuming)
             case BranchNode(paths=paths, else_=otherwise):
                 chosen = await self._first_true([branch.when for branch in paths])
                 return otherwise if chosen is None else paths[chosen].next
@@ -282,27 +255,19 @@ class JourneyWorkflow:
                 return await self._update_user(node)
             case ExitNode():
                 return None
-        raise AssertionError(f"unhandled node {node_id}")
+            case _:
+                assert_never(node)
 
     # --- node types -----------------------------------------------------------------------
 
     async def _message(self, node_id: str, node: MessageNode) -> str | None:
-        quiet = self._journey.settings.quiet_hours
+        quiet = None if node.transactional else self._journey.settings.quiet_hours
         await self._check_exit_conditions(
-            refresh=not self._lean
-            or (quiet is not None and not node.transactional)
-            or any(rule.when is not None for rule in self._journey.exit)
+            refresh=self._style.refreshes_traits(
+                quiet is not None or any(rule.when is not None for rule in self._journey.exit)
+            )
         )
-        skip_reason = None
-        if quiet is not None and not node.transactional:
-            zone = user_timezone("user", self._state.traits, self._journey.settings.timezone)
-            quiet_end = quiet_hours_end(workflow.now(), quiet, zone)
-            if quiet_end is not None and quiet.action == "skip":
-                skip_reason = "quiet hours"
-            elif quiet_end is not None:
-                self._state.deadline = quiet_end
-                await self._wait(f"quiet hours until {quiet_end.isoformat()}", _ignore)
-                await self._check_exit_conditions()
+        skip_reason = None if quiet is None else await self._quiet_hours(node_id, quiet)
         request = DeliverInput(
             idempotency_key=f"{self._state.enrollment_id}:{node_id}",
             journey_id=self._journey.id,
@@ -334,12 +299,40 @@ class JourneyWorkflow:
             return node.on_failure if node.on_failure is not None else node.next
         return node.next
 
-    async def _delay(self, node: DelayNode, resuming: bool) -> str | None:
+    async def _quiet_hours(self, node_id: str, quiet: QuietHours) -> str | None:
+        """Wait for the user's quiet hours to end, or say why the message is skipped."""
+        zone = self._zone("user")
+        quiet_end = quiet_hours_end(workflow.now(), quiet, zone)
+        if quiet_end is None:
+            return None
+        match quiet.action:
+            case "skip":
+                return "quiet hours"
+            case "delay":
+                self._state.deadline = quiet_end
+                await self._wait(f"{node_id}: quiet hours until {quiet.end} {zone}", _ignore)
+                await self._check_exit_conditions()
+                return None
+            case _:
+                assert_never(quiet.action)
+
+    async def _delay(self, node_id: str, node: DelayNode, resuming: bool) -> str | None:
         why = ""
         if not (resuming and self._state.deadline is not None):
             self._state.deadline, why = await self._delay_deadline(node)
-        await self._wait(f"delay until {self._state.deadline.isoformat()}{why}", _ignore)
+        await self._wait(f"{node_id}: {self._delay_summary(node)}", _ignore, about=why)
         return node.next
+
+    def _delay_summary(self, node: DelayNode) -> str:
+        """`4h delay`, or the local time the delay ends (`until tue 10:00 Europe/London`)."""
+        if node.duration is not None:
+            return f"{as_written(node.duration)} delay"
+        until = node.until
+        assert until is not None  # the model requires duration or until
+        zone = self._zone(until.timezone)
+        ends = self._deadline().astimezone(zone)
+        day = f"{WEEKDAYS[ends.weekday()]} " if until.weekdays else ""
+        return f"until {day}{ends:%H:%M} {zone}"
 
     async def _delay_deadline(self, node: DelayNode) -> tuple[datetime, str]:
         """When the delay ends, and for an optimal time which hour was chosen and why."""
@@ -349,7 +342,7 @@ class JourneyWorkflow:
         until = node.until
         assert until is not None  # the model requires duration or until
         await self._refresh_traits()  # the user's time zone may have changed
-        zone = user_timezone(until.timezone, self._state.traits, self._journey.settings.timezone)
+        zone = self._zone(until.timezone)
         clock, why = until.time, ""
         if clock == "optimal":
             active = await self._call(
@@ -363,7 +356,13 @@ class JourneyWorkflow:
                 clock, why = until.fallback or "00:00", " (fallback: too little history)"
         return next_local_time(now, parse_clock(clock), zone, until.weekdays), why
 
-    async def _wait_for_event(self, node: WaitForEventNode, resuming: bool) -> str | None:
+    def _zone(self, choice: str) -> ZoneInfo:
+        """The time zone a delay or quiet hours go by (`"user"`: the user's, as last loaded)."""
+        return user_timezone(choice, self._state.traits, self._journey.settings.timezone)
+
+    async def _wait_for_event(
+        self, node_id: str, node: WaitForEventNode, resuming: bool
+    ) -> str | None:
         if not (resuming and self._state.deadline is not None):
             self._state.deadline = workflow.now() + to_timedelta(node.timeout)
         chosen: list[EventPath] = []
@@ -377,12 +376,14 @@ class JourneyWorkflow:
             return False
 
         names = " or ".join(dict.fromkeys(p.event for p in node.paths))
-        deadline = self._state.deadline
-        if await self._wait(f"waiting for {names} until {deadline.isoformat()}", offer):
+        timeout = as_written(node.timeout)
+        if await self._wait(f"{node_id}: up to {timeout} for {names}", offer):
             return chosen[0].next
         return node.on_timeout
 
-    async def _wait_for_inactivity(self, node: WaitForInactivityNode, resuming: bool) -> str | None:
+    async def _wait_for_inactivity(
+        self, node_id: str, node: WaitForInactivityNode, resuming: bool
+    ) -> str | None:
         length = to_timedelta(node.duration)
         if not (resuming and self._state.deadline is not None):
             self._state.deadline = workflow.now() + length
@@ -394,15 +395,12 @@ class JourneyWorkflow:
                 # and never earlier than an event already seen.
                 restarted = min(event.timestamp, workflow.now()) + length
                 self._state.deadline = max(self._deadline(), restarted)
-                self._show(self._inactivity_details(node))
             return False
 
-        await self._wait(self._inactivity_details(node), restart_clock)
+        summary = f"{node_id}: {as_written(node.duration)} without activity"
+        watched = f" ({', '.join(node.events)})" if node.events else ""
+        await self._wait(summary, restart_clock, about=watched)
         return node.next
-
-    def _inactivity_details(self, node: WaitForInactivityNode) -> str:
-        watched = ", ".join(node.events) if node.events else "any event"
-        return f"waiting for inactivity ({watched}) until {self._deadline().isoformat()}"
 
     async def _experiment(self, node_id: str, node: ExperimentNode) -> str | None:
         bucket = experiment_bucket(self._journey.id, node_id, self._input.user_id)
@@ -411,7 +409,7 @@ class JourneyWorkflow:
             threshold += variant.weight
             if bucket < threshold:
                 break
-        if node.winner is not None and workflow.patched(EXPERIMENT_WINNER_PATCH):
+        if node.winner is not None and self._style.asks_for_winner():
             winner = await self._winner(node_id, node, node.winner)
             if winner is not None:
                 variant = winner
@@ -457,21 +455,21 @@ class JourneyWorkflow:
 
     # --- events, exits, goals -------------------------------------------------------------
 
-    async def _wait(self, details: str, offer: Offer) -> bool:
+    async def _wait(self, summary: str, offer: Offer, *, about: str = "") -> bool:
         """Wait until `self._state.deadline`, offering every event to `offer` on the way.
 
         Returns True as soon as `offer` accepts an event, False when the deadline passes.
         `offer` may move the deadline (inactivity). Raises `_Exited` when an exit rule matches.
+        `summary` names the wait's timer (`wait_checkout: up to 24h for Checkout Started`); the
+        current details add `about` and the deadline.
 
         Which wait an event belongs to goes by when it happened: one that arrived while the
         user passed through instant nodes (a message, a branch) is offered to the next wait;
         one that happened after this wait's deadline is left for the next node, even when its
         signal and the timer reach the run together.
         """
-        self._state.waiting_for = details
-        self._show(details)
-        timer: asyncio.Task[None] | None = None
-        timer_until = workflow.now()
+        what = summary + about
+        self._show_wait(what)
 
         def woken() -> bool:
             return bool(self._state.pending) or self._leave is not None or self._history_is_long()
@@ -486,38 +484,22 @@ class JourneyWorkflow:
                     self._state.unclaimed.pop(0)
                     if await offer(event):
                         return True
-                    deadline = self._deadline()
-                remaining = deadline - workflow.now()
-                if remaining <= timedelta(0):
+                    if self._deadline() != deadline:
+                        deadline = self._deadline()
+                        self._show_wait(what)
+                if not await self._style.sleep(self._deadline, woken, summary):
                     return False
-                if self._lean:
-                    if not woken() and self._unpublished():
-                        await self._publish()
-                        continue  # time passed, and events may have come, while it recorded
-                    # One timer for the wait, not one per event: a deadline that moved later
-                    # (inactivity) keeps the running timer, which is armed again when it fires.
-                    if timer is None or timer.done() or timer_until > deadline:
-                        if timer is not None:
-                            timer.cancel()
-                        timer = asyncio.create_task(workflow.sleep(remaining))
-                        timer_until = deadline
-                    await workflow.wait_condition(partial(_woken_or_done, woken, timer))
-                    if not woken():
-                        if workflow.now() >= self._deadline():
-                            return False
-                        continue  # the timer fired early: the deadline had moved on
-                else:
-                    try:
-                        await workflow.wait_condition(woken, timeout=remaining)
-                    except TimeoutError:
-                        return False
                 await self._observe_pending()
                 if self._history_is_long():
                     raise _ContinueAsNew
         finally:
             self._state.waiting_for = None
-            if timer is not None:
-                timer.cancel()
+            self._style.cancel_timer()
+
+    def _show_wait(self, what: str) -> None:
+        """Show what the run waits for, and until when at the latest."""
+        self._state.waiting_for = f"{what} · ends {self._deadline().isoformat(timespec='seconds')}"
+        self._show(self._state.waiting_for)
 
     def _deadline(self) -> datetime:
         assert self._state.deadline is not None, "every wait sets its deadline first"
@@ -623,7 +605,8 @@ class JourneyWorkflow:
         return value
 
     async def _record(self, activity: Activity, argument: BaseModel) -> None:
-        """Record progress in the store with a local activity (no task-queue round trip)."""
+        """Record progress in the store with a local activity (no task-queue round trip); the
+        run's style says what and when."""
         await workflow.execute_local_activity(
             activity,
             argument,
@@ -653,46 +636,14 @@ class JourneyWorkflow:
         converted: bool = False,
         ended: EndStatus | None = None,
     ) -> None:
-        """A step of the run, for the store: queued until the run publishes where it is (under
-        LEAN_STEPS_PATCH), recorded at once before it."""
-        progress = ProgressInput(
-            enrollment_id=self._state.enrollment_id,
-            at=workflow.now(),
-            node_id=node_id,
-            variant=variant,
-            converted=converted,
-            ended=ended,
-        )
-        if self._lean:
-            self._unrecorded.append(progress)
-        else:
-            await self._record(Activity.RECORD_PROGRESS, progress)
-
-    def _unpublished(self) -> bool:
-        """Whether the store or the search attributes lag behind the run (LEAN_STEPS_PATCH)."""
-        return self._lean and (
-            self._unrecorded_enrollment is not None
-            or bool(self._unrecorded)
-            or self._published_node != self._state.current_node
-        )
-
-    async def _publish(self) -> None:
-        """Show where the run is: set `JourneyNode` and record the enrollment and the steps
-        queued since the last time, in one local activity. Called when the run stops to wait,
-        before it continues as new and when it ends (under LEAN_STEPS_PATCH; before it, every
-        step was published at once)."""
-        if not self._unpublished():
-            return
-        node = self._state.current_node
-        if self._published_node != node:
-            workflow.upsert_search_attributes(
-                [JOURNEY_NODE.value_unset() if node is None else JOURNEY_NODE.value_set(node)]
+        """A step of the run, for the store (the run's style says when it is recorded)."""
+        await self._style.step(
+            ProgressInput(
+                enrollment_id=self._state.enrollment_id,
+                at=workflow.now(),
+                node_id=node_id,
+                variant=variant,
+                converted=converted,
+                ended=ended,
             )
-            self._published_node = node
-        if self._unrecorded_enrollment is not None or self._unrecorded:
-            steps = list(self._unrecorded)
-            request = StepsInput(enrollment=self._unrecorded_enrollment, steps=steps)
-            await self._record(Activity.RECORD_STEPS, request)
-            # Dropped only once recorded: a run cancelled meanwhile records them as it ends.
-            self._unrecorded_enrollment = None
-            del self._unrecorded[: len(steps)]
+        )

@@ -7,7 +7,7 @@ starting together migrate once and the others find the work done. A database tha
 `SQLModel.metadata.create_all` made before migrations existed (tables, no `alembic_version`) is
 adopted: stamped at the revision its schema matches, then upgraded.
 
-A new revision, after changing the models in `journeys/store.py` (against a database at the
+A new revision, after changing the models in `journeys/store/records.py` (against a database at the
 current head, e.g. a fresh SQLite file in `JOURNEYS_DATABASE_URL`)::
 
     .venv/bin/python -c "from alembic import command; from journeys.migrations import config; \\

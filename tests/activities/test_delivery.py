@@ -24,6 +24,7 @@ from journeys.settings import Settings
 from journeys.store import Store
 from journeys.unsubscribe import Links, Unsubscribe, verify
 from journeys.workspace import FrequencyCap, WorkspaceSettings, save_workspace_settings
+from tests.factories import merge_traits
 from tests.receivers import HttpReceiver, Reply, SmtpReceiver
 
 SECRET = "unsubscribe-secret"
@@ -93,7 +94,8 @@ def activities_for(store: Store, smtp: SmtpReceiver, http: HttpReceiver) -> Jour
 @pytest.fixture
 def activities(store: Store, smtp: SmtpReceiver, http: HttpReceiver) -> JourneyActivities:
     """The activities over the test's store and receivers."""
-    store.merge_traits(
+    merge_traits(
+        store,
         USER,
         {
             "first_name": "Ada",
@@ -217,7 +219,7 @@ def test_a_crash_after_the_provider_took_a_webhook_resends_it_under_the_same_key
     with pytest.raises(RuntimeError):
         crashing.deliver(request)
     assert store.deliveries_for_user(USER)[0].status == "sending"
-    store.merge_traits(USER, {"id_changed": True})
+    merge_traits(store, USER, {"id_changed": True})
     assert crashing.deliver(request).status == "sent"
     first, again = http.requests
     assert first.header("Idempotency-Key") == again.header("Idempotency-Key") == "enr-1:node"
@@ -228,7 +230,7 @@ def test_a_crash_after_the_provider_took_a_webhook_resends_it_under_the_same_key
 def test_a_crash_after_the_smtp_server_took_an_email_never_sends_it_twice(
     store: Store, smtp: SmtpReceiver, http: HttpReceiver
 ) -> None:
-    store.merge_traits(USER, {"email": "ada@example.com"})
+    merge_traits(store, USER, {"email": "ada@example.com"})
     channels = build_channels(Settings(smtp_url=smtp.url, email_from="shop@example.com"))
     crashing = JourneyActivities(store, {**channels, "email": CrashAfterSend(channels["email"])})
     with pytest.raises(RuntimeError):
@@ -279,14 +281,14 @@ def test_transient_errors_retry_and_permanent_ones_fail_at_once(
 def test_an_unregistered_push_token_is_removed_from_the_profile(
     activities: JourneyActivities, store: Store, http: HttpReceiver
 ) -> None:
-    store.merge_traits(USER, {"push_tokens": ["device-1", "stale"]})
+    merge_traits(store, USER, {"push_tokens": ["device-1", "stale"]})
     unregistered = {"error": {"status": "NOT_FOUND", "details": [{"errorCode": "UNREGISTERED"}]}}
     http.respond = lambda request: (
         Reply.json(unregistered, 404) if b"stale" in request.body else Reply.json({"name": "m"})
     )
     assert activities.deliver(deliver_input("push", {"title": "t", "body": "b"})).status == "sent"
     assert store.get_user(USER).traits["push_tokens"] == ["device-1"]  # type: ignore[union-attr]
-    store.merge_traits(USER, {"push_tokens": ["stale"]})
+    merge_traits(store, USER, {"push_tokens": ["stale"]})
     with pytest.raises(ApplicationError):
         activities.deliver(deliver_input("push", {"title": "t", "body": "b"}, key="k2"))
     assert store.get_user(USER).traits["push_tokens"] == []  # type: ignore[union-attr]
@@ -299,7 +301,7 @@ def test_an_unregistered_push_token_is_removed_from_the_profile(
 def test_a_webhook_to_a_private_address_is_refused_unless_allowed(
     store: Store, http: HttpReceiver, target: str
 ) -> None:
-    store.merge_traits(USER, {})
+    merge_traits(store, USER, {})
     activities = JourneyActivities(store, embedded_channels())
     hook = deliver_input("webhook", {"url": f"http://{target}:{http.port}/hook"})
     with pytest.raises(ApplicationError) as raised:
@@ -332,7 +334,7 @@ def test_unsubscribed_users_are_skipped_unless_the_message_is_transactional(
     channel: Channel,
     reason: str | None,
 ) -> None:
-    store.merge_traits(USER, traits)
+    merge_traits(store, USER, traits)
     content = EMAIL if channel == "email" else {"title": "t", "body": "b"}
     outcome = activities.deliver(deliver_input(channel, content))
     expected = ("sent", None) if reason is None else ("skipped", reason)

@@ -26,6 +26,7 @@ from journeys.contracts import (
 )
 from journeys.model import Channel, Condition, EventCountCondition, SegmentCondition
 from journeys.store import DeliveryRecord, EnrollmentRecord, Store
+from tests.factories import append_event, get_enrollment, merge_traits
 
 CONDITION: TypeAdapter[Condition] = TypeAdapter(Condition)
 USER = "u1"
@@ -86,7 +87,8 @@ def add_event(
     properties: dict[str, Any] | None = None,
 ) -> None:
     """Append a track event at `at`."""
-    assert store.append_event(
+    assert append_event(
+        store,
         message_id=uuid.uuid4().hex,
         user_id=user_id,
         type="track",
@@ -105,7 +107,7 @@ def as_fact(data: dict[str, Any]) -> Fact:
 
 def enrollment(store: Store, enrollment_id: str = "enr-1") -> EnrollmentRecord:
     """The stored enrollment, which must exist."""
-    record = store.get_enrollment(enrollment_id)
+    record = get_enrollment(store, enrollment_id)
     assert record is not None
     return record
 
@@ -116,7 +118,7 @@ def enrollment(store: Store, enrollment_id: str = "enr-1") -> EnrollmentRecord:
 def test_deliver_renders_every_namespace_and_records_sent(
     store: Store, activities: JourneyActivities
 ) -> None:
-    store.merge_traits(USER, EMAIL_USER)
+    merge_traits(store, USER, EMAIL_USER)
     content = {
         "subject": "Hi {{ user.first_name }} ({{ user.id }})",
         "body": "{{ entry.plan }} {{ entry.total }} {{ event.sku }} {{ user.missing }}|",
@@ -140,7 +142,7 @@ def test_deliver_renders_every_namespace_and_records_sent(
 def test_deliver_retry_keeps_one_row_and_the_same_outcome(
     store: Store, activities: JourneyActivities
 ) -> None:
-    store.merge_traits(USER, EMAIL_USER)
+    merge_traits(store, USER, EMAIL_USER)
     request = deliver_input(content={"subject": "Hi {{ user.first_name }}"})
     first = activities.deliver(request)
     again = activities.deliver(request)
@@ -152,10 +154,10 @@ def test_deliver_retry_keeps_one_row_and_the_same_outcome(
 def test_deliver_retry_after_finish_does_not_render_again(
     store: Store, activities: JourneyActivities
 ) -> None:
-    store.merge_traits(USER, EMAIL_USER)
+    merge_traits(store, USER, EMAIL_USER)
     request = deliver_input(content={"subject": "Hi {{ user.first_name }}"})
     first = activities.deliver(request)
-    store.merge_traits(USER, {"first_name": "Grace"})
+    merge_traits(store, USER, {"first_name": "Grace"})
     again = activities.deliver(request)
     assert again == first
     record = only_delivery(store)
@@ -166,7 +168,7 @@ def test_deliver_completes_a_delivery_an_earlier_attempt_left_pending(
     store: Store, activities: JourneyActivities
 ) -> None:
     # An attempt that crashed after recording the delivery, before sending it.
-    store.merge_traits(USER, EMAIL_USER)
+    merge_traits(store, USER, EMAIL_USER)
     request = deliver_input(content={"subject": "Hi {{ user.first_name }}"})
     pending, _ = store.begin_delivery(
         idempotency_key=request.idempotency_key,
@@ -186,7 +188,7 @@ def test_deliver_completes_a_delivery_an_earlier_attempt_left_pending(
 def test_deliver_with_skip_reason_records_skipped(
     store: Store, activities: JourneyActivities
 ) -> None:
-    store.merge_traits(USER, EMAIL_USER)
+    merge_traits(store, USER, EMAIL_USER)
     request = deliver_input(content={"subject": "Hi"}, skip_reason="quiet hours")
     outcome = activities.deliver(request)
     assert (outcome.status, outcome.reason) == ("skipped", "quiet hours")
@@ -229,7 +231,7 @@ def test_deliver_needs_an_address_for_the_channel(
     reason: str | None,
 ) -> None:
     if traits is not None:  # None: no profile at all
-        store.merge_traits(USER, traits)
+        merge_traits(store, USER, traits)
     outcome = activities.deliver(deliver_input(channel=channel, content={"body": "Hi"}))
     expected = "sent" if reason is None else "skipped"
     assert (outcome.status, outcome.reason) == (expected, reason)
@@ -253,7 +255,7 @@ def test_deliver_to_an_invalid_address_fails_permanently(
     traits: dict[str, Any],
     reason: str,
 ) -> None:
-    store.merge_traits(USER, traits)
+    merge_traits(store, USER, traits)
     with pytest.raises(ApplicationError) as raised:
         activities.deliver(deliver_input(channel=channel, content={"body": "Hi"}))
     assert (raised.value.type, raised.value.non_retryable, raised.value.message) == (
@@ -266,7 +268,7 @@ def test_deliver_to_an_invalid_address_fails_permanently(
 
 
 def test_deliver_uses_a_stored_template(store: Store, activities: JourneyActivities) -> None:
-    store.merge_traits(USER, EMAIL_USER)
+    merge_traits(store, USER, EMAIL_USER)
     store.put_template(
         "welcome-email",
         "email",
@@ -281,7 +283,7 @@ def test_deliver_uses_a_stored_template(store: Store, activities: JourneyActivit
 def test_deliver_with_an_unknown_template_fails_permanently(
     store: Store, activities: JourneyActivities
 ) -> None:
-    store.merge_traits(USER, EMAIL_USER)
+    merge_traits(store, USER, EMAIL_USER)
     with pytest.raises(ApplicationError) as raised:
         activities.deliver(deliver_input(template="no-such-template"))
     assert raised.value.non_retryable
@@ -308,7 +310,7 @@ def test_deliver_with_a_template_that_fails_to_render_fails_permanently(
     content: dict[str, Any] | None,
     stored: dict[str, Any] | None,
 ) -> None:
-    store.merge_traits(USER, EMAIL_USER)
+    merge_traits(store, USER, EMAIL_USER)
     template = None
     if stored is not None:
         template = "broken"
@@ -351,7 +353,7 @@ def test_fail_delivery_marks_failed_and_is_idempotent(
     record = only_delivery(store)
     assert (record.id, record.status, record.reason) == (pending.id, "failed", "retries exhausted")
     # A late attempt of the same delivery finds it finished and sends nothing.
-    store.merge_traits(USER, EMAIL_USER)
+    merge_traits(store, USER, EMAIL_USER)
     late = activities.deliver(deliver_input(content={"subject": "Hi"}))
     assert (late.status, late.reason, late.delivery_id) == (
         "failed",
@@ -407,8 +409,8 @@ def history(store: Store) -> Store:
     """Segments, a pro user `u1` with purchases old and new, and a free user `u2`."""
     for segment_id, condition in SEGMENTS.items():
         store.put_segment(segment_id, segment_id.title(), condition)
-    store.merge_traits(USER, {"plan": "pro", "email": "ada@example.com"})
-    store.merge_traits("u2", {"plan": "free"})
+    merge_traits(store, USER, {"plan": "pro", "email": "ada@example.com"})
+    merge_traits(store, "u2", {"plan": "free"})
     add_event(store, NOW - timedelta(days=1), name="Purchased", properties={"amount": 50})
     add_event(store, NOW - timedelta(days=2), name="Purchased", properties={"amount": 150})
     add_event(store, NOW - timedelta(days=3), name="Viewed", properties={"page": "/"})
@@ -530,7 +532,7 @@ def test_most_active_hour_ignores_old_history(store: Store, activities: JourneyA
 
 
 def test_update_user_renders_sets_and_unsets(store: Store, activities: JourneyActivities) -> None:
-    store.merge_traits(USER, {"first_name": "Ada", "score": 1, "coupon": "X1", "tier": "gold"})
+    merge_traits(store, USER, {"first_name": "Ada", "score": 1, "coupon": "X1", "tier": "gold"})
     request = UpdateUserInput(
         user_id=USER,
         set={

@@ -6,6 +6,7 @@ import pytest
 
 from journeys.store import Store
 from tests.api.helpers import ApiClient, assert_error, paths_of
+from tests.factories import merge_traits
 
 VIPS = {
     "id": "vips",
@@ -80,8 +81,8 @@ async def test_segment_ids(api: ApiClient) -> None:
 
 
 async def test_an_unsaved_condition_is_counted(api: ApiClient, store: Store) -> None:
-    store.merge_traits("u1", {"plan": "pro"})
-    store.merge_traits("u2", {"plan": "free"})
+    merge_traits(store, "u1", {"plan": "pro"})
+    merge_traits(store, "u2", {"plan": "free"})
     await api.admin("PUT", "/v1/segments/vips", VIPS)
     body = {
         "condition": {"any": [{"segment": "vips"}, {"field": "user.id", "op": "eq", "value": "u2"}]}
@@ -93,9 +94,9 @@ async def test_an_unsaved_condition_is_counted(api: ApiClient, store: Store) -> 
 
 
 async def test_segment_count_evaluates_every_user(api: ApiClient, store: Store) -> None:
-    store.merge_traits("u1", {"plan": "pro"})
-    store.merge_traits("u2", {"plan": "pro", "churned": True})
-    store.merge_traits("u3", {"plan": "free"})
+    merge_traits(store, "u1", {"plan": "pro"})
+    merge_traits(store, "u2", {"plan": "pro", "churned": True})
+    merge_traits(store, "u3", {"plan": "free"})
     for index in range(4, 9):  # users seen only through events count too
         await api.ingest("/v1/identify", {"userId": f"u{index}", "traits": {"plan": "pro"}})
     await api.ingest("/v1/track", {"userId": "u9", "event": "Viewed"})
@@ -159,7 +160,7 @@ async def test_template_problems(api: ApiClient, store: Store) -> None:
 
 async def test_template_preview_for_a_user_or_a_context(api: ApiClient, store: Store) -> None:
     await api.admin("PUT", "/v1/templates/welcome", EMAIL)
-    store.merge_traits("u1", {"first_name": "Ada"})
+    merge_traits(store, "u1", {"first_name": "Ada"})
     response = await api.admin("POST", "/v1/templates/welcome/preview", {"user_id": "u1"})
     assert response.status_code == 200
     assert response.json() == {"subject": "Hi Ada", "body": "Use  in  (), u1"}
@@ -198,7 +199,7 @@ async def test_template_preview_errors(api: ApiClient, store: Store) -> None:
 async def test_message_preview_renders_inline_content_or_a_template(
     api: ApiClient, store: Store
 ) -> None:
-    store.merge_traits("u1", {"first_name": "Ada"})
+    merge_traits(store, "u1", {"first_name": "Ada"})
     inline = {
         "channel": "email",
         "content": {"subject": "Hi {{ user.first_name }}", "body": "Bye: {{ unsubscribe_url }}"},

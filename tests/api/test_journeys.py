@@ -13,6 +13,7 @@ from journeys.routing import RoutingUnavailable
 from journeys.store import Store
 from tests.api.conftest import RecordingRouting
 from tests.api.helpers import ApiClient, assert_error, journey_document
+from tests.factories import enroll, finish, mark_converted, move, set_variant
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -243,7 +244,8 @@ def _run(
 ) -> None:
     """An enrollment of `user_id` that went along `path`, as the activities record it."""
     enrollment = f"abandoned-cart:{user_id}"
-    store.enroll(
+    enroll(
+        store,
         enrollment_id=enrollment,
         user_id=user_id,
         journey_id="abandoned-cart",
@@ -252,13 +254,13 @@ def _run(
         entered_at=T0,
     )
     for step, node_id in enumerate(path):
-        store.move(enrollment, node_id, T0 + timedelta(minutes=step))
+        move(store, enrollment, node_id, T0 + timedelta(minutes=step))
     if variant is not None:
-        store.set_variant(enrollment, variant)
+        set_variant(store, enrollment, variant)
     if converted:
-        store.mark_converted(enrollment, T0 + timedelta(hours=1))
+        mark_converted(store, enrollment, T0 + timedelta(hours=1))
     if end is not None:
-        store.finish(enrollment, end, T0 + timedelta(hours=2))
+        finish(store, enrollment, end, T0 + timedelta(hours=2))
 
 
 def _deliver(

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from journeys.store import NewEvent, Store
+from tests.factories import enroll, mark_converted, merge_traits, move, set_variant
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -64,7 +65,7 @@ def test_append_events_merges_the_anonymous_profile_first(store: Store) -> None:
             new_event("a2", user_id="anon:x"),
         ]
     )
-    store.merge_traits("u1", {"b": 2})
+    merge_traits(store, "u1", {"b": 2})
     identify = new_event("u1", type="identify", name=None, traits={"c": 3}, merge_from="anon:x")
     assert store.append_events([identify, new_event("a3", user_id="anon:x")]) == [True, True]
     assert store.get_user("u1").traits == {"a": 1, "b": 2, "c": 3}  # type: ignore[union-attr]
@@ -102,7 +103,7 @@ def test_concurrent_appends_of_the_same_events_store_each_once(store: Store) -> 
 
 def test_iter_users_walks_every_page(store: Store) -> None:
     for index in range(7):
-        store.merge_traits(f"u{index}", {"i": index})
+        merge_traits(store, f"u{index}", {"i": index})
     assert [u.user_id for u in store.iter_users(page_size=3)] == [f"u{i}" for i in range(7)]
     assert [u.user_id for u in store.iter_users(page_size=7)] == [f"u{i}" for i in range(7)]
     assert [u.traits["i"] for u in store.iter_users()] == list(range(7))
@@ -111,7 +112,8 @@ def test_iter_users_walks_every_page(store: Store) -> None:
 def test_variant_counts_per_experiment_node(store: Store) -> None:
     for index, variant in enumerate(["a", "a", "b", None]):
         enrollment = f"e{index}"
-        store.enroll(
+        enroll(
+            store,
             enrollment_id=enrollment,
             user_id=f"u{index}",
             journey_id="j",
@@ -119,10 +121,10 @@ def test_variant_counts_per_experiment_node(store: Store) -> None:
             workflow_id=f"journey:j:u{index}",
             entered_at=T0,
         )
-        store.move(enrollment, "split", T0)
+        move(store, enrollment, "split", T0)
         if variant is not None:
-            store.set_variant(enrollment, variant)
-    store.mark_converted("e0", T0 + timedelta(hours=1))
+            set_variant(store, enrollment, variant)
+    mark_converted(store, "e0", T0 + timedelta(hours=1))
     assert store.variant_counts("j", "split") == {
         "a": {"users": 2, "conversions": 1},
         "b": {"users": 1, "conversions": 0},

@@ -8,6 +8,7 @@ from journeys.store import Store
 from journeys.unsubscribe import Links
 from tests.api.conftest import RecordingRouting
 from tests.api.helpers import UNSUBSCRIBE_SECRET, ApiClient
+from tests.factories import merge_traits
 
 LINKS = Links("http://testserver", UNSUBSCRIBE_SECRET)
 
@@ -18,7 +19,7 @@ def path_of(url: str) -> str:
 
 
 async def test_the_link_shows_a_page_and_changes_nothing(api: ApiClient, store: Store) -> None:
-    store.merge_traits("ada", {"email": "ada@example.com"})
+    merge_traits(store, "ada", {"email": "ada@example.com"})
     response = await api.http.get(path_of(LINKS.unsubscribe("ada", "email")))
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
@@ -30,7 +31,7 @@ async def test_the_link_shows_a_page_and_changes_nothing(api: ApiClient, store: 
 async def test_posting_the_link_unsubscribes_through_an_identify_event(
     api: ApiClient, store: Store, routing: RecordingRouting
 ) -> None:
-    store.merge_traits("ada", {"email": "ada@example.com"})
+    merge_traits(store, "ada", {"email": "ada@example.com"})
     path = path_of(LINKS.unsubscribe("ada", "email"))
     # What a mail client sends for RFC 8058 one-click unsubscribe.
     response = await api.http.post(path, content=b"List-Unsubscribe=One-Click")

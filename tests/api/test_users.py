@@ -8,6 +8,7 @@ from typing import Any
 from journeys.contracts import FinalDeliveryStatus
 from journeys.store import Store
 from tests.api.helpers import ADMIN, SDK_AUTH, ApiClient, assert_error, bearer
+from tests.factories import enroll, finish, move
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -41,7 +42,8 @@ def _deliver(
 
 async def test_user_detail(api: ApiClient, store: Store) -> None:
     await api.ingest("/v1/identify", {"userId": "u1", "traits": {"plan": "pro"}})
-    store.enroll(
+    enroll(
+        store,
         enrollment_id="e1",
         user_id="u1",
         journey_id="cart",
@@ -49,8 +51,9 @@ async def test_user_detail(api: ApiClient, store: Store) -> None:
         workflow_id="journey:cart:u1",
         entered_at=T0,
     )
-    store.move("e1", "wait_checkout", T0)
-    store.enroll(
+    move(store, "e1", "wait_checkout", T0)
+    enroll(
+        store,
         enrollment_id="e2",
         user_id="u1",
         journey_id="welcome",
@@ -58,7 +61,7 @@ async def test_user_detail(api: ApiClient, store: Store) -> None:
         workflow_id="journey:welcome:u1",
         entered_at=T0 + timedelta(days=1),
     )
-    store.finish("e2", "completed", T0 + timedelta(days=2))
+    finish(store, "e2", "completed", T0 + timedelta(days=2))
     _deliver(store, "d1", "email", "sent", {"subject": "Hi", "body": "There"})
     _deliver(store, "d2", "push", "skipped", {"title": "T", "body": "B"})
     _deliver(store, "d3", "sms", None, {"body": "in flight"})
@@ -108,7 +111,8 @@ async def test_unknown_users_are_404(api: ApiClient, store: Store) -> None:
     assert "nobody" in error["message"]
     assert_error(await api.admin("GET", "/v1/users/nobody/events"), 404, "not_found")
     # Someone who only entered through POST /trigger is known by their journeys.
-    store.enroll(
+    enroll(
+        store,
         enrollment_id="e1",
         user_id="triggered",
         journey_id="cart",

@@ -17,6 +17,7 @@ from journeys.settings import Settings
 from journeys.store import Store
 from tests.api.conftest import RecordingRouting
 from tests.api.helpers import ADMIN_TOKEN, UNSUBSCRIBE_SECRET, WRITE_KEY
+from tests.factories import append_event
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -39,8 +40,8 @@ async def test_metrics_count_deliveries_by_channel_and_status_and_the_outbox(sto
     deliver(store, "c", "email", "failed")
     deliver(store, "d", "push", None)
     for message_id in ("m1", "m2"):
-        store.append_event(
-            message_id=message_id, user_id="u1", type="track", name="Viewed",
+        append_event(
+            store, message_id=message_id, user_id="u1", type="track", name="Viewed",
             properties={}, timestamp=T0,
         )  # fmt: skip
     settings = Settings(

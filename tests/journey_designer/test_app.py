@@ -16,6 +16,7 @@ from cli.main import designer_argv
 from journeys.store import Store
 from tests.api.helpers import ADMIN_TOKEN
 from tests.conftest import run_journeys
+from tests.factories import append_event, enroll, mark_converted, merge_traits, move, set_variant
 from tests.journey_designer.conftest import APP, LiveApi, free_port
 from tests.journey_designer.helpers import (
     at_path,
@@ -252,7 +253,7 @@ def test_entry_goal_and_settings_forms(api: LiveApi) -> None:
 
 
 def test_message_preview_for_a_sample_context_and_a_real_user(api: LiveApi) -> None:
-    api.store.merge_traits("ada", {"first_name": "Ada", "email": "ada@example.com"})
+    merge_traits(api.store, "ada", {"first_name": "Ada", "email": "ada@example.com"})
     app = open_in_editor(api.store, example("abandoned-cart"))
     choose(app.selectbox(key="editor.preview.node"), "vip_email").run()
     app.radio(key="preview:vip_email:who").set_value("sample").run()
@@ -365,7 +366,7 @@ def test_the_publish_confirmation_checks_what_publishing_checks(api: LiveApi) ->
 
 def test_segments_page_counts_as_you_edit_then_saves_and_counts(api: LiveApi) -> None:
     for user_id, plan in (("u1", "pro"), ("u2", "pro"), ("u3", "free")):
-        api.store.merge_traits(user_id, {"plan": plan})
+        merge_traits(api.store, user_id, {"plan": plan})
     app = start("views/segments.py")
     assert metrics(app) == {"Users matching this condition now": "0"}  # nobody has an email
     at_path(app.text_input, "id").input("pro-users").run()
@@ -403,7 +404,7 @@ def test_segments_page_counts_as_you_edit_then_saves_and_counts(api: LiveApi) ->
         "Members of the saved segment": "2",
     }
     assert "The condition has unsaved changes: this counts the saved one." in texts(app)
-    api.store.merge_traits("u3", {"plan": "pro"})
+    merge_traits(api.store, "u3", {"plan": "pro"})
     button(app, "Count members").click().run()
     assert metrics(app) == {
         "Users matching this condition now": "0",
@@ -413,8 +414,8 @@ def test_segments_page_counts_as_you_edit_then_saves_and_counts(api: LiveApi) ->
 
 def test_prediction_traits_are_suggested_in_the_condition_builder(api: LiveApi) -> None:
     for user_id, score in (("u1", 0.91), ("u2", 0.72), ("u3", 0.1)):
-        api.store.merge_traits(user_id, {"predicted_conversion": score})
-    api.store.merge_traits("u4", {"plan": "pro"})
+        merge_traits(api.store, user_id, {"predicted_conversion": score})
+    merge_traits(api.store, "u4", {"plan": "pro"})
     app = start("views/segments.py")
     suggestions = at_path(app.selectbox, "condition.all[0].field?suggested")
     assert [o.split(" — ")[0] for o in suggestions.options] == [
@@ -442,23 +443,23 @@ def seed_activity(store: Store) -> None:
     store.save_draft(document["id"], document)
     store.publish(document["id"])
     now = datetime.now(UTC)
-    store.merge_traits("ada", {"first_name": "Ada", "email": "ada@example.com"})
-    store.append_event(
-        message_id="m-1", user_id="ada", type="track", name="Added to Cart",
+    merge_traits(store, "ada", {"first_name": "Ada", "email": "ada@example.com"})
+    append_event(
+        store, message_id="m-1", user_id="ada", type="track", name="Added to Cart",
         properties={"total_price": 120}, timestamp=now,
     )  # fmt: skip
     for i, variant in enumerate(["urgency", "urgency", "friendly", "control"]):
         user_id = "ada" if i == 0 else f"user-{i}"
         enrollment = f"e-{i}"
-        store.enroll(
-            enrollment_id=enrollment, user_id=user_id, journey_id=document["id"], version=1,
+        enroll(
+            store, enrollment_id=enrollment, user_id=user_id, journey_id=document["id"], version=1,
             workflow_id=f"journey:{document['id']}:{user_id}", entered_at=now,
         )  # fmt: skip
         for node in ("wait_checkout", "by_cart_value", "copy_test"):
-            store.move(enrollment, node, now)
-        store.set_variant(enrollment, variant)
+            move(store, enrollment, node, now)
+        set_variant(store, enrollment, variant)
         if variant == "urgency":
-            store.move(enrollment, "urgency_email", now)
+            move(store, enrollment, "urgency_email", now)
             key = f"{enrollment}:urgency_email"
             store.begin_delivery(
                 idempotency_key=key, journey_id=document["id"], version=1,
@@ -469,7 +470,7 @@ def seed_activity(store: Store) -> None:
                 key, "sent" if i == 0 else "skipped", None if i == 0 else "quiet hours"
             )
         if i == 0:
-            store.mark_converted(enrollment, now)
+            mark_converted(store, enrollment, now)
 
 
 def test_analytics_page(api: LiveApi) -> None:
@@ -561,8 +562,8 @@ def test_users_page(api: LiveApi) -> None:
 
 
 def test_users_page_shows_prediction_traits_first(api: LiveApi) -> None:
-    api.store.merge_traits(
-        "grace",
+    merge_traits(
+        api.store, "grace",
         {"plan": "pro", "predicted_conversion": 0.734, "preferred_channel": "push",
          "most_active_hour": 19},
     )  # fmt: skip

@@ -23,6 +23,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 from cli.main import designer_argv
 from journeys.store import Store
 from tests.api.helpers import ADMIN_TOKEN
+from tests.factories import enroll, mark_converted, move
 from tests.journey_designer.conftest import LiveApi, free_port
 
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
@@ -107,24 +108,24 @@ def seed_runs(store: Store, journey_id: str) -> None:
     now = datetime.now(UTC)
     for i in range(6):
         enrollment, user_id = f"b-{i}", f"shopper-{i}"
-        store.enroll(
-            enrollment_id=enrollment, user_id=user_id, journey_id=journey_id, version=1,
+        enroll(
+            store, enrollment_id=enrollment, user_id=user_id, journey_id=journey_id, version=1,
             workflow_id=f"journey:{journey_id}:{user_id}", entered_at=now,
         )  # fmt: skip
-        store.move(enrollment, "wait_checkout", now)
+        move(store, enrollment, "wait_checkout", now)
         if i < 4:
-            store.move(enrollment, "by_cart_value", now)
+            move(store, enrollment, "by_cart_value", now)
             email = "vip_email" if i == 0 else "reminder_email"
-            store.move(enrollment, email, now)
+            move(store, enrollment, email, now)
             key = f"{enrollment}:{email}"
             store.begin_delivery(
                 idempotency_key=key, journey_id=journey_id, version=1, node_id=email,
                 user_id=user_id, channel="email", variant=None, content={"subject": "Hi"},
             )  # fmt: skip
             store.finish_delivery(key, "sent")
-            store.move(enrollment, "wait_a_day", now)
+            move(store, enrollment, "wait_a_day", now)
         if i == 0:
-            store.mark_converted(enrollment, now)
+            mark_converted(store, enrollment, now)
 
 
 def test_build_preview_and_publish_a_journey_in_the_browser(

@@ -20,6 +20,7 @@ from journeys.routing import NoLiveJourney, RoutingUnavailable
 from journeys.settings import Settings
 from journeys.store import Store
 from relay.router import EventRouter
+from tests.factories import append_event, merge_traits
 from worker.main import build_worker
 
 WAIT_FOR_CHECKOUT: dict[str, Any] = {
@@ -57,8 +58,8 @@ class Harness:
 
     def track(self, user_id: str, name: str, **properties: Any) -> str:
         message_id = uuid.uuid4().hex
-        self.store.append_event(
-            message_id=message_id, user_id=user_id, type="track", name=name,
+        append_event(
+            self.store, message_id=message_id, user_id=user_id, type="track", name=name,
             properties=properties, timestamp=datetime.now(UTC),
         )  # fmt: skip
         return message_id
@@ -148,8 +149,8 @@ async def test_entry_where_audience_and_reentry(harness: Harness) -> None:
         start="bye",
         nodes={"bye": {"type": "exit"}},
     )
-    harness.store.merge_traits("fr", {"country": "FR"})
-    harness.store.merge_traits("de", {"country": "DE"})
+    merge_traits(harness.store, "fr", {"country": "FR"})
+    merge_traits(harness.store, "de", {"country": "DE"})
     harness.track("fr", "Added to Cart", total=0)  # where fails
     harness.track("de", "Added to Cart", total=5)  # audience fails
     harness.track("fr", "Added to Cart", total=5)  # enters
@@ -301,9 +302,9 @@ async def test_an_event_that_puts_the_user_into_the_segment_starts_the_journey(
     )
 
     def identify(user_id: str, **traits: Any) -> None:
-        harness.store.merge_traits(user_id, traits)
-        harness.store.append_event(
-            message_id=uuid.uuid4().hex, user_id=user_id, type="identify", name=None,
+        merge_traits(harness.store, user_id, traits)
+        append_event(
+            harness.store, message_id=uuid.uuid4().hex, user_id=user_id, type="identify", name=None,
             properties=traits, timestamp=datetime.now(UTC),
         )  # fmt: skip
 
@@ -323,8 +324,8 @@ async def test_an_event_that_puts_the_user_into_the_segment_starts_the_journey(
 async def test_an_event_no_journey_can_take_does_not_hold_the_outbox_up(harness: Harness) -> None:
     journey = unique("cart")
     publish(harness.store, journey)
-    harness.store.append_event(
-        message_id="x" * 300, user_id="fay", type="track", name="Added to Cart",
+    append_event(
+        harness.store, message_id="x" * 300, user_id="fay", type="track", name="Added to Cart",
         properties={}, timestamp=datetime.now(UTC),
     )  # fmt: skip  # a messageId no run accepts (stored by an older API, say)
     harness.track("fay", "Added to Cart", sku="A")

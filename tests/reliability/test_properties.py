@@ -22,6 +22,7 @@ from journeys.facts import CONDITION
 from journeys.model import CHANNELS, Journey
 from journeys.store import Store
 from journeys.validation import Problem, validate
+from tests.factories import merge_traits
 from tests.workflows.helpers import start, workflow_task_failures
 
 PURE = settings(max_examples=300, deadline=None, database=None)
@@ -247,7 +248,7 @@ async def test_random_valid_journeys_run_to_an_end(
 ) -> None:
     journey, traits = case
     user = f"u-{uuid.uuid4().hex[:8]}"
-    store.merge_traits(user, {"email": f"{user}@example.com", "phone": "+15550100", **traits})
+    merge_traits(store, user, {"email": f"{user}@example.com", "phone": "+15550100", **traits})
     handle = await start(time_skipping, task_queue, journey, user, entry={"total": 42})
     # The time-skipping server jumps over every wait; a stuck run would time out here.
     outcome = await asyncio.wait_for(handle.result(), timeout=120)

@@ -17,6 +17,7 @@ from journeys.contracts import (
     workflow_id,
 )
 from journeys.store import Store
+from tests.factories import append_event, merge_traits
 from worker.main import build_worker, ensure_schedules
 from workflows.segment_sweep import SegmentSweepWorkflow
 
@@ -42,10 +43,10 @@ async def test_sweep_starts_users_a_time_based_segment_gained(
         },
     )
     store.publish(journey)
-    store.merge_traits("idle", {})
-    store.merge_traits("busy", {})
-    store.append_event(
-        message_id=uuid.uuid4().hex, user_id="busy", type="track", name="Page Viewed",
+    merge_traits(store, "idle", {})
+    merge_traits(store, "busy", {})
+    append_event(
+        store, message_id=uuid.uuid4().hex, user_id="busy", type="track", name="Page Viewed",
         properties={}, timestamp=datetime.now(UTC),
     )  # fmt: skip
 

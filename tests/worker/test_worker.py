@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import signal
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,8 +16,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from journeys.store import Store
 from tests.conftest import installed_binary, run_journeys
+from tests.factories import merge_traits
 from tests.receivers import SmtpReceiver
 from tests.workflows.helpers import make_journey, start
+from worker.main import compile_workflow_modules
 
 
 @pytest.fixture
@@ -31,7 +35,7 @@ async def test_worker_process_delivers_as_configured_and_stops_cleanly_on_sigter
     database = f"sqlite:///{tmp_path / 'journeys.db'}"
     task_queue = f"worker-{uuid.uuid4().hex[:8]}"
     store = Store(database)
-    store.merge_traits("u1", {"email": "ada@example.com", "first_name": "Ada"})
+    merge_traits(store, "u1", {"email": "ada@example.com", "first_name": "Ada"})
     environment = {
         **os.environ,
         "TEMPORAL_ADDRESS": dev_server.client.service_client.config.target_host,
@@ -102,3 +106,23 @@ def test_worker_that_cannot_start_says_why(
     assert result.returncode == 2
     assert f"journeys: {says}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_bytecode_of_every_workflow_module_is_written(tmp_path: Path) -> None:
+    package = tmp_path / "sandboxed"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "flow.py").write_text("from sandboxed import helper\n\nclass Flow: ...\n")
+    (package / "helper.py").write_text("VALUE = 1\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        flow = importlib.import_module("sandboxed.flow")
+        for cached in package.glob("__pycache__/*"):
+            cached.unlink()
+        compile_workflow_modules([flow.Flow])
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in ("sandboxed", "sandboxed.flow", "sandboxed.helper"):
+            sys.modules.pop(name, None)
+    written = {path.name.split(".")[0] for path in package.glob("__pycache__/*.pyc")}
+    assert written == {"__init__", "flow", "helper"}

@@ -23,6 +23,7 @@ from journeys.store import Store
 from journeys.unsubscribe import Links
 from journeys.workspace import FrequencyCap, WorkspaceSettings, save_workspace_settings
 from tests.activities.test_delivery import CrashAfterSend
+from tests.factories import merge_traits
 from tests.receivers import HttpReceiver, Reply, SmtpReceiver
 from tests.workflows.helpers import make_journey, start
 from worker.main import build_worker
@@ -99,7 +100,7 @@ async def test_every_channel_delivers_through_its_provider(
     receivers: Receivers,
 ) -> None:
     smtp, http = receivers.smtp, receivers.http
-    store.merge_traits("u1", ADA)
+    merge_traits(store, "u1", ADA)
     journey = make_journey(
         "mail",
         {
@@ -168,7 +169,7 @@ async def test_a_worker_dying_after_the_provider_took_the_message_delivers_once(
         return outcome
 
     others = [a for a in activities.all() if a.__name__ != "deliver"]
-    store.merge_traits("u1", ADA)
+    merge_traits(store, "u1", ADA)
     journey = make_journey(
         "mail",
         {
@@ -234,7 +235,7 @@ async def test_frequency_caps_skip_across_journeys_and_the_journey_moves_on(
     save_workspace_settings(
         store, WorkspaceSettings(frequency_caps=[FrequencyCap(max=1, per="1d", channel="email")])
     )
-    store.merge_traits("u1", ADA)
+    merge_traits(store, "u1", ADA)
     promo = message("email", {"subject": "Sale", "body": "b"}, "after")
     receipt = {**message("email", {"subject": "Receipt", "body": "b"}), "transactional": True}
     first = make_journey("mail", {"mail": promo, "after": {"type": "exit"}}, id="first")

@@ -11,6 +11,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from journeys.store import Store
+from tests.factories import mark_converted
 from tests.workflows.helpers import make_journey, start
 from workflows.journey import experiment_bucket
 
@@ -62,7 +63,7 @@ async def test_a_clear_winner_takes_every_new_arrival(
     for user_id, path in first.items():
         if path[-1] == "bold_done":
             [enrollment] = store.enrollments_for_user(user_id)
-            store.mark_converted(enrollment.id, datetime.now(UTC))
+            mark_converted(store, enrollment.id, datetime.now(UTC))
 
     later = await run_users(time_skipping, task_queue, range(30, 90))
     decision = store.experiment_decision(JOURNEY.id, "split")

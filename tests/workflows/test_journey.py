@@ -27,6 +27,7 @@ from journeys.contracts import (
 )
 from journeys.model import Journey
 from journeys.store import Store
+from tests.factories import append_event, merge_traits
 from tests.workflows.helpers import make_journey, reached, send, start, workflow_task_failures
 from worker.main import build_worker
 
@@ -75,7 +76,7 @@ async def ended_after(store: Store, handle: WorkflowHandle[object, JourneyOutcom
 async def test_24h_wait_times_out_in_well_under_a_second(
     time_skipping: WorkflowEnvironment, worker: Worker, store: Store, task_queue: str
 ) -> None:
-    store.merge_traits("u1", {"email": "ada@example.com", "first_name": "Ada"})
+    merge_traits(store, "u1", {"email": "ada@example.com", "first_name": "Ada"})
     began = time.monotonic()
     handle = await start(time_skipping, task_queue, make_journey("wait", WAIT_THEN_EMAIL))
     outcome = await handle.result()
@@ -94,7 +95,7 @@ async def test_24h_wait_times_out_in_well_under_a_second(
 async def test_user_who_checks_out_in_time_gets_nothing(
     time_skipping: WorkflowEnvironment, worker: Worker, store: Store, task_queue: str
 ) -> None:
-    store.merge_traits("u1", {"email": "ada@example.com"})
+    merge_traits(store, "u1", {"email": "ada@example.com"})
     handle = await start(time_skipping, task_queue, make_journey("wait", WAIT_THEN_EMAIL))
     await time_skipping.sleep(timedelta(hours=3))
     await send(time_skipping, handle, "Checkout Started")
@@ -108,7 +109,7 @@ async def test_user_who_checks_out_in_time_gets_nothing(
 async def test_exit_event_during_three_day_delay_ends_at_once(
     time_skipping: WorkflowEnvironment, worker: Worker, store: Store, task_queue: str
 ) -> None:
-    store.merge_traits("u1", {"email": "ada@example.com"})
+    merge_traits(store, "u1", {"email": "ada@example.com"})
     journey = make_journey(
         "pause",
         {
@@ -163,7 +164,7 @@ async def test_trait_change_exits_during_wait_and_before_message(
     await handle.signal(EVENT_SIGNAL, identify)
     assert (await handle.result()).status == "exited"
 
-    store.merge_traits("u2", {"email": "b@example.com", "plan": "cancelled"})
+    merge_traits(store, "u2", {"email": "b@example.com", "plan": "cancelled"})
     mail_journey = make_journey(
         "mail", {"mail": {"type": "message", "channel": "email", "content": EMAIL}}, exit=exit_rules
     )
@@ -209,7 +210,7 @@ async def test_event_arriving_before_the_first_wait_is_offered_to_it(
 ) -> None:
     # The user checks out a moment after entering, before the run has even started: the
     # first wait must see it, or they would be nagged about a cart they already bought.
-    store.merge_traits("u1", {"email": "ada@example.com"})
+    merge_traits(store, "u1", {"email": "ada@example.com"})
     journey = make_journey(
         "thanks",
         {
@@ -227,7 +228,7 @@ async def test_event_arriving_before_the_first_wait_is_offered_to_it(
 async def test_wait_for_event_first_matching_path_sets_event_context(
     time_skipping: WorkflowEnvironment, worker: Worker, store: Store, task_queue: str
 ) -> None:
-    store.merge_traits("u1", {"push_tokens": ["tok-1"]})
+    merge_traits(store, "u1", {"push_tokens": ["tok-1"]})
     journey = make_journey(
         "wait",
         {
@@ -284,12 +285,12 @@ async def test_branch_on_traits_segments_and_event_counts(
     store.put_segment("gold", "Gold members", {"field": "user.plan", "op": "eq", "value": "gold"})
     now = await time_skipping.get_current_time()
     for i in range(3):
-        store.append_event(
-            message_id=f"view-{i}", user_id="u2", type="track", name="Product Viewed",
+        append_event(
+            store, message_id=f"view-{i}", user_id="u2", type="track", name="Product Viewed",
             properties={"sku": "A"}, timestamp=now - timedelta(hours=i),
         )  # fmt: skip
-    store.merge_traits("u1", {"plan": "gold"})
-    store.merge_traits("u3", {"country": "FR"})
+    merge_traits(store, "u1", {"plan": "gold"})
+    merge_traits(store, "u3", {"country": "FR"})
     journey = make_journey(
         "route",
         {
@@ -367,7 +368,7 @@ async def test_experiment_splits_1000_users_by_weight_identically_on_rerun(
 async def test_update_user_sets_rendered_traits_and_unsets(
     time_skipping: WorkflowEnvironment, worker: Worker, store: Store, task_queue: str
 ) -> None:
-    store.merge_traits("u1", {"stage": "new", "temp": 1})
+    merge_traits(store, "u1", {"stage": "new", "temp": 1})
     journey = make_journey(
         "mark",
         {
@@ -390,7 +391,7 @@ async def test_update_user_sets_rendered_traits_and_unsets(
 async def test_delay_until_local_time_in_the_users_time_zone(
     time_skipping: WorkflowEnvironment, worker: Worker, store: Store, task_queue: str
 ) -> None:
-    store.merge_traits("u1", {"timezone": "Asia/Tokyo"})
+    merge_traits(store, "u1", {"timezone": "Asia/Tokyo"})
     journey = make_journey(
         "morning",
         {
@@ -424,7 +425,7 @@ async def test_quiet_hours_delay_skip_and_transactional(
 
     mail = {"mail": {"type": "message", "channel": "email", "content": EMAIL}}
     for user in ("u1", "u2", "u3"):
-        store.merge_traits(user, {"email": f"{user}@example.com"})
+        merge_traits(store, user, {"email": f"{user}@example.com"})
 
     delayed = make_journey("mail", mail, settings={"quiet_hours": await quiet_now("delay")})
     handle = await start(time_skipping, task_queue, delayed, "u1")
@@ -470,7 +471,7 @@ async def test_messages_skip_without_address_fail_to_on_failure_and_fill_the_inb
             },
         },
     )
-    store.merge_traits("u1", {"email": "ada@example.com"})
+    merge_traits(store, "u1", {"email": "ada@example.com"})
     outcome = await (await start(time_skipping, task_queue, journey)).result()
     assert outcome.path == ["sms", "tpl", "inbox"]
     by_node = {d.node_id: d for d in store.deliveries_for_user("u1")}
@@ -510,7 +511,7 @@ async def test_search_attributes_summary_details_and_state_query(
     assert (state.journey_id, state.version, state.current_node) == ("test-journey", 4, "wait")
     assert state.path == ["wait"]
     assert state.waiting_for is not None
-    assert state.waiting_for.startswith("waiting for Checkout Started until")
+    assert state.waiting_for.startswith("wait: up to 24h for Checkout Started · ends ")
 
     description = await handle.describe()
     attributes = description.typed_search_attributes
@@ -570,7 +571,7 @@ async def test_duplicate_and_malformed_signals_change_nothing(
     time_skipping: WorkflowEnvironment, worker: Worker, store: Store, task_queue: str
 ) -> None:
     journey = make_journey("wait", WAIT_THEN_EMAIL, exit=[{"event": "Order Completed"}])
-    store.merge_traits("u1", {"email": "ada@example.com"})
+    merge_traits(store, "u1", {"email": "ada@example.com"})
     handle = await start(time_skipping, task_queue, journey)
     await send(time_skipping, handle, "Page Viewed", message_id="m-1")
     # The same messageId again, now naming the exit event: a duplicate, dropped.
@@ -591,7 +592,7 @@ async def test_duplicate_and_malformed_signals_change_nothing(
 async def test_continue_as_new_keeps_state_and_loses_no_event(
     time_skipping: WorkflowEnvironment, worker: Worker, store: Store, task_queue: str
 ) -> None:
-    store.merge_traits("u1", {"email": "ada@example.com"})
+    merge_traits(store, "u1", {"email": "ada@example.com"})
     journey = make_journey(
         "wait",
         {

@@ -28,6 +28,7 @@ from temporalio.worker import Replayer, Worker
 
 from journeys.model import Journey
 from journeys.store import Store
+from tests.factories import merge_traits
 from tests.workflows.helpers import send, start, workflow_task_failures
 from workflows.journey import JourneyWorkflow
 
@@ -117,7 +118,7 @@ async def test_example_runs_to_an_end_and_replays(
     task_queue: str,
 ) -> None:
     scenario = SCENARIOS[journey_id]
-    store.merge_traits("u1", scenario.traits)
+    merge_traits(store, "u1", scenario.traits)
     handle = await start(time_skipping, task_queue, load_example(journey_id), entry=scenario.entry)
     for step in scenario.steps:
         if isinstance(step, timedelta):

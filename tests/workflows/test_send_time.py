@@ -11,6 +11,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from journeys.store import Store
+from tests.factories import append_event, merge_traits
 from tests.workflows.helpers import make_journey, start
 
 JOURNEY = make_journey(
@@ -33,7 +34,8 @@ def active_at(store: Store, user_id: str, zone: ZoneInfo, now: datetime, hour: i
         day = (local - timedelta(days=days)).date()
         for when in (hour, hour, (hour + 5) % 24):
             at = datetime(day.year, day.month, day.day, when, 10, tzinfo=zone)
-            store.append_event(
+            append_event(
+                store,
                 message_id=uuid.uuid4().hex,
                 user_id=user_id,
                 type="track",
@@ -54,11 +56,17 @@ async def test_each_user_gets_the_message_at_their_most_active_local_hour(
         "thin": "Australia/Sydney",
     }
     for user_id, zone in zones.items():
-        store.merge_traits(user_id, {"timezone": zone})
+        merge_traits(store, user_id, {"timezone": zone})
         if user_id != "thin":  # one visit only: too little to know; the fallback applies
             active_at(store, user_id, ZoneInfo(zone), now, hour=19)
-    store.append_event(
-        message_id="once", user_id="thin", type="track", name="Viewed", properties={}, timestamp=now
+    append_event(
+        store,
+        message_id="once",
+        user_id="thin",
+        type="track",
+        name="Viewed",
+        properties={},
+        timestamp=now,
     )
     handles = [await start(time_skipping, task_queue, JOURNEY, user_id) for user_id in zones]
     for handle in handles:

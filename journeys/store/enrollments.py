@@ -1,0 +1,180 @@
+"""Enrollments (a user's run through a journey version) and their steps, and the counts the
+journey statistics show."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlmodel import Session, col, func, select
+
+from journeys.contracts import EndStatus, EnrollInput, ProgressInput
+from journeys.store.base import StoreBase, get_or_raise, once_more_on_conflict
+from journeys.store.records import EnrollmentRecord, NodeVisitRecord
+
+
+class EnrollmentsAggregate(StoreBase):
+    """Enrollments: recorded with their steps, looked up per user, counted per journey and node."""
+
+    def record_steps(
+        self, steps: Sequence[ProgressInput], *, enrollment: EnrollInput | None = None
+    ) -> None:
+        """Record an enrollment (unless recorded already) and then its steps, in order, in one
+        transaction. Recording the same again changes nothing, so a retry is harmless.
+
+        Raises NotFound for a step of an enrollment that is neither recorded nor `enrollment`.
+        """
+        once_more_on_conflict(lambda: self._record_steps(steps, enrollment))
+
+    def _record_steps(self, steps: Sequence[ProgressInput], enrollment: EnrollInput | None) -> None:
+        with self._write() as session:
+            records: dict[str, EnrollmentRecord] = {}
+            if enrollment is not None:
+                records[enrollment.enrollment_id] = _enrollment_of(session, enrollment)
+            for step in steps:
+                if step.enrollment_id not in records:
+                    records[step.enrollment_id] = get_or_raise(
+                        session, EnrollmentRecord, step.enrollment_id, lock=True
+                    )
+            # The visits recorded already, in one query rather than one per step.
+            reached = {(step.enrollment_id, step.node_id) for step in steps if step.node_id}
+            visited: set[tuple[str, str]] = set()
+            if reached:
+                statement = select(NodeVisitRecord.enrollment_id, NodeVisitRecord.node_id).where(
+                    col(NodeVisitRecord.enrollment_id).in_({e for e, _ in reached}),
+                    col(NodeVisitRecord.node_id).in_({n for _, n in reached}),
+                )
+                visited = {(e, n) for e, n in session.exec(statement)}
+            for step in steps:
+                record = records[step.enrollment_id]
+                if step.node_id is not None:
+                    first = (step.enrollment_id, step.node_id) not in visited
+                    _reach(session, record, step.node_id, step.at, first=first)
+                    visited.add((step.enrollment_id, step.node_id))
+                if step.variant is not None:
+                    record.variant = step.variant
+                if step.converted and record.converted_at is None:
+                    record.converted_at = step.at
+                if step.ended is not None:
+                    _finish(session, record, step.ended, step.at)
+                session.add(record)
+
+    def enrollments_for_user(self, user_id: str) -> list[EnrollmentRecord]:
+        """The user's enrollments in every journey, newest first."""
+        statement = (
+            select(EnrollmentRecord)
+            .where(EnrollmentRecord.user_id == user_id)
+            .order_by(col(EnrollmentRecord.entered_at).desc(), col(EnrollmentRecord.id).desc())
+        )
+        with self._read() as session:
+            return list(session.exec(statement))
+
+    def last_enrollment(self, journey_id: str, user_id: str) -> EnrollmentRecord | None:
+        """The user's most recent enrollment in the journey, or None."""
+        statement = (
+            select(EnrollmentRecord)
+            .where(EnrollmentRecord.journey_id == journey_id, EnrollmentRecord.user_id == user_id)
+            .order_by(col(EnrollmentRecord.entered_at).desc(), col(EnrollmentRecord.id).desc())
+            .limit(1)
+        )
+        with self._read() as session:
+            return session.exec(statement).first()
+
+    def active_workflow_ids(self, journey_id: str) -> list[str]:
+        """The workflow ids of the journey's active enrollments."""
+        statement = select(EnrollmentRecord.workflow_id).where(
+            EnrollmentRecord.journey_id == journey_id, EnrollmentRecord.status == "active"
+        )
+        with self._read() as session:
+            return list(session.exec(statement))
+
+    def journey_counts(self, journey_id: str) -> dict[str, int]:
+        """Enrollments of the journey: entered, active, completed, exited and converted."""
+        statement = (
+            select(
+                EnrollmentRecord.status,
+                func.count(),
+                func.count(col(EnrollmentRecord.converted_at)),
+            )
+            .where(EnrollmentRecord.journey_id == journey_id)
+            .group_by(col(EnrollmentRecord.status))
+        )
+        counts = {"entered": 0, "active": 0, "completed": 0, "exited": 0, "converted": 0}
+        with self._read() as session:
+            for status, enrolled, converted in session.exec(statement):
+                counts[status] = enrolled
+                counts["entered"] += enrolled
+                counts["converted"] += converted
+        return counts
+
+    def node_counts(self, journey_id: str) -> dict[str, dict[str, int]]:
+        """Per node of the journey: how many enrollments reached it and how many wait there."""
+        reached = (
+            select(NodeVisitRecord.node_id, func.count())
+            .where(NodeVisitRecord.journey_id == journey_id)
+            .group_by(col(NodeVisitRecord.node_id))
+        )
+        waiting = (
+            select(EnrollmentRecord.current_node, func.count())
+            .where(
+                EnrollmentRecord.journey_id == journey_id,
+                EnrollmentRecord.status == "active",
+                col(EnrollmentRecord.current_node).is_not(None),
+            )
+            .group_by(col(EnrollmentRecord.current_node))
+        )
+        counts: dict[str, dict[str, int]] = {}
+        with self._read() as session:
+            for node_id, count in session.exec(reached):
+                counts.setdefault(node_id, {"reached": 0, "waiting": 0})["reached"] = count
+            for current_node, count in session.exec(waiting):
+                if current_node is not None:
+                    counts.setdefault(current_node, {"reached": 0, "waiting": 0})["waiting"] = count
+        return counts
+
+
+def _enrollment_of(session: Session, enrollment: EnrollInput) -> EnrollmentRecord:
+    """The enrollment's record, locked, or a new one if it has none yet."""
+    record = session.get(EnrollmentRecord, enrollment.enrollment_id, with_for_update=True)
+    if record is None:
+        record = EnrollmentRecord(
+            id=enrollment.enrollment_id,
+            user_id=enrollment.user_id,
+            journey_id=enrollment.journey_id,
+            version=enrollment.version,
+            workflow_id=enrollment.workflow_id,
+            entered_at=enrollment.entered_at,
+        )
+        session.add(record)
+        session.flush()  # before its visits, which refer to it
+    return record
+
+
+def _reach(
+    session: Session, enrollment: EnrollmentRecord, node_id: str, at: datetime, *, first: bool
+) -> None:
+    """The enrollment reached a node: a `first` visit there is recorded, and an active
+    enrollment is now at that node."""
+    if first:
+        session.add(
+            NodeVisitRecord(
+                enrollment_id=enrollment.id,
+                node_id=node_id,
+                journey_id=enrollment.journey_id,
+                reached_at=at,
+            )
+        )
+    if enrollment.status == "active" and enrollment.current_node != node_id:
+        enrollment.current_node = node_id
+        session.add(enrollment)
+
+
+def _finish(
+    session: Session, enrollment: EnrollmentRecord, status: EndStatus, at: datetime
+) -> None:
+    """End an active enrollment; a finished one keeps how it ended."""
+    if enrollment.status == "active":
+        enrollment.status = status
+        enrollment.ended_at = at
+        enrollment.current_node = None
+        session.add(enrollment)

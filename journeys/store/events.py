@@ -1,0 +1,148 @@
+"""Events and the routing outbox: batched, deduplicated appends (which also merge profiles
+and traits), the events not yet routed, and per-user reads and counts."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlmodel import Session, col, func, select, update
+
+from journeys.store.base import StoreBase, once_more_on_conflict
+from journeys.store.profiles import merge_profile, profile_of, profiles_of
+from journeys.store.records import EventRecord, NewEvent, utcnow
+
+
+class EventsAggregate(StoreBase):
+    """Events: appended once per `message_id`, routed through the outbox, read per user."""
+
+    def append_events(self, events: Sequence[NewEvent]) -> list[bool]:
+        """Store many events in one transaction; for each, whether it was new.
+
+        An event whose `message_id` is already stored, or appears earlier in `events`, is
+        skipped (not an error) and has no effect at all. For each new event, in order:
+        `merge_from` is merged into `user_id` (as `merge_profiles` does), the event is stored,
+        the profile of `user_id` is created if need be and `traits` are merged into it.
+        All or nothing: when anything fails, nothing is written.
+        """
+        if not events:
+            return []
+        return once_more_on_conflict(lambda: self._append_events(events))
+
+    def _append_events(self, events: Sequence[NewEvent]) -> list[bool]:
+        received = utcnow()
+        with self._write() as session:
+            stored = _stored_message_ids(session, [item.message_id for item in events])
+            # Every new event's profile: each is locked or created below in any case.
+            profiles = profiles_of(
+                session, [item.user_id for item in events if item.message_id not in stored]
+            )
+            new: list[bool] = []
+            for item in events:
+                if item.message_id in stored:
+                    new.append(False)
+                    continue
+                stored.add(item.message_id)
+                new.append(True)
+                if item.merge_from is not None:
+                    merge_profile(session, profiles, item.merge_from, item.user_id)
+                session.add(
+                    EventRecord(
+                        message_id=item.message_id,
+                        user_id=item.user_id,
+                        type=item.type,
+                        name=item.name,
+                        properties=copy.deepcopy(item.properties),
+                        timestamp=item.timestamp,
+                        received_at=item.received_at or received,
+                    )
+                )
+                profile = profile_of(session, profiles, item.user_id)
+                if item.traits:
+                    profile.traits = {**profile.traits, **copy.deepcopy(item.traits)}
+                    profile.updated_at = received
+                    session.add(profile)
+            return new
+
+    def unrouted_events(self, limit: int = 500) -> list[EventRecord]:
+        """Events stored but not yet routed to journeys, oldest first."""
+        statement = (
+            select(EventRecord)
+            .where(col(EventRecord.routed_at).is_(None))
+            .order_by(col(EventRecord.id))
+            .limit(limit)
+        )
+        with self._read() as session:
+            return list(session.exec(statement))
+
+    def mark_routed(self, event_ids: list[int], at: datetime | None = None) -> None:
+        """Record that these events reached their journeys."""
+        if not event_ids:
+            return
+        statement = (
+            update(EventRecord)
+            .where(col(EventRecord.id).in_(event_ids))
+            .values(routed_at=at or utcnow())
+        )
+        with self._write() as session:
+            session.exec(statement)
+
+    def unrouted_count(self) -> int:
+        """How many events wait in the outbox (an index range, cheap)."""
+        statement = (
+            select(func.count())
+            .select_from(EventRecord)
+            .where(col(EventRecord.routed_at).is_(None))
+        )
+        with self._read() as session:
+            return session.exec(statement).one()
+
+    def events_for_user(
+        self,
+        user_id: str,
+        *,
+        name: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+        newest_first: bool = True,
+    ) -> list[EventRecord]:
+        """The user's events, optionally only those named `name` and at or after `since`."""
+        statement = select(EventRecord).where(EventRecord.user_id == user_id)
+        if name is not None:
+            statement = statement.where(EventRecord.name == name)
+        if since is not None:
+            statement = statement.where(col(EventRecord.timestamp) >= since)
+        if newest_first:
+            statement = statement.order_by(
+                col(EventRecord.timestamp).desc(), col(EventRecord.id).desc()
+            )
+        else:
+            statement = statement.order_by(col(EventRecord.timestamp), col(EventRecord.id))
+        if limit is not None:
+            statement = statement.limit(limit)
+        with self._read() as session:
+            return list(session.exec(statement))
+
+    def count_events(self, user_id: str, *, name: str | None, since: datetime | None) -> int:
+        """How many events the user has (named `name`, at or after `since`, when given)."""
+        statement = select(func.count()).select_from(EventRecord)
+        statement = statement.where(EventRecord.user_id == user_id)
+        if name is not None:
+            statement = statement.where(EventRecord.name == name)
+        if since is not None:
+            statement = statement.where(col(EventRecord.timestamp) >= since)
+        with self._read() as session:
+            return session.exec(statement).one()
+
+
+def _stored_message_ids(session: Session, message_ids: list[str]) -> set[str]:
+    """Which of these message ids are stored already."""
+    unique = list(dict.fromkeys(message_ids))
+    found: set[str] = set()
+    # In chunks, to stay below the database's limit on bound parameters.
+    for start in range(0, len(unique), 500):
+        chunk = unique[start : start + 500]
+        statement = select(EventRecord.message_id).where(col(EventRecord.message_id).in_(chunk))
+        found.update(session.exec(statement))
+    return found

@@ -1,0 +1,110 @@
+"""Store writes and reads that only tests need, as functions of the store.
+
+Each records what the application records, through the same store methods: events through
+`append_events` (as ingest does), traits through `update_traits`, and enrollments and their
+steps through `record_steps` (as the journey activities do), one step per call.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from journeys.contracts import EndStatus, EnrollInput, EventType, ProgressInput
+from journeys.store import EnrollmentRecord, NewEvent, Store, utcnow
+
+
+def append_event(
+    store: Store,
+    *,
+    message_id: str,
+    user_id: str,
+    type: EventType,
+    name: str | None,
+    properties: dict[str, Any],
+    timestamp: datetime,
+    received_at: datetime | None = None,
+) -> bool:
+    """Store one event (and create the user's profile if need be); False when `message_id`
+    is already stored."""
+    event = NewEvent(
+        message_id=message_id,
+        user_id=user_id,
+        type=type,
+        name=name,
+        properties=properties,
+        timestamp=timestamp,
+        received_at=received_at,
+    )
+    [new] = store.append_events([event])
+    return new
+
+
+def merge_traits(store: Store, user_id: str, traits: dict[str, Any]) -> dict[str, Any]:
+    """Shallow-merge `traits` into the profile (created if needed); the merged traits."""
+    return store.update_traits(user_id, traits, [])
+
+
+def get_enrollment(store: Store, enrollment_id: str) -> EnrollmentRecord | None:
+    """The enrollment, or None."""
+    with store._read() as session:
+        return session.get(EnrollmentRecord, enrollment_id)
+
+
+def enroll(
+    store: Store,
+    *,
+    enrollment_id: str,
+    user_id: str,
+    journey_id: str,
+    version: int,
+    workflow_id: str,
+    entered_at: datetime,
+    variant: str | None = None,
+) -> EnrollmentRecord:
+    """Record that a user entered a journey, unless that enrollment is recorded already, and
+    then, when given, the `variant` it is in."""
+    entered = EnrollInput(
+        enrollment_id=enrollment_id,
+        user_id=user_id,
+        journey_id=journey_id,
+        version=version,
+        workflow_id=workflow_id,
+        entered_at=entered_at,
+    )
+    steps: list[ProgressInput] = []
+    if variant is not None:
+        steps.append(ProgressInput(enrollment_id=enrollment_id, at=entered_at, variant=variant))
+    store.record_steps(steps, enrollment=entered)
+    return _recorded(store, enrollment_id)
+
+
+def move(store: Store, enrollment_id: str, node_id: str, at: datetime) -> EnrollmentRecord:
+    """Record that the enrollment reached `node_id`. Raises NotFound for an unknown id."""
+    store.record_steps([ProgressInput(enrollment_id=enrollment_id, at=at, node_id=node_id)])
+    return _recorded(store, enrollment_id)
+
+
+def finish(store: Store, enrollment_id: str, status: EndStatus, at: datetime) -> EnrollmentRecord:
+    """End the enrollment (a finished one stays as it ended). Raises NotFound."""
+    store.record_steps([ProgressInput(enrollment_id=enrollment_id, at=at, ended=status)])
+    return _recorded(store, enrollment_id)
+
+
+def set_variant(store: Store, enrollment_id: str, variant: str) -> EnrollmentRecord:
+    """Record the experiment variant the enrollment is in. Raises NotFound."""
+    store.record_steps([ProgressInput(enrollment_id=enrollment_id, at=utcnow(), variant=variant)])
+    return _recorded(store, enrollment_id)
+
+
+def mark_converted(store: Store, enrollment_id: str, at: datetime) -> EnrollmentRecord:
+    """Record the conversion unless one is recorded already. Raises NotFound."""
+    store.record_steps([ProgressInput(enrollment_id=enrollment_id, at=at, converted=True)])
+    return _recorded(store, enrollment_id)
+
+
+def _recorded(store: Store, enrollment_id: str) -> EnrollmentRecord:
+    # `record_steps` raised NotFound already if there were no such enrollment.
+    record = get_enrollment(store, enrollment_id)
+    assert record is not None
+    return record

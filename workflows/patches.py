@@ -1,0 +1,269 @@
+"""The interpreter's patches, and the behaviour of the runs that started before each.
+
+A run replays its history on whichever worker picks it up, so for as long as it lives the
+interpreter must issue the commands its history recorded. A change to those commands goes behind
+a `workflow.patched` id; every id is here, with the branch it replaced, so `workflows.journey`
+never tests one. A run's `RunStyle` is chosen once, first thing in the run:
+
+- `lean-steps` (`LEAN_STEPS_PATCH`): `LeanSteps`; runs started before it are `PreLeanSteps`.
+- `experiment-winner` (`EXPERIMENT_WINNER_PATCH`): `RunStyle.asks_for_winner`, asked at each
+  experiment node with a `winner` rule, as it always was.
+
+Retiring a patch (docs/operations.md, "Retire old patches"), in two releases: once no run needs
+its old branch, delete that branch and the histories that replayed it, and call
+`workflow.deprecate_patch` where `workflow.patched` was; once no run predates that release,
+delete the call too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from functools import partial
+from typing import NamedTuple
+
+from temporalio import workflow
+from temporalio.common import SearchAttributeUpdate
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import BaseModel
+
+    from journeys.contracts import (
+        JOURNEY_ID,
+        JOURNEY_NODE,
+        JOURNEY_VERSION,
+        USER_ID,
+        Activity,
+        EnrollInput,
+        ProgressInput,
+        StepsInput,
+    )
+
+LEAN_STEPS_PATCH = "lean-steps"
+"""Runs that recorded this marker (at their start) are `LeanSteps`; the others `PreLeanSteps`.
+Retire it once no running run is `PreLeanSteps`."""
+EXPERIMENT_WINNER_PATCH = "experiment-winner"
+"""Runs that recorded this marker ask for an experiment's winner before splitting; the others
+split by hash alone. Retire it once no running run reached an experiment node without it."""
+
+Record = Callable[[Activity, BaseModel], Awaitable[None]]
+"""Records something in the store (a local activity)."""
+
+
+def choose_run_style(record: Record, where: str | None) -> RunStyle:
+    """The style of this run, which is at `where` (a node carried over by continue-as-new).
+
+    Call it first thing in the run: that is where every run of today's code records the
+    `lean-steps` marker, and where replay looks for it.
+    """
+    if workflow.patched(LEAN_STEPS_PATCH):
+        return LeanSteps(record, where)
+    return PreLeanSteps(record)
+
+
+class RunStyle(ABC):
+    """How a run records where it is and sleeps, fixed by the patches its history holds."""
+
+    def __init__(self, record: Record) -> None:
+        self._record = record
+
+    @abstractmethod
+    async def enroll(self, enrollment: EnrollInput) -> None:
+        """A new run (not one continued as new): its search attributes and its enrollment."""
+
+    @abstractmethod
+    async def step(self, step: ProgressInput) -> None:
+        """A step of the run for the store (reaching a node, or the end, moves `JourneyNode`)."""
+
+    @abstractmethod
+    async def publish(self) -> None:
+        """Bring the store and `JourneyNode` up to date (before continuing as new, at the end)."""
+
+    @abstractmethod
+    def refreshes_traits(self, needed: bool) -> bool:
+        """Whether a message loads the user's traits first, `needed` saying whether something
+        there reads them (quiet hours in the user's zone, a `when` exit rule)."""
+
+    @abstractmethod
+    async def sleep(
+        self, until: Callable[[], datetime], woken: Callable[[], bool], summary: str
+    ) -> bool:
+        """Sleep until `woken()` (True) or the deadline `until()` passes (False), on a timer the
+        Temporal UI shows as `summary`. Called again in the same wait once the run has looked
+        at what woke it; `until()` may have moved meanwhile."""
+
+    @abstractmethod
+    def cancel_timer(self) -> None:
+        """The wait is over: cancel a timer `sleep` left running, if any."""
+
+    def asks_for_winner(self) -> bool:
+        """Whether the run asks for an experiment's winner before splitting.
+
+        Asked at the experiment node only: moving it would move its marker in new histories,
+        and runs that reached an experiment before the patch must keep splitting by hash.
+        """
+        return workflow.patched(EXPERIMENT_WINNER_PATCH)
+
+
+def _moves(step: ProgressInput) -> bool:
+    """Whether a step changes where the run is: it reached a node, or ended (at none)."""
+    return step.node_id is not None or step.ended is not None
+
+
+def _journey_node(node: str | None) -> SearchAttributeUpdate[str]:
+    return JOURNEY_NODE.value_unset() if node is None else JOURNEY_NODE.value_set(node)
+
+
+def _identity(
+    enrollment: EnrollInput,
+) -> list[SearchAttributeUpdate[str] | SearchAttributeUpdate[int]]:
+    return [
+        JOURNEY_ID.value_set(enrollment.journey_id),
+        JOURNEY_VERSION.value_set(enrollment.version),
+        USER_ID.value_set(enrollment.user_id),
+    ]
+
+
+def _woken_or_done(woken: Callable[[], bool], timer: asyncio.Task[None]) -> bool:
+    """A wait's condition: something woke it, or its timer fired."""
+    return woken() or timer.done()
+
+
+class _Timer(NamedTuple):
+    task: asyncio.Task[None]
+    until: datetime
+
+
+class LeanSteps(RunStyle):
+    """Today's runs (`lean-steps` recorded at their start) skip commands nothing needed:
+
+    - they publish where they are (`JourneyNode`, and their enrollment and steps in the store,
+      in one local activity) only when they stop to wait and when they end, not at every node:
+      nodes passed on the way are recorded then, each with when it was reached (and a run
+      started at its start node, as `start_journey` sets it, need not set it again);
+    - they do not upsert the search attributes their start already set;
+    - they load the user's traits before a message only when something there needs them (the
+      delivery activity reads the traits itself);
+    - a wait keeps one timer, not a new one for every event it receives (armed again only when
+      it fires before a deadline that moved on).
+    """
+
+    def __init__(self, record: Record, where: str | None) -> None:
+        super().__init__(record)
+        self._where = where
+        self._published_node = where  # a run published before it continued as new
+        self._enrollment: EnrollInput | None = None
+        self._steps: list[ProgressInput] = []
+        self._timer: _Timer | None = None
+
+    async def enroll(self, enrollment: EnrollInput) -> None:
+        """Queue the enrollment; set the search attributes unless the start set them."""
+        started_with = workflow.info().typed_search_attributes
+        self._published_node = started_with.get(JOURNEY_NODE)
+        if started_with.get(JOURNEY_ID) is None:
+            workflow.upsert_search_attributes(_identity(enrollment))
+        self._enrollment = enrollment
+
+    async def step(self, step: ProgressInput) -> None:
+        """Queue the step until the run publishes."""
+        if _moves(step):
+            self._where = step.node_id
+        self._steps.append(step)
+
+    def _unpublished(self) -> bool:
+        return (
+            self._enrollment is not None or bool(self._steps) or self._published_node != self._where
+        )
+
+    async def publish(self) -> None:
+        """Set `JourneyNode` and record the enrollment and the queued steps, if they lag."""
+        if self._published_node != self._where:
+            workflow.upsert_search_attributes([_journey_node(self._where)])
+            self._published_node = self._where
+        if self._enrollment is not None or self._steps:
+            steps = list(self._steps)
+            await self._record(
+                Activity.RECORD_STEPS, StepsInput(enrollment=self._enrollment, steps=steps)
+            )
+            # Dropped only once recorded: a run cancelled meanwhile records them as it ends.
+            self._enrollment = None
+            del self._steps[: len(steps)]
+
+    def refreshes_traits(self, needed: bool) -> bool:
+        """Only when something reads them."""
+        return needed
+
+    async def sleep(
+        self, until: Callable[[], datetime], woken: Callable[[], bool], summary: str
+    ) -> bool:
+        """Publish first, then sleep on the wait's one timer."""
+        while True:
+            deadline = until()
+            remaining = deadline - workflow.now()
+            if remaining <= timedelta(0):
+                return False
+            if not woken() and self._unpublished():
+                await self.publish()
+                continue  # time passed, and events may have come, while it recorded
+            # One timer for the wait, not one per event: a deadline that moved later
+            # (inactivity) keeps the running timer, which is armed again when it fires.
+            timer = self._timer
+            if timer is None or timer.task.done() or timer.until > deadline:
+                self.cancel_timer()
+                sleeping = workflow.sleep(remaining, summary=summary)
+                timer = self._timer = _Timer(asyncio.create_task(sleeping), deadline)
+            await workflow.wait_condition(partial(_woken_or_done, woken, timer.task))
+            if woken():
+                return True
+            # The timer fired: the deadline has passed, or moved on and needs a new timer.
+
+    def cancel_timer(self) -> None:
+        """Cancel the wait's timer."""
+        if self._timer is not None:
+            self._timer.task.cancel()
+            self._timer = None
+
+
+class PreLeanSteps(RunStyle):
+    """Runs started before `lean-steps`: every node upserts `JourneyNode` and records its step
+    at once (a local activity each, the enrollment too); every message loads the user's traits
+    first; a wait's timer is its condition's timeout, a new one each time an event wakes it.
+
+    Delete this class with `LEAN_STEPS_PATCH`, once no running run is one of these.
+    """
+
+    async def enroll(self, enrollment: EnrollInput) -> None:
+        """Set the search attributes and record the enrollment at once."""
+        workflow.upsert_search_attributes(_identity(enrollment))
+        await self._record(Activity.ENROLL, enrollment)
+
+    async def step(self, step: ProgressInput) -> None:
+        """Move `JourneyNode` and record the step at once."""
+        if _moves(step):
+            workflow.upsert_search_attributes([_journey_node(step.node_id)])
+        await self._record(Activity.RECORD_PROGRESS, step)
+
+    async def publish(self) -> None:
+        """Nothing lags: every step was published as it happened."""
+
+    def refreshes_traits(self, needed: bool) -> bool:
+        """Always."""
+        return True
+
+    async def sleep(
+        self, until: Callable[[], datetime], woken: Callable[[], bool], summary: str
+    ) -> bool:
+        """Wait for the condition, the deadline its timeout."""
+        remaining = until() - workflow.now()
+        if remaining <= timedelta(0):
+            return False
+        try:
+            await workflow.wait_condition(woken, timeout=remaining, timeout_summary=summary)
+        except TimeoutError:
+            return False
+        return True
+
+    def cancel_timer(self) -> None:
+        """Nothing left: `wait_condition` cancels its own timeout."""
