@@ -48,6 +48,7 @@ from journeys.facts import fact_answerer, user_traits
 from journeys.localtime import ACTIVE_HOUR_HISTORY, ACTIVE_HOUR_MIN_EVENTS, user_timezone
 from journeys.model import Channel, to_timedelta
 from journeys.store import CapWindow, DeliveryRecord, Store
+from journeys.tracking import Tracker
 from journeys.unsubscribe import Links
 from journeys.workspace import load_workspace_settings
 
@@ -114,7 +115,7 @@ def unsubscribed(channel: Channel, traits: dict[str, Any]) -> str | None:
 
 class JourneyActivities:
     """The activities, bound to one store, the providers of each channel, and the signer of
-    unsubscribe links (without one, emails carry none)."""
+    links (without one, emails carry no unsubscribe link and no message is tracked)."""
 
     def __init__(
         self, store: Store, channels: Mapping[Channel, Provider], links: Links | None = None
@@ -169,8 +170,9 @@ class JourneyActivities:
     @activity.defn(name=Activity.EXPERIMENT_WINNER)
     def experiment_winner(self, request: WinnerInput) -> WinnerAnswer:
         """The experiment's winner, if it has one. Once `after` has passed since the version
-        was published, each call may be a look (`journeys.experiments.decide`); a look is
-        recorded only if no other caller recorded it first, so each happens once."""
+        was published, each call may be a look (`journeys.experiments.decide`) at conversions
+        or, for `metric: click`, at clicks on the `tracked` messages; a look is recorded only
+        if no other caller recorded it first, so each happens once."""
         decision = self._store.experiment_decision(request.journey_id, request.node_id)
         if decision.winner is not None:
             return WinnerAnswer(winner=decision.winner)
@@ -179,7 +181,13 @@ class JourneyActivities:
         if published is None or published.published_at + to_timedelta(request.after) > now:
             return WinnerAnswer()
         counts = self._store.variant_counts(request.journey_id, request.node_id)
-        variants = experiments.counts_of(request.variants, counts)
+        clicks = None
+        if request.metric == "click":
+            window = to_timedelta(request.within)
+            clicks = self._store.variant_clicks(
+                request.journey_id, request.node_id, request.tracked, window
+            )
+        variants = experiments.counts_of(request.variants, counts, clicks)
         look = experiments.decide(variants, request.min_users, decision.looks)
         if look.looks == decision.looks:
             return WinnerAnswer()
@@ -230,7 +238,7 @@ class JourneyActivities:
         try:
             if record.status == "sending":
                 return self._resend(request, record, provider)
-            return self._send(request, provider)
+            return self._send(request, record, provider)
         except PermanentDeliveryError as error:
             self._fail(request, error.reason)
         except TransientDeliveryError as error:
@@ -240,7 +248,9 @@ class JourneyActivities:
                 error.reason, type=TRANSIENT_FAILURE, next_retry_delay=error.retry_after
             ) from None
 
-    def _send(self, request: DeliverInput, provider: Provider) -> DeliveryOutcome:
+    def _send(
+        self, request: DeliverInput, record: DeliveryRecord, provider: Provider
+    ) -> DeliveryOutcome:
         if request.skip_reason is not None:
             return self._finish(request, "skipped", request.skip_reason)
         traits = self._traits(request.user_id)
@@ -252,6 +262,11 @@ class JourneyActivities:
             return self._finish(request, "skipped", NO_ADDRESS[request.channel])
         unsubscribe_url = self._unsubscribe_url(request)
         content = self._render(request, traits, unsubscribe_url)
+        if request.track and self._links is not None:
+            # Before the claim stores the content, so a resend carries the very same links.
+            assert record.id is not None  # stored records have ids
+            tracker = Tracker(self._links, record.id, unsubscribe_url)
+            content = tracker.content(request.channel, content)
         claimed = self._store.claim_delivery(
             request.idempotency_key, content, () if request.transactional else self._caps(traits)
         )

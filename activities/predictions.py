@@ -15,6 +15,7 @@ from temporalio import activity
 
 from journeys import predictions
 from journeys.contracts import Activity, PredictInput, PredictionReport
+from journeys.engagement import MACHINE
 from journeys.predictions import Event
 from journeys.store import Store
 
@@ -31,7 +32,6 @@ Progress = Callable[[str, int, int], None]
 class _User:
     user_id: str
     events: list[Event]
-    in_app_reads: int
 
 
 def run_predictions(
@@ -80,7 +80,7 @@ def run_predictions(
         traits: dict[str, object] = {}
         if user_scores is not None:
             traits["predicted_conversion"] = predictions.rounded(float(user_scores[done - 1]))
-        channel = predictions.preferred_channel(user.events, user.in_app_reads)
+        channel = predictions.preferred_channel(user.events)
         if channel is not None:
             traits["preferred_channel"] = channel
         if traits:
@@ -94,14 +94,15 @@ def run_predictions(
 
 def _read(store: Store, now: datetime, tell: Progress) -> list[_User]:
     profiles = [u.user_id for u in store.iter_users()]
-    reads = store.in_app_reads()
     users = []
     for done, user_id in enumerate(profiles, start=1):
+        # What link scanners and mail proxies did is not what the user did.
         events = [
             Event(name=e.name, timestamp=e.timestamp)
             for e in store.events_for_user(user_id, since=now - HISTORY, newest_first=False)
+            if e.properties.get(MACHINE) is not True
         ]
-        users.append(_User(user_id=user_id, events=events, in_app_reads=reads.get(user_id, 0)))
+        users.append(_User(user_id=user_id, events=events))
         if done % 200 == 0 or done == len(profiles):
             tell("reading", done, len(profiles))
     return users

@@ -9,7 +9,18 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import catalog, errors, ingest, journeys, openapi, ops, predictions, unsubscribe, users
+from api import (
+    catalog,
+    engagement,
+    errors,
+    ingest,
+    journeys,
+    openapi,
+    ops,
+    predictions,
+    unsubscribe,
+    users,
+)
 from api.deps import AppState
 from api.metrics import ApiMetrics, RequestMetrics
 from journeys.routing import Routing, RoutingFactory
@@ -22,7 +33,9 @@ DESCRIPTION = """\
 Segment-compatible ingest, API-triggered entry and management of journeys, segments,
 templates and settings. Ingest endpoints take the write key (HTTP Basic username with an empty
 password, or `Authorization: Bearer <write key>`); management endpoints take
-`Authorization: Bearer <admin token>`. Errors are `{"error": {"code", "message", "details"}}`.
+`Authorization: Bearer <admin token>`. Tracked links (`/c/{token}`), the open pixel
+(`/o/{token}.gif`) and unsubscribe links take no credential: their signed token is the
+authority. Errors are `{"error": {"code", "message", "details"}}`.
 """
 
 
@@ -89,6 +102,7 @@ def create_app(
         users.router,
         users.inbox_router,
         unsubscribe.router,
+        engagement.router,
         predictions.router,
     )
     for router in routers:

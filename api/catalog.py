@@ -20,7 +20,7 @@ from journeys.model import SLUG_PATTERN, Channel, Condition
 from journeys.store import SegmentRecord, Store, TemplateRecord
 from journeys.templates import render_value
 from journeys.unsubscribe import Links
-from journeys.validation import check_content
+from journeys.validation import check_content, segment_problems
 from journeys.workspace import WorkspaceSettings, load_workspace_settings, save_workspace_settings
 
 router = APIRouter(dependencies=[ADMIN], responses=error_responses(401, 404, 422))
@@ -130,6 +130,7 @@ def put_segment(
 ) -> SegmentOut:
     """Store the segment; its condition must be valid (422 with located problems)."""
     _check_id(body.id, segment_id)
+    _check_segment(body.condition)
     # Stored as written (unset defaults left out), in the journey format's spelling.
     condition = CONDITION.dump_python(
         body.condition, mode="json", by_alias=True, exclude_unset=True
@@ -179,7 +180,14 @@ def count_condition(
     body: Annotated[ConditionBody, Depends(JsonModel(ConditionBody))], store: StoreDep
 ) -> SegmentCount:
     """How many users the condition holds for now (what a segment of it would count)."""
+    _check_segment(body.condition)
     return _count(store, body.condition, frozenset())
+
+
+def _check_segment(condition: Condition) -> None:
+    problems = segment_problems(condition)
+    if problems:
+        raise problems_error("validation_error", "the condition is invalid", problems)
 
 
 def _count(store: Store, condition: Condition, visiting: frozenset[str]) -> SegmentCount:

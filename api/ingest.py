@@ -3,6 +3,8 @@ and `POST /trigger`, all with the write key.
 
 An accepted event is stored (the events table is the routing outbox) and the router is woken;
 no request waits for Temporal. Profiles are keyed by `userId`, else `anon:{anonymousId}`.
+Engagement events an app reports about a delivery (`Push Notification Opened` with the
+`delivery_id` of the push's data, in-app views, clicks and dismissals) are attributed to it.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -20,11 +22,12 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import WRITE_KEY
 from api.body import BATCH_LIMIT, EVENT_LIMIT, JsonModel, RawJson, too_large
-from api.deps import RoutingDep, StateDep
+from api.deps import ROW_ID, RoutingDep, StateDep
 from api.errors import ApiError, error_responses, problems_from_errors
 from journeys.contracts import EventType
+from journeys.engagement import DELIVERY_ID, EVENTS, MACHINE
 from journeys.routing import TriggerResult
-from journeys.store import NewEvent
+from journeys.store import NewEvent, Store
 from journeys.validation import Problem, format_path
 
 ANONYMOUS_PREFIX = "anon:"
@@ -221,11 +224,57 @@ def _parse_all(items: list[Any], kind: str | None, at: Sequence[str | int]) -> l
     return calls
 
 
+def _reported(event: NewEvent) -> tuple[int, str] | None:
+    """The delivery an engagement event reported by an app names, and the channel the event
+    is about; None for other events."""
+    if event.type != "track" or event.name not in EVENTS:
+        return None
+    value = event.properties.get(DELIVERY_ID)
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)  # push data carries strings only
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= ROW_ID:
+        return value, EVENTS[event.name][0]
+    return None
+
+
+def _attribute(
+    store: Store, events: list[NewEvent], ids: set[int]
+) -> tuple[list[NewEvent], list[NewEvent]]:
+    """The events, each engagement event about a delivery of the same user and channel
+    completed with the delivery's attribution (`DeliveryRecord.attribution`), others as sent;
+    and the completed ones."""
+    deliveries = store.get_deliveries(ids)
+    events = list(events)
+    attributed = []
+    for index, event in enumerate(events):
+        reported = _reported(event)
+        if reported is None:
+            continue
+        delivery = deliveries.get(reported[0])
+        if delivery is None or (delivery.user_id, delivery.channel) != (event.user_id, reported[1]):
+            continue
+        machine = event.properties.get(MACHINE) is True
+        properties = {**event.properties, **delivery.attribution(), MACHINE: machine}
+        events[index] = replace(event, properties=properties)
+        attributed.append(events[index])
+    return events, attributed
+
+
 async def _accept(calls: list[Call], state: StateDep) -> Success:
-    """Store the events in one transaction, apply aliases, count them, wake the router."""
+    """Store the events in one transaction, apply aliases, count them, wake the router.
+
+    Engagement events that name a delivery are attributed to it and mark it opened or
+    clicked; only they cost a look-up."""
     events = [call for call in calls if isinstance(call, NewEvent)]
     aliases = [call for call in calls if isinstance(call, Alias)]
+    ids = {reported[0] for event in events if (reported := _reported(event)) is not None}
+    attributed: list[NewEvent] = []
+    if ids:
+        events, attributed = await run_in_threadpool(_attribute, state.store, events, ids)
     new = await run_in_threadpool(state.store.append_events, events)
+    if attributed:
+        # Duplicates too (idempotent): a retry after a failure here completes the marks.
+        await run_in_threadpool(state.store.mark_engaged, attributed)
     for alias in aliases:
         # After the events: a failure here answers 500, the SDK retries, the events are
         # duplicates by then and the merge (idempotent) runs again.

@@ -15,7 +15,7 @@ from api.deps import NO_NUL, ROW_ID, RoutingDep, StoreDep
 from api.errors import ApiError, error_responses
 from journeys import experiments
 from journeys.errors import Conflict, InvalidJourney, NotFound
-from journeys.model import ExperimentNode, Journey, MessageNode
+from journeys.model import CLICK_WINDOW, ExperimentNode, Journey, MessageNode, to_timedelta
 from journeys.store import JourneyRecord, JourneyStatus, Store
 from journeys.validation import Problem, validate
 
@@ -89,27 +89,37 @@ class NodeStats(BaseModel):
 
 
 class MessageStats(BaseModel):
-    """Deliveries of a message node by outcome."""
+    """Deliveries of a message node by outcome, the users who opened and who clicked them
+    (machine opens and clicks never count), and those as rates of `sent` (null when nothing
+    was sent)."""
 
     sent: int = 0
     skipped: int = 0
     failed: int = 0
+    opened: int = 0
+    clicked: int = 0
+    open_rate: float | None = None
+    click_rate: float | None = None
 
 
 class VariantStats(BaseModel):
     """Users assigned a variant, those who converted, and the conversion rate with its 95%
-    confidence interval (Wilson)."""
+    confidence interval (Wilson); those who clicked a tracked message that followed, within
+    the experiment's click window (machine clicks never count), and their share."""
 
     users: int
     conversions: int
     rate: float
     interval: tuple[float, float] = (0.0, 1.0)
+    clicks: int = 0
+    click_rate: float = 0.0
 
 
 class ExperimentStats(BaseModel):
-    """An experiment's variants, the p-value that they differ (z-test for two variants,
-    chi-square for more; null until every variant has users), and the winner once one was
-    picked (it then takes every new arrival)."""
+    """An experiment's variants, the p-value that they differ in what its winner rule
+    measures (conversions, or clicks for `metric: click`; z-test for two variants, chi-square
+    for more; null until every variant has users), and the winner once one was picked (it then
+    takes every new arrival)."""
 
     variants: dict[str, VariantStats]
     p_value: float | None = None
@@ -290,7 +300,8 @@ def stats(journey_id: JourneyId, store: StoreDep) -> JourneyStats:
     message outcomes and experiment variants (every node listed, zeros included)."""
     journey = _journey(store, journey_id)
     latest = None if journey.version is None else store.get_version(journey_id, journey.version)
-    nodes = {} if latest is None else Journey.model_validate(latest.definition).nodes
+    document = None if latest is None else Journey.model_validate(latest.definition)
+    nodes = {} if document is None else document.nodes
 
     node_stats = {node_id: NodeStats() for node_id in nodes}
     for node_id, counts in store.node_counts(journey_id).items():
@@ -299,16 +310,25 @@ def stats(journey_id: JourneyId, store: StoreDep) -> JourneyStats:
     messages = {
         node_id: MessageStats() for node_id, node in nodes.items() if isinstance(node, MessageNode)
     }
+    engaged = store.engagement_counts(journey_id)
     for node_id, by_status in store.message_counts(journey_id).items():
         # Pending and sending deliveries are in flight; the contract counts outcomes only.
+        sent = by_status["sent"]
+        opened, clicked = engaged.get(node_id, (0, 0))
         messages[node_id] = MessageStats(
-            sent=by_status["sent"], skipped=by_status["skipped"], failed=by_status["failed"]
+            sent=sent,
+            skipped=by_status["skipped"],
+            failed=by_status["failed"],
+            opened=opened,
+            clicked=clicked,
+            open_rate=opened / sent if sent else None,
+            click_rate=clicked / sent if sent else None,
         )
 
     experiment_stats = {
-        node_id: _experiment(store, journey_id, node_id, node)
+        node_id: _experiment(store, document, node_id, node)
         for node_id, node in nodes.items()
-        if isinstance(node, ExperimentNode)
+        if document is not None and isinstance(node, ExperimentNode)
     }
     return JourneyStats(
         **store.journey_counts(journey_id),
@@ -319,11 +339,16 @@ def stats(journey_id: JourneyId, store: StoreDep) -> JourneyStats:
 
 
 def _experiment(
-    store: Store, journey_id: str, node_id: str, node: ExperimentNode
+    store: Store, journey: Journey, node_id: str, node: ExperimentNode
 ) -> ExperimentStats:
-    counts = store.variant_counts(journey_id, node_id)
-    variants = experiments.counts_of([v.name for v in node.variants], counts)
-    decision = store.experiment_decision(journey_id, node_id)
+    names = [v.name for v in node.variants]
+    counts = store.variant_counts(journey.id, node_id)
+    variants = experiments.counts_of(names, counts)
+    window = to_timedelta(node.winner.within if node.winner is not None else CLICK_WINDOW)
+    clicked = store.variant_clicks(journey.id, node_id, journey.tracked_after(node_id), window)
+    clicks = experiments.counts_of(names, counts, clicked)
+    decision = store.experiment_decision(journey.id, node_id)
+    measured = clicks if node.winner is not None and node.winner.metric == "click" else variants
     return ExperimentStats(
         variants={
             name: VariantStats(
@@ -331,10 +356,12 @@ def _experiment(
                 conversions=c.conversions,
                 rate=c.rate,
                 interval=experiments.wilson_interval(c),
+                clicks=clicks[name].conversions,
+                click_rate=clicks[name].rate,
             )
             for name, c in variants.items()
         },
-        p_value=experiments.p_value(variants),
+        p_value=experiments.p_value(measured),
         winner=decision.winner,
         decided_at=decision.decided_at,
         looks=decision.looks,

@@ -6,14 +6,16 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from api.auth import ADMIN, WRITE_KEY
-from api.deps import NO_NUL, ROW_ID, StoreDep
+from api.deps import NO_NUL, ROW_ID, StateDep, StoreDep
 from api.errors import error_responses
+from journeys import tracking
 from journeys.contracts import EnrollmentStatus, EventType, FinalDeliveryStatus
 from journeys.errors import NotFound
-from journeys.store import DeliveryRecord, Store
+from journeys.store import DeliveryRecord, EventRecord, NewEvent, Store
 
 router = APIRouter(
     prefix="/v1/users", tags=["users"], dependencies=[ADMIN], responses=error_responses(401, 404)
@@ -58,6 +60,8 @@ class Delivery(BaseModel):
     content: dict[str, Any]
     variant: str | None
     created_at: datetime
+    opened_at: datetime | None = Field(description="first opened (machine opens never count)")
+    clicked_at: datetime | None = Field(description="first clicked (machine clicks never count)")
 
 
 class UserDetail(BaseModel):
@@ -147,8 +151,18 @@ def inbox(user_id: UserId, store: StoreDep) -> list[InboxMessage]:
 
 
 @inbox_router.post("/{user_id}/inbox/{message_id}/read", summary="Mark a message read")
-def mark_read(
-    user_id: UserId, message_id: Annotated[int, Path(ge=1, le=ROW_ID)], store: StoreDep
+async def mark_read(
+    user_id: UserId, message_id: Annotated[int, Path(ge=1, le=ROW_ID)], state: StateDep
 ) -> InboxMessage:
-    """Mark the message read (once; repeating is harmless). 404 unless it is this user's."""
-    return _inbox_message(store.mark_read(user_id, message_id))
+    """Mark the message read and record `In-App Message Viewed` (once; repeating is
+    harmless). 404 unless it is this user's."""
+    record = await run_in_threadpool(state.store.mark_read, user_id, message_id)
+    read_at = record.read_at
+
+    def viewed(delivery: DeliveryRecord, _recent: list[EventRecord]) -> NewEvent:
+        return tracking.view_event(delivery, read_at or delivery.created_at)
+
+    # After the read: a failure in between answers 500, and the repeated read records it.
+    if await run_in_threadpool(state.store.record_engagement, message_id, viewed):
+        state.wake_routing()
+    return _inbox_message(record)

@@ -1,8 +1,9 @@
 """The condition builder: one widget for every condition of the format (branch paths, event
 filters, audience, exit rules, goal, segments).
 
-Rows of field / operator / value, segment membership and event counts, grouped with all /
-any / not to any depth. It edits the condition in place in its document (see `widgets`).
+Rows of field / operator / value, segment membership, event counts and (inside a journey) how
+far a message step's delivery got, grouped with all / any / not to any depth. It edits the
+condition in place in its document (see `widgets`).
 """
 
 from __future__ import annotations
@@ -14,26 +15,37 @@ import streamlit as st
 
 from journey_designer import widgets
 from journey_designer.document import (
+    CHANNELS,
     COUNT_OPS,
     DEFAULT_CONDITION,
     LIST_OPS,
     OPS,
     VALUELESS_OPS,
+    MessageStep,
     Path,
     format_value,
     parse_value,
 )
 from journey_designer.widgets import Doc
+from journeys.engagement import ENGAGEMENTS
 
 KINDS: dict[str, str] = {
     "field": "A profile or event field…",
     "segment": "Is in a segment",
     "event_count": "Has done an event (how many times)",
+    "message": "A message step was sent, opened or clicked",
     "all": "All of these are true",
     "any": "Any of these is true",
     "not": "This is NOT true",
 }
-"""Every kind of condition, as the builder offers it."""
+"""Every kind of condition, as the builder offers it (`message` only inside a journey)."""
+
+ENGAGEMENT_LABELS: dict[str, str] = {
+    "sent": "was sent",
+    "opened": "was opened (or clicked)",
+    "clicked": "was clicked",
+}
+"""How far a delivery got, as the builder offers it (clicked implies opened implies sent)."""
 
 FIELD_HELP = (
     "A dotted path: `user.<trait>` (the profile, e.g. user.plan, user.email), "
@@ -60,7 +72,12 @@ def kind_of(condition: Any) -> str:
     return "field"
 
 
-def convert(condition: Any, kind: str, segments: Mapping[str, str]) -> dict[str, Any]:
+def convert(
+    condition: Any,
+    kind: str,
+    segments: Mapping[str, str],
+    messages: Mapping[str, MessageStep] | None = None,
+) -> dict[str, Any]:
     """`condition` turned into a condition of another kind, keeping what still fits."""
     old = kind_of(condition)
     match kind:
@@ -74,24 +91,34 @@ def convert(condition: Any, kind: str, segments: Mapping[str, str]) -> dict[str,
             return {"segment": next(iter(segments), "")}
         case "event_count":
             return {"event_count": {"event": "Order Completed"}, "op": "gte", "value": 1}
+        case "message":
+            return {"message": next(iter(messages or {}), ""), "engagement": "opened"}
     if old == "not" and kind_of(condition["not"]) == "field":
         inner: dict[str, Any] = condition["not"]
         return inner
     return dict(DEFAULT_CONDITION)
 
 
-def condition_builder(doc: Doc, path: Path, *, segments: Mapping[str, str]) -> None:
-    """Edit the condition at `path` of `doc`. `segments` maps segment ids to names."""
+def condition_builder(
+    doc: Doc,
+    path: Path,
+    *,
+    segments: Mapping[str, str],
+    messages: Mapping[str, MessageStep] | None = None,
+) -> None:
+    """Edit the condition at `path` of `doc`. `segments` maps segment ids to names;
+    `messages` (the journey's message steps) is given where a condition is checked within a
+    user's run of the journey, which is where a message condition means something."""
     condition = doc.get(path)
     kind = kind_of(condition)
     widgets.select(
         doc,
         (*path, "<kind>"),
         "Condition",
-        list(KINDS),
+        [k for k in KINDS if k != "message" or messages is not None],
         labels=KINDS.__getitem__,
         default=kind,
-        on_select=lambda chosen: doc.set(path, convert(doc.get(path), chosen, segments)),
+        on_select=lambda chosen: doc.set(path, convert(doc.get(path), chosen, segments, messages)),
         structural=True,
     )
     match kind:
@@ -108,20 +135,50 @@ def condition_builder(doc: Doc, path: Path, *, segments: Mapping[str, str]) -> N
             )
         case "event_count":
             _event_count_row(doc, path, segments)
+        case "message":
+            _message_row(doc, path, messages or {})
         case "all" | "any":
             with st.container(border=True):
                 widgets.rows(
                     doc,
                     (*path, kind),
-                    lambda item: condition_builder(doc, item, segments=segments),
+                    lambda item: condition_builder(doc, item, segments=segments, messages=messages),
                     make=lambda: dict(DEFAULT_CONDITION),
                     add_label="Add a condition",
                     noun="condition",
                 )
         case "not":
             with st.container(border=True):
-                condition_builder(doc, (*path, "not"), segments=segments)
+                condition_builder(doc, (*path, "not"), segments=segments, messages=messages)
     doc.flag(path)
+
+
+def _message_row(doc: Doc, path: Path, messages: Mapping[str, MessageStep]) -> None:
+    """A message step of the journey and how far this user's delivery of it got."""
+    step, engagement = st.columns([5, 4])
+    with step:
+        widgets.select(
+            doc,
+            (*path, "message"),
+            "Message step",
+            list(messages),
+            labels=lambda m: (
+                f"{m} · {CHANNELS.get(messages[m].channel, messages[m].channel)}"
+                if m in messages
+                else f"{m or '—'} (not a message step!)"
+            ),
+            help="This user's delivery of that step, in this run of the journey.",
+        )
+    with engagement:
+        widgets.select(
+            doc,
+            (*path, "engagement"),
+            "Its delivery",
+            list(ENGAGEMENTS),
+            labels=lambda e: ENGAGEMENT_LABELS.get(e, str(e)),
+        )
+    if not messages:
+        st.caption("This journey has no message step yet.")
 
 
 def _field_row(doc: Doc, path: Path) -> None:

@@ -2,7 +2,8 @@
 of the spec, possibly invalid while being edited (so nothing here assumes a valid document).
 
 Node defaults, the references between nodes, structural edits (add, delete, rename, change
-type), and short human descriptions of conditions and values.
+type), which message steps a step can react to, and short human descriptions of conditions and
+values.
 """
 
 from __future__ import annotations
@@ -11,7 +12,13 @@ import copy
 import itertools
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
+
+from pydantic import ValidationError
+
+from journeys.engagement import TRACKED_CHANNELS, events_of
+from journeys.model import MessageNode
 
 Path = tuple[str | int, ...]
 """A location inside a document: `("nodes", "by_value", "paths", 0, "next")`."""
@@ -290,6 +297,87 @@ def problem_nodes(problems: list[dict[str, str]]) -> set[str]:
     return found
 
 
+# --- message steps and their engagement ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MessageStep:
+    """A message step as the forms offer it to react to."""
+
+    channel: str
+    tracked: bool
+    """Whether its opens and clicks are recorded (see `tracked`)."""
+
+    @property
+    def events(self) -> list[str]:
+        """The engagement events a delivery of it can produce (none for a webhook)."""
+        if self.channel not in TRACKED_CHANNELS:
+            return []
+        return events_of(self.channel)
+
+
+def tracked(node: Any) -> bool:
+    """Whether a message step's opens and clicks are recorded: the model's rule (a webhook
+    never; else `track` when set; else unless transactional). False for anything that is not a
+    valid message step yet."""
+    try:
+        return MessageNode.model_validate(node).tracked
+    except ValidationError:
+        return False
+
+
+def tracked_by_default(node: Any) -> bool:
+    """Whether a message step would be tracked with its `track` left out."""
+    if not isinstance(node, dict):
+        return False
+    return tracked({key: value for key, value in node.items() if key != "track"})
+
+
+def message_steps(document: dict[str, Any]) -> dict[str, MessageStep]:
+    """The document's message steps, in the order users meet them."""
+    nodes = nodes_of(document)
+    return {
+        node_id: MessageStep(str(nodes[node_id].get("channel")), tracked(nodes[node_id]))
+        for node_id in flow_order(document)
+        if isinstance(nodes[node_id], dict) and nodes[node_id].get("type") == "message"
+    }
+
+
+def earlier(document: dict[str, Any], node_id: str) -> set[str]:
+    """The steps a user can pass through before reaching `node_id` (every step it can be
+    reached from)."""
+    sources: dict[str, set[str]] = {}
+    for source, node in nodes_of(document).items():
+        for _, target in references(node):
+            if target is not None:
+                sources.setdefault(target, set()).add(source)
+    found: set[str] = set()
+    queue = [node_id]
+    while queue:
+        for source in sources.get(queue.pop(), set()) - found:
+            found.add(source)
+            queue.append(source)
+    return found
+
+
+def engagement_sources(document: dict[str, Any], node_id: str) -> tuple[list[str], dict[str, str]]:
+    """The message steps whose engagement the step `node_id` can wait for (those that can run
+    before it, with tracking on), and why each other message step cannot be chosen."""
+    before = earlier(document, node_id)
+    allowed: list[str] = []
+    refused: dict[str, str] = {}
+    for message_id, step in message_steps(document).items():
+        if message_id not in before:
+            refused[message_id] = "it does not come before this step"
+        elif step.channel == "webhook":
+            refused[message_id] = "webhooks are never tracked"
+        elif not step.tracked:
+            refused[message_id] = "its tracking is off"
+        else:
+            allowed.append(message_id)
+    return allowed, refused
+
+
 # --- values and conditions as text ---------------------------------------------------------
 
 
@@ -352,4 +440,6 @@ def describe(condition: Any) -> str:
             return text or ("always" if key == "all" else "never")
     if "not" in condition:
         return f"not ({describe(condition['not'])})"
+    if "message" in condition:
+        return f"{condition['message']} was {condition.get('engagement', '?')}"
     return "?"

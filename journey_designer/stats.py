@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from journey_designer.document import flow_order, nodes_of
-from journeys.experiments import look_budget, look_size
+from journey_designer.document import flow_order, nodes_of, tracked
+from journeys.experiments import Counts, look_budget, look_size, wilson_interval
 
 
 def funnel(document: dict[str, Any], stats: dict[str, Any]) -> list[dict[str, Any]]:
@@ -26,23 +26,56 @@ def funnel(document: dict[str, Any], stats: dict[str, Any]) -> list[dict[str, An
     ]
 
 
+def message_rows(stats: dict[str, Any], definition: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per message step: those sent, the open and click rates (of those sent; None when
+    nothing was sent) and the users behind them, the deliveries skipped and failed, its channel
+    and whether it is tracked (the rates first: they are what a narrow table should show)."""
+    nodes = nodes_of(definition)
+    return [
+        {
+            "step": node_id,
+            "sent": int(figures.get("sent", 0)),
+            "open rate": figures.get("open_rate"),
+            "click rate": figures.get("click_rate"),
+            "opened": int(figures.get("opened", 0)),
+            "clicked": int(figures.get("clicked", 0)),
+            "skipped": int(figures.get("skipped", 0)),
+            "failed": int(figures.get("failed", 0)),
+            "channel": (nodes.get(node_id) or {}).get("channel"),
+            "tracked": tracked(nodes.get(node_id)),
+        }
+        for node_id, figures in (stats.get("messages") or {}).items()
+    ]
+
+
 def variant_rows(experiment: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per variant: users, conversions, rate and the 95 % interval the API gives; the
-    winner (if any) marked."""
+    """One row per variant: users, conversions, rate and the 95 % interval the API gives, and
+    (when the API counts them) the users who clicked, the click-through rate and its 95 %
+    interval; the winner (if any) marked."""
     winner = experiment.get("winner")
     rows = []
     for name, figures in (experiment.get("variants") or {}).items():
+        users = int(figures.get("users", 0))
         low, high = figures.get("interval") or (0.0, 1.0)
-        rows.append(
-            {
-                "variant": f"{name} (winner)" if name == winner else name,
-                "users": int(figures.get("users", 0)),
-                "conversions": int(figures.get("conversions", 0)),
-                "rate": float(figures.get("rate", 0.0)),
-                "95% CI low": float(low),
-                "95% CI high": float(high),
+        row = {
+            "variant": f"{name} (winner)" if name == winner else name,
+            "users": users,
+            "conversions": int(figures.get("conversions", 0)),
+            "rate": float(figures.get("rate", 0.0)),
+            "95% CI low": float(low),
+            "95% CI high": float(high),
+        }
+        if "clicks" in figures:
+            clicks = int(figures["clicks"])
+            # A click-through is a success like a conversion: the same interval applies.
+            click_low, click_high = wilson_interval(Counts(users=users, conversions=clicks))
+            row |= {
+                "clicks": clicks,
+                "CTR": float(figures.get("click_rate") or 0.0),
+                "CTR 95% CI low": click_low,
+                "CTR 95% CI high": click_high,
             }
-        )
+        rows.append(row)
     return rows
 
 
@@ -83,6 +116,14 @@ def when(moment: str | None) -> str:
     except ValueError:
         return moment
     return parsed.strftime("%Y-%m-%d %H:%M ") + (parsed.tzname() or "UTC")
+
+
+def engaged(delivery: dict[str, Any], moment: str) -> str:
+    """Whether and when a user's delivery was opened (`moment="opened_at"`) or clicked: the
+    time, `no` for a sent message nobody engaged with, `—` for one that was never sent."""
+    if delivery.get(moment):
+        return when(delivery[moment])
+    return "no" if delivery.get("status") == "sent" else "—"
 
 
 def auc_reading(auc: float | None) -> str:

@@ -10,7 +10,7 @@ the document rather than keeping values for rows that moved.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import streamlit as st
@@ -183,9 +183,16 @@ def select(
 
 
 def checkbox(
-    doc: Doc, path: Path, label: str, *, help: str | None = None, default: bool = False
+    doc: Doc,
+    path: Path,
+    label: str,
+    *,
+    help: str | None = None,
+    default: bool = False,
+    structural: bool = False,
 ) -> None:
-    """A yes/no for the value at `path`; the default value is left out of the document."""
+    """A yes/no for the value at `path`; the default value is left out of the document.
+    `structural` when other widgets show something that depends on it."""
     key = doc.key(path)
 
     def changed() -> None:
@@ -193,6 +200,8 @@ def checkbox(
             doc.drop(path)
         else:
             doc.set(path, st.session_state[key])
+        if structural:
+            doc.bump()
 
     st.checkbox(label, value=bool(doc.get(path, default)), key=key, help=help, on_change=changed)
     doc.flag(path)
@@ -310,3 +319,81 @@ def rows(
 def remover(doc: Doc, path: Path) -> Callable[[], None]:
     """An edit removing what is at `path` (a closure per row, not per loop variable)."""
     return lambda: doc.drop(path)
+
+
+def entries(
+    doc: Doc,
+    path: Path,
+    *,
+    name_label: str,
+    value_label: str,
+    noun: str,
+    make: Callable[[str], Any],
+    add_label: str,
+    value_help: str | None = None,
+    parse: Callable[[str], Any] | None = None,
+    show: Callable[[Any], str] = str,
+) -> None:
+    """The object at `path` as rows of a name and a value, each with a remove button, and a
+    button adding an entry `{noun}_1` (or `_2`...) whose value is `make(name)` (renamed before
+    it is edited, it becomes `make(new name)`). The last entry removed, the object goes too."""
+    current = doc.get(path)
+    found: Mapping[str, Any] = current if isinstance(current, dict) else {}
+    for name in list(found):
+        named, value, remove = st.columns([3, 4, 1], vertical_alignment="bottom")
+        key = doc.key((*path, name), "<name>")
+        with named:
+            st.text_input(
+                name_label, value=name, key=key, on_change=_rename,
+                args=(doc, path, name, key, make),
+            )  # fmt: skip
+        with value:
+            text(
+                doc, (*path, name), value_label, keep_empty=True, help=value_help,
+                parse=parse, show=show,
+            )  # fmt: skip
+        with remove:
+            edit_button(
+                doc, "Remove", f"remove:{format_path((*path, name))}",
+                _entry_remover(doc, path, name), icon=":material/delete:",
+            )  # fmt: skip
+    doc.flag(path)
+
+    def add() -> None:
+        name = _new_name(found, noun)
+        doc.set(path, {**found, name: make(name)})
+
+    edit_button(doc, add_label, f"add:{format_path(path)}", add, icon=":material/add:")
+
+
+def _rename(doc: Doc, path: Path, old: str, key: str, make: Callable[[str], Any]) -> None:
+    """Rename an entry of the object at `path`, keeping its place, and its value unless that
+    is still the one made for the old name (a taken or empty name is refused: the field shows
+    the old name again)."""
+    new = st.session_state[key].strip()
+    found = doc.get(path) or {}
+    if new and new not in found:
+        renamed = {}
+        for name, value in found.items():
+            if name == old:
+                renamed[new] = make(new) if value == make(old) else value
+            else:
+                renamed[name] = value
+        doc.set(path, renamed)
+    doc.bump()
+
+
+def _entry_remover(doc: Doc, path: Path, name: str) -> Callable[[], None]:
+    def remove() -> None:
+        doc.drop((*path, name))
+        if not doc.get(path):
+            doc.drop(path)
+
+    return remove
+
+
+def _new_name(found: Mapping[str, Any], noun: str) -> str:
+    n = 1
+    while f"{noun}_{n}" in found:
+        n += 1
+    return f"{noun}_{n}"

@@ -3,7 +3,8 @@
 A context is `{"user": {...}, "entry": {...}, "event": {...}}`. Segment membership and
 `event_count` depend on the store; the evaluator asks `facts` for them, so the same code runs
 in the workflow (facts fetched beforehand by an activity) and in activities (facts computed on
-demand from the store).
+demand from the store). A `message` condition asks how far a run's delivery of a message node
+got: only a run knows, so the workflow passes its `engagement`; elsewhere it is false.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from collections.abc import Callable, Iterator, Mapping
 from numbers import Real
 from typing import Any
 
+from journeys.engagement import ENGAGEMENTS, Engagement
 from journeys.model import (
     AllOf,
     AnyOf,
     Condition,
     EventCountCondition,
     FieldCondition,
+    MessageCondition,
     NotOf,
     SegmentCondition,
 )
@@ -59,23 +62,36 @@ def no_facts(fact: Fact) -> bool | int:
 
 
 def evaluate(
-    condition: Condition, context: Mapping[str, Any], facts: FactAnswer = no_facts
+    condition: Condition,
+    context: Mapping[str, Any],
+    facts: FactAnswer = no_facts,
+    engagement: Mapping[str, Engagement] | None = None,
 ) -> bool:
-    """Whether `condition` holds in `context`."""
+    """Whether `condition` holds in `context`; `engagement` is how far each message node's
+    delivery got in the run evaluating it (a node missing there was not sent)."""
     match condition:
         case AllOf(all=items):
-            return all(evaluate(item, context, facts) for item in items)
+            return all(evaluate(item, context, facts, engagement) for item in items)
         case AnyOf(any=items):
-            return any(evaluate(item, context, facts) for item in items)
+            return any(evaluate(item, context, facts, engagement) for item in items)
         case NotOf(not_=inner):
-            return not evaluate(inner, context, facts)
+            return not evaluate(inner, context, facts, engagement)
         case FieldCondition(field=path, op=op, value=expected):
             return compare(lookup(context, path), op, expected)
         case SegmentCondition():
             return bool(facts(condition))
         case EventCountCondition(op=op, value=expected):
             return compare(int(facts(condition)), op, expected)
+        case MessageCondition(message=node_id, engagement=wanted):
+            reached = (engagement or {}).get(node_id)
+            return reached is not None and ENGAGEMENTS.index(reached) >= ENGAGEMENTS.index(wanted)
     raise AssertionError(f"unhandled condition {condition!r}")
+
+
+def carries(properties: Mapping[str, Any], expected: Mapping[str, str]) -> bool:
+    """Whether an event's properties hold every expected value (a keyed `match`: dotted names
+    reach nested properties; values compare as `eq` does, so `"42"` matches `42`)."""
+    return all(compare(lookup(properties, name), "eq", value) for name, value in expected.items())
 
 
 def lookup(context: Mapping[str, Any], path: str) -> Any:

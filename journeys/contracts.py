@@ -13,7 +13,15 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 from temporalio.common import SearchAttributeKey
 
-from journeys.model import Channel, EventCountCondition, Journey, SegmentCondition
+from journeys.engagement import Engagement
+from journeys.model import (
+    CLICK_WINDOW,
+    Channel,
+    Duration,
+    EventCountCondition,
+    Journey,
+    SegmentCondition,
+)
 
 WORKFLOW_TYPE = "JourneyWorkflow"
 SWEEP_WORKFLOW_TYPE = "SegmentSweepWorkflow"
@@ -62,6 +70,12 @@ def workflow_id(journey_id: str, user_id: str) -> str:
     return f"journey:{journey_id}:{user_id}"
 
 
+def delivery_key(enrollment_id: str, node_id: str) -> str:
+    """The idempotency key of an enrollment's delivery of a message node (journeys are acyclic:
+    one per node). `Store.variant_clicks` finds an enrollment's deliveries by it."""
+    return f"{enrollment_id}:{node_id}"
+
+
 def static_summary(journey: Journey, version: int, user_id: str) -> str:
     """What the Temporal UI shows for a run."""
     return f"{journey.name} v{version} · {user_id}"
@@ -99,6 +113,14 @@ class EntryContext(BaseModel):
     timestamp: AwareDatetime
 
 
+class Delivered(BaseModel):
+    """This run's delivery of a message node that was sent, and how far the user engaged with
+    it (from the engagement events the run heard)."""
+
+    delivery_id: int
+    engagement: Engagement = "sent"
+
+
 class JourneyState(BaseModel):
     """A run's progress, carried across continue-as-new."""
 
@@ -121,6 +143,9 @@ class JourneyState(BaseModel):
     )
     notes: list[str] = Field(
         default_factory=list, description="shown under the current details (a winner taken)"
+    )
+    delivered: dict[str, Delivered] = Field(
+        default_factory=dict, description="message node id → this run's sent delivery of it"
     )
 
 
@@ -227,6 +252,9 @@ class DeliverInput(BaseModel):
     content: dict[str, Any] | None = None
     template: str | None = None
     transactional: bool = False
+    track: bool = Field(
+        default=False, description="rewrite links (and add an open pixel) to track engagement"
+    )
     context: TemplateContext
     skip_reason: str | None = Field(
         default=None, description="record the message as skipped for this reason, send nothing"
@@ -274,6 +302,13 @@ class WinnerInput(BaseModel):
     variants: list[str]
     after: str
     min_users: int
+    metric: Literal["conversion", "click"] = "conversion"
+    within: Duration = Field(
+        default=CLICK_WINDOW, description="metric click: how long a click counts"
+    )
+    tracked: list[str] = Field(
+        default_factory=list, description="metric click: the message nodes whose clicks count"
+    )
 
 
 class WinnerAnswer(BaseModel):

@@ -8,7 +8,7 @@
     ├── Conflict                the operation does not fit the current state (e.g. publish archived)
     ├── RoutingUnavailable      (journeys.routing) Temporal cannot be reached now; retry later
     ├── TemplateError           (journeys.templates) a template does not parse or render
-    ├── InvalidLink             (journeys.unsubscribe) a link not signed with our secret
+    ├── InvalidLink             (journeys.signing) a link not signed with our secret
     ├── DeliveryError           (activities.channels) a provider did not take a message
     │   ├── PermanentDeliveryError   it never will (4xx, invalid address, refused target)
     │   └── TransientDeliveryError   it may later (timeout, 5xx, 429): retry with backoff
@@ -52,4 +52,5 @@ class Conflict(JourneysError):
 
 
 class InvalidLink(JourneysError):
-    """A signed link (unsubscribe) whose signature does not verify, or that is malformed."""
+    """A signed link (unsubscribe, click, open) whose signature does not verify, or that is
+    malformed."""

@@ -12,6 +12,7 @@ between identical variants stays under 5% however long the experiment runs.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -23,9 +24,17 @@ Z_95 = 1.959963984540054
 """The standard normal quantile for two-sided 95% intervals."""
 
 
+def experiment_bucket(journey_id: str, node_id: str, user_id: str) -> int:
+    """A stable number in 0..99 for a user at an experiment node, the same on every run (the
+    interpreter splits by it: no randomness in workflows)."""
+    digest = hashlib.sha256(f"{journey_id}:{node_id}:{user_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 100
+
+
 @dataclass(frozen=True)
 class Counts:
-    """A variant's users and those among them who converted."""
+    """A variant's users and those among them who succeeded: converted (the journey's goal),
+    or clicked (an experiment decided on clicks)."""
 
     users: int
     conversions: int
@@ -36,10 +45,22 @@ class Counts:
         return self.conversions / self.users if self.users else 0.0
 
 
-def counts_of(names: Iterable[str], stored: Mapping[str, Mapping[str, int]]) -> dict[str, Counts]:
+def counts_of(
+    names: Iterable[str],
+    stored: Mapping[str, Mapping[str, int]],
+    clicks: Mapping[str, int] | None = None,
+) -> dict[str, Counts]:
     """Each named variant's counts, from the store's `variant_counts` (zero for a variant
-    nobody has taken yet)."""
-    return {name: Counts(**stored.get(name, {"users": 0, "conversions": 0})) for name in names}
+    nobody has taken yet); with `clicks` (the store's `variant_clicks`), clicks are the
+    successes instead of conversions."""
+    counts = {}
+    for name in names:
+        users = stored.get(name, {}).get("users", 0)
+        if clicks is None:
+            counts[name] = Counts(users, stored.get(name, {}).get("conversions", 0))
+        else:
+            counts[name] = Counts(users, clicks.get(name, 0))
+    return counts
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The journey document (format v1) as pydantic models.
+"""The journey document (format v1, with the optional v2 additions) as pydantic models.
 
 One schema: these models are the API body, the stored draft, the workflow input and what the
 designer edits. Structural rules (types, required fields, allowed values, durations, time
@@ -170,6 +170,17 @@ class EventCountCondition(Strict):
     value: int
 
 
+class MessageCondition(Strict):
+    """True when this enrollment's delivery of a message node reached an engagement state."""
+
+    message: NodeId = Field(description="id of a message node of this journey")
+    # The states of `journeys.engagement.ENGAGEMENTS` (which imports this module, so it cannot
+    # be imported here); a test keeps the two equal.
+    engagement: Literal["sent", "opened", "clicked"] = Field(
+        description="sent, opened or clicked; clicked implies opened, which implies sent"
+    )
+
+
 _CONDITION_TAGS = {
     "all": "AllOf",
     "any": "AnyOf",
@@ -177,6 +188,7 @@ _CONDITION_TAGS = {
     "field": "FieldCondition",
     "segment": "SegmentCondition",
     "event_count": "EventCountCondition",
+    "message": "MessageCondition",
 }
 
 
@@ -196,12 +208,14 @@ Condition = Annotated[
     | Annotated[NotOf, Tag("NotOf")]
     | Annotated[FieldCondition, Tag("FieldCondition")]
     | Annotated[SegmentCondition, Tag("SegmentCondition")]
-    | Annotated[EventCountCondition, Tag("EventCountCondition")],
+    | Annotated[EventCountCondition, Tag("EventCountCondition")]
+    | Annotated[MessageCondition, Tag("MessageCondition")],
     Discriminator(
         _condition_tag,
         custom_error_type="condition",
         custom_error_message=(
-            "not a condition: expected one of all, any, not, field/op/value, segment, event_count"
+            "not a condition: expected one of all, any, not, field/op/value, segment, "
+            "event_count, message/engagement"
         ),
     ),
 ]
@@ -233,11 +247,24 @@ class Entry(Strict):
         return self
 
 
+Match = dict[
+    Annotated[str, Field(min_length=1, max_length=200)],
+    Annotated[str, Field(max_length=2000)],
+]
+"""A keyed match: event property → template; the event must carry the rendered values."""
+MATCH_DESCRIPTION = (
+    "keyed match: event property → template over entry.*, user.* (and, on exit rules and goals, "
+    "event.* of the journey's current event); the event must carry equal values, "
+    'e.g. {"cart_id": "{{ entry.cart_id }}"}'
+)
+
+
 class ExitRule(Strict):
     """Leave at once: on an event (optionally filtered by `where`) or when a condition holds."""
 
     event: EventName | None = None
     where: Condition | None = None
+    match: Match | None = Field(default=None, description=MATCH_DESCRIPTION)
     when: Condition | None = None
 
     @model_validator(mode="after")
@@ -246,12 +273,15 @@ class ExitRule(Strict):
             raise PydanticCustomError("exit_kind", "an exit rule needs exactly one of event, when")
         if self.where is not None and self.event is None:
             raise PydanticCustomError("exit_where", "'where' applies only to an event exit rule")
+        if self.match is not None and self.event is None:
+            raise PydanticCustomError("exit_match", "'match' applies only to an event exit rule")
         return self
 
 
 class Goal(Strict):
     event: EventName
     where: Condition | None = None
+    match: Match | None = Field(default=None, description=MATCH_DESCRIPTION)
     within: Duration
 
 
@@ -275,6 +305,13 @@ class MessageNode(Strict):
     content: dict[str, Any] | None = None
     template: Annotated[str, Field(pattern=SLUG_PATTERN)] | None = None
     transactional: bool = False
+    track: bool | None = Field(
+        default=None,
+        description=(
+            "track opens and clicks (signed redirect links, an open pixel for email); "
+            "default: on for email, sms, push and in_app unless transactional; never for webhooks"
+        ),
+    )
     next: NodeRef = None
     on_failure: NodeRef = None
 
@@ -285,6 +322,16 @@ class MessageNode(Strict):
                 "message_source", "a message needs exactly one of content, template"
             )
         return self
+
+    @property
+    def tracked(self) -> bool:
+        """Whether opens and clicks of this message are tracked: never for webhooks, else
+        `track` when set, else every message that is not transactional."""
+        if self.channel == "webhook":
+            return False
+        if self.track is not None:
+            return self.track
+        return not self.transactional
 
 
 class Until(Strict):
@@ -318,6 +365,14 @@ class DelayNode(Strict):
 class EventPath(Strict):
     event: EventName
     where: Condition | None = None
+    of: NodeRef = Field(
+        default=None,
+        description=(
+            "id of a tracked message node earlier in the journey: the path matches only "
+            "engagement events about this enrollment's delivery of that node"
+        ),
+    )
+    match: Match | None = Field(default=None, description=MATCH_DESCRIPTION)
     next: NodeRef = None
 
 
@@ -354,9 +409,24 @@ class Variant(Strict):
     next: NodeRef = None
 
 
+CLICK_WINDOW = "7d"
+"""How long after a user's assignment to a variant their click counts, unless `within` says."""
+
+
 class Winner(Strict):
     after: Duration
     min_users: Annotated[int, Field(ge=1)]
+    metric: Literal["conversion", "click"] = Field(
+        default="conversion",
+        description=(
+            "what counts as a success: conversion (the journey goal) or click (a non-machine "
+            "click on a tracked message sent after the assignment, within `within`)"
+        ),
+    )
+    within: Duration = Field(
+        default=CLICK_WINDOW,
+        description="for metric click: how long after the assignment a click counts",
+    )
 
 
 class ExperimentNode(Strict):
@@ -429,6 +499,26 @@ class Journey(Strict):
     settings: JourneySettings = Field(default_factory=JourneySettings)
     start: NodeId
     nodes: dict[NodeId, Node]
+
+    def downstream(self, node_id: str) -> set[str]:
+        """The nodes a user can reach after `node_id` (not itself: journeys are acyclic)."""
+        seen: set[str] = set()
+        stack = [node_id]
+        while stack:
+            for _, target in node_edges(self.nodes[stack.pop()]):
+                if target is not None and target in self.nodes and target not in seen:
+                    seen.add(target)
+                    stack.append(target)
+        return seen
+
+    def tracked_after(self, node_id: str) -> list[str]:
+        """The tracked message nodes a user can reach after `node_id`, in document order."""
+        after = self.downstream(node_id)
+        return [
+            other
+            for other, node in self.nodes.items()
+            if other in after and isinstance(node, MessageNode) and node.tracked
+        ]
 
 
 def node_edges(node: Node) -> list[tuple[str, str | None]]:

@@ -20,19 +20,16 @@ from datetime import datetime, timedelta
 import numpy as np
 import numpy.typing as npt
 
+from journeys.engagement import EVENTS
+
 CONVERSION_EVENT = "Order Completed"
 VIEW_EVENTS = frozenset({"Product Viewed", "Product List Viewed", "Products Searched"})
 CART_EVENTS = frozenset({"Added to Cart", "Product Added"})
 ENGAGEMENT_EVENTS: dict[str, str] = {
-    "Email Opened": "email",
-    "Email Link Clicked": "email",
-    "Push Notification Tapped": "push",
-    "Push Notification Opened": "push",
-    "SMS Link Clicked": "sms",
-    "In-App Message Clicked": "in_app",
-    "Webhook Acknowledged": "webhook",
+    name: channel for name, (channel, state) in EVENTS.items() if state is not None
 }
-"""Events that say a user engaged with a message, and on which channel."""
+"""Events that say a user opened or clicked a message, and on which channel (a dismissal says
+neither). Opens and clicks made by machines are left out before the features see events."""
 
 RECENT = timedelta(days=30)
 FEATURES = (
@@ -87,12 +84,10 @@ def converted(events: Iterable[Event], start: datetime, horizon: timedelta) -> b
     )
 
 
-def preferred_channel(events: Iterable[Event], in_app_reads: int = 0) -> str | None:
-    """The channel the user engages with most (engagement events, in-app messages read), or
-    None when they never engaged or two channels tie."""
+def preferred_channel(events: Iterable[Event]) -> str | None:
+    """The channel the user engages with most (opens and clicks), or None when they never
+    engaged or two channels tie."""
     engaged = Counter(ENGAGEMENT_EVENTS[e.name] for e in events if e.name in ENGAGEMENT_EVENTS)
-    if in_app_reads:
-        engaged["in_app"] += in_app_reads
     ranked = engaged.most_common(2)
     if not ranked or (len(ranked) == 2 and ranked[0][1] == ranked[1][1]):
         return None

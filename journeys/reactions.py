@@ -2,8 +2,9 @@
 
 The router (`relay.router`) applies them to every stored event: an event that matches a live
 journey's entry starts the user in it (signal-with-start); an event a journey waits for, exits
-on, counts as its goal or watches for inactivity is signalled to the user's running instance;
-every other journey is left alone.
+on, counts as its goal or watches for inactivity is signalled to the user's running instance,
+and so is every engagement event of the channels its `of` paths and `message` conditions ask
+about (a run keeps how far its deliveries got); every other journey is left alone.
 """
 
 from __future__ import annotations
@@ -15,7 +16,16 @@ from typing import Any
 
 from journeys.conditions import Fact, evaluate
 from journeys.contracts import EntryContext, JourneyEvent
-from journeys.model import Journey, WaitForEventNode, WaitForInactivityNode, to_timedelta
+from journeys.engagement import events_of
+from journeys.model import (
+    Journey,
+    MessageCondition,
+    MessageNode,
+    WaitForEventNode,
+    WaitForInactivityNode,
+    to_timedelta,
+)
+from journeys.validation import conditions_of, leaf_conditions
 
 ANY_EVENT = "*"
 
@@ -55,7 +65,29 @@ def interest(journey: Journey) -> Interest:
                 names.update(path.event for path in paths)
             case WaitForInactivityNode(events=watched):
                 names.update(watched if watched is not None else [ANY_EVENT])
+    for asked in _engagement_asked(journey):
+        message = journey.nodes.get(asked)
+        if isinstance(message, MessageNode):
+            names.update(events_of(message.channel))
     return Interest(frozenset(names), any(rule.when is not None for rule in journey.exit))
+
+
+def _engagement_asked(journey: Journey) -> set[str]:
+    """The message nodes whose engagement a run asks about (`of`, `message` conditions)."""
+    asked = {
+        path.of
+        for node in journey.nodes.values()
+        if isinstance(node, WaitForEventNode)
+        for path in node.paths
+        if path.of is not None
+    }
+    for path, condition in conditions_of(journey):
+        asked.update(
+            leaf.message
+            for _, leaf in leaf_conditions(path, condition)
+            if isinstance(leaf, MessageCondition)
+        )
+    return asked
 
 
 def enters_on(journey: Journey, event: JourneyEvent) -> bool:

@@ -32,7 +32,8 @@ _SECRETS = {
     "admin_token": ("JOURNEYS_ADMIN_TOKEN", "the management credential"),
     "unsubscribe_secret": (
         "JOURNEYS_UNSUBSCRIBE_SECRET",
-        "signs the unsubscribe link of every email; the API and the worker share it",
+        "signs unsubscribe links and tracked links (clicks, opens); the API and the worker "
+        "share it",
     ),
 }
 """Each credential a component may need: its variable, and what it is for."""
@@ -69,7 +70,8 @@ class Settings(BaseSettings):
     public_url: str | None = Field(
         None,
         validation_alias="JOURNEYS_PUBLIC_URL",
-        description="the API as recipients reach it (unsubscribe links); default: api_url",
+        description="the API as recipients reach it (unsubscribe and tracked links); "
+        "default: api_url",
     )
     unsubscribe_secret: str | None = Field(None, validation_alias="JOURNEYS_UNSUBSCRIBE_SECRET")
     smtp_url: str | None = Field(None, validation_alias="JOURNEYS_SMTP_URL")
@@ -147,7 +149,8 @@ class Settings(BaseSettings):
 
     @property
     def links_base_url(self) -> str:
-        """Where links in messages (unsubscribe) point: the public URL, else the API URL."""
+        """Where links in messages (unsubscribe, tracked links, the open pixel) point: the
+        public URL, else the API URL."""
         return (self.public_url or self.api_url).rstrip("/")
 
 

@@ -70,3 +70,9 @@ def render_value(value: Any, context: dict[str, Any]) -> Any:
     if isinstance(value, list):
         return [render_value(item, context) for item in value]
     return value
+
+
+def names_read(source: str) -> tuple[set[str], set[str]]:
+    """The namespaces (`entry`, `user`, ...) and the filters a template that parses uses."""
+    analysis = _compile(source).analyze()
+    return set(analysis.globals), set(analysis.filters)

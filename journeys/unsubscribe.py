@@ -7,18 +7,15 @@ and links in old emails keep working for as long as the secret does.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
-import json
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from journeys.errors import InvalidLink
 from journeys.model import CHANNELS
+from journeys.signing import seal, unseal
 
 PATH = "/unsubscribe"
+PURPOSE = "unsubscribe"
 ALL_CHANNELS = "all"
 
 
@@ -35,40 +32,26 @@ class Unsubscribe:
         return "unsubscribed" if self.channel == ALL_CHANNELS else f"unsubscribed_{self.channel}"
 
 
-def _encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _mac(secret: str, payload: str) -> bytes:
-    return hmac.new(secret.encode(), f"unsubscribe:{payload}".encode(), hashlib.sha256).digest()
-
-
 def sign(secret: str, request: Unsubscribe) -> str:
     """The token of a link for `request`."""
-    payload = _encode(json.dumps([request.user_id, request.channel]).encode())
-    return f"{payload}.{_encode(_mac(secret, payload))}"
+    return seal(secret, PURPOSE, [request.user_id, request.channel])
 
 
 def verify(secret: str, token: str) -> Unsubscribe:
     """What the token asks; raise `InvalidLink` unless it was signed with `secret`."""
-    payload, _, signature = token.partition(".")
     try:
-        genuine = hmac.compare_digest(_decode(signature), _mac(secret, payload))
-        user_id, channel = json.loads(_decode(payload)) if genuine else (None, None)
-    except (binascii.Error, ValueError, TypeError):
-        genuine = False
-    if not genuine or not isinstance(user_id, str) or channel not in (*CHANNELS, ALL_CHANNELS):
+        user_id, channel = unseal(secret, PURPOSE, token)
+    except (InvalidLink, TypeError, ValueError):
+        user_id, channel = None, None
+    if not isinstance(user_id, str) or channel not in (*CHANNELS, ALL_CHANNELS):
         raise InvalidLink("this unsubscribe link is not valid")
     return Unsubscribe(user_id=user_id, channel=channel)
 
 
 @dataclass(frozen=True)
 class Links:
-    """Makes unsubscribe links to the API at `base_url`, signed with `secret`."""
+    """Makes unsubscribe links to the API at `base_url`, signed with `secret` (which
+    `journeys.tracking` also signs tracked links with)."""
 
     base_url: str
     secret: str

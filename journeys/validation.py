@@ -3,9 +3,10 @@
 `validate` runs in two passes. The first is the pydantic model (types, required fields,
 allowed values, durations, time zones, condition shapes). The second checks what needs the
 whole document: node references, the start node, reachability, cycles, experiment weights and
-variant names, channel content, templates and, when the caller knows them, segments and
-stored templates. When the first pass fails, the second still runs over every node that is
-valid on its own (and the references of those that are not), so every problem is listed at once.
+variant names, channel content, templates, engagement (`of`, `match`, `message` conditions,
+tracking, click winners) and, when the caller knows them, segments and stored templates.
+When the first pass fails, the second still runs over every node that is valid on its own (and
+the references of those that are not), so every problem is listed at once.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pydantic
 from pydantic import BaseModel
 
 from journeys import templates
+from journeys.engagement import events_of
 from journeys.model import (
     MODEL_TAGS,
     NODE,
@@ -25,8 +27,11 @@ from journeys.model import (
     BranchNode,
     Condition,
     EventCountCondition,
+    EventPath,
     ExperimentNode,
     Journey,
+    Match,
+    MessageCondition,
     MessageNode,
     Node,
     NotOf,
@@ -197,6 +202,7 @@ def check(
     problems = _check_graph(journey.start, edges)
     for node_id, node in journey.nodes.items():
         problems += _check_node(node_id, node, templates_known)
+    problems += _check_engagement(journey)
     if segments is not None:
         problems += [
             Problem(path=path, message=f"unknown segment '{segment}'")
@@ -333,6 +339,13 @@ def _check_node(node_id: str, node: Any, templates_known: set[str] | None) -> li
                     )
                 seen.add(variant.name)
             return problems
+        case WaitForEventNode(paths=paths):
+            return [
+                problem
+                for i, path in enumerate(paths)
+                if path.match is not None
+                for problem in _check_match(f"{base}.paths[{i}].match", path.match, PATH_MATCH)
+            ]
         case UpdateUserNode(set=assignments, unset=removals):
             problems = [
                 Problem(path=f"{base}.unset[{i}]", message=f"trait '{trait}' is also set")
@@ -346,11 +359,16 @@ def _check_node(node_id: str, node: Any, templates_known: set[str] | None) -> li
 
 
 def _check_message(base: str, node: MessageNode, templates_known: set[str] | None) -> list[Problem]:
-    if node.template is not None:
-        if templates_known is not None and node.template not in templates_known:
-            return [Problem(path=f"{base}.template", message=f"unknown template '{node.template}'")]
-        return []
-    return check_content(f"{base}.content", node.channel, node.content or {})
+    problems = []
+    if node.channel == "webhook" and node.track:
+        problems.append(Problem(path=f"{base}.track", message="webhooks are never tracked"))
+    if node.template is None:
+        return problems + check_content(f"{base}.content", node.channel, node.content or {})
+    if templates_known is not None and node.template not in templates_known:
+        problems.append(
+            Problem(path=f"{base}.template", message=f"unknown template '{node.template}'")
+        )
+    return problems
 
 
 def check_content(base: str, channel: str, content: Mapping[str, Any]) -> list[Problem]:
@@ -396,7 +414,9 @@ def _segment_references(journey: Journey) -> Iterator[tuple[str, str]]:
     if journey.entry.segment is not None:
         yield "entry.segment", journey.entry.segment
     for path, condition in conditions_of(journey):
-        yield from _segments_in(path, condition)
+        for where, leaf in leaf_conditions(path, condition):
+            if isinstance(leaf, SegmentCondition):
+                yield f"{where}.segment", leaf.segment
 
 
 def conditions_of(journey: Journey) -> Iterator[tuple[str, Condition]]:
@@ -424,15 +444,150 @@ def conditions_of(journey: Journey) -> Iterator[tuple[str, Condition]]:
                         yield f"nodes.{node_id}.paths[{i}].where", waited.where
 
 
-def _segments_in(path: str, condition: Condition) -> Iterator[tuple[str, str]]:
+def leaf_conditions(path: str, condition: Condition) -> Iterator[tuple[str, Condition]]:
+    """Every condition inside `condition` that is not `all`, `any` or `not` (those inside an
+    `event_count`'s `where` too), each with its JSON path."""
     match condition:
-        case SegmentCondition(segment=segment):
-            yield f"{path}.segment", segment
         case AllOf(all=items) | AnyOf(any=items):
             key = "all" if isinstance(condition, AllOf) else "any"
             for i, item in enumerate(items):
-                yield from _segments_in(f"{path}.{key}[{i}]", item)
+                yield from leaf_conditions(f"{path}.{key}[{i}]", item)
         case NotOf(not_=inner):
-            yield from _segments_in(f"{path}.not", inner)
-        case EventCountCondition(event_count=count) if count.where is not None:
-            yield from _segments_in(f"{path}.event_count.where", count.where)
+            yield from leaf_conditions(f"{path}.not", inner)
+        case EventCountCondition(event_count=count):
+            yield path, condition
+            if count.where is not None:
+                yield from leaf_conditions(f"{path}.event_count.where", count.where)
+        case _:
+            yield path, condition
+
+
+def segment_problems(condition: Condition) -> list[Problem]:
+    """Problems of a segment's condition (`condition.*` paths): a `message` condition asks a
+    journey run about its own messages, and a segment has no run."""
+    return [
+        Problem(path=f"{where}.message", message="only a journey can ask about its messages")
+        for where, leaf in leaf_conditions("condition", condition)
+        if isinstance(leaf, MessageCondition)
+    ]
+
+
+# --- engagement -------------------------------------------------------------------------------
+
+PATH_MATCH = frozenset({"entry", "user"})
+"""What a wait path's `match` may read: its `event` is the event being matched, compared with
+the match's values, so reading it there would compare the event with itself."""
+RULE_MATCH = frozenset({"entry", "event", "user"})
+"""What an exit rule's or the goal's `match` may read (`event`: the run's current event)."""
+
+
+def _check_engagement(journey: Journey) -> list[Problem]:
+    """`of`, `message` conditions, the `match` of exit rules and the goal, click winners."""
+    problems: list[Problem] = []
+    for i, rule in enumerate(journey.exit):
+        if rule.match is not None:
+            problems += _check_match(f"exit[{i}].match", rule.match, RULE_MATCH)
+    if journey.goal is not None and journey.goal.match is not None:
+        problems += _check_match("goal.match", journey.goal.match, RULE_MATCH)
+    for node_id, node in journey.nodes.items():
+        base = f"nodes.{node_id}"
+        match node:
+            case WaitForEventNode(paths=paths):
+                for i, waited in enumerate(paths):
+                    if waited.of is not None:
+                        problems += _check_of(journey, f"{base}.paths[{i}]", node_id, waited)
+            case ExperimentNode(winner=winner) if (
+                winner is not None
+                and winner.metric == "click"
+                and not journey.tracked_after(node_id)
+            ):
+                message = "no tracked message can follow this experiment: no click to count"
+                problems.append(Problem(path=f"{base}.winner.metric", message=message))
+    for path, condition in conditions_of(journey):
+        # The node a condition is evaluated at, when it is one (a branch, a wait's path).
+        at = path.split(".")[1] if path.startswith("nodes.") else None
+        for where, leaf in leaf_conditions(path, condition):
+            if isinstance(leaf, MessageCondition):
+                problems += _check_message_condition(journey, where, at, leaf)
+    return problems
+
+
+def _check_of(journey: Journey, base: str, wait: str, path: EventPath) -> list[Problem]:
+    """An `of` names a tracked message node that can run before the wait, and the path waits
+    for an engagement event of that node's channel."""
+    assert path.of is not None
+    problem = _message_problem(journey, path.of, before=wait, tracked=True)
+    if problem is not None:
+        return [Problem(path=f"{base}.of", message=problem)]
+    node = journey.nodes[path.of]
+    assert isinstance(node, MessageNode)  # _message_problem said so
+    events = events_of(node.channel)
+    if path.event in events:
+        return []
+    message = (
+        f"'{path.event}' is not an engagement event of {node.channel} messages "
+        f"(use one of: {', '.join(events)})"
+    )
+    return [Problem(path=f"{base}.event", message=message)]
+
+
+def _check_message_condition(
+    journey: Journey, path: str, at: str | None, condition: MessageCondition
+) -> list[Problem]:
+    """A `message` condition is evaluated inside a run, after the node it names could run."""
+    if path.startswith("entry."):
+        problem: str | None = "no message was sent before the entry: not allowed here"
+    elif ".event_count." in path:
+        problem = "stored events are counted without a run: not allowed in event_count"
+    else:
+        tracked = condition.engagement != "sent"
+        problem = _message_problem(journey, condition.message, before=at, tracked=tracked)
+    return [] if problem is None else [Problem(path=f"{path}.message", message=problem)]
+
+
+def _message_problem(
+    journey: Journey, name: str, *, before: str | None, tracked: bool
+) -> str | None:
+    """Why `name` cannot be the message node engagement is asked about at node `before` (None:
+    anywhere in the run), or None."""
+    node = journey.nodes.get(name)
+    if node is None:
+        return f"unknown node '{name}'"
+    if not isinstance(node, MessageNode):
+        return f"'{name}' is not a message node"
+    if before is not None and before not in journey.downstream(name):
+        return f"'{name}' cannot run before '{before}'"
+    if not tracked or node.tracked:
+        return None
+    if node.channel == "webhook":
+        return f"'{name}' is a webhook: webhooks are never tracked"
+    if node.track is False:
+        return f"'{name}' is not tracked (track: false)"
+    return f"'{name}' is transactional, so not tracked unless it sets track: true"
+
+
+def _check_match(base: str, match: Match, allowed: frozenset[str]) -> list[Problem]:
+    """Each `match` value is a template that parses and reads only what `allowed` names, and
+    never the clock (the interpreter renders it, so it must render the same on replay)."""
+    problems: list[Problem] = []
+    for key, source in match.items():
+        path = f"{base}.{key}"
+        if not key.strip():
+            problems.append(Problem(path=path, message="name an event property"))
+            continue
+        error = templates.template_problem(source)
+        if error is not None:
+            problems.append(Problem(path=path, message=f"template does not parse: {error}"))
+            continue
+        names, filters = templates.names_read(source)
+        if "event" in names and "event" not in allowed:
+            message = "a path's match cannot read event.*: the event is what it compares"
+            problems.append(Problem(path=path, message=message))
+        elif names - allowed:
+            read = ", ".join(sorted(names - allowed))
+            known = ", ".join(f"{name}.*" for name in sorted(allowed))
+            problems.append(Problem(path=path, message=f"reads {read}: a match reads {known}"))
+        if "date" in filters:
+            message = "the date filter can read the clock: not allowed in a match"
+            problems.append(Problem(path=path, message=message))
+    return problems

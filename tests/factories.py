@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from journeys.contracts import EndStatus, EnrollInput, EventType, ProgressInput
-from journeys.store import EnrollmentRecord, NewEvent, Store, utcnow
+from journeys.store import DeliveryRecord, EnrollmentRecord, NewEvent, Store, utcnow
 
 
 def append_event(
@@ -107,4 +107,30 @@ def _recorded(store: Store, enrollment_id: str) -> EnrollmentRecord:
     # `record_steps` raised NotFound already if there were no such enrollment.
     record = get_enrollment(store, enrollment_id)
     assert record is not None
+    return record
+
+
+def sent_delivery(
+    store: Store, key: str, *, sent_at: datetime | None = None, **fields: Any
+) -> DeliveryRecord:
+    """A delivery recorded and sent as the deliver activity records one (to "ada" by email
+    from node "reminder" of journey "cart", unless `fields` say otherwise), sent at `sent_at`
+    (default: now)."""
+    values: dict[str, Any] = {
+        "idempotency_key": key,
+        "journey_id": "cart",
+        "version": 1,
+        "node_id": "reminder",
+        "user_id": "ada",
+        "channel": "email",
+        "variant": None,
+        "content": {},
+    }
+    values.update(fields)
+    store.begin_delivery(**values)
+    record = store.finish_delivery(key, "sent")
+    if sent_at is not None:
+        with store._write() as session:
+            record.sent_at = sent_at
+            session.add(record)
     return record

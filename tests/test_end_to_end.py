@@ -199,7 +199,10 @@ async def test_abandoned_cart_through_the_segment_library(stack: Stack) -> None:
     assert (await stack.user("browser"))["journeys"] == []  # where total > 0 kept them out
     stats = (await stack.http.get(f"/v1/journeys/{journey}/stats", headers=ADMIN)).json()
     assert (stats["entered"], stats["converted"], stats["exited"]) == (3, 1, 1)
-    assert stats["messages"]["nudge"] == {"sent": 1, "skipped": 0, "failed": 0}
+    assert stats["messages"]["nudge"] == {
+        "sent": 1, "skipped": 0, "failed": 0, "opened": 0, "clicked": 0, "open_rate": 0.0,
+        "click_rate": 0.0,
+    }  # fmt: skip
 
     listed = subprocess.run(
         [

@@ -125,7 +125,7 @@ def build_worker(
     """A worker for the journey workflows and activities (synchronous activities run on
     `executor`, which needs `tuning.max_concurrent_activities` threads), delivering through
     `channels` (default: the embedded outbox and inbox, and webhooks to public addresses) with
-    unsubscribe links from `links`."""
+    unsubscribe and tracked links signed by `links`."""
     sweep = SweepActivities(store, client, task_queue)
     journeys = JourneyActivities(
         store, channels if channels is not None else embedded_channels(), links

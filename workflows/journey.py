@@ -4,13 +4,14 @@ One run per user per journey (`journey:{journey_id}:{user_id}`). The definition 
 input, so publishing a new version never changes a run already under way. Events arrive by the
 `event` signal; the handler only deduplicates and queues them, and the main coroutine observes
 them (goal, exit rules, trait changes) at every node and inside every wait, so an exit rule
-ends a wait or a delay at once. Every side effect is an activity; this module is deterministic.
+ends a wait or a delay at once. The run remembers its sent deliveries and how far the user
+engaged with each (from the engagement events it hears), for `of` paths and `message`
+conditions. Every side effect is an activity; this module is deterministic.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, assert_never
@@ -23,7 +24,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
-    from journeys.conditions import evaluate, fact_key, facts_needed
+    from journeys.conditions import carries, evaluate, fact_key, facts_needed
     from journeys.contracts import (
         EVENT_SIGNAL,
         LEAVE_SIGNAL,
@@ -32,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         ActiveHour,
         ActiveHourInput,
         Activity,
+        Delivered,
         DeliverInput,
         DeliveryOutcome,
         EndStatus,
@@ -50,7 +52,16 @@ with workflow.unsafe.imports_passed_through():
         UserContext,
         WinnerAnswer,
         WinnerInput,
+        delivery_key,
     )
+    from journeys.engaged import (
+        delivery_of,
+        engage,
+        engagement_of,
+        exits_on_engagement,
+        is_machine,
+    )
+    from journeys.experiments import experiment_bucket
     from journeys.localtime import next_local_time, parse_clock, quiet_hours_end, user_timezone
     from journeys.model import (
         WEEKDAYS,
@@ -60,7 +71,10 @@ with workflow.unsafe.imports_passed_through():
         Duration,
         EventPath,
         ExitNode,
+        ExitRule,
         ExperimentNode,
+        Goal,
+        Match,
         MessageNode,
         Node,
         QuietHours,
@@ -71,6 +85,7 @@ with workflow.unsafe.imports_passed_through():
         Winner,
         to_timedelta,
     )
+    from journeys.templates import TemplateError, names_read, render_value
 
 from workflows.patches import RunStyle, choose_run_style
 
@@ -124,12 +139,6 @@ def as_written(duration: Duration) -> str:
     if rest or not parts:
         parts.append(f"{rest:g}s")
     return " ".join(parts)
-
-
-def experiment_bucket(journey_id: str, node_id: str, user_id: str) -> int:
-    """A stable number in 0..99 for a user at an experiment node, the same on every run."""
-    digest = hashlib.sha256(f"{journey_id}:{node_id}:{user_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") % 100
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -269,7 +278,7 @@ class JourneyWorkflow:
         )
         skip_reason = None if quiet is None else await self._quiet_hours(node_id, quiet)
         request = DeliverInput(
-            idempotency_key=f"{self._state.enrollment_id}:{node_id}",
+            idempotency_key=delivery_key(self._state.enrollment_id, node_id),
             journey_id=self._journey.id,
             version=self._input.version,
             node_id=node_id,
@@ -278,11 +287,12 @@ class JourneyWorkflow:
             content=node.content,
             template=node.template,
             transactional=node.transactional,
+            track=node.tracked,
             context=self._template_context(),
             skip_reason=skip_reason,
         )
         try:
-            await workflow.execute_activity(
+            outcome = await workflow.execute_activity(
                 Activity.DELIVER,
                 request,
                 result_type=DeliveryOutcome,
@@ -297,6 +307,8 @@ class JourneyWorkflow:
             failure = FailDeliveryInput(delivery=request, reason=reason)
             await self._call(Activity.FAIL_DELIVERY, failure, type(None))
             return node.on_failure if node.on_failure is not None else node.next
+        if outcome.status == "sent" and outcome.delivery_id is not None:
+            self._state.delivered[node_id] = Delivered(delivery_id=outcome.delivery_id)
         return node.next
 
     async def _quiet_hours(self, node_id: str, quiet: QuietHours) -> str | None:
@@ -369,7 +381,7 @@ class JourneyWorkflow:
 
         async def offer(event: JourneyEvent) -> bool:
             for path in node.paths:
-                if event.name == path.event and await self._matches(path.where, event):
+                if event.name == path.event and await self._matches(path, event):
                     chosen.append(path)
                     self._state.event = dict(event.properties)
                     return True
@@ -428,6 +440,9 @@ class JourneyWorkflow:
                 variants=[v.name for v in node.variants],
                 after=rule.after,
                 min_users=rule.min_users,
+                metric=rule.metric,
+                within=rule.within,
+                tracked=self._journey.tracked_after(node_id) if rule.metric == "click" else [],
             ),
             WinnerAnswer,
         )
@@ -522,7 +537,9 @@ class JourneyWorkflow:
             self._state.unclaimed.append(event)
 
     async def _observe(self, event: JourneyEvent) -> None:
-        """What every event does whatever the node: goal, event exit rules, trait changes."""
+        """What every event does whatever the node: engagement with this run's messages (first,
+        so the goal and exit rules see it), goal, event exit rules, trait changes."""
+        engaged = engage(self._state.delivered, event)
         goal = self._journey.goal
         if (
             goal is not None
@@ -531,7 +548,7 @@ class JourneyWorkflow:
             and timedelta(0)
             <= event.timestamp - self._state.entered_at
             <= to_timedelta(goal.within)
-            and await self._matches(goal.where, event)
+            and await self._matches(goal, event)
         ):
             self._state.converted = True
             await self._progress(converted=True)
@@ -539,11 +556,13 @@ class JourneyWorkflow:
             if (
                 rule.event is not None
                 and event.name == rule.event
-                and await self._matches(rule.where, event)
+                and await self._matches(rule, event)
             ):
                 raise _Exited(f"exit event {rule.event}")
         if event.type == "identify" and event.traits:
             self._state.traits = {**self._state.traits, **event.traits}
+            await self._check_exit_conditions(refresh=False)
+        if engaged and exits_on_engagement(self._journey):
             await self._check_exit_conditions(refresh=False)
 
     async def _check_exit_conditions(self, *, refresh: bool = True) -> None:
@@ -552,11 +571,31 @@ class JourneyWorkflow:
         if (whens or refresh) and await self._first_true(whens, refresh=refresh) is not None:
             raise _Exited("exit condition")
 
-    async def _matches(self, where: Condition | None, event: JourneyEvent) -> bool:
-        """Whether an event matcher's `where` holds, `event.*` being the event matched."""
-        if where is None:
+    async def _matches(self, matcher: EventPath | ExitRule | Goal, event: JourneyEvent) -> bool:
+        """Whether an event of the matcher's name meets the rest of it: made by a person (not a
+        link scanner), about this run's delivery of `of`, carrying the `match` values, and
+        with `where` holding, `event.*` being the event matched."""
+        if is_machine(event) and self._style.ignores_machine_engagement():
+            return False
+        of = matcher.of if isinstance(matcher, EventPath) else None
+        if of is not None and delivery_of(self._state.delivered, event) != of:
+            return False
+        if matcher.match is not None and not await self._carries(matcher.match, event):
+            return False
+        if matcher.where is None:
             return True
-        return await self._first_true([where], event=event.properties, refresh=False) is not None
+        found = await self._first_true([matcher.where], event=event.properties, refresh=False)
+        return found is not None
+
+    async def _carries(self, match: Match, event: JourneyEvent) -> bool:
+        """Whether the event carries the values of a keyed `match`, rendered now."""
+        if any("user" in names_read(source)[0] for source in match.values()):
+            await self._refresh_traits()
+        try:
+            expected = render_value(dict(match), self._context())
+        except TemplateError:
+            return False  # a value that cannot be rendered matches nothing; the run carries on
+        return carries(event.properties, expected)
 
     async def _first_true(
         self,
@@ -576,15 +615,21 @@ class JourneyWorkflow:
             request = LoadContextInput(user_id=self._input.user_id, facts=needed)
             loaded = await self._call(Activity.LOAD_CONTEXT, request, UserContext)
             self._state.traits, answers = loaded.traits, loaded.facts
-        context = {
+        context = self._context(event)
+        engagement = engagement_of(self._state.delivered)
+        for index, condition in enumerate(conditions):
+            if evaluate(condition, context, lambda fact: answers[fact_key(fact)], engagement):
+                return index
+        return None
+
+    def _context(self, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """What conditions and `match` templates read: `user` (as last loaded), `entry` and
+        `event` (the run's current event, unless an event matcher gives the one matched)."""
+        return {
             "user": {**self._state.traits, "id": self._input.user_id},
             "entry": self._input.entry.properties,
             "event": self._state.event if event is None else event,
         }
-        for index, condition in enumerate(conditions):
-            if evaluate(condition, context, lambda fact: answers[fact_key(fact)]):
-                return index
-        return None
 
     async def _refresh_traits(self) -> None:
         await self._first_true([])

@@ -8,6 +8,8 @@ never tests one. A run's `RunStyle` is chosen once, first thing in the run:
 - `lean-steps` (`LEAN_STEPS_PATCH`): `LeanSteps`; runs started before it are `PreLeanSteps`.
 - `experiment-winner` (`EXPERIMENT_WINNER_PATCH`): `RunStyle.asks_for_winner`, asked at each
   experiment node with a `winner` rule, as it always was.
+- `machine-engagement` (`MACHINE_ENGAGEMENT_PATCH`): `RunStyle.ignores_machine_engagement`,
+  asked only of events marked `machine: true`.
 
 Retiring a patch (docs/operations.md, "Retire old patches"), in two releases: once no run needs
 its old branch, delete that branch and the histories that replayed it, and call
@@ -47,6 +49,12 @@ Retire it once no running run is `PreLeanSteps`."""
 EXPERIMENT_WINNER_PATCH = "experiment-winner"
 """Runs that recorded this marker ask for an experiment's winner before splitting; the others
 split by hash alone. Retire it once no running run reached an experiment node without it."""
+
+MACHINE_ENGAGEMENT_PATCH = "machine-engagement"
+"""Runs that recorded this marker let no event marked `machine: true` (a link scanner's click, a
+mail proxy's open) match a wait, an exit rule or the goal; an older worker took such an event
+like any other (only during the upgrade that brought machine marks could it have seen one).
+Retire it once no running run started before that release."""
 
 Record = Callable[[Activity, BaseModel], Awaitable[None]]
 """Records something in the store (a local activity)."""
@@ -105,6 +113,11 @@ class RunStyle(ABC):
         and runs that reached an experiment before the patch must keep splitting by hash.
         """
         return workflow.patched(EXPERIMENT_WINNER_PATCH)
+
+    def ignores_machine_engagement(self) -> bool:
+        """Whether an event marked `machine: true` matches nothing (asked of such events only,
+        so histories without one never record the marker)."""
+        return workflow.patched(MACHINE_ENGAGEMENT_PATCH)
 
 
 def _moves(step: ProgressInput) -> bool:

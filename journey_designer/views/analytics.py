@@ -1,5 +1,6 @@
-"""Analytics page: per journey, the graph annotated with who reached and waits where, the
-funnel, deliveries per message step, goal conversions and experiment results."""
+"""Analytics page: per journey, the graph annotated with who reached and waits where (and the
+open and click rates of each message step), the funnel, deliveries and engagement per message
+step, goal conversions and experiment results (conversion and click-through)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from api_client import ApiClient
 from journey_designer.api import call, require
 from journey_designer.graph import journey_dot
 from journey_designer.state import JOURNEY
-from journey_designer.stats import funnel, next_look, variant_rows, when
+from journey_designer.stats import funnel, message_rows, next_look, variant_rows, when
 from journeys.experiments import ALPHA
+from journeys.model import CLICK_WINDOW
 
 KEY = "analytics.journey"
+PERCENT = st.column_config.NumberColumn(format="percent")
 
 
 def load(client: ApiClient, journey_id: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -53,18 +56,20 @@ def funnel_chart(rows: list[dict[str, Any]]) -> None:
 
 
 def deliveries(stats: dict[str, Any], definition: dict[str, Any]) -> None:
-    """Sent, skipped and failed per message step."""
-    messages = stats.get("messages") or {}
-    if not messages:
+    """Sent, skipped and failed per message step, and who opened and clicked it."""
+    rows = message_rows(stats, definition)
+    if not rows:
         st.caption("No message steps.")
         return
-    nodes = definition.get("nodes", {})
     st.dataframe(
-        [
-            {"step": node_id, "channel": nodes.get(node_id, {}).get("channel"), **figures}
-            for node_id, figures in messages.items()
-        ],
+        rows,
         hide_index=True,
+        column_config={"open rate": PERCENT, "click rate": PERCENT},
+    )
+    st.caption(
+        "Open and click rates: the unique users who opened and clicked, of those sent the "
+        "message (None until something is sent). Opens and clicks by link scanners and mail "
+        "privacy proxies are left out; an untracked step has none."
     )
 
 
@@ -85,23 +90,32 @@ def experiments(stats: dict[str, Any], definition: dict[str, Any]) -> None:
 def experiment_figures(experiment: dict[str, Any], rule: dict[str, Any] | None) -> None:
     """One experiment: variants (the winner highlighted), p-value, winner or progress."""
     winner = experiment.get("winner")
+    rows = variant_rows(experiment)
     st.dataframe(
-        variant_rows(experiment),
+        rows,
         hide_index=True,
         column_config={
-            "rate": st.column_config.NumberColumn(format="percent"),
-            "95% CI low": st.column_config.NumberColumn(format="percent"),
-            "95% CI high": st.column_config.NumberColumn(format="percent"),
+            column: PERCENT
+            for column in (rows[0] if rows else {})
+            if column in ("rate", "CTR") or "CI" in column
         },
     )
+    clicks = (rule or {}).get("metric") == "click"
+    if clicks:
+        within = (rule or {}).get("within", CLICK_WINDOW)
+        st.caption(
+            "Decided on click-through: a user counts when they click a tracked message within "
+            f"{within} of getting their variant (scanner clicks never count)."
+        )
     p_value = experiment.get("p_value")
     if p_value is None:
         st.caption("p-value: not yet — every variant needs users first.")
     else:
         reading = "a real difference is likely" if p_value < ALPHA else "it may still be chance"
+        alike = "were clicked through alike" if clicks else "converted alike"
         st.caption(
             f"p-value {p_value:.3g}: the chance of a difference this large if the variants "
-            f"converted alike ({reading}). Intervals: 95% confidence of each rate."
+            f"{alike} ({reading}). Intervals: 95% confidence of each rate."
         )
     if winner is not None:
         st.success(
@@ -152,7 +166,10 @@ def main() -> None:
     graph, figures = st.columns([3, 2])
     with graph:
         st.subheader("Where users are", anchor=False)
-        st.graphviz_chart(journey_dot(definition, stats=stats.get("nodes") or {}), width="stretch")
+        dot = journey_dot(
+            definition, stats=stats.get("nodes") or {}, messages=stats.get("messages") or {}
+        )
+        st.graphviz_chart(dot, width="stretch")
     with figures:
         st.subheader("Funnel", anchor=False)
         funnel_chart(funnel(definition, stats))

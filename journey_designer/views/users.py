@@ -1,6 +1,6 @@
 """Users page: a user's predictions (conversion chance, preferred channel, most active hour),
 traits, recent events, journeys (with a link to each run in the Temporal Web UI) and
-deliveries."""
+deliveries (whether and when each was opened and clicked)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import streamlit as st
 
 from api_client import ApiClient
 from journey_designer.api import call, settings, workflow_url
-from journey_designer.stats import hour_of_day, percent
+from journey_designer.stats import engaged, hour_of_day, percent
 
 KEY = "users.id"
 
@@ -114,6 +114,8 @@ def main() -> None:
                     "step": d.get("node_id"),
                     "channel": d.get("channel"),
                     "status": d.get("status"),
+                    "opened": engaged(d, "opened_at"),
+                    "clicked": engaged(d, "clicked_at"),
                     "reason": d.get("reason"),
                     "variant": d.get("variant"),
                     "content": d.get("content"),
@@ -121,6 +123,11 @@ def main() -> None:
                 for d in deliveries
             ],
             hide_index=True,
+        )
+        st.caption(
+            "Opened and clicked: the first open and click by the user (link scanners and mail "
+            "privacy proxies left out); `no` for a message nobody opened or clicked, or one "
+            "that is not tracked."
         )
     else:
         st.caption("No messages yet.")

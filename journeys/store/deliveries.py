@@ -1,24 +1,30 @@
 """Deliveries: recorded once per idempotency key, claimed under frequency caps, released or
-finished; the in-app inbox and its reads; counts by node, channel and status."""
+finished; the in-app inbox and its reads; opens and clicks; counts by node, channel, status
+and engagement."""
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import case
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
 from journeys.contracts import FinalDeliveryStatus
+from journeys.engagement import DELIVERY_ID, MACHINE, Engagement, state_of
 from journeys.errors import NotFound
-from journeys.store.base import StoreBase
+from journeys.store.base import StoreBase, once_more_on_conflict
+from journeys.store.events import store_events
 from journeys.store.records import (
     DELIVERY_STATUSES,
     IN_APP,
     CapWindow,
     DeliveryRecord,
+    EventRecord,
+    NewEvent,
     utcnow,
 )
 
@@ -209,16 +215,6 @@ class DeliveriesAggregate(StoreBase):
         with self._read() as session:
             return list(session.exec(statement))
 
-    def in_app_reads(self) -> dict[str, int]:
-        """How many in-app messages each user has read, by user id (users with none left out)."""
-        statement = (
-            select(DeliveryRecord.user_id, func.count())
-            .where(DeliveryRecord.channel == IN_APP, col(DeliveryRecord.read_at).is_not(None))
-            .group_by(col(DeliveryRecord.user_id))
-        )
-        with self._read() as session:
-            return dict(session.exec(statement).all())
-
     def mark_read(
         self, user_id: str, delivery_id: int, at: datetime | None = None
     ) -> DeliveryRecord:
@@ -261,3 +257,127 @@ class DeliveriesAggregate(StoreBase):
         )
         with self._read() as session:
             return {(channel, status): count for channel, status, count in session.exec(statement)}
+
+    # --- engagement ---------------------------------------------------------------------------
+
+    def get_deliveries(self, ids: Collection[int]) -> dict[int, DeliveryRecord]:
+        """The deliveries with these ids, by id (unknown ids left out)."""
+        found: dict[int, DeliveryRecord] = {}
+        unique = sorted(set(ids))
+        with self._read() as session:
+            # In chunks, to stay below the database's limit on bound parameters.
+            for start in range(0, len(unique), 500):
+                statement = select(DeliveryRecord).where(
+                    col(DeliveryRecord.id).in_(unique[start : start + 500])
+                )
+                for record in session.exec(statement):
+                    assert record.id is not None  # stored records have ids
+                    found[record.id] = record
+        return found
+
+    def record_engagement(
+        self,
+        delivery_id: int,
+        event: Callable[[DeliveryRecord, list[EventRecord]], NewEvent],
+        *,
+        since: datetime | None = None,
+    ) -> bool | None:
+        """Store the engagement event `event(delivery, recent)` makes for a delivery, and mark
+        the delivery opened or clicked by it (`mark_engaged`); None when there is no delivery
+        `delivery_id`, else whether the event was new (a stored `message_id` drops it).
+
+        `recent` holds the delivery's engagement events at or after `since` (none without
+        it). The delivery's row stays locked from the read of `recent` to the write, so two
+        hits on one delivery are decided one after the other, each seeing the other's event.
+        """
+
+        def write() -> bool | None:
+            with self._write() as session:
+                record = session.get(DeliveryRecord, delivery_id, with_for_update=True)
+                if record is None:
+                    return None
+                recent = [] if since is None else _recent_engagement(session, record, since)
+                made = event(record, recent)
+                [new] = store_events(session, [made])
+                if new:
+                    _mark(session, record, made)
+                return new
+
+        return once_more_on_conflict(write)
+
+    def mark_engaged(self, events: Sequence[NewEvent]) -> None:
+        """Mark the deliveries these engagement events are about opened or clicked at the
+        event's time, unless the event was made by a machine or the delivery was engaged with
+        earlier: the first open and click stay, so marking again changes nothing. Each event
+        must carry the integer `delivery_id` of a delivery of its user (ingest attributes them
+        first); others are passed over."""
+        ids = {found for event in events if (found := _delivery_id(event)) is not None}
+        if not ids:
+            return
+        with self._write() as session:
+            # Locked in id order, so two writers marking the same deliveries cannot deadlock.
+            statement = (
+                select(DeliveryRecord)
+                .where(col(DeliveryRecord.id).in_(sorted(ids)))
+                .order_by(col(DeliveryRecord.id))
+                .with_for_update()
+            )
+            records = {record.id: record for record in session.exec(statement)}
+            for event in events:
+                record = records.get(_delivery_id(event))
+                if record is not None:
+                    _mark(session, record, event)
+
+    def engagement_counts(self, journey_id: str) -> dict[str, tuple[int, int]]:
+        """Users who opened and who clicked each message node of the journey, as (opened,
+        clicked), for nodes with any."""
+        opened = func.count(
+            func.distinct(
+                case((col(DeliveryRecord.opened_at).is_not(None), DeliveryRecord.user_id))
+            )
+        )
+        clicked = func.count(
+            func.distinct(
+                case((col(DeliveryRecord.clicked_at).is_not(None), DeliveryRecord.user_id))
+            )
+        )
+        statement = (
+            select(DeliveryRecord.node_id, opened, clicked)
+            .where(
+                DeliveryRecord.journey_id == journey_id,
+                col(DeliveryRecord.opened_at).is_not(None),
+            )
+            .group_by(col(DeliveryRecord.node_id))
+        )
+        with self._read() as session:
+            return {node_id: (o, c) for node_id, o, c in session.exec(statement)}
+
+
+def _recent_engagement(
+    session: Session, record: DeliveryRecord, since: datetime
+) -> list[EventRecord]:
+    statement = select(EventRecord).where(
+        EventRecord.user_id == record.user_id, col(EventRecord.timestamp) >= since
+    )
+    # The delivery id is inside the JSON properties: a user's events of a few seconds are few.
+    return [e for e in session.exec(statement) if e.properties.get(DELIVERY_ID) == record.id]
+
+
+def _delivery_id(event: NewEvent) -> int | None:
+    found = event.properties.get(DELIVERY_ID)
+    return found if isinstance(found, int) and not isinstance(found, bool) else None
+
+
+def _mark(session: Session, record: DeliveryRecord, event: NewEvent) -> None:
+    """Set the delivery's first open and click from one of its engagement events."""
+    if event.properties.get(MACHINE) is True or event.name is None:
+        return
+    state: Engagement | None = state_of(event.name, event.properties)
+    if state not in ("opened", "clicked"):
+        return
+    at = event.timestamp
+    if record.opened_at is None or at < record.opened_at:
+        record.opened_at = at
+    if state == "clicked" and (record.clicked_at is None or at < record.clicked_at):
+        record.clicked_at = at
+    session.add(record)

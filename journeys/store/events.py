@@ -31,39 +31,8 @@ class EventsAggregate(StoreBase):
         return once_more_on_conflict(lambda: self._append_events(events))
 
     def _append_events(self, events: Sequence[NewEvent]) -> list[bool]:
-        received = utcnow()
         with self._write() as session:
-            stored = _stored_message_ids(session, [item.message_id for item in events])
-            # Every new event's profile: each is locked or created below in any case.
-            profiles = profiles_of(
-                session, [item.user_id for item in events if item.message_id not in stored]
-            )
-            new: list[bool] = []
-            for item in events:
-                if item.message_id in stored:
-                    new.append(False)
-                    continue
-                stored.add(item.message_id)
-                new.append(True)
-                if item.merge_from is not None:
-                    merge_profile(session, profiles, item.merge_from, item.user_id)
-                session.add(
-                    EventRecord(
-                        message_id=item.message_id,
-                        user_id=item.user_id,
-                        type=item.type,
-                        name=item.name,
-                        properties=copy.deepcopy(item.properties),
-                        timestamp=item.timestamp,
-                        received_at=item.received_at or received,
-                    )
-                )
-                profile = profile_of(session, profiles, item.user_id)
-                if item.traits:
-                    profile.traits = {**profile.traits, **copy.deepcopy(item.traits)}
-                    profile.updated_at = received
-                    session.add(profile)
-            return new
+            return store_events(session, events)
 
     def unrouted_events(self, limit: int = 500) -> list[EventRecord]:
         """Events stored but not yet routed to journeys, oldest first."""
@@ -134,6 +103,42 @@ class EventsAggregate(StoreBase):
             statement = statement.where(col(EventRecord.timestamp) >= since)
         with self._read() as session:
             return session.exec(statement).one()
+
+
+def store_events(session: Session, events: Sequence[NewEvent]) -> list[bool]:
+    """`EventsAggregate.append_events` inside the caller's write transaction."""
+    received = utcnow()
+    stored = _stored_message_ids(session, [item.message_id for item in events])
+    # Every new event's profile: each is locked or created below in any case.
+    profiles = profiles_of(
+        session, [item.user_id for item in events if item.message_id not in stored]
+    )
+    new: list[bool] = []
+    for item in events:
+        if item.message_id in stored:
+            new.append(False)
+            continue
+        stored.add(item.message_id)
+        new.append(True)
+        if item.merge_from is not None:
+            merge_profile(session, profiles, item.merge_from, item.user_id)
+        session.add(
+            EventRecord(
+                message_id=item.message_id,
+                user_id=item.user_id,
+                type=item.type,
+                name=item.name,
+                properties=copy.deepcopy(item.properties),
+                timestamp=item.timestamp,
+                received_at=item.received_at or received,
+            )
+        )
+        profile = profile_of(session, profiles, item.user_id)
+        if item.traits:
+            profile.traits = {**profile.traits, **copy.deepcopy(item.traits)}
+            profile.updated_at = received
+            session.add(profile)
+    return new
 
 
 def _stored_message_ids(session: Session, message_ids: list[str]) -> set[str]:

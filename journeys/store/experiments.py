@@ -4,13 +4,15 @@ conversion model's runs."""
 from __future__ import annotations
 
 import copy
-from datetime import datetime
+from collections.abc import Collection
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlmodel import col, func, select
 
 from journeys.store.base import StoreBase, once_more_on_conflict
 from journeys.store.records import (
+    DeliveryRecord,
     EnrollmentRecord,
     ExperimentDecisionRecord,
     NodeVisitRecord,
@@ -49,6 +51,51 @@ class ExperimentsAggregate(StoreBase):
                 if variant is not None:
                     counts[variant] = {"users": users, "conversions": conversions}
         return counts
+
+    def variant_clicks(
+        self, journey_id: str, node_id: str, messages: Collection[str], within: timedelta
+    ) -> dict[str, int]:
+        """Per variant, the enrollments counted by `variant_counts` whose own delivery of one
+        of the `messages` nodes (which follow the experiment, so it was sent after the
+        assignment) was clicked within `within` of reaching `node_id`. Only a person's click
+        sets `clicked_at` (a link scanner's never does)."""
+        if not messages:
+            return {}
+        # An enrollment's deliveries are those keyed `journeys.contracts.delivery_key`.
+        own_key = col(EnrollmentRecord.id) + ":" + col(DeliveryRecord.node_id)
+        statement = (
+            select(
+                EnrollmentRecord.variant,
+                NodeVisitRecord.reached_at,
+                DeliveryRecord.clicked_at,
+                EnrollmentRecord.id,
+            )
+            .join(NodeVisitRecord, col(NodeVisitRecord.enrollment_id) == col(EnrollmentRecord.id))
+            .join(
+                DeliveryRecord,
+                (col(DeliveryRecord.user_id) == col(EnrollmentRecord.user_id))
+                & (col(DeliveryRecord.idempotency_key) == own_key),
+            )
+            .where(
+                NodeVisitRecord.journey_id == journey_id,
+                NodeVisitRecord.node_id == node_id,
+                col(EnrollmentRecord.variant).is_not(None),
+                col(DeliveryRecord.node_id).in_(list(messages)),
+                col(DeliveryRecord.clicked_at).is_not(None),
+            )
+        )
+        clickers: dict[str, set[str]] = {}
+        with self._read() as session:
+            for variant, reached_at, clicked_at, enrollment in session.exec(statement):
+                # Compared here, not in SQL: adding an interval is spelled differently by
+                # every database.
+                if (
+                    variant is not None
+                    and clicked_at is not None
+                    and clicked_at - reached_at <= within
+                ):
+                    clickers.setdefault(variant, set()).add(enrollment)
+        return {variant: len(enrollments) for variant, enrollments in clickers.items()}
 
     def experiment_decision(self, journey_id: str, node_id: str) -> ExperimentDecisionRecord:
         """Where the experiment's winner rule stands (no looks yet when never recorded)."""

@@ -15,6 +15,7 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import AutoString, Field, SQLModel
 
 from journeys.contracts import EnrollmentStatus, EventType
+from journeys.engagement import DELIVERY_ID
 
 JourneyStatus = Literal["draft", "live", "paused", "archived"]
 DeliveryStatus = Literal["pending", "sending", "sent", "skipped", "failed"]
@@ -169,11 +170,29 @@ class DeliveryRecord(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=_time_column())
     sent_at: datetime | None = Field(default=None, sa_column=_time_column(nullable=True))
     read_at: datetime | None = Field(default=None, sa_column=_time_column(nullable=True))
+    opened_at: datetime | None = Field(default=None, sa_column=_time_column(nullable=True))
+    """When the user first opened it (machine opens never count); a click opens it too."""
+    clicked_at: datetime | None = Field(default=None, sa_column=_time_column(nullable=True))
+    """When the user first clicked a tracked link in it (machine clicks never count)."""
 
     @property
     def finished(self) -> bool:
         """Whether the delivery has its outcome (sent, skipped or failed)."""
         return self.status not in UNFINISHED
+
+    def attribution(self) -> dict[str, Any]:
+        """The properties that tie an engagement event to this delivery and where it came
+        from (`variant` only when it has one)."""
+        properties: dict[str, Any] = {
+            DELIVERY_ID: self.id,
+            "journey_id": self.journey_id,
+            "journey_version": self.version,
+            "node_id": self.node_id,
+            "channel": self.channel,
+        }
+        if self.variant is not None:
+            properties["variant"] = self.variant
+        return properties
 
 
 class EnrollmentRecord(SQLModel, table=True):

@@ -46,8 +46,9 @@ def deliver_input(
     *,
     key: str = "enr-1:node",
     transactional: bool = False,
+    track: bool = False,
 ) -> DeliverInput:
-    """A delivery of node `node` of the cart journey to Ada."""
+    """A delivery of node `node` of the cart journey to Ada (tracked with `track`)."""
     return DeliverInput(
         idempotency_key=key,
         journey_id="cart",
@@ -57,6 +58,7 @@ def deliver_input(
         channel=channel,
         content=EMAIL if content is None and channel == "email" else content,
         transactional=transactional,
+        track=track,
         context=CONTEXT,
     )
 

@@ -9,6 +9,7 @@ import random
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -23,13 +24,13 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 HORIZON = timedelta(days=7)
 
 
-def event(user_id: str, name: str, at: datetime) -> NewEvent:
+def event(user_id: str, name: str, at: datetime, **properties: Any) -> NewEvent:
     return NewEvent(
         message_id=uuid.uuid4().hex,
         user_id=user_id,
         type="track",
         name=name,
-        properties={},
+        properties=properties,
         timestamp=at,
     )
 
@@ -88,6 +89,20 @@ def test_too_few_converters_is_reported_not_guessed(store: Store) -> None:
     assert "at least 10" in report.message
     traits = store.get_user("u1").traits  # type: ignore[union-attr]
     assert traits == {"preferred_channel": "email"}
+
+
+def test_machine_opens_and_clicks_say_nothing_about_the_user(store: Store) -> None:
+    day = NOW - timedelta(days=9)
+    store.append_events(
+        [
+            event("u1", "In-App Message Viewed", day),
+            *[event("u1", "Email Link Clicked", day, machine=True) for _ in range(3)],
+            event("u2", "Email Opened", day, machine=True),
+        ]
+    )
+    run_predictions(store, HORIZON, NOW)
+    assert store.get_user("u1").traits == {"preferred_channel": "in_app"}  # type: ignore[union-attr]
+    assert store.get_user("u2").traits == {}  # type: ignore[union-attr]
 
 
 async def test_the_nightly_workflow_runs_the_predictions(

@@ -280,6 +280,10 @@ def _deliver(
         store.finish_delivery(f"{user_id}:{node_id}", status)
 
 
+UNTOUCHED = {"opened": 0, "clicked": 0, "open_rate": None, "click_rate": None}
+"""The engagement of a message nobody opened: no rate at all until one was sent."""
+
+
 async def test_stats_have_exactly_the_spec_shape(api: ApiClient, store: Store) -> None:
     await _save(api)
     await _publish(api)
@@ -309,8 +313,15 @@ async def test_stats_have_exactly_the_spec_shape(api: ApiClient, store: Store) -
             "push_a": {"reached": 2, "waiting": 0},
         },
         "messages": {
-            "vip_offer": {"sent": 0, "skipped": 0, "failed": 1},
-            "push_a": {"sent": 1, "skipped": 1, "failed": 0},
+            "vip_offer": {"sent": 0, "skipped": 0, "failed": 1, **UNTOUCHED},
+            "push_a": {
+                "sent": 1,
+                "skipped": 1,
+                "failed": 0,
+                **UNTOUCHED,
+                "open_rate": 0.0,
+                "click_rate": 0.0,
+            },
         },
         "experiments": {
             "copy_test": {
@@ -320,12 +331,16 @@ async def test_stats_have_exactly_the_spec_shape(api: ApiClient, store: Store) -
                         "conversions": 1,
                         "rate": 0.5,
                         "interval": list(wilson_interval(Counts(2, 1))),
+                        "clicks": 0,
+                        "click_rate": 0.0,
                     },
                     "control": {
                         "users": 1,
                         "conversions": 0,
                         "rate": 0.0,
                         "interval": list(wilson_interval(Counts(1, 0))),
+                        "clicks": 0,
+                        "click_rate": 0.0,
                     },
                 },
                 "p_value": two_proportion_p(Counts(2, 1), Counts(1, 0)),
@@ -343,11 +358,16 @@ async def test_stats_list_every_node_of_the_latest_version(api: ApiClient) -> No
     stats = (await api.admin("GET", "/v1/journeys/abandoned-cart/stats")).json()
     zero = {"reached": 0, "waiting": 0}
     assert stats["nodes"] == dict.fromkeys(journey_document()["nodes"], zero)
-    assert stats["messages"] == {
-        "vip_offer": {"sent": 0, "skipped": 0, "failed": 0},
-        "push_a": {"sent": 0, "skipped": 0, "failed": 0},
-    }
+    nothing = {"sent": 0, "skipped": 0, "failed": 0, **UNTOUCHED}
+    assert stats["messages"] == {"vip_offer": nothing, "push_a": nothing}
     variants = stats["experiments"]["copy_test"]["variants"]
-    nobody = {"users": 0, "conversions": 0, "rate": 0.0, "interval": [0.0, 1.0]}
+    nobody = {
+        "users": 0,
+        "conversions": 0,
+        "rate": 0.0,
+        "interval": [0.0, 1.0],
+        "clicks": 0,
+        "click_rate": 0.0,
+    }
     assert variants == {"urgency": nobody, "control": nobody}
     assert stats["experiments"]["copy_test"]["p_value"] is None

@@ -100,7 +100,7 @@ async def test_user_detail(api: ApiClient, store: Store) -> None:
     ]
     assert set(user["deliveries"][0]) == {
         "id", "journey_id", "node_id", "channel", "status", "reason", "content", "variant",
-        "created_at",
+        "created_at", "opened_at", "clicked_at",
     }  # fmt: skip
     assert user["deliveries"][1]["content"] == {"subject": "Hi", "body": "There"}
     assert user["deliveries"][1]["variant"] == "urgency"

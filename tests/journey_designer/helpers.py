@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 from streamlit import dataframe_util
 from streamlit.testing.v1 import AppTest
 
+from journeys.store import Store
 from tests.journey_designer.conftest import APP
 
 W = TypeVar("W")
@@ -22,6 +23,15 @@ def start(page: str | None = None) -> AppTest:
         app.run()
     ok(app)
     return app
+
+
+def open_in_editor(store: Store, document: dict[str, Any]) -> AppTest:
+    """Store a draft, then open it from the journeys page."""
+    store.save_draft(document["id"], document)
+    app = start()
+    choose(app.selectbox(key="journeys.chosen"), document["id"])
+    button(app, "Open in the editor").click().run()
+    return ok(app)
 
 
 def ok(app: AppTest) -> AppTest:

@@ -18,6 +18,7 @@ from tests.api.helpers import ADMIN_TOKEN
 from tests.conftest import run_journeys
 from tests.factories import append_event, enroll, mark_converted, merge_traits, move, set_variant
 from tests.journey_designer.conftest import APP, LiveApi, free_port
+from tests.journey_designer.documents import example
 from tests.journey_designer.helpers import (
     at_path,
     button,
@@ -26,17 +27,12 @@ from tests.journey_designer.helpers import (
     choose,
     errors,
     ok,
+    open_in_editor,
     start,
     texts,
 )
 
 EDITOR = "views/editor.py"
-EXAMPLES = Path(__file__).parents[2] / "examples"
-
-
-def example(name: str) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads((EXAMPLES / f"{name}.json").read_text())
-    return document
 
 
 def create_from_gallery(key: str, name: str) -> AppTest:
@@ -45,15 +41,6 @@ def create_from_gallery(key: str, name: str) -> AppTest:
     app.button(key=f"gallery:{key}").click().run()
     app.text_input(key="journeys.name").input(name)
     app.button(key="FormSubmitter:journeys.create-Create and open in the editor").click().run()
-    return ok(app)
-
-
-def open_in_editor(store: Store, document: dict[str, Any]) -> AppTest:
-    """Store a draft, then open it from the journeys page."""
-    store.save_draft(document["id"], document)
-    app = start()
-    choose(app.selectbox(key="journeys.chosen"), document["id"])
-    button(app, "Open in the editor").click().run()
     return ok(app)
 
 
@@ -720,7 +707,7 @@ def test_every_step_type_has_a_working_form(api: LiveApi) -> None:
     choose(app.selectbox(key="editor.node"), "tag_pro").run()
     base = "nodes.tag_pro.set"
     at_path(app.text_input, f"{base}.lifecycle_stage").input("onboarded").run()
-    at_path(app.button, "$#add-trait").click().run()
+    at_path(app.button, "$#add:nodes.tag_pro.set").click().run()
     at_path(app.text_input, "nodes.tag_pro.unset").input("a, b").run()
 
     choose(app.selectbox(key="editor.node"), "tips_morning").run()

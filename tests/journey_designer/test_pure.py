@@ -8,28 +8,41 @@ from typing import Any
 
 import pytest
 
+from journey_designer.conditions import convert
 from journey_designer.document import (
+    MessageStep,
     add_node,
     delete_node,
     describe,
+    earlier,
+    engagement_sources,
     flow_order,
+    message_steps,
     new_node,
     parse_value,
     problem_nodes,
     rename_node,
+    tracked,
+    tracked_by_default,
 )
+from journey_designer.forms.messages import TRACKING
 from journey_designer.gallery import ORDER, gallery, slugify, starting_point
-from journey_designer.graph import journey_dot
+from journey_designer.graph import journey_dot, message_line, short_percent
 from journey_designer.stats import (
     auc_reading,
+    engaged,
     funnel,
     hour_of_day,
+    message_rows,
     next_look,
     percent,
     variant_rows,
     when,
 )
+from journeys.engagement import TRACKED_CHANNELS
+from journeys.experiments import Counts, wilson_interval
 from journeys.validation import validate
+from tests.journey_designer.documents import engagement_journey
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
@@ -229,3 +242,130 @@ def test_plain_readings() -> None:
         "19:00", "07:00", None, None,
     )  # fmt: skip
     assert (percent(0.734), percent(1), percent(True), percent(1.5)) == ("73%", "100%", None, None)
+
+
+def email(**fields: Any) -> dict[str, Any]:
+    """An email step with `fields` added."""
+    return {"type": "message", "channel": "email", "content": {"subject": "s", "body": "b"}} | (
+        fields
+    )
+
+
+def test_tracking_follows_the_model_rule() -> None:
+    assert tracked(email())
+    assert not tracked(email(transactional=True))
+    assert tracked(email(transactional=True, track=True))
+    assert not tracked(email(track=False))
+    assert not tracked(email(channel="webhook", content={"url": "https://x.example"}))
+    # Not a valid message step (yet): never offered as tracked.
+    assert not tracked({"type": "message", "channel": "email"})
+    assert not tracked("junk")
+    # The default ignores what `track` says.
+    assert tracked_by_default(email(track=False))
+    assert not tracked_by_default(email(transactional=True, track=True))
+    assert not tracked_by_default(None)
+    # Every tracked channel has a word on what tracking does to it, and only those.
+    assert set(TRACKING) == set(TRACKED_CHANNELS)
+
+
+def test_message_steps_and_what_a_wait_can_react_to() -> None:
+    document = engagement_journey()
+    assert message_steps(document) == {
+        "receipt": MessageStep("email", tracked=False),
+        "reminder": MessageStep("email", tracked=True),
+        "hook": MessageStep("webhook", tracked=False),
+        "later": MessageStep("sms", tracked=True),
+    }
+    assert earlier(document, "wait") == {"receipt", "reminder", "hook"}
+    assert earlier(document, "receipt") == set()
+    allowed, refused = engagement_sources(document, "wait")
+    assert allowed == ["reminder"]
+    assert refused == {
+        "receipt": "its tracking is off",
+        "hook": "webhooks are never tracked",
+        "later": "it does not come before this step",
+    }
+    # Nothing before the first step: every message step is refused, with its reason.
+    assert engagement_sources(document, "receipt")[0] == []
+    assert MessageStep("email", tracked=True).events == ["Email Opened", "Email Link Clicked"]
+    assert MessageStep("in_app", tracked=True).events == [
+        "In-App Message Viewed", "In-App Message Clicked", "In-App Message Dismissed",
+    ]  # fmt: skip
+    assert MessageStep("webhook", tracked=False).events == []
+    assert MessageStep("fax", tracked=False).events == []
+
+
+def test_a_message_condition_reads_as_words_and_is_made_from_the_first_message() -> None:
+    condition = {"any": [{"message": "reminder", "engagement": "clicked"}, {"segment": "vip"}]}
+    assert describe(condition) == "reminder was clicked or in segment vip"
+    steps = message_steps(engagement_journey())
+    first = {"message": "receipt", "engagement": "opened"}
+    assert convert(condition, "message", {}, steps) == first
+    assert convert(condition, "message", {}, {}) == {"message": "", "engagement": "opened"}
+
+
+def test_the_graph_shows_engagement_paths_and_message_rates() -> None:
+    document = engagement_journey()
+    document["nodes"]["wait"]["paths"][0] |= {"event": "Email Link Clicked", "of": "reminder"}
+    dot = journey_dot(
+        document,
+        messages={
+            "reminder": {"sent": 200, "opened": 84, "clicked": 7, "open_rate": 0.42,
+                         "click_rate": 0.035},
+            "receipt": {"sent": 3, "open_rate": 0.0, "click_rate": 0.0},
+            "later": {"sent": 0, "open_rate": None, "click_rate": None},
+        },
+    )  # fmt: skip
+    assert '"wait" -> __end__ [label="Email Link Clicked · reminder"];' in dot
+    assert "reminder\\nemail: Still there?\\nsent 200 · open 42% · click 3.5%" in dot
+    assert "receipt\\nemail: Your cart\\nsent 3 · not tracked" in dot
+    assert 'later\\nsms: Last call! Reply STOP t…\\nsent 0"' in dot
+    assert (short_percent(0.42), short_percent(0.035), short_percent(0), short_percent(1)) == (
+        "42%", "3.5%", "0%", "100%",
+    )  # fmt: skip
+    assert message_line(email(), {}) == "sent 0"
+
+
+def test_message_rows_carry_engagement() -> None:
+    document = engagement_journey()
+    stats = {
+        "messages": {
+            "reminder": {"sent": 4, "skipped": 1, "failed": 0, "opened": 2, "clicked": 1,
+                         "open_rate": 0.5, "click_rate": 0.25},
+            "receipt": {"sent": 0, "skipped": 0, "failed": 1, "opened": 0, "clicked": 0,
+                        "open_rate": None, "click_rate": None},
+        }
+    }  # fmt: skip
+    assert message_rows(stats, document) == [
+        {"step": "reminder", "channel": "email", "tracked": True, "sent": 4, "skipped": 1,
+         "failed": 0, "opened": 2, "clicked": 1, "open rate": 0.5, "click rate": 0.25},
+        {"step": "receipt", "channel": "email", "tracked": False, "sent": 0, "skipped": 0,
+         "failed": 1, "opened": 0, "clicked": 0, "open rate": None, "click rate": None},
+    ]  # fmt: skip
+    assert message_rows({}, document) == []
+
+
+def test_variant_rows_with_clicks_carry_the_ctr_and_its_interval() -> None:
+    experiment = {
+        "variants": {
+            "a": {"users": 100, "conversions": 10, "rate": 0.1, "interval": [0.05, 0.17],
+                  "clicks": 30, "click_rate": 0.3},
+            "b": {"users": 0, "conversions": 0, "rate": 0.0, "clicks": 0, "click_rate": 0.0},
+        },
+    }  # fmt: skip
+    a, b = variant_rows(experiment)
+    low, high = wilson_interval(Counts(users=100, conversions=30))
+    assert a == {"variant": "a", "users": 100, "conversions": 10, "rate": 0.1,
+                 "95% CI low": 0.05, "95% CI high": 0.17, "clicks": 30, "CTR": 0.3,
+                 "CTR 95% CI low": low, "CTR 95% CI high": high}  # fmt: skip
+    assert low < 0.3 < high
+    assert (b["CTR"], b["CTR 95% CI low"], b["CTR 95% CI high"]) == (0.0, 0.0, 1.0)
+    # Without click counts from the API, no click columns.
+    assert "CTR" not in variant_rows({"variants": {"a": {"users": 1}}})[0]
+
+
+def test_whether_and_when_a_delivery_was_engaged_with() -> None:
+    opened = {"status": "sent", "opened_at": "2026-05-01T03:00:00+00:00", "clicked_at": None}
+    assert engaged(opened, "opened_at") == "2026-05-01 03:00 UTC"
+    assert engaged(opened, "clicked_at") == "no"
+    assert engaged({"status": "skipped"}, "opened_at") == "—"

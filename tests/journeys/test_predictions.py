@@ -92,8 +92,10 @@ def test_auc() -> None:
 
 def test_preferred_channel() -> None:
     opened = [Event("Email Opened", NOW), Event("Email Link Clicked", NOW)]
-    tapped = [Event("Push Notification Tapped", NOW)]
+    tapped = [Event("Push Notification Opened", NOW)]
+    viewed = [Event("In-App Message Viewed", NOW)] * 3
     assert preferred_channel(opened + tapped) == "email"
-    assert preferred_channel(tapped, in_app_reads=3) == "in_app"
-    assert preferred_channel(tapped, in_app_reads=1) is None  # a tie says nothing
+    assert preferred_channel(tapped + viewed) == "in_app"
+    assert preferred_channel(tapped + viewed[:1]) is None  # a tie says nothing
+    assert preferred_channel([Event("In-App Message Dismissed", NOW)] * 2 + tapped) == "push"
     assert preferred_channel([Event("Product Viewed", NOW)]) is None

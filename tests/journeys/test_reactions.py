@@ -68,6 +68,36 @@ def test_inactivity_over_every_event_and_when_rules_widen_interest() -> None:
     assert "Checkout Started" in combined.event_names
 
 
+def test_of_paths_and_message_conditions_hear_their_channels_engagement() -> None:
+    mail = {"type": "message", "channel": "email", "content": {}, "next": "wait"}
+    push = {"type": "message", "channel": "push", "content": {}, "next": "route"}
+    reacting = journey(
+        exit=[{"event": "Order Completed", "match": {"cart": "{{ entry.cart }}"}}],
+        start="mail",
+        nodes={
+            "mail": mail,
+            "wait": {
+                "type": "wait_for_event",
+                "timeout": "1h",
+                "on_timeout": "push",
+                "paths": [{"event": "Email Link Clicked", "of": "mail", "next": "push"}],
+            },
+            "push": push,
+            "route": {
+                "type": "branch",
+                "paths": [{"when": {"not": {"message": "push", "engagement": "opened"}}}],
+            },
+        },
+    )
+    assert interest(reacting).event_names == {
+        "Added to Cart", "Order Completed", "Coupon Used",
+        "Email Opened", "Email Link Clicked", "Push Notification Opened",
+    }  # fmt: skip
+    # A keyed match changes nothing.
+    plain = journey(exit=[{"event": "Order Completed", "match": {"cart": "{{ entry.cart }}"}}])
+    assert interest(plain).event_names == interest(journey()).event_names
+
+
 def test_only_the_entry_track_event_enters() -> None:
     assert enters_on(journey(), event("Added to Cart"))
     assert not enters_on(journey(), event("Added to Cart", type="page"))

@@ -479,7 +479,6 @@ def test_inbox_and_mark_read(store: Store) -> None:
     with pytest.raises(NotFound):
         store.mark_read("u1", 10_000)
     assert store.inbox("u2")[0].read_at is None
-    assert store.in_app_reads() == {"u1": 1}
 
 
 def test_a_delivery_is_claimed_then_sent_or_released(store: Store) -> None:
@@ -804,7 +803,7 @@ def test_an_empty_database_is_migrated_once_however_many_open_it(empty_url: str)
     try:
         applied = [s.migration.applied for s in stores]
         revisions = [step.split(":")[0] for step in max(applied)]
-        assert revisions == ["0001", "0002", "0003"]
+        assert revisions == ["0001", "0002", "0003", "0004"]
         assert sorted(applied) == [(), (), (), max(applied)]  # one did the work
         assert {s.migration.head for s in stores} == {migrations.head()}
         with stores[0].engine.connect() as connection:
@@ -854,10 +853,52 @@ def test_upgrading_a_populated_database_keeps_its_data(empty_url: str) -> None:
     store = Store(empty_url)
     try:
         assert store.migration.found == "0001"
-        assert [step.split(":")[0] for step in store.migration.applied] == ["0002", "0003"]
+        assert [step.split(":")[0] for step in store.migration.applied] == ["0002", "0003", "0004"]
         assert_populated_data_kept(store)
         with store.engine.connect() as connection:
             assert migrations.differences(connection) == []
+    finally:
+        store.close()
+
+
+def test_in_app_reads_before_0004_become_opens_and_view_events(empty_url: str) -> None:
+    columns = "idempotency_key, journey_id, version, node_id, user_id, channel, status, content"
+    execute(
+        empty_url,
+        f"INSERT INTO deliveries ({columns}, variant, transactional, created_at, read_at) VALUES "
+        "('r1', 'welcome', 2, 'popup', 'u1', 'in_app', 'sent', '{}', 'b', false, "
+        "'2025-03-01 12:00:00', '2025-03-01 13:00:00'), "
+        "('r2', 'welcome', 2, 'popup', 'u2', 'in_app', 'sent', '{}', NULL, false, "
+        "'2025-03-01 12:00:00', '2025-03-01 14:00:00'), "
+        "('r3', 'welcome', 2, 'popup', 'u3', 'in_app', 'sent', '{}', NULL, false, "
+        "'2025-03-01 12:00:00', NULL)",
+        revision="0003",
+    )
+    store = Store(empty_url)
+    try:
+        opened = {
+            d.user_id: d.opened_at for u in ("u1", "u2", "u3") for d in store.deliveries_for_user(u)
+        }
+        assert opened == {"u1": T0 + timedelta(hours=1), "u2": T0 + timedelta(hours=2), "u3": None}
+        assert store.unrouted_events() == []  # old reads move nobody through a journey now
+        [read] = store.deliveries_for_user("u1")
+        [first] = store.events_for_user("u1")
+        [second] = store.events_for_user("u2")
+        assert (first.name, first.message_id, first.timestamp) == (
+            "In-App Message Viewed",
+            f"view:{read.id}",
+            T0 + timedelta(hours=1),
+        )
+        attribution = {"journey_id": "welcome", "journey_version": 2, "node_id": "popup"}
+        assert first.properties == {
+            "delivery_id": read.id,
+            **attribution,
+            "channel": "in_app",
+            "variant": "b",
+            "machine": False,
+        }
+        assert "variant" not in second.properties
+        assert store.events_for_user("u3") == []
     finally:
         store.close()
 
@@ -870,17 +911,19 @@ def test_a_database_made_by_create_all_is_adopted(empty_url: str, tmp_path: Path
     tables = [t for name, t in SQLModel.metadata.tables.items() if name not in added_since]
     SQLModel.metadata.create_all(engine, tables=tables)
     engine.dispose()
-    execute(empty_url, *POPULATED_AT_0001[:2])
+    columns_added_since = ("opened_at", "clicked_at")
+    dropped = [f"ALTER TABLE deliveries DROP COLUMN {name}" for name in columns_added_since]
+    execute(empty_url, *dropped, *POPULATED_AT_0001[:2])
     store = Store(empty_url)
     try:
         assert (store.migration.found, store.migration.adopted) == (None, "0002")
-        assert [step.split(":")[0] for step in store.migration.applied] == ["0003"]
+        assert [step.split(":")[0] for step in store.migration.applied] == ["0003", "0004"]
         assert store.get_user("u1").traits == {"plan": "pro"}  # type: ignore[union-attr]
     finally:
         store.close()
     reopened = Store(empty_url)
     reopened.close()
-    assert reopened.migration.describe() == "already at revision 0003: nothing to do"
+    assert reopened.migration.describe() == "already at revision 0004: nothing to do"
 
 
 def test_a_database_made_by_create_all_before_0002_is_adopted_and_upgraded(
@@ -890,7 +933,7 @@ def test_a_database_made_by_create_all_before_0002_is_adopted_and_upgraded(
     store = Store(empty_url)
     try:
         assert (store.migration.found, store.migration.adopted) == (None, "0001")
-        assert [step.split(":")[0] for step in store.migration.applied] == ["0002", "0003"]
+        assert [step.split(":")[0] for step in store.migration.applied] == ["0002", "0003", "0004"]
         assert_populated_data_kept(store)
     finally:
         store.close()
@@ -938,10 +981,10 @@ def test_journeys_migrate_says_what_it_did(tmp_path: Path) -> None:
     lines = first.stdout.splitlines()
     assert lines[0] == f"database sqlite:///{tmp_path / 'journeys.db'}"
     assert [line.split(":")[0] for line in lines[1:]] == [
-        "applied 0001", "applied 0002", "applied 0003", "now at revision 0003"
+        "applied 0001", "applied 0002", "applied 0003", "applied 0004", "now at revision 0004"
     ]  # fmt: skip
     again = run_journeys("migrate", env={**os.environ, **environment})
-    assert again.stdout.splitlines()[1:] == ["already at revision 0003: nothing to do"]
+    assert again.stdout.splitlines()[1:] == ["already at revision 0004: nothing to do"]
 
 
 # --- experiments and predictions ---------------------------------------------------------------

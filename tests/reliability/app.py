@@ -27,6 +27,8 @@ PUBLIC = {
     "/healthz": "health checks",
     "/metrics": "Prometheus scrapes",
     "/unsubscribe": "the signed token in the link is the credential",
+    "/c/{token}": "a tracked link in a message: its signed token is the credential",
+    "/o/{token}.gif": "the open pixel of an email: its signed token is the credential",
 }
 """The only API routes that take no credential, and why."""
 DOCUMENTATION = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}

@@ -4,7 +4,8 @@ Covered elsewhere, and not repeated here (docs/reliability.md lists them):
 Liquid cannot reach files or code (tests/journeys/test_templates.py), webhooks cannot reach
 refused networks (tests/activities/channels/test_webhook_guard.py,
 tests/activities/test_delivery.py), unsubscribe links cannot be forged for another user
-(tests/journeys/test_unsubscribe.py, tests/api/test_unsubscribe.py), credentials are checked
+(tests/journeys/test_unsubscribe.py, tests/api/test_unsubscribe.py), nor tracked links
+(tests/journeys/test_tracking.py, tests/api/test_engagement.py), credentials are checked
 before the body is read (tests/api/test_app.py).
 """
 
@@ -24,10 +25,11 @@ from sqlalchemy import inspect as inspect_database
 from sqlmodel import Session, SQLModel, select
 
 import api.auth
-import journeys.unsubscribe
+import journeys.signing
 from journeys.conditions import evaluate
 from journeys.facts import CONDITION
 from journeys.store import EventRecord, Store, UserRecord
+from journeys.tracking import Tracker
 from journeys.unsubscribe import Links
 from tests.api.helpers import basic
 from tests.reliability.app import (
@@ -128,7 +130,7 @@ def _secret_comparisons(source: str) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("module", [api.auth, journeys.unsubscribe], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [api.auth, journeys.signing], ids=lambda m: m.__name__)
 def test_secrets_are_never_compared_with_equality(module: Any) -> None:
     source = inspect.getsource(module)
     assert _secret_comparisons(source) == []
@@ -166,6 +168,10 @@ async def test_every_credential_check_goes_through_compare_digest(
     forged = Links("http://journeys.test", "not-the-secret").unsubscribe("ada", "email")
     assert (await http.post(forged.removeprefix("http://journeys.test"))).status_code == 400
     assert len(compared) == 1  # the link's signature, too
+    tracked = Tracker(Links("http://journeys.test", "not-the-secret"), 1)
+    assert (await http.get(tracked.link("https://a.example/"))).status_code == 404
+    assert (await http.get(tracked.pixel())).status_code == 200
+    assert len(compared) == 3  # and those of tracked links
 
 
 # --- SQL in values and names stays data -----------------------------------------------------------

@@ -1,0 +1,82 @@
+"""What the step and journey forms share: the catalog they pick from, help texts, value
+parsers, the choice of where a way out leads, and the editor of keyed matches."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import streamlit as st
+
+from journey_designer import widgets
+from journey_designer.document import NODE_TYPES, Path, nodes_of
+from journey_designer.widgets import Doc
+
+DURATION_HELP = "A number and a unit: 90s, 15m, 24h, 7d, 2w (or ISO-8601 such as PT24H)."
+TEMPLATE_HELP = (
+    'Liquid templates: {{ user.first_name | default: "there" }}, {{ entry.total_price }}, '
+    "{{ event.product_name }}, {{ journey.name }}, {{ variant }}."
+)
+END_LABEL = "— end of the journey —"
+MATCH_HELP = (
+    "Keyed: the event counts only when each of these properties equals its value, rendered "
+    "for this user (e.g. cart_id = {{ entry.cart_id }}: another cart's checkout does not count)."
+)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """What the forms offer to pick from: stored segments (id → name) and templates."""
+
+    segments: dict[str, str] = field(default_factory=dict)
+    templates: list[dict[str, Any]] = field(default_factory=list)
+
+
+def parse_json_or_text(raw: str) -> Any:
+    """JSON when the text is JSON, else the text itself (validation then says what is wrong)."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def show_json(value: Any) -> str:
+    """A value as the JSON the user edits (a plain string as is)."""
+    return value if isinstance(value, str) else json.dumps(value, indent=2)
+
+
+def split_list(raw: str) -> list[str]:
+    """A comma-separated list of names."""
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def goto(doc: Doc, path: Path, label: str, node_id: str, *, help: str | None = None) -> None:
+    """Choose the node a way out leads to (or the end of the journey)."""
+    nodes = nodes_of(doc.value)
+    options: list[str | None] = [None, *(n for n in nodes if n != node_id)]
+
+    def name(target: str | None) -> str:
+        if target is None:
+            return END_LABEL
+        if target not in nodes:
+            return f"{target} (missing!)"
+        return f"{target} · {NODE_TYPES.get(nodes[target].get('type'), '?')}"
+
+    widgets.select(doc, path, label, options, labels=name, help=help)
+
+
+def match_form(doc: Doc, path: Path) -> None:
+    """The `match` at `path` (of a wait path, an exit rule or the goal): event property →
+    template the property must equal."""
+    st.caption(MATCH_HELP)
+    widgets.entries(
+        doc,
+        path,
+        name_label="Event property",
+        value_label="Must equal",
+        noun="property",
+        make=lambda name: f"{{{{ entry.{name} }}}}",
+        add_label="Match an event property",
+        value_help=TEMPLATE_HELP,
+    )

@@ -1,0 +1,218 @@
+"""Opens and clicks over the whole system: the API on loopback with its event router, a worker
+sending email to a real SMTP server (aiosmtpd), and a real Temporal dev server. A recipient's
+mail client is an HTTP client that does not follow redirects."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.testing import WorkflowEnvironment
+
+from activities.channels import build_channels, closing_channels
+from cli.serve import api_with_relay
+from journeys.contracts import JourneyOutcome, workflow_id
+from journeys.settings import Settings
+from journeys.store import Store
+from journeys.tracking import SOON
+from journeys.unsubscribe import Links
+from tests.activities.test_tracked_delivery import Markup
+from tests.receivers import ReceivedMail, SmtpReceiver, free_port
+from worker.main import build_worker
+
+WRITE_KEY = "test-write-key"
+ADMIN = {"Authorization": "Bearer test-admin-token"}
+BROWSER = {
+    "User-Agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like "
+    "Gecko) Chrome/124.0.0.0 Safari/537.36"
+}
+CART = "https://shop.example/cart?id=42&utm_source=email"
+
+
+@dataclass
+class Stack:
+    """The running system, its SMTP server, and an HTTP client of its API."""
+
+    api_url: str
+    env: WorkflowEnvironment
+    store: Store
+    smtp: SmtpReceiver
+    http: httpx.AsyncClient
+
+
+@pytest.fixture
+async def stack(
+    dev_server: WorkflowEnvironment, store: Store, executor: ThreadPoolExecutor
+) -> AsyncIterator[Stack]:
+    port = free_port()
+    api_url = f"http://127.0.0.1:{port}"
+    with SmtpReceiver() as smtp:
+        settings = Settings(
+            temporal_address=dev_server.client.service_client.config.target_host,
+            task_queue=f"e2e-{uuid.uuid4().hex[:8]}",
+            write_key=WRITE_KEY,
+            admin_token="test-admin-token",
+            unsubscribe_secret="test-unsubscribe-secret",
+            public_url=api_url,
+            smtp_url=smtp.url,
+            email_from="Shop <shop@example.com>",
+        )
+        assert settings.unsubscribe_secret is not None
+        server = uvicorn.Server(
+            uvicorn.Config(
+                api_with_relay(settings, store=store), host="127.0.0.1", port=port,
+                log_level="warning",
+            )
+        )  # fmt: skip
+        serving = asyncio.create_task(server.serve())
+        try:
+            async with asyncio.timeout(10):
+                while not server.started:
+                    await asyncio.sleep(0.02)
+            links = Links(settings.links_base_url, settings.unsubscribe_secret)
+            with closing_channels(build_channels(settings)) as channels:
+                async with (
+                    build_worker(
+                        dev_server.client, store, settings.task_queue, executor,
+                        channels=channels, links=links,
+                    ),
+                    httpx.AsyncClient(base_url=api_url, follow_redirects=False) as http,
+                ):  # fmt: skip
+                    yield Stack(api_url, dev_server, store, smtp, http)
+        finally:
+            server.should_exit = True
+            await serving
+
+
+def journey(journey_id: str) -> dict[str, Any]:
+    """A reminder email; whoever clicks it within the hour is thanked in the app."""
+    return {
+        "id": journey_id,
+        "name": "Reminder",
+        "entry": {"api": journey_id},
+        "start": "reminder",
+        "nodes": {
+            "reminder": {
+                "type": "message",
+                "channel": "email",
+                "next": "wait_click",
+                "content": {
+                    "subject": "Your cart, {{ user.first_name }}",
+                    "body": f"It is still there: {CART}\nLeave: {{{{ unsubscribe_url }}}}",
+                    "html": (
+                        "<html><body><p>Hi {{ user.first_name }},</p>"
+                        f'<p><a href="{CART.replace("&", "&amp;")}">Back to your cart</a></p>'
+                        '<p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p></body></html>'
+                    ),
+                },
+            },
+            "wait_click": {
+                "type": "wait_for_event",
+                "timeout": "1h",
+                "on_timeout": None,
+                "paths": [{"event": "Email Link Clicked", "of": "reminder", "next": "thanks"}],
+            },
+            "thanks": {"type": "message", "channel": "in_app", "content": {"body": "Thanks!"}},
+        },
+    }
+
+
+async def mail_for(smtp: SmtpReceiver, address: str) -> ReceivedMail:
+    async with asyncio.timeout(30):
+        while True:
+            for mail in smtp.messages:
+                if address in mail.recipients:
+                    return mail
+            await asyncio.sleep(0.05)
+
+
+async def test_an_emails_links_and_pixel_record_engagement_and_move_the_journey(
+    stack: Stack,
+) -> None:
+    journey_id = f"remind-{uuid.uuid4().hex[:6]}"
+    http, store = stack.http, stack.store
+    assert (
+        await http.put(f"/v1/journeys/{journey_id}", json=journey(journey_id), headers=ADMIN)
+    ).status_code == 200
+    assert (await http.post(f"/v1/journeys/{journey_id}/publish", headers=ADMIN)).status_code == 200
+    auth = {"Authorization": f"Bearer {WRITE_KEY}"}
+    identify = {"userId": "ada", "traits": {"email": "ada@example.com", "first_name": "Ada"}}
+    assert (await http.post("/v1/identify", json=identify, headers=auth)).status_code == 200
+    started = await http.post(
+        "/trigger", json={"user_id": "ada", "trigger_type": journey_id}, headers=auth
+    )
+    assert started.status_code == 202, started.text
+
+    mail = await mail_for(stack.smtp, "ada@example.com")
+    document = mail.text("html")
+    assert document is not None
+    markup = Markup(document)
+    cart_link, unsubscribe = markup.hrefs
+    assert cart_link.startswith(f"{stack.api_url}/c/")
+    assert unsubscribe == mail.message["List-Unsubscribe"].strip("<>")
+    assert unsubscribe.startswith(f"{stack.api_url}/unsubscribe?token=")
+    [pixel] = markup.images
+    assert pixel.startswith(f"{stack.api_url}/o/")
+    text = mail.text("plain") or ""
+    assert f"{stack.api_url}/c/" in text
+    assert CART not in text
+
+    # A mail gateway follows the link as the message arrives: recorded, but it moves nobody.
+    scanned = await http.get(cart_link)  # httpx's own user agent
+    assert (scanned.status_code, scanned.headers["location"]) == (302, CART)
+    [sent] = store.deliveries_for_user("ada")
+    assert sent.sent_at is not None
+    await asyncio.sleep(max(0.0, (sent.sent_at + SOON - datetime.now(UTC)).total_seconds()))
+
+    opened = await http.get(pixel, headers=BROWSER)
+    assert (opened.status_code, opened.headers["content-type"]) == (200, "image/gif")
+    assert opened.headers["cache-control"] == "no-store"
+
+    handle = stack.env.client.get_workflow_handle(
+        workflow_id(journey_id, "ada"), result_type=JourneyOutcome
+    )
+    assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+    followed = await http.get(cart_link, headers=BROWSER)
+    assert (followed.status_code, followed.headers["location"]) == (302, CART)
+    async with asyncio.timeout(1):  # the click moves the journey on within a second
+        outcome = await handle.result()
+    assert outcome.path == ["reminder", "wait_click", "thanks"]
+
+    engagement = [
+        (e.name, e.properties["machine"])
+        for e in store.events_for_user("ada", newest_first=False)
+        if e.type == "track"
+    ]
+    assert engagement == [
+        ("Email Link Clicked", True),
+        ("Email Opened", False),
+        ("Email Link Clicked", False),
+    ]
+    click = store.events_for_user("ada", name="Email Link Clicked")[0]
+    assert click.properties == {
+        "delivery_id": sent.id,
+        "journey_id": journey_id,
+        "journey_version": 1,
+        "node_id": "reminder",
+        "channel": "email",
+        "url": CART,
+        "machine": False,
+    }
+    stats = (await http.get(f"/v1/journeys/{journey_id}/stats", headers=ADMIN)).json()
+    assert stats["messages"]["reminder"] == {
+        "sent": 1, "skipped": 0, "failed": 0, "opened": 1, "clicked": 1, "open_rate": 1.0,
+        "click_rate": 1.0,
+    }  # fmt: skip
+    user = (await http.get("/v1/users/ada", headers=ADMIN)).json()
+    email = next(d for d in user["deliveries"] if d["node_id"] == "reminder")
+    assert email["opened_at"] is not None
+    assert email["clicked_at"] is not None
