@@ -7,15 +7,17 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = (
-    "cli", "api", "relay", "worker", "journey_designer", "activities", "api_client", "workflows",
-    "journeys",
-)  # fmt: skip
+IMPORTLINTER: dict[str, Any] = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"][
+    "importlinter"
+]
+PACKAGES: list[str] = IMPORTLINTER["root_packages"]
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 
@@ -50,6 +52,9 @@ def test_every_package_is_under_a_contract() -> None:
         if path.parent.name not in ("tests", "bench")
     }
     assert top_level == set(PACKAGES)
+    [layers] = [c for c in IMPORTLINTER["contracts"] if c["type"] == "layers"]
+    layered = {name.strip() for layer in layers["layers"] for name in layer.split("|")}
+    assert layered == set(PACKAGES)
 
 
 def test_the_tree_keeps_its_contracts(tree: Path) -> None:
