@@ -398,15 +398,16 @@ def parse_value(text: str, *, as_list: bool = False) -> Any:
     text = text.strip()
     if as_list:
         if text.startswith("["):
-            parsed = _json_or_text(text)
+            parsed = parse_json_or_text(text)
             if isinstance(parsed, list):
                 return parsed
         return [parse_value(part) for part in text.split(",") if part.strip()]
-    parsed = _json_or_text(text)
+    parsed = parse_json_or_text(text)
     return parsed if isinstance(parsed, int | float | bool | list) else text
 
 
-def _json_or_text(text: str) -> Any:
+def parse_json_or_text(text: str) -> Any:
+    """JSON when the text is JSON, else the text itself (validation then says what is wrong)."""
     try:
         return json.loads(text)
     except ValueError:

@@ -33,14 +33,6 @@ class Catalog:
     templates: list[dict[str, Any]] = field(default_factory=list)
 
 
-def parse_json_or_text(raw: str) -> Any:
-    """JSON when the text is JSON, else the text itself (validation then says what is wrong)."""
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw
-
-
 def show_json(value: Any) -> str:
     """A value as the JSON the user edits (a plain string as is)."""
     return value if isinstance(value, str) else json.dumps(value, indent=2)

@@ -6,12 +6,17 @@ from __future__ import annotations
 import streamlit as st
 
 from journey_designer import widgets
-from journey_designer.document import CHANNELS, CONTENT_DEFAULTS, Path, tracked_by_default
+from journey_designer.document import (
+    CHANNELS,
+    CONTENT_DEFAULTS,
+    Path,
+    parse_json_or_text,
+    tracked_by_default,
+)
 from journey_designer.forms.common import (
     TEMPLATE_HELP,
     Catalog,
     goto,
-    parse_json_or_text,
     show_json,
 )
 from journey_designer.widgets import Doc

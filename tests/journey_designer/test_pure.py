@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,14 +40,7 @@ from journey_designer.stats import (
 from journeys.engagement import TRACKED_CHANNELS
 from journeys.experiments import Counts, wilson_interval
 from journeys.validation import validate
-from tests.journey_designer.documents import engagement_journey
-
-EXAMPLES = Path(__file__).parents[2] / "examples"
-
-
-def example(name: str) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads((EXAMPLES / f"{name}.json").read_text())
-    return document
+from tests.journey_designer.documents import engagement_journey, example
 
 
 @pytest.mark.parametrize("key", ORDER)
