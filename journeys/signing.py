@@ -9,7 +9,6 @@ purpose never verifies for another, though they share one secret.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import json
@@ -44,6 +43,6 @@ def unseal(secret: str, purpose: str, token: str) -> Any:
     try:
         if hmac.compare_digest(_decode(signature), _mac(secret, purpose, payload)):
             return json.loads(_decode(payload))
-    except (binascii.Error, ValueError):
+    except ValueError:  # binascii.Error and JSONDecodeError are ValueErrors
         pass
     raise InvalidLink(f"this {purpose} link is not valid")

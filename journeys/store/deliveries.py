@@ -331,18 +331,12 @@ class DeliveriesAggregate(StoreBase):
     def engagement_counts(self, journey_id: str) -> dict[str, tuple[int, int]]:
         """Users who opened and who clicked each message node of the journey, as (opened,
         clicked), for nodes with any."""
-        opened = func.count(
-            func.distinct(
-                case((col(DeliveryRecord.opened_at).is_not(None), DeliveryRecord.user_id))
-            )
-        )
-        clicked = func.count(
-            func.distinct(
-                case((col(DeliveryRecord.clicked_at).is_not(None), DeliveryRecord.user_id))
-            )
-        )
         statement = (
-            select(DeliveryRecord.node_id, opened, clicked)
+            select(
+                DeliveryRecord.node_id,
+                _users_with(DeliveryRecord.opened_at),
+                _users_with(DeliveryRecord.clicked_at),
+            )
             .where(
                 DeliveryRecord.journey_id == journey_id,
                 col(DeliveryRecord.opened_at).is_not(None),
@@ -351,6 +345,11 @@ class DeliveriesAggregate(StoreBase):
         )
         with self._read() as session:
             return {node_id: (o, c) for node_id, o, c in session.exec(statement)}
+
+
+def _users_with(moment: datetime | None) -> Any:
+    """Distinct users of the deliveries where the column `moment` is set."""
+    return func.count(func.distinct(case((col(moment).is_not(None), DeliveryRecord.user_id))))
 
 
 def _recent_engagement(
