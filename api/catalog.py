@@ -326,9 +326,7 @@ def _render_preview(
         user = {**stored.traits, "id": stored.user_id}
     unsubscribe_url = None
     if channel == "email":
-        secret = state.settings.unsubscribe_secret
-        assert secret is not None  # create_app refuses to start without it
-        links = Links(state.settings.links_base_url, secret)
+        links = Links(state.settings.links_base_url, state.link_secret)
         unsubscribe_url = links.unsubscribe(str(user.get("id") or "preview"), "email")
     namespaces = context.namespaces(user, unsubscribe_url=unsubscribe_url)
     rendered: dict[str, Any] = render_value(content, namespaces)

@@ -25,6 +25,14 @@ class AppState:
     metrics: ApiMetrics
     routing: Routing | None = None
 
+    @property
+    def link_secret(self) -> str:
+        """The secret that signs unsubscribe and tracked links (`create_app` refuses to start
+        without it)."""
+        secret = self.settings.unsubscribe_secret
+        assert secret is not None
+        return secret
+
     def wake_routing(self) -> None:
         """Tell the router new events are stored.
 

@@ -41,12 +41,6 @@ NO_STORE = {"Cache-Control": "no-store"}
 EventMaker = Callable[[DeliveryRecord, list[EventRecord]], NewEvent]
 
 
-def _secret(state: StateDep) -> str:
-    secret = state.settings.unsubscribe_secret
-    assert secret is not None  # create_app refuses to start without it
-    return secret
-
-
 def _hit(request: Request) -> Hit:
     return Hit(at=datetime.now(UTC), user_agent=request.headers.get("user-agent"))
 
@@ -78,7 +72,7 @@ async def click(token: str, request: Request, state: StateDep) -> RedirectRespon
     does not verify: 404, nothing recorded. A link whose delivery no longer exists still
     redirects."""
     try:
-        link = tracking.verify_click(_secret(state), token)
+        link = tracking.verify_click(state.link_secret, token)
     except InvalidLink:
         raise NotFound("this link is not valid") from None
     hit = _hit(request)
@@ -99,7 +93,7 @@ async def click(token: str, request: Request, state: StateDep) -> RedirectRespon
 async def pixel(token: str, request: Request, state: StateDep) -> Response:
     """Record the open; always the same GIF, uncached, whether or not the token verifies."""
     try:
-        delivery_id = tracking.verify_open(_secret(state), token)
+        delivery_id = tracking.verify_open(state.link_secret, token)
     except InvalidLink:
         delivery_id = None
     if delivery_id is not None:

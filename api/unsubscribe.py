@@ -51,10 +51,8 @@ def _page(title: str, text: str, *, button: bool = False, status: int = 200) -> 
 
 
 def _verified(state: StateDep, token: str) -> Unsubscribe | HTMLResponse:
-    secret = state.settings.unsubscribe_secret
-    assert secret is not None  # create_app refuses to start without it
     try:
-        return verify(secret, token)
+        return verify(state.link_secret, token)
     except InvalidLink:
         return _page(
             "This link is not valid",
