@@ -60,8 +60,13 @@ Record = Callable[[Activity, BaseModel], Awaitable[None]]
 """Records something in the store (a local activity)."""
 
 
-def choose_run_style(record: Record, where: str | None) -> RunStyle:
-    """The style of this run, which is at `where` (a node carried over by continue-as-new).
+Where = Callable[[], str | None]
+"""Where the run is now: the node it reached (`JourneyState.current_node`), None once it ended."""
+
+
+def choose_run_style(record: Record, where: Where) -> RunStyle:
+    """The style of this run; `where()` says where it is (at first, a node carried over by
+    continue-as-new).
 
     Call it first thing in the run: that is where every run of today's code records the
     `lean-steps` marker, and where replay looks for it.
@@ -163,10 +168,10 @@ class LeanSteps(RunStyle):
       it fires before a deadline that moved on).
     """
 
-    def __init__(self, record: Record, where: str | None) -> None:
+    def __init__(self, record: Record, where: Where) -> None:
         super().__init__(record)
         self._where = where
-        self._published_node = where  # a run published before it continued as new
+        self._published_node = where()  # a run published before it continued as new
         self._enrollment: EnrollInput | None = None
         self._steps: list[ProgressInput] = []
         self._timer: _Timer | None = None
@@ -181,20 +186,21 @@ class LeanSteps(RunStyle):
 
     async def step(self, step: ProgressInput) -> None:
         """Queue the step until the run publishes."""
-        if _moves(step):
-            self._where = step.node_id
         self._steps.append(step)
 
     def _unpublished(self) -> bool:
         return (
-            self._enrollment is not None or bool(self._steps) or self._published_node != self._where
+            self._enrollment is not None
+            or bool(self._steps)
+            or self._published_node != self._where()
         )
 
     async def publish(self) -> None:
         """Set `JourneyNode` and record the enrollment and the queued steps, if they lag."""
-        if self._published_node != self._where:
-            workflow.upsert_search_attributes([_journey_node(self._where)])
-            self._published_node = self._where
+        where = self._where()
+        if self._published_node != where:
+            workflow.upsert_search_attributes([_journey_node(where)])
+            self._published_node = where
         if self._enrollment is not None or self._steps:
             steps = list(self._steps)
             await self._record(
