@@ -35,3 +35,19 @@ def parse_duration(text: str) -> timedelta:
     if seconds > MAX_DURATION.total_seconds():
         raise ValueError(f"bad duration '{text}': must be at most 365 days")
     return timedelta(seconds=seconds)
+
+
+def as_written(text: str) -> str:
+    """A duration for people to read (a timer's summary): as its author wrote it (`24h`), an
+    ISO-8601 one in that notation too (`PT1H30M` → `1h 30m`)."""
+    if not text.strip().upper().startswith("P"):
+        return text.strip()
+    rest = parse_duration(text).total_seconds()
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        count, rest = divmod(rest, size)
+        if count:
+            parts.append(f"{count:g}{unit}")
+    if rest or not parts:
+        parts.append(f"{rest:g}s")
+    return " ".join(parts)

@@ -54,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
         WinnerInput,
         delivery_key,
     )
+    from journeys.durations import as_written
     from journeys.engaged import (
         delivery_of,
         engage,
@@ -68,7 +69,6 @@ with workflow.unsafe.imports_passed_through():
         BranchNode,
         Condition,
         DelayNode,
-        Duration,
         EventPath,
         ExitNode,
         ExitRule,
@@ -123,22 +123,6 @@ class _Exited(Exception):
 
 class _ContinueAsNew(Exception):
     """History grew long: the run hands its state to a fresh run at a safe point."""
-
-
-def as_written(duration: Duration) -> str:
-    """A journey's duration for a timer's summary: as its author wrote it (`24h`), an
-    ISO-8601 one in that notation too (`PT1H30M` → `1h 30m`)."""
-    if not duration.strip().upper().startswith("P"):
-        return duration.strip()
-    rest = to_timedelta(duration).total_seconds()
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        count, rest = divmod(rest, size)
-        if count:
-            parts.append(f"{count:g}{unit}")
-    if rest or not parts:
-        parts.append(f"{rest:g}s")
-    return " ".join(parts)
 
 
 @workflow.defn(name=WORKFLOW_TYPE)

@@ -20,10 +20,11 @@ from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
 from activities.channels import embedded_channels
 from activities.journey import JourneyActivities
 from journeys.contracts import STATE_QUERY, StateView
+from journeys.durations import as_written
 from journeys.store import Store
 from tests.workflows.helpers import make_journey, reached, send, start, workflow_task_failures
 from workflows import journey as interpreter
-from workflows.journey import JourneyWorkflow, as_written
+from workflows.journey import JourneyWorkflow
 from workflows.patches import PreLeanSteps
 
 ENDS = " · ends "
