@@ -13,15 +13,19 @@ from api import (
     catalog,
     engagement,
     errors,
+    inbox,
     ingest,
     journeys,
     openapi,
     ops,
     predictions,
+    sdk,
     unsubscribe,
     users,
 )
+from api.cors import PublicCors
 from api.deps import AppState
+from api.live import InboxFeed
 from api.metrics import ApiMetrics, RequestMetrics
 from journeys.routing import Routing, RoutingFactory
 from journeys.settings import Component, Settings
@@ -78,13 +82,20 @@ def create_app(
     settings.require(Component.API)
     own_store = store is None
     opened = store if store is not None else Store.from_settings(settings)
-    state = AppState(settings=settings, store=opened, metrics=ApiMetrics(opened), routing=routing)
+    state = AppState(
+        settings=settings,
+        store=opened,
+        metrics=ApiMetrics(opened),
+        feed=InboxFeed(opened),
+        routing=routing,
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             if own_store:
                 stack.callback(state.store.close)
+            stack.push_async_callback(state.feed.close)
             if relay is not None:
                 await stack.enter_async_context(_running_relay(state, relay))
             yield
@@ -94,16 +105,18 @@ def create_app(
     app.state.metrics = state.metrics.registry
     errors.install(app)
     app.add_middleware(RequestMetrics, counter=state.metrics.http_requests)
+    app.add_middleware(PublicCors)
     routers = (
         ops.router,
         ingest.router,
         journeys.router,
         catalog.router,
         users.router,
-        users.inbox_router,
+        inbox.router,
         unsubscribe.router,
         engagement.router,
         predictions.router,
+        sdk.router,
     )
     for router in routers:
         app.include_router(router)

@@ -1,8 +1,9 @@
 """Credentials: the write key for ingest, the admin token for management.
 
 Ingest accepts the write key as HTTP Basic username with an empty password (what Segment SDKs
-send) or as a Bearer token; management accepts only `Authorization: Bearer <admin token>`, so
-the write key, which ships inside apps and web pages, can never change journeys.
+send) or as a Bearer token (the live inbox stream, opened by EventSource, which sends no
+headers, takes it as `?key=`); management accepts only `Authorization: Bearer <admin token>`,
+so the write key, which ships inside apps and web pages, can never change journeys.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, Security
+from fastapi import Depends, Query, Security
 from fastapi.security import (
     HTTPAuthorizationCredentials,
     HTTPBasic,
@@ -71,6 +72,21 @@ async def require_write_key(
             challenge,
         )
     raise _unauthorized("invalid write key", challenge)
+
+
+async def require_write_key_in_query(
+    state: Annotated[AppState, Depends(app_state)],
+    key: Annotated[
+        str | None,
+        Query(max_length=1024, description="the write key (EventSource sends no headers)"),
+    ] = None,
+) -> None:
+    """Refuse the request (401) unless its `key` query parameter is the write key: for the
+    live inbox stream, which browsers open with EventSource, which cannot send headers."""
+    if key is None:
+        raise ApiError(401, "unauthorized", "missing credentials: send the write key as ?key=")
+    if not _same(key, state.settings.write_key):
+        raise ApiError(401, "unauthorized", "invalid write key")
 
 
 async def require_admin(

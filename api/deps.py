@@ -6,8 +6,9 @@ import logging
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
+from api.live import InboxFeed
 from api.metrics import ApiMetrics
 from journeys.routing import Routing, RoutingUnavailable
 from journeys.settings import Settings
@@ -18,11 +19,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class AppState:
-    """One app's settings, store, metrics and router (set by the lifespan when not given)."""
+    """One app's settings, store, metrics, live inbox feed and router (set by the lifespan
+    when not given)."""
 
     settings: Settings
     store: Store
     metrics: ApiMetrics
+    feed: InboxFeed
     routing: Routing | None = None
 
     @property
@@ -80,3 +83,8 @@ U+0000, so an id with one would fail its query with a 500 instead of a 404 or 42
 ROW_ID = 2**31 - 1
 """The largest value the store's integer columns hold (ids and versions are INTEGER on
 PostgreSQL): a larger path parameter cannot even be bound to a query (a 500, not a 404)."""
+UserId = Annotated[
+    str,
+    Path(pattern=NO_NUL, description="the user's id (userId, or anon:{anonymousId})"),
+]
+"""A user id in a path: the profile key (`userId`, or `anon:{anonymousId}`)."""

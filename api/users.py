@@ -1,36 +1,23 @@
-"""Users: profile, journeys and deliveries (admin), events (admin), in-app inbox (write key)."""
+"""Users (admin): profile, journeys and deliveries, events. The inbox is `api.inbox`."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 
-from api.auth import ADMIN, WRITE_KEY
-from api.deps import NO_NUL, ROW_ID, StateDep, StoreDep
+from api.auth import ADMIN
+from api.deps import StoreDep, UserId
 from api.errors import error_responses
-from journeys import tracking
 from journeys.contracts import EnrollmentStatus, EventType, FinalDeliveryStatus
 from journeys.errors import NotFound
-from journeys.store import DeliveryRecord, EventRecord, NewEvent, Store
+from journeys.store import Store
 
 router = APIRouter(
     prefix="/v1/users", tags=["users"], dependencies=[ADMIN], responses=error_responses(401, 404)
 )
-inbox_router = APIRouter(
-    prefix="/v1/users",
-    tags=["inbox"],
-    dependencies=[WRITE_KEY],
-    responses=error_responses(401, 404, 422),
-)
-
-UserId = Annotated[
-    str,
-    Path(pattern=NO_NUL, description="the user's id (userId, or anon:{anonymousId})"),
-]
 
 DELIVERY_LIMIT = 100
 """Most recent deliveries shown with a user."""
@@ -85,18 +72,6 @@ class UserEvent(BaseModel):
     routed_at: datetime | None
 
 
-class InboxMessage(BaseModel):
-    """An in-app message in the user's inbox."""
-
-    id: int
-    title: str | None
-    body: str
-    kind: str
-    cta: dict[str, str] | None
-    read: bool
-    created_at: datetime
-
-
 @router.get("/{user_id}", summary="Get a user")
 def get_user(user_id: UserId, store: StoreDep) -> UserDetail:
     """The user's traits, journeys and latest deliveries, newest first."""
@@ -128,41 +103,3 @@ def user_events(
 def _known(store: Store, user_id: str) -> None:
     if store.get_user(user_id) is None and not store.events_for_user(user_id, limit=1):
         raise NotFound(f"no user '{user_id}'")
-
-
-def _inbox_message(record: DeliveryRecord) -> InboxMessage:
-    content = record.content
-    assert record.id is not None  # stored records have ids
-    return InboxMessage(
-        id=record.id,
-        title=content.get("title"),
-        body=content.get("body", ""),
-        kind=content.get("kind", "modal"),
-        cta=content.get("cta"),
-        read=record.read_at is not None,
-        created_at=record.created_at,
-    )
-
-
-@inbox_router.get("/{user_id}/inbox", summary="A user's in-app messages")
-def inbox(user_id: UserId, store: StoreDep) -> list[InboxMessage]:
-    """The user's in-app messages, unread and read, newest first (empty for unknown users)."""
-    return [_inbox_message(record) for record in store.inbox(user_id)]
-
-
-@inbox_router.post("/{user_id}/inbox/{message_id}/read", summary="Mark a message read")
-async def mark_read(
-    user_id: UserId, message_id: Annotated[int, Path(ge=1, le=ROW_ID)], state: StateDep
-) -> InboxMessage:
-    """Mark the message read and record `In-App Message Viewed` (once; repeating is
-    harmless). 404 unless it is this user's."""
-    record = await run_in_threadpool(state.store.mark_read, user_id, message_id)
-    read_at = record.read_at
-
-    def viewed(delivery: DeliveryRecord, _recent: list[EventRecord]) -> NewEvent:
-        return tracking.view_event(delivery, read_at or delivery.created_at)
-
-    # After the read: a failure in between answers 500, and the repeated read records it.
-    if await run_in_threadpool(state.store.record_engagement, message_id, viewed):
-        state.wake_routing()
-    return _inbox_message(record)

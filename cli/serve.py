@@ -10,6 +10,10 @@ from journeys.settings import Settings
 from journeys.store import Store
 from relay.router import build_router
 
+OPEN_STREAMS_GRACE = 5
+"""Seconds a stopping API gives open requests (live inbox streams never end on their own)
+before it cuts them; browsers then reconnect, to another replica if there is one."""
+
 
 def api_with_relay(settings: Settings, *, store: Store | None = None) -> FastAPI:
     """The API app that runs the relay beside itself, as `journeys api` serves it."""
@@ -26,4 +30,11 @@ def run_api(settings: Settings, port: int, *, host: str = "0.0.0.0") -> None:
     app = api_with_relay(settings)
     # log_config=None and log_level=None: uvicorn logs through the JSON logging the command
     # set up, at its level (JOURNEYS_LOG_LEVEL).
-    uvicorn.run(app, host=host, port=port, log_level=None, log_config=None)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=None,
+        log_config=None,
+        timeout_graceful_shutdown=OPEN_STREAMS_GRACE,
+    )

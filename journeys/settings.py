@@ -74,6 +74,12 @@ class Settings(BaseSettings):
         "default: api_url",
     )
     unsubscribe_secret: str | None = Field(None, validation_alias="JOURNEYS_UNSUBSCRIBE_SECRET")
+    inapp_secret: str | None = Field(
+        None,
+        validation_alias="JOURNEYS_INAPP_SECRET",
+        description="identity verification for browsers: when set, inbox reads and the live "
+        "stream also need user_hash = hex HMAC-SHA256(secret, user id)",
+    )
     smtp_url: str | None = Field(None, validation_alias="JOURNEYS_SMTP_URL")
     email_from: str | None = Field(None, validation_alias="JOURNEYS_EMAIL_FROM")
     push_url: str | None = Field(None, validation_alias="JOURNEYS_PUSH_URL")

@@ -215,6 +215,24 @@ class DeliveriesAggregate(StoreBase):
         with self._read() as session:
             return list(session.exec(statement))
 
+    def unread_in_app(self, user_ids: Collection[str]) -> list[DeliveryRecord]:
+        """The sent, unread in-app messages of these users, oldest first (what a live inbox
+        has yet to show)."""
+        if not user_ids:
+            return []
+        statement = (
+            select(DeliveryRecord)
+            .where(
+                col(DeliveryRecord.user_id).in_(user_ids),
+                DeliveryRecord.channel == IN_APP,
+                DeliveryRecord.status == "sent",
+                col(DeliveryRecord.read_at).is_(None),
+            )
+            .order_by(col(DeliveryRecord.created_at), col(DeliveryRecord.id))
+        )
+        with self._read() as session:
+            return list(session.exec(statement))
+
     def mark_read(
         self, user_id: str, delivery_id: int, at: datetime | None = None
     ) -> DeliveryRecord:

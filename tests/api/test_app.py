@@ -220,6 +220,8 @@ SPEC_PATHS = {
     "/v1/users/{user_id}/events": {"get"},
     "/v1/users/{user_id}/inbox": {"get"},
     "/v1/users/{user_id}/inbox/{message_id}/read": {"post"},
+    "/v1/users/{user_id}/inbox/stream": {"get"},
+    "/sdk/journeys.js": {"get"},
     "/healthz": {"get"},
     "/metrics": {"get"},
 }

@@ -171,7 +171,9 @@ async def test_inbox_read_flow(api: ApiClient, store: Store) -> None:
         "title": None,
         "body": "Sale!",
         "kind": "banner",
+        "anchor": None,
         "cta": cta,
+        "tracked": False,
         "read": False,
         "created_at": inbox[0]["created_at"],
     }

@@ -1,0 +1,108 @@
+"""The whole system for end-to-end tests: the API with its relay under uvicorn on loopback, and
+a worker with real channels, on a real Temporal server (the session's dev server)::
+
+    async with running_system(dev_server, store, executor, smtp_url=smtp.url) as system:
+        await system.publish(document)
+        await system.http.post("/v1/track", json=..., headers=system.write_auth)
+
+Each system has its own task queue and API port; extra keyword arguments are `Settings`
+fields (channels, secrets), over the test credentials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import uvicorn
+from temporalio.testing import WorkflowEnvironment
+
+from activities.channels import build_channels, closing_channels
+from cli.serve import OPEN_STREAMS_GRACE, api_with_relay
+from journeys.settings import Settings
+from journeys.store import Store
+from journeys.unsubscribe import Links
+from tests.receivers import free_port
+from worker.main import build_worker
+
+WRITE_KEY = "test-write-key"
+ADMIN_TOKEN = "test-admin-token"
+UNSUBSCRIBE_SECRET = "test-unsubscribe-secret"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+WRITE = {"Authorization": f"Bearer {WRITE_KEY}"}
+
+
+@dataclass
+class System:
+    """A running system, its settings, and an HTTP client of its API."""
+
+    api_url: str
+    settings: Settings
+    env: WorkflowEnvironment
+    store: Store
+    http: httpx.AsyncClient
+
+    async def publish(self, document: dict[str, Any]) -> int:
+        """Save and publish a journey document; its published version."""
+        journey_id = document["id"]
+        saved = await self.http.put(f"/v1/journeys/{journey_id}", json=document, headers=ADMIN)
+        assert saved.status_code == 200, saved.text
+        published = await self.http.post(f"/v1/journeys/{journey_id}/publish", headers=ADMIN)
+        assert published.status_code == 200, published.text
+        version: int = published.json()["version"]
+        return version
+
+
+@asynccontextmanager
+async def running_system(
+    dev_server: WorkflowEnvironment,
+    store: Store,
+    executor: ThreadPoolExecutor,
+    **settings: Any,
+) -> AsyncIterator[System]:
+    """Serve the API (with its relay) and run a worker until the block ends."""
+    port = free_port()
+    api_url = f"http://127.0.0.1:{port}"
+    configured = Settings(
+        **{
+            "temporal_address": dev_server.client.service_client.config.target_host,
+            "task_queue": f"e2e-{uuid.uuid4().hex[:8]}",
+            "write_key": WRITE_KEY,
+            "admin_token": ADMIN_TOKEN,
+            "unsubscribe_secret": UNSUBSCRIBE_SECRET,
+            "public_url": api_url,
+            **settings,
+        }
+    )
+    assert configured.unsubscribe_secret is not None
+    server = uvicorn.Server(
+        uvicorn.Config(
+            api_with_relay(configured, store=store), host="127.0.0.1", port=port,
+            log_level="warning", timeout_graceful_shutdown=OPEN_STREAMS_GRACE,
+        )
+    )  # fmt: skip
+    serving = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(10):
+            while not server.started:
+                assert not serving.done(), "the API stopped while starting"
+                await asyncio.sleep(0.02)
+        links = Links(configured.links_base_url, configured.unsubscribe_secret)
+        with closing_channels(build_channels(configured)) as channels:
+            async with (
+                build_worker(
+                    dev_server.client, store, configured.task_queue, executor,
+                    channels=channels, links=links,
+                ),
+                httpx.AsyncClient(base_url=api_url, follow_redirects=False) as http,
+            ):  # fmt: skip
+                yield System(api_url, configured, dev_server, store, http)
+    finally:
+        server.should_exit = True
+        await serving
