@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 FOLDER = Path(__file__).with_name("gallery")
-ORDER = ("abandoned-cart", "onboarding", "browse-abandonment", "win-back", "blank")
+ORDER = (
+    "abandoned-cart", "onboarding", "browse-abandonment", "win-back", "checkout-help", "blank",
+)  # fmt: skip
 """How the gallery lists them: the most common first, the blank page last."""
 
 

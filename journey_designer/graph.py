@@ -103,6 +103,8 @@ def entry_label(entry: Any) -> str:
         return "entry ?"
     if entry.get("event"):
         return f"on event\n{shorten(str(entry['event']))}"
+    if entry.get("page"):
+        return f"on page view\n{shorten(str(entry['page']))}"
     if entry.get("segment"):
         return f"on entering segment\n{entry['segment']}"
     if entry.get("api"):

@@ -223,10 +223,18 @@ Condition = Annotated[
 # --- entry, exit, goal, settings ---------------------------------------------------------------
 
 
+ENTRY_KINDS = ("event", "page", "segment", "api")
+"""What can start a journey: a track event, a page view, joining a segment, an API trigger."""
+
+
 class Entry(Strict):
-    """Who enters and when: exactly one of `event`, `segment`, `api`."""
+    """Who enters and when: exactly one of `event`, `page`, `segment`, `api`."""
 
     event: EventName | None = None
+    page: EventName | None = Field(
+        default=None,
+        description='enter on a page call (a web page view) of this name, e.g. "Checkout"',
+    )
     where: Condition | None = None
     segment: Annotated[str, Field(pattern=SLUG_PATTERN)] | None = None
     api: Annotated[str, Field(min_length=1, max_length=200)] | None = None
@@ -235,15 +243,17 @@ class Entry(Strict):
 
     @model_validator(mode="after")
     def _one_kind(self) -> Entry:
-        kinds = [k for k in ("event", "segment", "api") if getattr(self, k) is not None]
+        kinds = [k for k in ENTRY_KINDS if getattr(self, k) is not None]
         if len(kinds) != 1:
             raise PydanticCustomError(
                 "entry_kind",
-                "exactly one of event, segment, api is required (found {found})",
+                "exactly one of event, page, segment, api is required (found {found})",
                 {"found": ", ".join(kinds) or "none"},
             )
-        if self.where is not None and self.event is None:
-            raise PydanticCustomError("entry_where", "'where' applies only to an event entry")
+        if self.where is not None and self.event is None and self.page is None:
+            raise PydanticCustomError(
+                "entry_where", "'where' applies only to an event or page entry"
+            )
         return self
 
 

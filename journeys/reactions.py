@@ -91,8 +91,17 @@ def _engagement_asked(journey: Journey) -> set[str]:
 
 
 def enters_on(journey: Journey, event: JourneyEvent) -> bool:
-    """Whether the event is this journey's entry event (before `where` and audience)."""
-    return event.type == "track" and event.name == journey.entry.event
+    """Whether the event is this journey's entry event or page view (before `where` and
+    audience)."""
+    entry = journey.entry
+    match event.type:
+        case "track":
+            named = entry.event
+        case "page":
+            named = entry.page
+        case _:
+            return False
+    return named is not None and event.name == named
 
 
 def entry_holds(

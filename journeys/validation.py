@@ -84,12 +84,17 @@ CTA: Shape = (
     "must be {label, url} strings",
 )
 METHOD: Shape = (lambda v: v in WEBHOOK_METHODS, "must be GET, POST, PUT, PATCH or DELETE")
+MAX_ANCHOR = 500
+ANCHOR: Shape = (
+    lambda v: isinstance(v, str) and 0 < len(v.strip()) <= MAX_ANCHOR and "\n" not in v,
+    f'must be a CSS selector on one line, at most {MAX_ANCHOR} characters (e.g. "#pay-button")',
+)
 
 CONTENT_FIELDS: Mapping[str, Mapping[str, Shape]] = {
     "email": {"subject": TEXT, "body": TEXT, "html": TEXT},
     "push": {"title": TEXT, "body": TEXT, "data": OBJECT},
     "sms": {"body": TEXT},
-    "in_app": {"title": TEXT, "body": TEXT, "kind": KIND, "cta": CTA},
+    "in_app": {"title": TEXT, "body": TEXT, "kind": KIND, "cta": CTA, "anchor": ANCHOR},
     "webhook": {"url": TEXT, "method": METHOD, "headers": STRING_MAP, "body": BODY},
 }
 """The content fields of each channel, with the shape each must have."""
@@ -391,6 +396,9 @@ def check_content(base: str, channel: str, content: Mapping[str, Any]) -> list[P
                 problems.append(Problem(path=f"{base}.{field}", message=shape))
             continue
         problems += _check_templates(f"{base}.{field}", value)
+    if channel == "in_app" and "anchor" in content and content.get("kind") != "tooltip":
+        message = 'only tooltips are anchored: set "kind": "tooltip"'
+        problems.append(Problem(path=f"{base}.anchor", message=message))
     return problems
 
 

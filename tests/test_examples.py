@@ -48,6 +48,7 @@ def test_the_examples_are_there() -> None:
         "onboarding",
         "browse-abandonment",
         "win-back",
+        "checkout-help",
     }
     assert {path.stem for path in SEGMENT_FILES} >= {"inactive-7d"}
 

@@ -13,6 +13,7 @@ from journey_designer.conditions import condition_builder, optional_condition
 from journey_designer.document import DEFAULT_CONDITION, Path, message_steps
 from journey_designer.forms.common import DURATION_HELP, Catalog, match_form
 from journey_designer.widgets import Doc
+from journeys.model import ENTRY_KINDS
 
 
 @cache
@@ -34,6 +35,7 @@ def _set_entry_kind(doc: Doc, kind: str, catalog: Catalog) -> None:
     entry = {k: v for k, v in (doc.get(("entry",)) or {}).items() if k in ("audience", "reentry")}
     starts = {
         "event": "Signed Up",
+        "page": "Checkout",
         "segment": next(iter(catalog.segments), ""),
         "api": "my_trigger",
     }
@@ -51,14 +53,15 @@ def _set_reentry(doc: Doc, choice: str) -> None:
 def entry_form(doc: Doc, catalog: Catalog) -> None:
     """Who enters (event, segment or API trigger), the audience and re-entry."""
     entry = doc.get(("entry",)) or {}
-    kind = next((k for k in ("event", "segment", "api") if k in entry), "event")
+    kind = next((k for k in ENTRY_KINDS if k in entry), "event")
     widgets.select(
         doc,
         ("entry", "<kind>"),
         "Users enter when",
-        ["event", "segment", "api"],
+        list(ENTRY_KINDS),
         labels={
             "event": "they perform an event",
+            "page": "they view a page",
             "segment": "they enter a segment",
             "api": "a service calls POST /trigger",
         }.__getitem__,
@@ -74,6 +77,16 @@ def entry_form(doc: Doc, catalog: Catalog) -> None:
             optional_condition(
                 doc, ("entry", "where"), "Only when the event matches…",
                 segments=catalog.segments, field="event.total_price",
+            )  # fmt: skip
+        case "page":
+            widgets.text(
+                doc, ("entry", "page"), "Page name", keep_empty=True, placeholder="Checkout",
+                help="The name a page call gives (`journeys.page(\"Checkout\")` in the browser "
+                "SDK, Segment's `page`); its properties (url, path…) are available as entry.*",
+            )  # fmt: skip
+            optional_condition(
+                doc, ("entry", "where"), "Only when the page view matches…",
+                segments=catalog.segments, field="event.path",
             )  # fmt: skip
         case "segment":
             widgets.select(

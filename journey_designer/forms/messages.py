@@ -140,6 +140,16 @@ def tracking_form(doc: Doc, base: Path) -> None:
     )
 
 
+def _set_in_app_kind(doc: Doc, path: Path, kind: str) -> None:
+    # Only tooltips point at an element: another kind keeps no anchor.
+    if kind == "modal":
+        doc.drop((*path, "kind"))
+    else:
+        doc.set((*path, "kind"), kind)
+    if kind != "tooltip":
+        doc.drop((*path, "anchor"))
+
+
 def content_form(doc: Doc, path: Path, channel: str) -> None:
     """The content fields of a channel."""
     st.caption(TEMPLATE_HELP)
@@ -167,8 +177,17 @@ def content_form(doc: Doc, path: Path, channel: str) -> None:
         case "in_app":
             widgets.select(
                 doc, (*path, "kind"), "Kind", list(IN_APP_KINDS), default="modal",
-                help="modal: a dialog; banner: a strip at the top; tooltip: a small hint.",
+                help="modal: a dialog; banner: a strip at the top; tooltip: a small hint "
+                "pointing at an element of the page.",
+                on_select=lambda kind: _set_in_app_kind(doc, path, kind), structural=True,
             )  # fmt: skip
+            if doc.get((*path, "kind")) == "tooltip":
+                widgets.text(
+                    doc, (*path, "anchor"), "Points at (CSS selector, optional)",
+                    placeholder="#pay-button",
+                    help="The browser SDK shows the tooltip next to the first element this "
+                    "selector finds, once it is on the page.",
+                )  # fmt: skip
             widgets.text(doc, (*path, "title"), "Title (optional)")
             widgets.text(doc, (*path, "body"), "Body", area=True, keep_empty=True)
             if widgets.optional(

@@ -239,6 +239,30 @@ def test_entry_goal_and_settings_forms(api: LiveApi) -> None:
     }
 
 
+def test_a_page_entry_and_an_anchored_tooltip(api: LiveApi) -> None:
+    app = create_from_gallery("checkout-help", "Pay help")
+    assert at_path(app.selectbox, "entry.<kind>").value == "page"
+    at_path(app.text_input, "entry.page").input("Cart").run()
+    choose(app.selectbox(key="editor.node"), "offer_help").run()
+    at_path(app.text_input, "nodes.offer_help.content.anchor").input("form .pay").run()
+    button(app, "Save draft").click().run()
+    stored = api.store.get_journey("pay-help")
+    assert stored is not None
+    assert stored.draft["entry"] == {"page": "Cart", "reentry": "1d"}
+    assert stored.draft["nodes"]["offer_help"]["content"]["anchor"] == "form .pay"
+
+    # Another kind points at nothing: the anchor goes with the tooltip.
+    choose(at_path(app.selectbox, "nodes.offer_help.content.kind"), "banner").run()
+    assert not [w for w in app.text_input if str(w.key).endswith("content.anchor")]
+    button(app, "Save draft").click().run()
+    stored = api.store.get_journey("pay-help")
+    assert stored is not None
+    content = stored.draft["nodes"]["offer_help"]["content"]
+    assert (content["kind"], "anchor" in content) == ("banner", False)
+    choose(at_path(app.selectbox, "entry.<kind>"), "they perform an event").run()
+    assert at_path(app.text_input, "entry.event").value == "Signed Up"
+
+
 def test_message_preview_for_a_sample_context_and_a_real_user(api: LiveApi) -> None:
     merge_traits(api.store, "ada", {"first_name": "Ada", "email": "ada@example.com"})
     app = open_in_editor(api.store, example("abandoned-cart"))

@@ -106,6 +106,11 @@ def test_the_graph_shows_stats_problems_and_missing_nodes() -> None:
     assert 'label="on entering segment\\ninactive-7d"' in dot
 
 
+def test_the_graph_names_a_page_entry() -> None:
+    dot = journey_dot(gallery()["checkout-help"])
+    assert 'label="on page view\\nCheckout"' in dot
+
+
 def test_the_graph_of_a_broken_document_still_draws() -> None:
     dot = journey_dot({"nodes": {"a": {"type": "teleport"}, "b": "junk"}, "start": 3})
     assert '"a" [shape=box' in dot
@@ -184,7 +189,7 @@ def test_problem_paths_name_their_nodes() -> None:
     problems = [
         {"path": "nodes.by_value.paths[0].next", "message": "unknown node 'vip'"},
         {"path": "nodes.send-1", "message": "unreachable from start"},
-        {"path": "entry", "message": "exactly one of event, segment, api is required"},
+        {"path": "entry", "message": "exactly one of event, page, segment, api is required"},
     ]
     assert problem_nodes(problems) == {"by_value", "send-1"}
 

@@ -105,6 +105,17 @@ def test_only_the_entry_track_event_enters() -> None:
     assert not enters_on(journey(entry={"api": "go"}), event("Added to Cart"))
 
 
+def test_a_page_entry_enters_on_that_page_view_only() -> None:
+    checkout = journey(entry={"page": "Checkout"})
+    assert enters_on(checkout, event("Checkout", type="page"))
+    assert not enters_on(checkout, event("Checkout"))  # a track event of that name
+    assert not enters_on(checkout, event("Checkout", type="screen"))
+    assert not enters_on(checkout, event("Home", type="page"))
+    # A page call without a name enters nothing, whatever the journeys' entries.
+    assert not enters_on(checkout, event(None, type="page"))
+    assert not enters_on(journey(), event(None, type="page"))
+
+
 @pytest.mark.parametrize(
     ("reentry", "previous", "allowed"),
     [

@@ -391,12 +391,14 @@ def test_graph(edits: list[Edit], expected: Expected) -> None:
         case(
             ("entry.event", DROP),
             ("entry.where", DROP),
-            expect=[("entry", "exactly one of event, segment, api is required (found none)")],
+            expect=[("entry", "exactly one of event, page, segment, api is required (found none)")],
             id="no-entry-kind",
         ),
         case(
             ("entry.api", "signup"),
-            expect=[("entry", "exactly one of event, segment, api is required (found event, api)")],
+            expect=[
+                ("entry", "exactly one of event, page, segment, api is required (found event, api)")
+            ],
             id="event-and-api",
         ),
         case(
@@ -416,8 +418,13 @@ def test_graph(edits: list[Edit], expected: Expected) -> None:
         case(
             ("entry.event", DROP),
             ("entry.api", "signup"),
-            expect=[("entry", "'where' applies only to an event entry")],
+            expect=[("entry", "'where' applies only to an event or page entry")],
             id="where-on-api-entry",
+        ),
+        case(
+            ("entry.page", "Checkout"),
+            expect=[("entry", "(found event, page)")],
+            id="event-and-page",
         ),
         case(("entry", DROP), expect=[("entry", "required field missing")], id="entry-absent"),
         case(
@@ -970,6 +977,21 @@ def message(channel: str, content: dict[str, Any]) -> list[Edit]:
             id="in_app-cta",
         ),
         pytest.param(
+            message("in_app", {"body": "Hi", "kind": "banner", "anchor": "#pay"}),
+            [("nodes.email.content.anchor", 'only tooltips are anchored: set "kind": "tooltip"')],
+            id="in_app-anchor-not-tooltip",
+        ),
+        pytest.param(
+            message("in_app", {"body": "Hi", "kind": "tooltip", "anchor": " "}),
+            [("nodes.email.content.anchor", "must be a CSS selector on one line")],
+            id="in_app-anchor-blank",
+        ),
+        pytest.param(
+            message("in_app", {"body": "Hi", "kind": "tooltip", "anchor": "#a" * 251}),
+            [("nodes.email.content.anchor", "at most 500 characters")],
+            id="in_app-anchor-long",
+        ),
+        pytest.param(
             message("webhook", {"url": "https://x.example", "method": "FETCH"}),
             [("nodes.email.content.method", "must be GET, POST, PUT, PATCH or DELETE")],
             id="webhook-method",
@@ -997,6 +1019,7 @@ def test_channel_content(edits: list[Edit], expected: Expected) -> None:
             "in_app",
             {"title": "T", "body": "B", "kind": "banner", "cta": {"label": "L", "url": "/u"}},
         ),
+        ("in_app", {"body": "B", "kind": "tooltip", "anchor": "form#checkout > button.pay"}),
         ("webhook", {"url": "https://crm.example.com/hook"}),
         (
             "webhook",

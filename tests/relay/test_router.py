@@ -15,7 +15,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
-from journeys.contracts import JourneyOutcome, workflow_id
+from journeys.contracts import EventType, JourneyOutcome, workflow_id
 from journeys.routing import NoLiveJourney, RoutingUnavailable
 from journeys.settings import Settings
 from journeys.store import Store
@@ -56,10 +56,12 @@ class Harness:
     def __init__(self, env: WorkflowEnvironment, store: Store, router: EventRouter) -> None:
         self.env, self.store, self.router = env, store, router
 
-    def track(self, user_id: str, name: str, **properties: Any) -> str:
+    def track(
+        self, user_id: str, name: str | None, type: EventType = "track", **properties: Any
+    ) -> str:
         message_id = uuid.uuid4().hex
         append_event(
-            self.store, message_id=message_id, user_id=user_id, type="track", name=name,
+            self.store, message_id=message_id, user_id=user_id, type=type, name=name,
             properties=properties, timestamp=datetime.now(UTC),
         )  # fmt: skip
         return message_id
@@ -134,6 +136,26 @@ async def test_journeys_that_do_not_care_are_not_signalled(harness: Harness) -> 
     ]
     assert len(signals) == 1  # the entry event only
     await handle.terminate("test over")
+
+
+async def test_a_page_entry_starts_on_that_page_view(harness: Harness) -> None:
+    journey = unique("pay-help")
+    publish(
+        harness.store,
+        journey,
+        entry={"page": "Checkout", "where": {"field": "event.path", "op": "eq", "value": "/pay"}},
+        start="bye",
+        nodes={"bye": {"type": "exit"}},
+    )
+    harness.track("tracked", "Checkout")  # a track event of that name is not a page view
+    harness.track("elsewhere", "Checkout", type="page", path="/cart")  # where fails
+    harness.track("unnamed", None, type="page", path="/pay")
+    harness.track("shopper", "Checkout", type="page", path="/pay")
+    await harness.route()
+    assert (await harness.outcome(journey, "shopper")).status == "completed"
+    for user_id in ("tracked", "elsewhere", "unnamed"):
+        with pytest.raises(Exception, match="not found"):
+            await harness.status(journey, user_id)
 
 
 async def test_entry_where_audience_and_reentry(harness: Harness) -> None:
