@@ -35,8 +35,9 @@ log = logging.getLogger(__name__)
 
 DESCRIPTION = """\
 Segment-compatible ingest, API-triggered entry and management of journeys, segments,
-templates and settings. Ingest endpoints take the write key (HTTP Basic username with an empty
-password, or `Authorization: Bearer <write key>`); management endpoints take
+templates and settings. Ingest and inbox endpoints take the write key (HTTP Basic username with
+an empty password, or `Authorization: Bearer <write key>`; the live inbox stream, opened by
+EventSource, takes it as `?key=`); management endpoints take
 `Authorization: Bearer <admin token>`. Tracked links (`/c/{token}`), the open pixel
 (`/o/{token}.gif`) and unsubscribe links take no credential: their signed token is the
 authority. Errors are `{"error": {"code", "message", "details"}}`.
@@ -89,6 +90,7 @@ def create_app(
         feed=InboxFeed(opened),
         routing=routing,
     )
+    state.metrics.count_streams(lambda: state.feed.streams)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -5,7 +5,7 @@ several apps in one process, as in tests, count separately).
     journeys_events_duplicate_total          ingest             {method, route, status}
     journeys_events_routed_total             event router       journeys_routing_lag_seconds
     journeys_events_unrouted                 store, at scrape   journeys_deliveries
-                                                                {channel, status}: store, at scrape
+    journeys_inbox_streams                   live inbox feed    {channel, status}: store, at scrape
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -50,6 +50,15 @@ class ApiMetrics:
             ["method", "route", "status"],
             registry=self.registry,
         )
+
+    def count_streams(self, open_streams: Callable[[], int]) -> None:
+        """Report how many live inbox streams are open (`open_streams()` at each scrape)."""
+        gauge = Gauge(
+            "journeys_inbox_streams",
+            "Live in-app inbox streams (Server-Sent Events) open on this API process",
+            registry=self.registry,
+        )
+        gauge.set_function(open_streams)
 
 
 class RequestMetrics:

@@ -111,6 +111,7 @@ async def open_stream(http: httpx.AsyncClient, user_id: str, **params: str) -> A
     )
 
 
+@pytest.mark.store_backends("sqlite", "postgresql")
 async def test_the_stream_sends_unread_messages_then_each_new_one_once(
     http: httpx.AsyncClient, store: Store
 ) -> None:
@@ -134,8 +135,13 @@ async def test_the_stream_sends_unread_messages_then_each_new_one_once(
         second = in_app(store, "n4", kind="banner")
         event = await stream.next(timeout=2)  # announced within a poll, not repeated
         assert (event.id, event.data["kind"]) == (str(second), "banner")
+        assert "journeys_inbox_streams 1.0" in (await http.get("/metrics")).text
+    async with asyncio.timeout(3):  # the server notices the browser has gone
+        while "journeys_inbox_streams 0.0" not in (await http.get("/metrics")).text:
+            await asyncio.sleep(0.05)
 
 
+@pytest.mark.store_backends("sqlite", "postgresql")
 async def test_a_reconnecting_stream_gets_the_unread_messages_again(
     http: httpx.AsyncClient, store: Store
 ) -> None:
