@@ -5,8 +5,9 @@ a worker with real channels, on a real Temporal server (the session's dev server
         await system.publish(document)
         await system.http.post("/v1/track", json=..., headers=system.write_auth)
 
-Each system has its own task queue and API port; extra keyword arguments are `Settings`
-fields (channels, secrets), over the test credentials.
+`temporal` is the session's dev server or a client of another Temporal server. Each system has
+its own task queue and API port; extra keyword arguments are `Settings` fields (channels,
+secrets, the task queue), over the test credentials.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from typing import Any
 
 import httpx
 import uvicorn
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from activities.channels import build_channels, closing_channels
 from cli.serve import OPEN_STREAMS_GRACE, api_with_relay
+from journeys.contracts import JourneyOutcome, workflow_id
 from journeys.settings import Settings
 from journeys.store import Store
 from journeys.unsubscribe import Links
@@ -44,7 +47,7 @@ class System:
 
     api_url: str
     settings: Settings
-    env: WorkflowEnvironment
+    temporal: Client
     store: Store
     http: httpx.AsyncClient
 
@@ -58,20 +61,43 @@ class System:
         version: int = published.json()["version"]
         return version
 
+    async def outcome(self, journey_id: str, user_id: str) -> JourneyOutcome:
+        """The run's outcome, once the router has started it and it has ended (30 s at most)."""
+        handle = self.temporal.get_workflow_handle(
+            workflow_id(journey_id, user_id), result_type=JourneyOutcome
+        )
+        async with asyncio.timeout(30):
+            while True:
+                try:
+                    outcome: JourneyOutcome = await handle.result()
+                    return outcome
+                except Exception as error:  # not started yet: routing is asynchronous
+                    if "not found" not in str(error).lower():
+                        raise
+                await asyncio.sleep(0.05)
+
+    async def user(self, user_id: str) -> dict[str, Any]:
+        """`GET /v1/users/{user_id}`: traits, journeys and deliveries."""
+        response = await self.http.get(f"/v1/users/{user_id}", headers=ADMIN)
+        assert response.status_code == 200, response.text
+        profile: dict[str, Any] = response.json()
+        return profile
+
 
 @asynccontextmanager
 async def running_system(
-    dev_server: WorkflowEnvironment,
+    temporal: WorkflowEnvironment | Client,
     store: Store,
     executor: ThreadPoolExecutor,
     **settings: Any,
 ) -> AsyncIterator[System]:
     """Serve the API (with its relay) and run a worker until the block ends."""
+    client = temporal.client if isinstance(temporal, WorkflowEnvironment) else temporal
     port = free_port()
     api_url = f"http://127.0.0.1:{port}"
     configured = Settings(
         **{
-            "temporal_address": dev_server.client.service_client.config.target_host,
+            "temporal_address": client.service_client.config.target_host,
             "task_queue": f"e2e-{uuid.uuid4().hex[:8]}",
             "write_key": WRITE_KEY,
             "admin_token": ADMIN_TOKEN,
@@ -97,12 +123,12 @@ async def running_system(
         with closing_channels(build_channels(configured)) as channels:
             async with (
                 build_worker(
-                    dev_server.client, store, configured.task_queue, executor,
+                    client, store, configured.task_queue, executor,
                     channels=channels, links=links,
                 ),
                 httpx.AsyncClient(base_url=api_url, follow_redirects=False) as http,
             ):  # fmt: skip
-                yield System(api_url, configured, dev_server, store, http)
+                yield System(api_url, configured, client, store, http)
     finally:
         server.should_exit = True
         await serving

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
@@ -14,33 +13,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
 from segment.analytics.client import Client as SegmentClient
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from cli.serve import api_with_relay
 from cli.up import search_attribute_flags
-from journeys.contracts import JourneyOutcome, workflow_id
-from journeys.settings import Settings
+from journeys.contracts import workflow_id
 from journeys.store import Store
 from tests.conftest import installed_binary
-from worker.main import build_worker
-
-WRITE_KEY = "test-write-key"
-ADMIN_TOKEN = "test-admin-token"
-UNSUBSCRIBE_SECRET = "test-unsubscribe-secret"
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+from tests.receivers import free_port
+from tests.system import ADMIN, WRITE_KEY, System, running_system
 
 
 def cart_journey(
@@ -75,77 +59,20 @@ def cart_journey(
 
 @dataclass
 class Stack:
-    """A running system and ways to talk to it."""
+    """A running system and the Segment library pointed at it."""
 
-    api_url: str
-    temporal: Client
-    store: Store
-    http: httpx.AsyncClient
+    system: System
     segment: SegmentClient
-
-    async def publish(self, document: dict[str, Any]) -> int:
-        journey_id = document["id"]
-        saved = await self.http.put(f"/v1/journeys/{journey_id}", json=document, headers=ADMIN)
-        assert saved.status_code == 200, saved.text
-        published = await self.http.post(f"/v1/journeys/{journey_id}/publish", headers=ADMIN)
-        assert published.status_code == 200, published.text
-        version: int = published.json()["version"]
-        return version
-
-    async def outcome(self, journey_id: str, user_id: str) -> JourneyOutcome:
-        """The run's outcome, once the router has started it."""
-        handle = self.temporal.get_workflow_handle(
-            workflow_id(journey_id, user_id), result_type=JourneyOutcome
-        )
-        async with asyncio.timeout(30):
-            while True:
-                try:
-                    outcome: JourneyOutcome = await handle.result()
-                    return outcome
-                except Exception as error:  # not started yet: routing is asynchronous
-                    if "not found" not in str(error).lower():
-                        raise
-                await asyncio.sleep(0.05)
-
-    async def user(self, user_id: str) -> dict[str, Any]:
-        response = await self.http.get(f"/v1/users/{user_id}", headers=ADMIN)
-        assert response.status_code == 200, response.text
-        profile: dict[str, Any] = response.json()
-        return profile
 
 
 @pytest.fixture
 async def stack(
     dev_server: WorkflowEnvironment, store: Store, executor: ThreadPoolExecutor
 ) -> AsyncIterator[Stack]:
-    settings = Settings(
-        temporal_address=dev_server.client.service_client.config.target_host,
-        task_queue=f"e2e-{uuid.uuid4().hex[:8]}",
-        write_key=WRITE_KEY,
-        admin_token=ADMIN_TOKEN,
-        unsubscribe_secret=UNSUBSCRIBE_SECRET,
-    )
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            api_with_relay(settings, store=store), host="127.0.0.1", port=port, log_level="warning"
+    async with running_system(dev_server, store, executor) as system:
+        yield Stack(
+            system, SegmentClient(WRITE_KEY, host=system.api_url, sync_mode=True, max_retries=1)
         )
-    )
-    serving = asyncio.create_task(server.serve())
-    async with asyncio.timeout(10):
-        while not server.started:
-            await asyncio.sleep(0.02)
-    api_url = f"http://127.0.0.1:{port}"
-    segment = SegmentClient(WRITE_KEY, host=api_url, sync_mode=True, max_retries=1)
-    try:
-        async with (
-            build_worker(dev_server.client, store, settings.task_queue, executor),
-            httpx.AsyncClient(base_url=api_url) as http,
-        ):
-            yield Stack(api_url, dev_server.client, store, http, segment)
-    finally:
-        server.should_exit = True
-        await serving
 
 
 Call = tuple[str, str, dict[str, Any]]
@@ -171,7 +98,7 @@ async def send(stack: Stack, *calls: Call) -> None:
 
 async def test_abandoned_cart_through_the_segment_library(stack: Stack) -> None:
     journey = f"cart-{uuid.uuid4().hex[:6]}"
-    assert await stack.publish(cart_journey(journey)) == 1
+    assert await stack.system.publish(cart_journey(journey)) == 1
     await send(
         stack,
         identify("abandoner", email="a@example.com", first_name="Ada"),
@@ -186,18 +113,18 @@ async def test_abandoned_cart_through_the_segment_library(stack: Stack) -> None:
         track("converter", "Order Completed", total=90),
     )
 
-    assert (await stack.outcome(journey, "abandoner")).path == ["wait_checkout", "nudge"]
-    assert (await stack.outcome(journey, "buyer")).path == ["wait_checkout"]
-    converted = await stack.outcome(journey, "converter")
+    assert (await stack.system.outcome(journey, "abandoner")).path == ["wait_checkout", "nudge"]
+    assert (await stack.system.outcome(journey, "buyer")).path == ["wait_checkout"]
+    converted = await stack.system.outcome(journey, "converter")
     assert converted.status == "exited"
 
-    [delivery] = (await stack.user("abandoner"))["deliveries"]
+    [delivery] = (await stack.system.user("abandoner"))["deliveries"]
     assert delivery["channel"] == "email"
     assert delivery["content"] == {"subject": "Hi Ada", "body": "Your lamp is waiting"}
     for quiet in ("buyer", "converter", "browser"):
-        assert (await stack.user(quiet))["deliveries"] == []
-    assert (await stack.user("browser"))["journeys"] == []  # where total > 0 kept them out
-    stats = (await stack.http.get(f"/v1/journeys/{journey}/stats", headers=ADMIN)).json()
+        assert (await stack.system.user(quiet))["deliveries"] == []
+    assert (await stack.system.user("browser"))["journeys"] == []  # where total > 0 kept them out
+    stats = (await stack.system.http.get(f"/v1/journeys/{journey}/stats", headers=ADMIN)).json()
     assert (stats["entered"], stats["converted"], stats["exited"]) == (3, 1, 1)
     assert stats["messages"]["nudge"] == {
         "sent": 1, "skipped": 0, "failed": 0, "opened": 0, "clicked": 0, "open_rate": 0.0,
@@ -207,7 +134,7 @@ async def test_abandoned_cart_through_the_segment_library(stack: Stack) -> None:
     listed = subprocess.run(
         [
             installed_binary("temporal"), "workflow", "list",
-            "--address", stack.temporal.service_client.config.target_host,
+            "--address", stack.system.temporal.service_client.config.target_host,
             "--query", f"JourneyId='{journey}'", "--output", "json",
         ],
         capture_output=True, text=True, check=True, timeout=30,
@@ -231,8 +158,8 @@ async def test_trigger_content_reaches_the_rendered_message(stack: Stack) -> Non
             }
         },
     }
-    await stack.publish(document)
-    response = await stack.http.post(
+    await stack.system.publish(document)
+    response = await stack.system.http.post(
         "/trigger",
         json={
             "user_id": "12345",
@@ -247,29 +174,29 @@ async def test_trigger_content_reaches_the_rendered_message(stack: Stack) -> Non
             {"journey_id": journey, "workflow_id": workflow_id(journey, "12345"), "started": True}
         ]
     }
-    await stack.outcome(journey, "12345")
-    [delivery] = (await stack.user("12345"))["deliveries"]
+    await stack.system.outcome(journey, "12345")
+    [delivery] = (await stack.system.user("12345"))["deliveries"]
     assert delivery["content"]["body"] == "Still thinking? Use SAVE20."
 
 
 async def test_publish_while_running_keeps_users_on_their_version(stack: Stack) -> None:
     journey = f"cart-{uuid.uuid4().hex[:6]}"
-    await stack.publish(cart_journey(journey, body="v1 copy"))
+    await stack.system.publish(cart_journey(journey, body="v1 copy"))
     await send(
         stack,
         identify("first", email="f@example.com"),
         track("first", "Added to Cart", total=5),
     )
     await asyncio.sleep(0.5)  # let the router start the first user on v1 (real time)
-    assert await stack.publish(cart_journey(journey, body="v2 copy")) == 2
+    assert await stack.system.publish(cart_journey(journey, body="v2 copy")) == 2
     await send(
         stack,
         identify("second", email="s@example.com"),
         track("second", "Added to Cart", total=5),
     )
-    await stack.outcome(journey, "first")
-    await stack.outcome(journey, "second")
-    first, second = await stack.user("first"), await stack.user("second")
+    await stack.system.outcome(journey, "first")
+    await stack.system.outcome(journey, "second")
+    first, second = await stack.system.user("first"), await stack.system.user("second")
     assert [j["version"] for j in first["journeys"]] == [1]
     assert [j["version"] for j in second["journeys"]] == [2]
     assert first["deliveries"][0]["content"]["body"] == "v1 copy"
@@ -305,56 +232,29 @@ async def test_events_accepted_while_temporal_is_down_reach_their_journeys(
     temporal = start_temporal()
     try:
         client = await connected()
-        settings = Settings(
-            temporal_address=f"127.0.0.1:{temporal_port}",
-            task_queue="durability",
-            write_key=WRITE_KEY,
-            admin_token=ADMIN_TOKEN,
-            unsubscribe_secret=UNSUBSCRIBE_SECRET,
-        )
-        app = api_with_relay(settings, store=store)
-        port = free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-        )
-        serving = asyncio.create_task(server.serve())
-        try:
-            async with asyncio.timeout(10):
-                while not server.started:
-                    await asyncio.sleep(0.02)
-            api_url = f"http://127.0.0.1:{port}"
-            async with (
-                build_worker(client, store, settings.task_queue, executor),
-                httpx.AsyncClient(base_url=api_url) as http,
-            ):
-                stack = Stack(
-                    api_url,
-                    client,
-                    store,
-                    http,
-                    SegmentClient(WRITE_KEY, host=api_url, sync_mode=True),
-                )
-                journey = "durable-cart"
-                await stack.publish(cart_journey(journey))
+        async with running_system(client, store, executor, task_queue="durability") as system:
+            stack = Stack(system, SegmentClient(WRITE_KEY, host=system.api_url, sync_mode=True))
+            journey = "durable-cart"
+            await stack.system.publish(cart_journey(journey))
 
-                temporal.terminate()
-                temporal.wait(timeout=30)
-                users = [f"user-{i}" for i in range(10)]
-                await send(
-                    stack,
-                    *[identify(u, email=f"{u}@example.com") for u in users],
-                    *[track(u, "Added to Cart", total=9) for u in users],
-                )
-                assert len(store.unrouted_events()) == 2 * len(users)  # accepted, waiting
+            temporal.terminate()
+            temporal.wait(timeout=30)
+            users = [f"user-{i}" for i in range(10)]
+            await send(
+                stack,
+                *[identify(u, email=f"{u}@example.com") for u in users],
+                *[track(u, "Added to Cart", total=9) for u in users],
+            )
+            assert len(store.unrouted_events()) == 2 * len(users)  # accepted, waiting
 
-                temporal = start_temporal()
-                for user in users:
-                    assert (await stack.outcome(journey, user)).path == ["wait_checkout", "nudge"]
-                    assert len((await stack.user(user))["deliveries"]) == 1
-                assert store.unrouted_events() == []
-        finally:
-            server.should_exit = True
-            await serving
+            temporal = start_temporal()
+            for user in users:
+                assert (await stack.system.outcome(journey, user)).path == [
+                    "wait_checkout",
+                    "nudge",
+                ]
+                assert len((await stack.system.user(user))["deliveries"]) == 1
+            assert store.unrouted_events() == []
     finally:
         temporal.terminate()
         temporal.wait(timeout=30)

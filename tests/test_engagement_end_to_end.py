@@ -12,25 +12,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
-from activities.channels import build_channels, closing_channels
-from cli.serve import api_with_relay
 from journeys.contracts import JourneyOutcome, workflow_id
-from journeys.settings import Settings
 from journeys.store import Store
 from journeys.tracking import SOON
-from journeys.unsubscribe import Links
 from tests.activities.test_tracked_delivery import Markup
-from tests.receivers import ReceivedMail, SmtpReceiver, free_port
-from worker.main import build_worker
+from tests.receivers import ReceivedMail, SmtpReceiver
+from tests.system import ADMIN, WRITE, System, running_system
 
-WRITE_KEY = "test-write-key"
-ADMIN = {"Authorization": "Bearer test-admin-token"}
 BROWSER = {
     "User-Agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like "
     "Gecko) Chrome/124.0.0.0 Safari/537.36"
@@ -40,57 +32,25 @@ CART = "https://shop.example/cart?id=42&utm_source=email"
 
 @dataclass
 class Stack:
-    """The running system, its SMTP server, and an HTTP client of its API."""
+    """The running system and its SMTP server."""
 
-    api_url: str
-    env: WorkflowEnvironment
-    store: Store
+    system: System
     smtp: SmtpReceiver
-    http: httpx.AsyncClient
+
+    @property
+    def api_url(self) -> str:
+        return self.system.api_url
 
 
 @pytest.fixture
 async def stack(
     dev_server: WorkflowEnvironment, store: Store, executor: ThreadPoolExecutor
 ) -> AsyncIterator[Stack]:
-    port = free_port()
-    api_url = f"http://127.0.0.1:{port}"
     with SmtpReceiver() as smtp:
-        settings = Settings(
-            temporal_address=dev_server.client.service_client.config.target_host,
-            task_queue=f"e2e-{uuid.uuid4().hex[:8]}",
-            write_key=WRITE_KEY,
-            admin_token="test-admin-token",
-            unsubscribe_secret="test-unsubscribe-secret",
-            public_url=api_url,
-            smtp_url=smtp.url,
-            email_from="Shop <shop@example.com>",
-        )
-        assert settings.unsubscribe_secret is not None
-        server = uvicorn.Server(
-            uvicorn.Config(
-                api_with_relay(settings, store=store), host="127.0.0.1", port=port,
-                log_level="warning",
-            )
-        )  # fmt: skip
-        serving = asyncio.create_task(server.serve())
-        try:
-            async with asyncio.timeout(10):
-                while not server.started:
-                    await asyncio.sleep(0.02)
-            links = Links(settings.links_base_url, settings.unsubscribe_secret)
-            with closing_channels(build_channels(settings)) as channels:
-                async with (
-                    build_worker(
-                        dev_server.client, store, settings.task_queue, executor,
-                        channels=channels, links=links,
-                    ),
-                    httpx.AsyncClient(base_url=api_url, follow_redirects=False) as http,
-                ):  # fmt: skip
-                    yield Stack(api_url, dev_server, store, smtp, http)
-        finally:
-            server.should_exit = True
-            await serving
+        async with running_system(
+            dev_server, store, executor, smtp_url=smtp.url, email_from="Shop <shop@example.com>"
+        ) as system:
+            yield Stack(system, smtp)
 
 
 def journey(journey_id: str) -> dict[str, Any]:
@@ -139,12 +99,12 @@ async def test_an_emails_links_and_pixel_record_engagement_and_move_the_journey(
     stack: Stack,
 ) -> None:
     journey_id = f"remind-{uuid.uuid4().hex[:6]}"
-    http, store = stack.http, stack.store
+    http, store = stack.system.http, stack.system.store
     assert (
         await http.put(f"/v1/journeys/{journey_id}", json=journey(journey_id), headers=ADMIN)
     ).status_code == 200
     assert (await http.post(f"/v1/journeys/{journey_id}/publish", headers=ADMIN)).status_code == 200
-    auth = {"Authorization": f"Bearer {WRITE_KEY}"}
+    auth = WRITE
     identify = {"userId": "ada", "traits": {"email": "ada@example.com", "first_name": "Ada"}}
     assert (await http.post("/v1/identify", json=identify, headers=auth)).status_code == 200
     started = await http.post(
@@ -177,7 +137,7 @@ async def test_an_emails_links_and_pixel_record_engagement_and_move_the_journey(
     assert (opened.status_code, opened.headers["content-type"]) == (200, "image/gif")
     assert opened.headers["cache-control"] == "no-store"
 
-    handle = stack.env.client.get_workflow_handle(
+    handle = stack.system.temporal.get_workflow_handle(
         workflow_id(journey_id, "ada"), result_type=JourneyOutcome
     )
     assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
