@@ -16,6 +16,7 @@ from api import (
     inbox,
     ingest,
     journeys,
+    mixpanel,
     openapi,
     ops,
     predictions,
@@ -111,6 +112,7 @@ def create_app(
     routers = (
         ops.router,
         ingest.router,
+        mixpanel.router,
         journeys.router,
         catalog.router,
         users.router,

@@ -20,6 +20,11 @@ PUBLIC = re.compile(
 """The paths web pages call."""
 PREFLIGHT_MAX_AGE = 86400
 """Seconds a browser may reuse a preflight answer."""
+CREDENTIALED = "/mixpanel/"
+"""mixpanel-browser sends every request with credentials (`withCredentials`), which browsers
+refuse to let read a `*` answer: under this prefix the answer names the page's origin and allows
+credentials. Nothing there reads a cookie (each record carries its token), so this opens
+nothing more."""
 
 
 class PublicCors:
@@ -27,17 +32,22 @@ class PublicCors:
 
     def __init__(self, app: ASGIApp) -> None:
         self._app = app
-        self._cors = CORSMiddleware(
-            app,
-            allow_origins=["*"],
-            allow_methods=["GET", "POST"],
-            allow_headers=["*"],  # preflights name theirs (Authorization, Content-Type…)
-            max_age=PREFLIGHT_MAX_AGE,
+        self._cors, self._credentialed = (
+            CORSMiddleware(
+                app,
+                allow_origins=["*"],
+                allow_methods=["GET", "POST"],
+                allow_headers=["*"],  # preflights name theirs (Authorization, Content-Type…)
+                allow_credentials=credentials,
+                max_age=PREFLIGHT_MAX_AGE,
+            )
+            for credentials in (False, True)
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer with CORS headers (and preflights) on public paths only."""
         if scope["type"] == "http" and PUBLIC.match(scope["path"]):
-            await self._cors(scope, receive, send)
+            credentialed = scope["path"].startswith(CREDENTIALED)
+            await (self._credentialed if credentialed else self._cors)(scope, receive, send)
         else:
             await self._app(scope, receive, send)

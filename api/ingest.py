@@ -207,7 +207,7 @@ def parse_call(raw: Any, kind: str | None, at: Sequence[str | int], now: datetim
     )
 
 
-def _parse_all(items: list[Any], kind: str | None, at: Sequence[str | int]) -> list[Call]:
+def parse_calls(items: list[Any], kind: str | None, at: Sequence[str | int]) -> list[Call]:
     """Every call, or a 400 listing the problems of every call."""
     now = datetime.now(UTC)
     calls: list[Call] = []
@@ -260,7 +260,7 @@ def _attribute(
     return events, attributed
 
 
-async def _accept(calls: list[Call], state: StateDep) -> Success:
+async def accept(calls: list[Call], state: StateDep) -> Success:
     """Store the events in one transaction, apply aliases, count them, wake the router.
 
     Engagement events that name a delivery are attributed to it and mark it opened or
@@ -297,7 +297,7 @@ def _single(kind: EventType) -> Any:
         body: Annotated[Any, Depends(RawJson(SegmentMessage, limit=EVENT_LIMIT))],
         state: StateDep,
     ) -> Success:
-        return await _accept(_parse_all([body], kind, []), state)
+        return await accept(parse_calls([body], kind, []), state)
 
     endpoint.__name__ = kind
     endpoint.__doc__ = f"Segment `{kind}`: store one event (200 once stored)."
@@ -326,7 +326,7 @@ async def batch(
     if oversize:
         error = too_large(EVENT_LIMIT, "a call")
         raise ApiError(error.status, error.code, error.message, oversize)
-    return await _accept(_parse_all(items, None, ["batch"]), state)
+    return await accept(parse_calls(items, None, ["batch"]), state)
 
 
 @router.post(

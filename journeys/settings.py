@@ -13,6 +13,9 @@ WORKER_ACTIVITIES = 32
 """Activities one worker runs at once, and its activity threads, unless configured."""
 WORKER_WORKFLOW_TASKS = 100
 """Workflow tasks one worker runs at once unless configured (the SDK's default)."""
+ROUTER_PARTITIONS = 64
+"""Partitions of the outbox unless configured: routers share them, so at most this many API
+replicas route events at once."""
 WORKER_CACHE_SIZE = 1000
 """Workflow runs one worker keeps in memory between their tasks unless configured."""
 
@@ -116,6 +119,14 @@ class Settings(BaseSettings):
         validation_alias="JOURNEYS_WORKER_METRICS",
         description="host:port where the worker serves Prometheus metrics (e.g. 0.0.0.0:9464); "
         "empty: none",
+    )
+    router_partitions: int = Field(
+        ROUTER_PARTITIONS,
+        ge=1,
+        le=4096,
+        validation_alias="JOURNEYS_ROUTER_PARTITIONS",
+        description="how the outbox is split among the routers of API replicas (PostgreSQL; "
+        "the same on every replica); SQLite runs exactly one router",
     )
     log_level: str = Field("INFO", validation_alias="JOURNEYS_LOG_LEVEL")
 

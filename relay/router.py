@@ -5,6 +5,11 @@ Ingest stores an event and wakes the router; the router reads unrouted events in
 the events routed. When Temporal is unreachable the events stay in the outbox and the router
 retries with backoff, so nothing accepted is lost; an event routed twice (a crash between
 signalling and marking) is dropped by the run, which deduplicates by messageId.
+
+Every API replica runs a router, and each event is routed by one of them: routers share the
+outbox's partitions (`journeys.store.claims`), rebalancing every `REBALANCE` seconds, between
+batches, so a partition changes hands only when its router has no batch in flight. On
+PostgreSQL, any replica's stored events ring every router (`OutboxBell`).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -37,6 +43,7 @@ from journeys.reactions import Interest, enters_on, entry_context, interest
 from journeys.routing import NoLiveJourney, RoutingUnavailable, TriggerResult
 from journeys.settings import Settings
 from journeys.store import EventRecord, Store
+from journeys.store.claims import ALL, Claim, OutboxClaims
 from workflows.client import connect, signal_event, signal_leave, start_journey
 
 logger = logging.getLogger("journeys.router")
@@ -44,7 +51,10 @@ logger = logging.getLogger("journeys.router")
 BATCH = 500
 USERS_AT_ONCE = 64
 IDLE_POLL = 1.0
-"""Seconds between outbox checks when nobody wakes the router (another API replica's events)."""
+"""Seconds between outbox checks when nobody wakes the router."""
+REBALANCE = 2.0
+"""Seconds between two rebalances of the outbox's partitions among routers: how soon a router
+that joins gets work, and how soon the partitions of one that died are routed again."""
 MAX_BACKOFF = 5.0
 """Seconds between attempts at most while Temporal is away: a retry is one cheap RPC."""
 UNAVAILABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNKNOWN}
@@ -85,8 +95,13 @@ class EventRouter:
         *,
         connect_temporal: Callable[[], Awaitable[Client]],
         registry: CollectorRegistry | None = None,
+        claims: OutboxClaims | None = None,
     ) -> None:
         self._store = store
+        self._claims = claims if claims is not None else store.outbox_claims()
+        self._claim: Claim = frozenset()
+        self._claimed_at: float | None = None
+        self._partitions = settings.router_partitions
         self._task_queue = settings.task_queue
         self._connect = connect_temporal
         self._client: Client | None = None
@@ -110,7 +125,27 @@ class EventRouter:
         self._wakeup.set()
 
     async def run(self) -> None:
-        """Route the outbox until cancelled, retrying with backoff while Temporal is away."""
+        """Route the outbox until cancelled, retrying with backoff while Temporal is away;
+        give up the claims on the outbox when cancelled."""
+        loop = asyncio.get_running_loop()
+
+        def ring() -> None:  # from the bell's thread
+            loop.call_soon_threadsafe(self.wake)
+
+        bell = self._store.outbox_bell(ring)
+        try:
+            await self._relay()
+        finally:
+            if bell is not None:
+                await asyncio.to_thread(bell.close)
+            await self.release()
+
+    async def release(self) -> None:
+        """Give up this router's claims on the outbox, for other routers to take."""
+        await asyncio.to_thread(self._claims.close)
+        self._claim, self._claimed_at = frozenset(), None
+
+    async def _relay(self) -> None:
         backoff = 1.0
         while True:
             self._wakeup.clear()  # before reading the outbox, so no wake-up is lost
@@ -130,8 +165,13 @@ class EventRouter:
                 await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
 
     async def route_pending(self) -> int:
-        """Route one batch of unrouted events; how many were routed."""
-        events = await asyncio.to_thread(self._store.unrouted_events, BATCH)
+        """Route one batch of the unrouted events this router has claimed; how many were
+        routed."""
+        claim = await self._claimed()
+        if not claim:
+            return 0  # another router routes the outbox (or all of it, for now)
+        partitions = None if claim == ALL else (self._partitions, claim)
+        events = await asyncio.to_thread(self._store.unrouted_events, BATCH, partitions)
         if not events:
             return 0
         client = await self._temporal()
@@ -171,6 +211,14 @@ class EventRouter:
         if len(routed) < len(events):
             raise RoutingUnavailable("Temporal stopped answering mid-batch")
         return len(routed)
+
+    async def _claimed(self) -> Claim:
+        """The claim, rebalanced when the last rebalance is `REBALANCE` seconds old."""
+        now = time.monotonic()
+        if self._claimed_at is None or now - self._claimed_at >= REBALANCE:
+            self._claim = await asyncio.to_thread(self._claims.claim, self._partitions)
+            self._claimed_at = now
+        return self._claim
 
     async def _route(self, client: Client, catalog: list[Published], record: EventRecord) -> None:
         event = journey_event(record)

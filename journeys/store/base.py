@@ -24,6 +24,7 @@ from sqlmodel import Session
 from journeys.errors import NotFound
 from journeys.migrations import Migration, upgrade
 from journeys.settings import Settings
+from journeys.store.claims import OutboxBell, OutboxClaims, outbox_claims
 from journeys.store.records import EnrollmentRecord, JourneyRecord
 
 _WRITE_OPTION = "journeys_write"
@@ -102,6 +103,17 @@ class StoreBase:
     def close(self) -> None:
         """Close every pooled connection."""
         self._engine.dispose()
+
+    def outbox_claims(self) -> OutboxClaims:
+        """A router's claims on the outbox (`journeys.store.claims`)."""
+        return outbox_claims(self._engine)
+
+    def outbox_bell(self, ring: Callable[[], None]) -> OutboxBell | None:
+        """Call `ring` whenever any process stores events, until the bell is closed: on
+        PostgreSQL; None on SQLite, whose one router is woken by its own API."""
+        if self._engine.dialect.name != "postgresql":
+            return None
+        return OutboxBell(self._engine, ring)
 
     @contextmanager
     def _read(self) -> Iterator[Session]:

@@ -4,13 +4,15 @@ and traits), the events not yet routed, and per-user reads and counts."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlmodel import Session, col, func, select, update
+from sqlalchemy import text
+from sqlmodel import Session, col, func, or_, select, update
 
 from journeys.store.base import StoreBase, once_more_on_conflict
-from journeys.store.profiles import merge_profile, profile_of, profiles_of
+from journeys.store.claims import NOTIFY_CHANNEL, partition_key
+from journeys.store.profiles import apply_operations, merge_profile, profile_of, profiles_of
 from journeys.store.records import EventRecord, NewEvent, utcnow
 
 
@@ -34,14 +36,22 @@ class EventsAggregate(StoreBase):
         with self._write() as session:
             return store_events(session, events)
 
-    def unrouted_events(self, limit: int = 500) -> list[EventRecord]:
-        """Events stored but not yet routed to journeys, oldest first."""
-        statement = (
-            select(EventRecord)
-            .where(col(EventRecord.routed_at).is_(None))
-            .order_by(col(EventRecord.id))
-            .limit(limit)
-        )
+    def unrouted_events(
+        self, limit: int = 500, partitions: tuple[int, Collection[int]] | None = None
+    ) -> list[EventRecord]:
+        """Events stored but not yet routed to journeys, oldest first; with `partitions`
+        (count, claimed), only those in the claimed partitions (`journeys.store.claims`).
+        Events without a partition key (stored by a release before revision 0005) belong to
+        partition 0."""
+        statement = select(EventRecord).where(col(EventRecord.routed_at).is_(None))
+        if partitions is not None:
+            count, claimed = partitions
+            if not claimed:
+                return []
+            key = col(EventRecord.partition_key)
+            mine = (key % count).in_(sorted(claimed))
+            statement = statement.where(or_(mine, key.is_(None)) if 0 in claimed else mine)
+        statement = statement.order_by(col(EventRecord.id)).limit(limit)
         with self._read() as session:
             return list(session.exec(statement))
 
@@ -122,22 +132,31 @@ def store_events(session: Session, events: Sequence[NewEvent]) -> list[bool]:
         new.append(True)
         if item.merge_from is not None:
             merge_profile(session, profiles, item.merge_from, item.user_id)
+        properties = copy.deepcopy(item.properties)
+        profile = profile_of(session, profiles, item.user_id)
+        if item.traits or item.operations:
+            traits = {**profile.traits, **copy.deepcopy(item.traits)}
+            if item.operations:
+                traits, changed = apply_operations(traits, item.operations)
+                properties.update(changed)
+            profile.traits = traits
+            profile.updated_at = received
+            session.add(profile)
         session.add(
             EventRecord(
                 message_id=item.message_id,
                 user_id=item.user_id,
                 type=item.type,
                 name=item.name,
-                properties=copy.deepcopy(item.properties),
+                properties=properties,
                 timestamp=item.timestamp,
                 received_at=item.received_at or received,
+                partition_key=partition_key(item.user_id),
             )
         )
-        profile = profile_of(session, profiles, item.user_id)
-        if item.traits:
-            profile.traits = {**profile.traits, **copy.deepcopy(item.traits)}
-            profile.updated_at = received
-            session.add(profile)
+    if any(new) and session.get_bind().dialect.name == "postgresql":
+        # Delivered at commit, to every router listening (OutboxBell), whatever its replica.
+        session.connection().execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
     return new
 
 

@@ -4,13 +4,14 @@ the one its visitor identified as."""
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlmodel import Session, col, select, update
 
 from journeys.store.base import StoreBase, once_more_on_conflict
-from journeys.store.records import EventRecord, UserRecord, utcnow
+from journeys.store.records import EventRecord, TraitOperation, UserRecord, utcnow
 
 
 class ProfilesAggregate(StoreBase):
@@ -136,3 +137,62 @@ def merge_profile(
     session.delete(old)
     session.flush()
     return True
+
+
+_ABSENT: Any = object()
+"""A trait the profile does not have (None is a value a trait may hold)."""
+
+
+def apply_operations(
+    traits: dict[str, Any], operations: Sequence[TraitOperation]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The traits after the operations, in order, and what changed (trait: new value, None
+    when removed); `traits` is left as it was.
+
+    `set_once` sets a trait the profile lacks; `unset` removes one; `add` adds a number to a
+    numeric trait (absent: to 0); `append` adds a value to a list trait, `union` the values of
+    a list it lacks, `remove` takes a value out of one (absent lists: empty). A trait of
+    another type than the operation needs is left alone, as Mixpanel does.
+    """
+    result = copy.deepcopy(traits)
+    changed: dict[str, Any] = {}
+    for operation in operations:
+        for name, operand in operation.values.items():
+            if operation.kind == "unset":
+                if name in result:
+                    del result[name]
+                    changed[name] = None
+                continue
+            new = _operated(operation.kind, result.get(name, _ABSENT), copy.deepcopy(operand))
+            if new is not _ABSENT:
+                result[name] = new
+                changed[name] = copy.deepcopy(new)
+    return result, changed
+
+
+def _operated(kind: str, current: Any, operand: Any) -> Any:
+    """The trait's new value, or `_ABSENT` when the operation leaves it alone."""
+    absent = current is _ABSENT
+    if kind == "set_once":
+        return operand if absent else _ABSENT
+    if kind == "add":
+        if absent:
+            return operand
+        if not isinstance(current, int | float) or isinstance(current, bool):
+            return _ABSENT
+        total = current + operand
+        # Two huge floats add up to infinity, which JSON (and so the column) cannot hold.
+        return total if not isinstance(total, float) or math.isfinite(total) else _ABSENT
+    items = [] if absent else current
+    if not isinstance(items, list):
+        return _ABSENT
+    if kind == "append":
+        return [*items, operand]
+    if kind == "union":
+        added: list[Any] = []
+        for value in operand:
+            if value not in items and value not in added:
+                added.append(value)
+        return [*items, *added] if added or absent else _ABSENT
+    removed = [value for value in items if value != operand]  # remove
+    return removed if len(removed) < len(items) else _ABSENT

@@ -119,6 +119,9 @@ class EventRecord(SQLModel, table=True):
     received_at: datetime = Field(default_factory=utcnow, sa_column=_time_column())
     routed_at: datetime | None = Field(default=None, sa_column=_time_column(nullable=True))
     """None until the event reached every journey that cares: the events table is the outbox."""
+    partition_key: int | None = None
+    """Places the event in a partition of the outbox (`journeys.store.claims`); set on every
+    event stored since revision 0005 (events routed before it have none)."""
 
 
 class SegmentRecord(SQLModel, table=True):
@@ -267,6 +270,19 @@ class SettingRecord(SQLModel, table=True):
 # --- inputs ------------------------------------------------------------------------------------
 
 
+TraitOperationKind = Literal["set_once", "unset", "add", "append", "union", "remove"]
+
+
+@dataclass(frozen=True)
+class TraitOperation:
+    """A change to a profile that depends on the traits it has when the event is stored (see
+    `journeys.store.profiles.apply_operations`): `values` maps each trait to its operand
+    (ignored for `unset`)."""
+
+    kind: TraitOperationKind
+    values: dict[str, Any]
+
+
 @dataclass(frozen=True)
 class NewEvent:
     """An event to store with `Store.append_events`, and what it does to profiles.
@@ -286,6 +302,9 @@ class NewEvent:
     """Merged into the profile of `user_id` (identify)."""
     merge_from: str | None = None
     """A profile to merge into `user_id` first (an anonymous visitor who identified)."""
+    operations: tuple[TraitOperation, ...] = ()
+    """Applied to the profile after `traits`, in order; what they change is also recorded in
+    the stored event's properties (a removed trait as null)."""
 
 
 @dataclass(frozen=True)

@@ -240,7 +240,6 @@ PUBLIC = [
     ("GET", "/v1/users/anon:a1/inbox"),
     ("POST", "/v1/users/ada/inbox/7/read"),
     ("GET", "/v1/users/ada/inbox/stream"),
-    ("POST", "/mixpanel/track/"),
     ("GET", "/sdk/journeys.js"),
 ]
 

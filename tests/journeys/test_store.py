@@ -23,6 +23,7 @@ from journeys.contracts import EnrollInput, FinalDeliveryStatus, ProgressInput
 from journeys.errors import ConfigurationError, Conflict, NotFound
 from journeys.settings import Settings
 from journeys.store import CapWindow, Store, utcnow
+from journeys.store.claims import partition_key
 from tests import factories
 from tests.conftest import BACKENDS, run_journeys
 from tests.factories import (
@@ -803,7 +804,7 @@ def test_an_empty_database_is_migrated_once_however_many_open_it(empty_url: str)
     try:
         applied = [s.migration.applied for s in stores]
         revisions = [step.split(":")[0] for step in max(applied)]
-        assert revisions == ["0001", "0002", "0003", "0004"]
+        assert revisions == ["0001", "0002", "0003", "0004", "0005"]
         assert sorted(applied) == [(), (), (), max(applied)]  # one did the work
         assert {s.migration.head for s in stores} == {migrations.head()}
         with stores[0].engine.connect() as connection:
@@ -853,7 +854,9 @@ def test_upgrading_a_populated_database_keeps_its_data(empty_url: str) -> None:
     store = Store(empty_url)
     try:
         assert store.migration.found == "0001"
-        assert [step.split(":")[0] for step in store.migration.applied] == ["0002", "0003", "0004"]
+        assert [step.split(":")[0] for step in store.migration.applied] == [
+            "0002", "0003", "0004", "0005"
+        ]  # fmt: skip
         assert_populated_data_kept(store)
         with store.engine.connect() as connection:
             assert migrations.differences(connection) == []
@@ -903,6 +906,37 @@ def test_in_app_reads_before_0004_become_opens_and_view_events(empty_url: str) -
         store.close()
 
 
+def test_events_waiting_in_the_outbox_at_0005_get_their_partition_key(empty_url: str) -> None:
+    columns = "message_id, user_id, type, name, properties, timestamp, received_at, routed_at"
+    execute(
+        empty_url,
+        f"INSERT INTO events ({columns}) VALUES "
+        "('m1', 'ada', 'track', 'A', '{}', '2025-03-01 12:00:00', '2025-03-01 12:00:00', NULL), "
+        "('m2', 'bo', 'track', 'B', '{}', '2025-03-01 12:00:00', '2025-03-01 12:00:00', NULL), "
+        "('m3', 'ada', 'track', 'C', '{}', '2025-03-01 12:00:00', '2025-03-01 12:00:00', "
+        "'2025-03-01 12:00:01')",
+        revision="0004",
+    )
+    store = Store(empty_url)
+    try:
+        keys = {e.message_id: e.partition_key for e in store.events_for_user("ada")}
+        assert keys == {"m1": partition_key("ada"), "m3": None}  # routed: never needed
+        assert [e.message_id for e in store.unrouted_events(partitions=(4, {0, 1, 2, 3}))] == [
+            "m1", "m2"
+        ]  # fmt: skip
+        # One stored without a key, by an API of the previous release: partition 0 routes it.
+        execute(
+            empty_url,
+            f"INSERT INTO events ({columns}) VALUES ('m4', 'cy', 'track', 'D', '{{}}', "
+            "'2025-03-01 12:00:00', '2025-03-01 12:00:00', NULL)",
+        )
+        everyone_but_0 = store.unrouted_events(partitions=(4, {1, 2, 3}))
+        assert "m4" not in [e.message_id for e in everyone_but_0]
+        assert "m4" in [e.message_id for e in store.unrouted_events(partitions=(4, {0}))]
+    finally:
+        store.close()
+
+
 def test_a_database_made_by_create_all_is_adopted(empty_url: str, tmp_path: Path) -> None:
     # As `SQLModel.metadata.create_all` left databases before migrations: tables, no history
     # (and none of the tables added since).
@@ -911,19 +945,22 @@ def test_a_database_made_by_create_all_is_adopted(empty_url: str, tmp_path: Path
     tables = [t for name, t in SQLModel.metadata.tables.items() if name not in added_since]
     SQLModel.metadata.create_all(engine, tables=tables)
     engine.dispose()
-    columns_added_since = ("opened_at", "clicked_at")
-    dropped = [f"ALTER TABLE deliveries DROP COLUMN {name}" for name in columns_added_since]
+    dropped = [
+        "ALTER TABLE deliveries DROP COLUMN opened_at",
+        "ALTER TABLE deliveries DROP COLUMN clicked_at",
+        "ALTER TABLE events DROP COLUMN partition_key",
+    ]
     execute(empty_url, *dropped, *POPULATED_AT_0001[:2])
     store = Store(empty_url)
     try:
         assert (store.migration.found, store.migration.adopted) == (None, "0002")
-        assert [step.split(":")[0] for step in store.migration.applied] == ["0003", "0004"]
+        assert [step.split(":")[0] for step in store.migration.applied] == ["0003", "0004", "0005"]
         assert store.get_user("u1").traits == {"plan": "pro"}  # type: ignore[union-attr]
     finally:
         store.close()
     reopened = Store(empty_url)
     reopened.close()
-    assert reopened.migration.describe() == "already at revision 0004: nothing to do"
+    assert reopened.migration.describe() == "already at revision 0005: nothing to do"
 
 
 def test_a_database_made_by_create_all_before_0002_is_adopted_and_upgraded(
@@ -933,7 +970,9 @@ def test_a_database_made_by_create_all_before_0002_is_adopted_and_upgraded(
     store = Store(empty_url)
     try:
         assert (store.migration.found, store.migration.adopted) == (None, "0001")
-        assert [step.split(":")[0] for step in store.migration.applied] == ["0002", "0003", "0004"]
+        assert [step.split(":")[0] for step in store.migration.applied] == [
+            "0002", "0003", "0004", "0005"
+        ]  # fmt: skip
         assert_populated_data_kept(store)
     finally:
         store.close()
@@ -981,10 +1020,11 @@ def test_journeys_migrate_says_what_it_did(tmp_path: Path) -> None:
     lines = first.stdout.splitlines()
     assert lines[0] == f"database sqlite:///{tmp_path / 'journeys.db'}"
     assert [line.split(":")[0] for line in lines[1:]] == [
-        "applied 0001", "applied 0002", "applied 0003", "applied 0004", "now at revision 0004"
+        "applied 0001", "applied 0002", "applied 0003", "applied 0004", "applied 0005",
+        "now at revision 0005",
     ]  # fmt: skip
     again = run_journeys("migrate", env={**os.environ, **environment})
-    assert again.stdout.splitlines()[1:] == ["already at revision 0004: nothing to do"]
+    assert again.stdout.splitlines()[1:] == ["already at revision 0005: nothing to do"]
 
 
 # --- experiments and predictions ---------------------------------------------------------------

@@ -304,6 +304,7 @@ async def test_events_wait_in_the_outbox_while_temporal_is_away(
     with pytest.raises(RoutingUnavailable):
         await away.route_pending()
     assert len(store.unrouted_events()) == 2  # nothing lost, nothing marked
+    await away.release()  # it holds the outbox: the harness's router stood by
 
     assert await harness.route() == 2  # Temporal is back
     assert (await harness.outcome(journey, "eve")).path == ["wait", "thanks"]
@@ -360,12 +361,12 @@ async def test_the_relay_survives_a_failing_store(harness: Harness) -> None:
     calls = 0
     unrouted = harness.store.unrouted_events
 
-    def flaky(limit: int = 500) -> list[Any]:
+    def flaky(limit: int = 500, partitions: Any = None) -> list[Any]:
         nonlocal calls
         calls += 1
         if calls == 1:
             raise RuntimeError("database is locked")
-        return unrouted(limit)
+        return unrouted(limit, partitions)
 
     harness.store.unrouted_events = flaky  # type: ignore[method-assign]
     journey = unique("cart")

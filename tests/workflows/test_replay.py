@@ -89,6 +89,12 @@ SCENARIOS = {
             "done",
         ],
     ),
+    "checkout-help": Scenario(
+        traits={"first_name": "Ed"},
+        entry={"path": "/checkout", "title": "Checkout"},
+        steps=[timedelta(seconds=4), ("Coupon Entered", {"code": "NOPE"}), timedelta(seconds=11)],
+        path=["lingering", "offer_help"],
+    ),
     "win-back": Scenario(
         traits={"email": "di@example.com", "phone": "+15550100", "first_name": "Di"},
         entry={},
