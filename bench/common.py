@@ -36,6 +36,8 @@ class Sizes:
     """Rounds, each bare then journeys, so background load hits both sides alike."""
     capacity: tuple[int, ...]
     """Users waiting at once, one size after another."""
+    inapp_runs: int
+    """Events tracked from a browser page, each until its tooltip is on screen."""
     timeout: float = 900.0
     """Seconds any one wait may take before the benchmark gives up."""
 
@@ -48,6 +50,7 @@ FULL = Sizes(
     interpreter_journeys=300,
     interpreter_rounds=2,
     capacity=(1_000, 5_000, 20_000),
+    inapp_runs=50,
     timeout=3600,
 )
 QUICK = Sizes(
@@ -58,6 +61,7 @@ QUICK = Sizes(
     interpreter_journeys=100,
     interpreter_rounds=1,
     capacity=(100, 250, 500),
+    inapp_runs=20,
     timeout=300,
 )
 TINY = Sizes(
@@ -68,6 +72,7 @@ TINY = Sizes(
     interpreter_journeys=5,
     interpreter_rounds=1,
     capacity=(10, 20),
+    inapp_runs=3,
     timeout=30,
 )
 SCALES = {"full": FULL, "quick": QUICK, "tiny": TINY}

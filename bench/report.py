@@ -114,6 +114,20 @@ def table(results: dict[str, Any]) -> str:
                     f"{size['enter_per_s']:.0f} entered/s, {size['release_per_s']:.0f} released/s",
                 )
             )
+    inapp = results.get("inapp")
+    if inapp is not None:
+        stages = inapp["stages_p50_ms"]
+        rows.append(
+            (
+                f"in-app: event to tooltip ({inapp['runs']} runs, {inapp['lost']} lost)",
+                "p50 / p95 / p99 ms; p50 stages: SDK+ingest, journey, to screen",
+                f"{inapp['p50_ms']:.0f} / {inapp['p95_ms']:.0f} / {inapp['p99_ms']:.0f}; "
+                f"{stages['track_to_stored']:.0f}, {stages['stored_to_sent']:.0f}, "
+                f"{stages['sent_to_screen']:.0f}",
+                "",
+                "",
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
              for row in rows]  # fmt: skip

@@ -17,13 +17,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import capacity, ingest, interpreter, latency
+from bench import capacity, inapp_latency, ingest, interpreter, latency
 from bench.common import Sizes, say
 from bench.receiver import Receiver
 from bench.report import machine, table
 from bench.stack import Stack, running_stack
 
-BENCHMARKS = ("ingest", "latency", "interpreter", "capacity")
+BENCHMARKS = ("ingest", "latency", "interpreter", "capacity", "inapp")
 
 
 async def run_benchmarks(
@@ -79,6 +79,9 @@ async def run_benchmarks(
                     async for figures in capacity.run(fresh_stack, sizes):
                         results[name] = figures
                         save()
+                case "inapp":
+                    async with fresh_stack(name) as stack:
+                        results[name] = await inapp_latency.run(stack, sizes)
             save()
     results["seconds"] = round(time.perf_counter() - started, 1)
     save()

@@ -126,6 +126,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         designer_port=args.designer_port,
         temporal_port=args.temporal_port,
         ui_port=args.ui_port,
+        shop_port=args.shop_port,
         designer=not args.no_designer,
     )
     return run_up(config)
@@ -271,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate_cmd.set_defaults(handler=cmd_migrate)
 
     up_cmd = commands.add_parser(
-        "up", help="run the whole local stack: Temporal, worker, API, designer"
+        "up", help="run the whole local stack: Temporal, worker, API, designer, storefront"
     )
     up_cmd.add_argument(
         "--data-dir",
@@ -284,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("--designer-port", 8501, "the designer"),
         ("--temporal-port", 7233, "the Temporal frontend (gRPC)"),
         ("--ui-port", 8233, "the Temporal Web UI"),
+        ("--shop-port", 8090, "the demo storefront (examples/web/, using the browser SDK)"),
     ):
         up_cmd.add_argument(
             option, type=int, default=default, metavar="PORT", help=f"{what} (default {default})"

@@ -3,7 +3,8 @@
     journeys up ─┬─ temporal server start-dev    frontend, Web UI, DIR/temporal.db
                  ├─ journeys worker
                  ├─ journeys api --port
-                 └─ journeys designer --port     (streamlit; not with --no-designer)
+                 ├─ journeys designer --port     (streamlit; not with --no-designer)
+                 └─ storefront --shop-port       (examples/web/, a thread of this process)
 
 Children start in this order, each once the one before is usable, and stop in reverse order:
 SIGTERM, up to `stop_timeout` seconds to finish, then SIGKILL. They stay in our process group,
@@ -39,6 +40,7 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKey
 
+from cli.shop import STOREFRONT, Storefront
 from journeys.contracts import SEARCH_ATTRIBUTES
 from journeys.errors import JourneysError
 
@@ -144,6 +146,7 @@ class StackConfig:
     designer_port: int = 8501
     temporal_port: int = 7233
     ui_port: int = 8233
+    shop_port: int = 8090
     designer: bool = True
     api: bool = True
     """Not a CLI option: lets tests run the Temporal dev server and the worker alone."""
@@ -169,6 +172,16 @@ class StackConfig:
     def designer_url(self) -> str:
         """The designer."""
         return f"http://{HOST}:{self.designer_port}"
+
+    @property
+    def shop_url(self) -> str:
+        """The demo storefront."""
+        return f"http://{HOST}:{self.shop_port}"
+
+    @property
+    def shop(self) -> bool:
+        """Whether the storefront is served: beside the API, from a source checkout."""
+        return self.api and STOREFRONT.is_dir()
 
     @property
     def logs(self) -> Path:
@@ -280,6 +293,7 @@ class Stack:
         self.namespace = self.environment.get("TEMPORAL_NAMESPACE", "default")
         self.out = out if out is not None else sys.stdout
         self.children: list[Child] = []
+        self.storefront: Storefront | None = None
         self.stop_requested = False
         self.last_problem: str | None = None
         """Why the last readiness check failed, for the time-out message."""
@@ -344,6 +358,7 @@ class Stack:
             "--ui-port": config.ui_port,
             **({"--api-port": config.api_port} if config.api else {}),
             **({"--designer-port": config.designer_port} if config.designer else {}),
+            **({"--shop-port": config.shop_port} if config.shop else {}),
         }
         taken = [f"{port} ({option})" for option, port in ports.items() if not port_is_free(port)]
         if taken:
@@ -451,7 +466,25 @@ class Stack:
             step = steps[child.name]
             if step is not None and not self._wait(*step):
                 return False
+        if self.config.shop and not self.stop_requested:
+            self._serve_storefront()
         return not self.stop_requested
+
+    def _serve_storefront(self) -> None:
+        config = self.config
+        try:
+            storefront = Storefront(
+                config.shop_port,
+                config.api_url,
+                self.environment["JOURNEYS_WRITE_KEY"],
+                log_path=config.logs / "shop.log",
+            )
+        except OSError as error:  # taken since the check at start
+            message = f"cannot serve the storefront on port {config.shop_port}: {error}"
+            raise StackFailed(message) from None
+        storefront.start()
+        self.storefront = storefront
+        self.say(f"  serving the storefront at {storefront.url}")
 
     # --- running ---------------------------------------------------------------------------
 
@@ -465,7 +498,11 @@ class Stack:
         return None
 
     def stop(self) -> None:
-        """Stop every child in reverse start order; safe to call more than once."""
+        """Stop the storefront, then every child in reverse start order; safe to call more
+        than once."""
+        if self.storefront is not None:
+            self.storefront.stop()
+            self.storefront = None
         while self.children:
             child = self.children.pop()
             if child.exit_code() is not None:
@@ -493,6 +530,11 @@ class Stack:
             ]
         if config.designer:
             lines.append(f"  designer           {config.designer_url}")
+        if self.storefront is not None:
+            lines.append(
+                f"  storefront         {config.shop_url}/checkout.html  (the browser SDK: "
+                "publish examples/checkout-help.json, then linger there 10 s)"
+            )
         lines += [
             f"  Temporal Web UI    {config.temporal_ui_url}",
             f"  Temporal frontend  {config.temporal_address}  (namespace {self.namespace})",

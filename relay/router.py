@@ -22,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -44,6 +45,7 @@ from journeys.routing import NoLiveJourney, RoutingUnavailable, TriggerResult
 from journeys.settings import Settings
 from journeys.store import EventRecord, Store
 from journeys.store.claims import ALL, Claim, OutboxClaims
+from relay.admission import Admission
 from workflows.client import connect, signal_event, signal_leave, start_journey
 
 logger = logging.getLogger("journeys.router")
@@ -108,6 +110,7 @@ class EventRouter:
         self._wakeup = asyncio.Event()
         self._versions: dict[tuple[str, int], Journey] = {}
         registry = registry or CollectorRegistry()
+        self._admission = Admission(store, registry=registry)
         self._routed = Counter(
             "journeys_events_routed", "Events routed to their journeys", registry=registry
         )
@@ -234,8 +237,10 @@ class EventRouter:
                     event.timestamp,
                 )
                 if entering:
-                    await self._call(
-                        start_journey(
+                    await self._start(
+                        workflow_id(journey.id, record.user_id),
+                        partial(
+                            start_journey,
                             client,
                             journey=journey,
                             version=published.version,
@@ -243,7 +248,7 @@ class EventRouter:
                             entry=entry_context(event),
                             task_queue=self._task_queue,
                             event=event,
-                        )
+                        ),
                     )
                     continue
             if published.live and journey.entry.segment is not None:
@@ -262,15 +267,17 @@ class EventRouter:
         )
         if allowed:
             with contextlib.suppress(WorkflowAlreadyStartedError):
-                await self._call(
-                    start_journey(
+                await self._start(
+                    workflow_id(journey.id, user_id),
+                    partial(
+                        start_journey,
                         client,
                         journey=journey,
                         version=published.version,
                         user_id=user_id,
                         entry=EntryContext(properties=entry, timestamp=event.timestamp),
                         task_queue=self._task_queue,
-                    )
+                    ),
                 )
 
     # --- requests from the API --------------------------------------------------------------
@@ -293,15 +300,17 @@ class EventRouter:
             )
             if started:
                 try:
-                    await self._call(
-                        start_journey(
+                    await self._start(
+                        workflow_id(journey.id, user_id),
+                        partial(
+                            start_journey,
                             client,
                             journey=journey,
                             version=published.version,
                             user_id=user_id,
                             entry=EntryContext(properties=content, timestamp=now),
                             task_queue=self._task_queue,
-                        )
+                        ),
                     )
                 except WorkflowAlreadyStartedError:
                     started = False
@@ -342,6 +351,12 @@ class EventRouter:
             except RuntimeError as error:
                 raise RoutingUnavailable(f"cannot reach Temporal: {error}") from error
         return self._client
+
+    async def _start(self, run: str, start: Callable[[], Awaitable[Any]]) -> None:
+        """Start (or signal-with-start) the run of workflow id `run` once the admission window
+        has room."""
+        async with self._admission.slot(run):
+            await self._call(start())
 
     async def _call(self, call: Awaitable[Any]) -> None:
         """Await a Temporal call; a run that is gone is no error, an outage is."""

@@ -316,9 +316,13 @@
       arrow.style.setProperty('left', Math.max(12, Math.min(a.left + a.width / 2 - left, w - 12)) + 'px');
     };
     const later = () => { frame = frame || requestAnimationFrame(place); };
+    // The page's own changes move the anchor (or take it away) as much as scrolling does.
+    const changes = new MutationObserver(later);
+    changes.observe(doc.body, { childList: true, subtree: true });
     addEventListener('scroll', later, true);
     addEventListener('resize', later);
     entry.cleanup.push(() => {
+      changes.disconnect();
       removeEventListener('scroll', later, true);
       removeEventListener('resize', later);
       cancelAnimationFrame(frame);

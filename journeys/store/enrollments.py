@@ -3,14 +3,17 @@ journey statistics show."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, func, select
 
 from journeys.contracts import EndStatus, EnrollInput, ProgressInput
 from journeys.store.base import StoreBase, get_or_raise, once_more_on_conflict
 from journeys.store.records import EnrollmentRecord, NodeVisitRecord
+
+CLOCK_SLACK = timedelta(seconds=5)
+"""How far the clock of the process that started a run may be ahead of Temporal's."""
 
 
 class EnrollmentsAggregate(StoreBase):
@@ -79,6 +82,23 @@ class EnrollmentsAggregate(StoreBase):
         )
         with self._read() as session:
             return session.exec(statement).first()
+
+    def started_runs(self, started: Mapping[str, datetime]) -> set[str]:
+        """Which of these workflow ids (each with when its run was started) have a run that is
+        active, or that entered at or after that time (less `CLOCK_SLACK`): a run recorded
+        its enrollment once its first workflow task has run."""
+        if not started:
+            return set()
+        statement = select(
+            EnrollmentRecord.workflow_id, EnrollmentRecord.status, EnrollmentRecord.entered_at
+        ).where(col(EnrollmentRecord.workflow_id).in_(list(started)))
+        with self._read() as session:
+            rows = session.exec(statement).all()
+        return {
+            workflow_id
+            for workflow_id, status, entered_at in rows
+            if status == "active" or entered_at >= started[workflow_id] - CLOCK_SLACK
+        }
 
     def active_workflow_ids(self, journey_id: str) -> list[str]:
         """The workflow ids of the journey's active enrollments."""

@@ -205,6 +205,7 @@ class EnrollmentRecord(SQLModel, table=True):
     __table_args__ = (
         Index("ix_enrollments_journey_status", "journey_id", "status"),
         Index("ix_enrollments_journey_current_node", "journey_id", "current_node"),
+        Index("ix_enrollments_workflow_id", "workflow_id"),
     )
 
     id: str = Field(primary_key=True)

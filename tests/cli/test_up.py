@@ -65,6 +65,7 @@ def stack_config(data_dir: Path, **options: bool) -> StackConfig:
         designer_port=free_port(),
         temporal_port=free_port(),
         ui_port=free_port(),
+        shop_port=free_port(),
         api=options.get("api", False),
         designer=options.get("designer", False),
         start_timeout=60,
@@ -340,6 +341,7 @@ def up_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], StackCon
             "--api-port", str(config.api_port),
             "--temporal-port", str(config.temporal_port),
             "--ui-port", str(config.ui_port),
+            "--shop-port", str(config.shop_port),
         ],
         env=environment,
         stdout=subprocess.PIPE,
@@ -373,7 +375,10 @@ def test_journeys_up_runs_the_stack_and_one_sigint_stops_it_all(
     assert f"write key          {DEV_WRITE_KEY}" in printed
     assert f"admin token        {DEV_ADMIN_TOKEN}" in printed
     assert "designer " not in printed
+    assert f"storefront         {config.shop_url}/checkout.html" in printed
     assert f"logs in {config.data_dir / 'logs'}" in printed
+    shop_config = httpx.get(f"{config.shop_url}/config.js", timeout=15).text
+    assert f'"apiUrl": "{api}", "writeKey": "{DEV_WRITE_KEY}"' in shop_config
     assert httpx.get(f"{api}/healthz", timeout=15).status_code == 200
     assert httpx.get(f"http://127.0.0.1:{config.ui_port}", timeout=15).status_code == 200
     attributes = search_attributes(f"127.0.0.1:{config.temporal_port}")
@@ -395,6 +400,7 @@ def test_journeys_up_runs_the_stack_and_one_sigint_stops_it_all(
     ]
     assert processes_in_group(process.pid) == []
     assert all(process_state(pid) is None for pid in children.values())
+    assert port_is_free(config.shop_port)
     for name in children:
         assert (config.data_dir / "logs" / f"{name}.log").exists()
 

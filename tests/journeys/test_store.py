@@ -949,6 +949,7 @@ def test_a_database_made_by_create_all_is_adopted(empty_url: str, tmp_path: Path
         "ALTER TABLE deliveries DROP COLUMN opened_at",
         "ALTER TABLE deliveries DROP COLUMN clicked_at",
         "ALTER TABLE events DROP COLUMN partition_key",
+        "DROP INDEX ix_enrollments_workflow_id",
     ]
     execute(empty_url, *dropped, *POPULATED_AT_0001[:2])
     store = Store(empty_url)

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from api.auth import require_admin, require_write_key
+from api.auth import require_admin, require_write_key, require_write_key_in_query
 from api.body import BodyReader
 from tests.api.helpers import bearer
 
@@ -29,12 +29,23 @@ PUBLIC = {
     "/unsubscribe": "the signed token in the link is the credential",
     "/c/{token}": "a tracked link in a message: its signed token is the credential",
     "/o/{token}.gif": "the open pixel of an email: its signed token is the credential",
+    "/sdk/journeys.js": "the browser SDK, a public script",
+    "/sdk/journeys.css": "the browser SDK's stylesheet",
+    **{
+        f"/mixpanel/{name}{slash}": "Mixpanel's libraries put the write key (their project "
+        "token) in every record, which the endpoint checks: tests/api/test_mixpanel.py"
+        for name in ("track", "import", "engage", "groups", "flags")
+        for slash in ("", "/")
+    },
 }
 """The only API routes that take no credential, and why."""
 DOCUMENTATION = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 """FastAPI's own documentation routes (the spec: "OpenAPI at /docs"): no data, no actions."""
 
-Credential = Literal["write", "admin", "none"]
+Credential = Literal["write", "write-in-query", "admin", "none"]
+"""What an endpoint takes: "write-in-query" is the live inbox stream's `?key=` (a request
+with it streams for as long as the client stays, so only its refusals are walked here;
+tests/api/test_inbox.py opens it)."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +96,9 @@ def endpoints(app: FastAPI) -> list[Endpoint]:
         if require_write_key in calls:
             assert credential == "none", f"{route.path} asks for both credentials"
             credential = "write"
+        if require_write_key_in_query in calls:
+            assert credential == "none", f"{route.path} asks for two credentials"
+            credential = "write-in-query"
         body = next((c for c in calls if isinstance(c, BodyReader)), None)
         path = re.sub(r"\{(\w+)(:\w+)?\}", lambda m: SAMPLE.get(m.group(1), "x"), route.path)
         for method in sorted((route.methods or set()) - {"HEAD"}):

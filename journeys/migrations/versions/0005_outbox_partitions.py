@@ -1,4 +1,5 @@
-"""Events carry the key that places them in a partition of the outbox.
+"""Events carry the key that places them in a partition of the outbox; enrollments are found
+by workflow id.
 
 Revision ID: 0005
 Revises: 0004
@@ -7,7 +8,8 @@ Create Date: 2026-12-02
 Routers of several API replicas share the outbox by partition (`journeys.store.claims`); an
 event's partition is `partition_key % JOURNEYS_ROUTER_PARTITIONS`, where the key is a stable hash
 of its user id. Events still waiting in the outbox get their key here; routed events never need
-one, and keep none.
+one, and keep none. Routers look up the enrollments of the runs they have just started by
+workflow id (`relay.admission`).
 """
 
 from __future__ import annotations
@@ -32,9 +34,10 @@ def _key(user_id: str) -> int:
 
 
 def upgrade() -> None:
-    """Add the column, then key the events waiting in the outbox."""
+    """Add the column and the index, then key the events waiting in the outbox."""
     with op.batch_alter_table("events") as batch:
         batch.add_column(sa.Column("partition_key", sa.Integer(), nullable=True))
+    op.create_index("ix_enrollments_workflow_id", "enrollments", ["workflow_id"])
     connection = op.get_bind()
     after = 0
     while True:
@@ -55,6 +58,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    """Drop the column."""
+    """Drop the index and the column."""
+    op.drop_index("ix_enrollments_workflow_id", table_name="enrollments")
     with op.batch_alter_table("events") as batch:
         batch.drop_column("partition_key")

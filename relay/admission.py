@@ -1,0 +1,129 @@
+"""Admission: how many runs a router has started that are not running yet.
+
+A burst of entries (20,000 users at once) must not become 20,000 first workflow tasks queued at
+Temporal at once: the server then spends its CPU on the backlog and users enter more slowly
+than if they had come in an orderly line. So a router keeps a window of runs it has started
+but not yet seen running (a run records its enrollment once its first workflow task has run);
+a new start waits while the window is full, and the burst waits in the outbox instead, where
+it costs nothing (`journeys_events_unrouted` shows it).
+
+The window adapts to how long runs take to start: it grows while they start within `TARGET`
+and the window is what holds entries back, and shrinks when they take longer (Temporal or the
+workers are behind). Runs that never show up (a run that failed at once, an enrollment this
+router cannot see) leave the window after `STALE` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry, Gauge
+
+from journeys.store import Store
+
+START = 200
+"""Runs that may be starting at once when a router starts."""
+SMALLEST = 20
+LARGEST = 2_000
+TARGET = 2.0
+"""Seconds from a start to the run's first task that count as keeping up."""
+STALE = 60.0
+"""Seconds after which a run not seen running leaves the window anyway."""
+LOOK_EVERY = 0.05
+"""Seconds between two looks at the store while starts wait."""
+ADAPT_EVERY = 1.0
+"""Seconds between two changes of the window, so that it follows a trend, not each look."""
+
+
+@dataclass(frozen=True)
+class _Start:
+    at: float
+    """When it was started (monotonic clock)."""
+    wall: datetime
+    """The same, in UTC, to compare with the enrollment's entry time."""
+
+
+class Admission:
+    """The window of runs started and not yet running, for one router."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        registry: CollectorRegistry | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._starting: dict[str, _Start] = {}
+        self._reserved = 0
+        self._looked_at = -LOOK_EVERY
+        self._adapted_at = -ADAPT_EVERY
+        self._looking = asyncio.Lock()
+        self._held_back = False
+        self._slowest = 0.0
+        self.window = START
+        registry = registry or CollectorRegistry()
+        Gauge(
+            "journeys_runs_starting",
+            "Runs this router has started that have not run their first task yet",
+            registry=registry,
+        ).set_function(lambda: self.starting)
+        Gauge(
+            "journeys_runs_starting_window",
+            "How many runs this router lets start at once (adapts to Temporal's pace)",
+            registry=registry,
+        ).set_function(lambda: self.window)
+
+    @property
+    def starting(self) -> int:
+        """Runs started and not yet seen running, and starts under way."""
+        return len(self._starting) + self._reserved
+
+    @asynccontextmanager
+    async def slot(self, workflow_id: str) -> AsyncIterator[None]:
+        """Wait until the window has room, then hold a place in it while the block starts (or
+        signal-with-starts) the run of `workflow_id`; the run keeps it until it is running. A
+        block that raises gives the place back."""
+        while self.starting >= self.window:
+            self._held_back = True
+            await self._look()
+            if self.starting >= self.window:
+                await asyncio.sleep(LOOK_EVERY)
+        self._reserved += 1
+        try:
+            yield
+        finally:
+            self._reserved -= 1
+        self._starting[workflow_id] = _Start(self._clock(), datetime.now(UTC))
+
+    async def _look(self) -> None:
+        """Drop the runs now running (and the stale ones), and adapt the window."""
+        async with self._looking:  # one look at a time for every waiting start
+            if self._clock() - self._looked_at < LOOK_EVERY:
+                return
+            started = {workflow_id: start.wall for workflow_id, start in self._starting.items()}
+            running = await asyncio.to_thread(self._store.started_runs, started)
+            now = self._looked_at = self._clock()
+            waited = [now - self._starting.pop(workflow_id).at for workflow_id in running]
+            stale = [w for w, start in self._starting.items() if now - start.at > STALE]
+            for workflow_id in stale:
+                del self._starting[workflow_id]
+            self._slowest = max([self._slowest, *waited, *(STALE for _ in stale)])
+            if now - self._adapted_at >= ADAPT_EVERY:
+                self._adapt()
+                self._adapted_at = now
+
+    def _adapt(self) -> None:
+        """Shrink when the slowest start since the last change took over `TARGET`; grow when
+        starts were quick and the window held entries back."""
+        if self._slowest > TARGET:
+            self.window = max(SMALLEST, int(self.window * 0.7))
+        elif self._held_back and 0 < self._slowest < TARGET / 2:
+            self.window = min(LARGEST, self.window + max(1, self.window // 10))
+        self._held_back, self._slowest = False, 0.0
