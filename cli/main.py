@@ -59,7 +59,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     setup_logging(settings.log_level)
-    asyncio.run(run_worker(settings))
+    try:
+        asyncio.run(run_worker(settings))
+    except ConfigurationError as error:
+        # After a failed connect, the Temporal SDK's runtime threads may still call into Python
+        # while the interpreter finalizes, which now and then aborts the process (exit 134)
+        # instead of the exit 2 that says why: say why, then leave at once.
+        print(f"journeys: {error}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(2)
     return 0
 
 
