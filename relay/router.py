@@ -44,7 +44,7 @@ from journeys.reactions import Interest, enters_on, entry_context, interest
 from journeys.routing import NoLiveJourney, RoutingUnavailable, TriggerResult
 from journeys.settings import Settings
 from journeys.store import EventRecord, Store
-from journeys.store.claims import ALL, Claim, OutboxClaims
+from journeys.store.claims import ALL, Claim
 from relay.admission import Admission
 from workflows.client import connect, signal_event, signal_leave, start_journey
 
@@ -97,10 +97,9 @@ class EventRouter:
         *,
         connect_temporal: Callable[[], Awaitable[Client]],
         registry: CollectorRegistry | None = None,
-        claims: OutboxClaims | None = None,
     ) -> None:
         self._store = store
-        self._claims = claims if claims is not None else store.outbox_claims()
+        self._claims = store.outbox_claims()
         self._claim: Claim = frozenset()
         self._claimed_at: float | None = None
         self._partitions = settings.router_partitions
