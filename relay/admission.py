@@ -7,10 +7,13 @@ but not yet seen running (a run records its enrollment once its first workflow t
 a new start waits while the window is full, and the burst waits in the outbox instead, where
 it costs nothing (`journeys_events_unrouted` shows it).
 
-The window adapts to how long runs take to start: it grows while they start within `TARGET`
-and the window is what holds entries back, and shrinks when they take longer (Temporal or the
-workers are behind). Runs that never show up (a run that failed at once, an enrollment this
-router cannot see) leave the window after `STALE` seconds.
+The window adapts to how long runs take to start, judged by the median start since the last
+change: it shrinks when that is over `TARGET` (Temporal or the workers are far behind) and
+grows while starts are quick and the window is what holds entries back. It never goes below
+`SMALLEST`: on a busy machine every start is slow, whatever the window, and a small window
+would then only throttle entries that the server could take. Runs that never show up (a run
+that failed at once, an enrollment this router cannot see) leave the window after `STALE`
+seconds.
 """
 
 from __future__ import annotations
@@ -26,12 +29,13 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from journeys.store import Store
 
-START = 200
-"""Runs that may be starting at once when a router starts."""
-SMALLEST = 20
+START = 500
+"""Runs that may be starting at once when a router starts: a queue the server works through
+in seconds, where 20,000 at once collapsed it."""
+SMALLEST = 100
 LARGEST = 2_000
-TARGET = 2.0
-"""Seconds from a start to the run's first task that count as keeping up."""
+TARGET = 5.0
+"""Seconds from a start to the run's first task (at the median) that count as keeping up."""
 STALE = 60.0
 """Seconds after which a run not seen running leaves the window anyway."""
 LOOK_EVERY = 0.05
@@ -66,7 +70,7 @@ class Admission:
         self._adapted_at = -ADAPT_EVERY
         self._looking = asyncio.Lock()
         self._held_back = False
-        self._slowest = 0.0
+        self._waits: list[float] = []
         self.window = START
         registry = registry or CollectorRegistry()
         Gauge(
@@ -114,16 +118,18 @@ class Admission:
             stale = [w for w, start in self._starting.items() if now - start.at > STALE]
             for workflow_id in stale:
                 del self._starting[workflow_id]
-            self._slowest = max([self._slowest, *waited, *(STALE for _ in stale)])
-            if now - self._adapted_at >= ADAPT_EVERY:
+            self._waits += [*waited, *(STALE for _ in stale)]
+            if self._waits and now - self._adapted_at >= ADAPT_EVERY:
                 self._adapt()
                 self._adapted_at = now
 
     def _adapt(self) -> None:
-        """Shrink when the slowest start since the last change took over `TARGET`; grow when
-        starts were quick and the window held entries back."""
-        if self._slowest > TARGET:
+        """Shrink when the median start since the last change took over `TARGET`; grow when
+        nine starts in ten took under half of it and the window held entries back."""
+        waits = sorted(self._waits)
+        median, ninth = waits[len(waits) // 2], waits[(len(waits) * 9) // 10]
+        if median > TARGET:
             self.window = max(SMALLEST, int(self.window * 0.7))
-        elif self._held_back and 0 < self._slowest < TARGET / 2:
+        elif self._held_back and ninth < TARGET / 2:
             self.window = min(LARGEST, self.window + max(1, self.window // 10))
-        self._held_back, self._slowest = False, 0.0
+        self._held_back, self._waits = False, []

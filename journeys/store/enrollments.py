@@ -85,19 +85,21 @@ class EnrollmentsAggregate(StoreBase):
 
     def started_runs(self, started: Mapping[str, datetime]) -> set[str]:
         """Which of these workflow ids (each with when its run was started) have a run that is
-        active, or that entered at or after that time (less `CLOCK_SLACK`): a run recorded
-        its enrollment once its first workflow task has run."""
+        active, or that ended at or after that time (less `CLOCK_SLACK`): a run records its
+        enrollment once its first workflow task has run. (Its `entered_at` is when its entry
+        event happened, which may be long before a backlog let it start.)"""
         if not started:
             return set()
         statement = select(
-            EnrollmentRecord.workflow_id, EnrollmentRecord.status, EnrollmentRecord.entered_at
+            EnrollmentRecord.workflow_id, EnrollmentRecord.status, EnrollmentRecord.ended_at
         ).where(col(EnrollmentRecord.workflow_id).in_(list(started)))
         with self._read() as session:
             rows = session.exec(statement).all()
         return {
             workflow_id
-            for workflow_id, status, entered_at in rows
-            if status == "active" or entered_at >= started[workflow_id] - CLOCK_SLACK
+            for workflow_id, status, ended_at in rows
+            if status == "active"
+            or (ended_at is not None and ended_at >= started[workflow_id] - CLOCK_SLACK)
         }
 
     def active_workflow_ids(self, journey_id: str) -> list[str]:

@@ -87,17 +87,30 @@ async def test_an_earlier_enrollment_of_the_same_workflow_id_is_not_this_run(
             await start(gate, "b")
 
 
-@pytest.mark.parametrize(("took", "window"), [(admission.TARGET + 1, 70), (0.1, 110)])
+async def test_a_run_that_ended_at_once_counts_whenever_its_entry_event_happened(
+    store: Store,
+) -> None:
+    gate = Admission(store)
+    gate.window = 1
+    await start(gate, "a")
+    # Its entry event waited in the outbox for ten minutes; the run went straight to its end.
+    entered(store, "a", datetime.now(UTC) - timedelta(minutes=10))
+    finish(store, "a:run", "completed", datetime.now(UTC))
+    async with asyncio.timeout(2):
+        await start(gate, "b")
+
+
+@pytest.mark.parametrize(("took", "window"), [(admission.TARGET + 1, 140), (0.1, 220)])
 async def test_slow_starts_shrink_the_window_and_quick_ones_grow_it(
     store: Store, took: float, window: int
 ) -> None:
     clock = Clock()
     gate = Admission(store, clock=clock)
-    gate.window = 100
-    for n in range(100):
+    gate.window = 200
+    for n in range(200):
         await start(gate, f"run-{n}")
     clock.now += took
-    for n in range(100):
+    for n in range(200):
         entered(store, f"run-{n}", datetime.now(UTC))
     await start(gate, "next")  # the window was full: it waited
     assert (gate.starting, gate.window) == (1, window)
