@@ -230,7 +230,20 @@ class JourneyActivities:
         an attempt that dies after that finds the outcome and returns it. An attempt that died
         while the provider was being called finds the claim: it sends again with the same key
         where the provider honours keys, and otherwise gives up rather than risk a duplicate.
+
+        Once the message went or was skipped, the run's steps it carries (its enrollment
+        too, the first time) and then the step it carries for `then` are recorded in one
+        transaction, as `record_steps` would. A delivery that fails records none: the run
+        still holds them and records them itself.
         """
+        outcome = self._deliver(request)
+        carried = request.steps or StepsInput()
+        steps = [*carried.steps, *([request.then] if request.then is not None else [])]
+        if carried.enrollment is not None or steps:
+            self._store.record_steps(steps, enrollment=carried.enrollment)
+        return outcome
+
+    def _deliver(self, request: DeliverInput) -> DeliveryOutcome:
         record = self._begin(request)
         if record.finished:
             return _outcome(record)

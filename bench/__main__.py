@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 from pathlib import Path
 
 from bench.common import SCALES
+from bench.postgres import ENV
 from bench.run import BENCHMARKS, run_benchmarks
 
 HERE = Path(__file__).parent
@@ -33,6 +35,12 @@ def main() -> None:
         default=Path(".journeys/bench"),
         help="the stack's databases and logs, emptied first (default .journeys/bench)",
     )
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get(ENV) or None,
+        help=f"a PostgreSQL role with CREATEDB, for the replicas benchmark (default ${ENV}; "
+        "skipped without one)",
+    )
     args = parser.parse_args()
     # SIGTERM stops a run as Ctrl-C does, so that the stack's processes are stopped too.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -44,6 +52,7 @@ def main() -> None:
             workdir=args.workdir.resolve(),
             output=args.output,
             only=tuple(args.only),
+            postgres_url=args.postgres_url,
         )
     )
 

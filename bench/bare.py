@@ -3,7 +3,8 @@
 `BareSignals` only counts the signals it receives (the ingest baseline). `BareFiveStep` is the
 five-step journey of the interpreter benchmark written by hand: wait for an event, branch on a
 trait, send a message, delay, send a message, through the very activities the interpreter uses
-(`load_context`, `deliver`) with the same timeouts and retry policies.
+(`load_context`, `deliver`) with the same timeouts and retry policies. `BareEntry` is the entry
+path's baseline: started by signal-with-start, it runs one webhook delivery and ends.
 
 `bench.bare_worker` runs them.
 """
@@ -12,10 +13,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import BaseModel
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from bench.bare_inputs import EntryInput, FiveStepInput
     from journeys.contracts import (
         EVENT_SIGNAL,
         Activity,
@@ -26,10 +27,11 @@ with workflow.unsafe.imports_passed_through():
         TemplateContext,
         UserContext,
     )
-    from workflows.journey import DELIVERY_RETRY, DELIVERY_TIMEOUT, STORE_RETRY, STORE_TIMEOUT
+    from workflows.patches import DELIVERY_RETRY, DELIVERY_TIMEOUT, STORE_RETRY, STORE_TIMEOUT
 
 BARE_SIGNALS = "BareSignals"
 BARE_FIVE_STEP = "BareFiveStep"
+BARE_ENTRY = "BareEntry"
 DONE_SIGNAL = "done"
 
 
@@ -56,16 +58,6 @@ class BareSignals:
         """Wait for `done`; how many events arrived."""
         await workflow.wait_condition(lambda: self._done)
         return self._events
-
-
-class FiveStepInput(BaseModel):
-    """The user, the event to wait for, the delay and the webhook both messages go to."""
-
-    journey_id: str
-    user_id: str
-    wait_for: str
-    delay_seconds: float
-    webhook_url: str
 
 
 @workflow.defn(name=BARE_FIVE_STEP)
@@ -106,20 +98,42 @@ class BareFiveStep:
         return path
 
     async def _message(self, input: FiveStepInput, node_id: str) -> None:
-        request = DeliverInput(
-            idempotency_key=f"{workflow.info().workflow_id}:{node_id}",
-            journey_id=input.journey_id,
-            version=1,
-            node_id=node_id,
-            user_id=input.user_id,
-            channel="webhook",
-            content={"url": input.webhook_url, "body": {"user": "{{ user.id }}", "step": node_id}},
-            context=TemplateContext(),
-        )
-        await workflow.execute_activity(
-            Activity.DELIVER,
-            request,
-            result_type=DeliveryOutcome,
-            start_to_close_timeout=DELIVERY_TIMEOUT,
-            retry_policy=DELIVERY_RETRY,
-        )
+        body = {"user": "{{ user.id }}", "step": node_id}
+        await _webhook(input.journey_id, input.user_id, node_id, input.webhook_url, body)
+
+
+@workflow.defn(name=BARE_ENTRY)
+class BareEntry:
+    """Started with the entry event (signal-with-start): one webhook, then the end."""
+
+    @workflow.signal(name=EVENT_SIGNAL)
+    def event(self, event: JourneyEvent) -> None:
+        """Take the entry event (the run needs nothing from it)."""
+
+    @workflow.run
+    async def run(self, input: EntryInput) -> None:
+        """Send the webhook."""
+        await _webhook(input.journey_id, input.user_id, "notify", input.webhook_url, input.body)
+
+
+async def _webhook(
+    journey_id: str, user_id: str, node_id: str, url: str, body: dict[str, str]
+) -> None:
+    """Deliver a webhook through the interpreter's `deliver` activity, as a normal activity."""
+    request = DeliverInput(
+        idempotency_key=f"{workflow.info().workflow_id}:{node_id}",
+        journey_id=journey_id,
+        version=1,
+        node_id=node_id,
+        user_id=user_id,
+        channel="webhook",
+        content={"url": url, "body": body},
+        context=TemplateContext(),
+    )
+    await workflow.execute_activity(
+        Activity.DELIVER,
+        request,
+        result_type=DeliveryOutcome,
+        start_to_close_timeout=DELIVERY_TIMEOUT,
+        retry_policy=DELIVERY_RETRY,
+    )

@@ -14,12 +14,14 @@ from temporalio.worker import Worker
 
 from activities.channels import build_channels, closing_channels
 from activities.journey import JourneyActivities
-from bench.bare import BareFiveStep, BareSignals
+from bench.bare import BareEntry, BareFiveStep, BareSignals
 from journeys.settings import load_settings
 from journeys.store import Store
 from journeys.unsubscribe import Links
 from worker.main import Tuning, compile_workflow_modules
 from workflows.client import connect
+
+BARE_WORKFLOWS = (BareSignals, BareFiveStep, BareEntry)
 
 
 async def _serve() -> None:
@@ -32,7 +34,7 @@ async def _serve() -> None:
     activities = JourneyActivities(
         store, channels, Links(settings.links_base_url, settings.unsubscribe_secret)
     )
-    compile_workflow_modules([BareSignals, BareFiveStep])  # as run_worker does
+    compile_workflow_modules(BARE_WORKFLOWS)  # as run_worker does
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -44,7 +46,7 @@ async def _serve() -> None:
         worker = Worker(
             client,
             task_queue=os.environ["BENCH_BARE_QUEUE"],
-            workflows=[BareSignals, BareFiveStep],
+            workflows=list(BARE_WORKFLOWS),
             activities=activities.all(),
             activity_executor=executor,
             max_concurrent_activities=tuning.max_concurrent_activities,

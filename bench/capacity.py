@@ -11,7 +11,6 @@ second; the peak is kept too.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -22,6 +21,7 @@ from bench.common import (
     BATCH_SIZE,
     BATCHES_IN_FLIGHT,
     Progress,
+    Sampler,
     Sizes,
     post_batches,
     say,
@@ -57,24 +57,13 @@ def journey(journey_id: str) -> dict[str, Any]:
     }
 
 
-class PeakMemory:
+class PeakMemory(Sampler):
     """Samples the resident memory of some processes until stopped; keeps the peaks."""
 
     def __init__(self, processes: dict[str, Process], every: float = 0.5) -> None:
+        super().__init__(every)
         self._processes = processes
-        self._every = every
         self.peak = dict.fromkeys(processes, 0)
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> PeakMemory:
-        self._task = asyncio.create_task(self._sample())
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
 
     def now(self) -> dict[str, int]:
         """Each process's resident memory now (and the peaks updated)."""
@@ -83,10 +72,9 @@ class PeakMemory:
             self.peak[name] = max(self.peak[name], size)
         return sizes
 
-    async def _sample(self) -> None:
-        while True:
-            self.now()
-            await asyncio.sleep(self._every)
+    async def sample(self) -> None:
+        """Update the peaks."""
+        self.now()
 
 
 async def run(
@@ -126,9 +114,15 @@ def growth(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-async def _paced(stack: Stack, calls: list[dict[str, Any]], through: Callable[[], int]) -> None:
+async def paced(
+    stack: Stack,
+    calls: list[dict[str, Any]],
+    through: Callable[[], int],
+    progress: Progress | None = None,
+) -> None:
     """Send the calls in chunks of `BATCH_SIZE * BATCHES_IN_FLIGHT`, each only while fewer than
-    `IN_FLIGHT` are sent but not yet `through`: up to `IN_FLIGHT` + 399 can be on the way."""
+    `IN_FLIGHT` are sent but not yet `through`: up to `IN_FLIGHT` + 399 can be on the way.
+    `progress` counts the calls the API has accepted."""
     sent = 0
     for start in range(0, len(calls), BATCH_SIZE * BATCHES_IN_FLIGHT):
         chunk = calls[start : start + BATCH_SIZE * BATCHES_IN_FLIGHT]
@@ -137,6 +131,8 @@ async def _paced(stack: Stack, calls: list[dict[str, Any]], through: Callable[[]
             await asyncio.sleep(0.2)
         await post_batches(stack.http, chunk)
         sent += len(chunk)
+        if progress is not None:
+            progress.update(sent)
 
 
 async def _phase(
@@ -157,7 +153,7 @@ async def _phase(
             interval=0.5,
         )
     )  # fmt: skip
-    await _paced(stack, [track(user, event) for user in ids], through)
+    await paced(stack, [track(user, event) for user in ids], through)
     done = await reached
     return done - start
 

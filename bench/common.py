@@ -1,16 +1,19 @@
-"""What the benchmarks share: sizes, progress lines, waiting for a count, sending batches."""
+"""What the benchmarks share: sizes, progress lines, waiting for a count, sending batches,
+sampling in the background."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import math
 import sys
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -38,6 +41,13 @@ class Sizes:
     """Users waiting at once, one size after another."""
     inapp_runs: int
     """Events tracked from a browser page, each until its tooltip is on screen."""
+    replicas: tuple[int, ...]
+    """API processes sharing one PostgreSQL store, one count after another."""
+    replicas_users: int
+    replicas_events: int
+    """Events sent through the replicas (beside one entry per user)."""
+    burst_users: int
+    """Users entering at once (unpaced), and as many paced."""
     timeout: float = 900.0
     """Seconds any one wait may take before the benchmark gives up."""
 
@@ -51,6 +61,10 @@ FULL = Sizes(
     interpreter_rounds=2,
     capacity=(1_000, 5_000, 20_000),
     inapp_runs=50,
+    replicas=(1, 2, 3),
+    replicas_users=500,
+    replicas_events=10_000,
+    burst_users=20_000,
     timeout=3600,
 )
 QUICK = Sizes(
@@ -62,6 +76,10 @@ QUICK = Sizes(
     interpreter_rounds=1,
     capacity=(100, 250, 500),
     inapp_runs=20,
+    replicas=(1, 2, 3),
+    replicas_users=100,
+    replicas_events=2_000,
+    burst_users=2_000,
     timeout=300,
 )
 TINY = Sizes(
@@ -73,9 +91,40 @@ TINY = Sizes(
     interpreter_rounds=1,
     capacity=(10, 20),
     inapp_runs=3,
+    replicas=(1, 3),
+    replicas_users=6,
+    replicas_events=60,
+    burst_users=20,
     timeout=30,
 )
 SCALES = {"full": FULL, "quick": QUICK, "tiny": TINY}
+
+
+class Sampler(ABC):
+    """Calls `sample` every `every` seconds in the background while its block runs."""
+
+    def __init__(self, every: float) -> None:
+        self._every = every
+        self._task: asyncio.Task[None] | None = None
+
+    @abstractmethod
+    async def sample(self) -> None:
+        """Take one sample."""
+
+    async def __aenter__(self) -> Self:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _run(self) -> None:
+        while True:
+            await self.sample()
+            await asyncio.sleep(self._every)
 
 
 def say(text: str) -> None:
@@ -151,24 +200,28 @@ def track(user_id: str, event: str, **properties: Any) -> dict[str, Any]:
 
 
 async def post_batches(
-    http: httpx.AsyncClient,
+    http: httpx.AsyncClient | Sequence[httpx.AsyncClient],
     calls: Sequence[dict[str, Any]],
     progress: Progress | None = None,
     *,
     in_flight: int = BATCHES_IN_FLIGHT,
+    batch_size: int = BATCH_SIZE,
 ) -> float:
-    """Send the calls as `POST /v1/batch` of `BATCH_SIZE`, `in_flight` at once; the
-    `time.perf_counter()` when the last was accepted."""
-    batches = [calls[i : i + BATCH_SIZE] for i in range(0, len(calls), BATCH_SIZE)]
+    """Send the calls as `POST /v1/batch` of `batch_size`, `in_flight` at once (given several
+    API clients, each batch to the next, in turn); the `time.perf_counter()` when the last was
+    accepted."""
+    clients = [http] if isinstance(http, httpx.AsyncClient) else list(http)
+    batches = [calls[i : i + batch_size] for i in range(0, len(calls), batch_size)]
     sent = 0
     gate = asyncio.Semaphore(in_flight)
 
-    async def post(batch: Sequence[dict[str, Any]]) -> None:
+    async def post(index: int, batch: Sequence[dict[str, Any]]) -> None:
         nonlocal sent
+        client = clients[index % len(clients)]
         async with gate:
             for attempt in range(1, SEND_ATTEMPTS + 1):
                 try:
-                    response = await http.post("/v1/batch", json={"batch": list(batch)})
+                    response = await client.post("/v1/batch", json={"batch": list(batch)})
                     break
                 except httpx.TransportError:
                     # As Segment's SDKs do: send again (the messageIds make it harmless).
@@ -179,10 +232,16 @@ async def post_batches(
             if progress is not None:
                 progress.update(sent)
 
-    await asyncio.gather(*map(post, batches))
+    await asyncio.gather(*map(post, range(len(batches)), batches))
     if progress is not None:
         progress.update(sent, force=True)
     return time.perf_counter()
+
+
+def batch_size(calls: int, clients: int) -> int:
+    """Batches of `BATCH_SIZE`, or smaller when there are too few calls for each of the
+    clients to get one."""
+    return max(1, min(BATCH_SIZE, math.ceil(calls / clients)))
 
 
 async def bounded(calls: Sequence[Coroutine[Any, Any, Any]], at_once: int) -> list[Any]:

@@ -12,7 +12,6 @@ server's while the clock runs; the workers' handling of the signals follows late
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ from bench.bare import BARE_SIGNALS, DONE_SIGNAL
 from bench.common import (
     Progress,
     Sizes,
+    batch_size,
     bounded,
     cpu_ms_per,
     other_load,
@@ -71,35 +71,36 @@ async def run(stack: Stack, sizes: Sizes) -> dict[str, Any]:
     }
 
 
-async def _journeys(stack: Stack, sizes: Sizes) -> dict[str, Any]:
-    journey_id = f"bench-ingest-{uuid.uuid4().hex[:6]}"
+async def listening(
+    stack: Stack, label: str, users: int, timeout: float
+) -> tuple[str, list[dict[str, Any]]]:
+    """Publish the journey (its id starts with `label`) and enter `users` users, their
+    entries sent through each API process of the stack in turn; once they all wait, the
+    journey's id and the entries sent."""
+    journey_id = f"{label}-{uuid.uuid4().hex[:6]}"
     await stack.publish(journey(journey_id))
-    users = [f"ingest-{i}" for i in range(sizes.ingest_users)]
-    await post_batches(stack.http, [track(user, "Ingest Start") for user in users])
+    entries = [track(f"{journey_id}-u{i}", "Ingest Start") for i in range(users)]
+    clients = [replica.http for replica in stack.apis]
+    await post_batches(clients, entries, batch_size=batch_size(users, len(clients)))
 
     def waiting() -> int:
         return stack.store.node_counts(journey_id).get(NODE, {}).get("waiting", 0)
 
     await until(
-        waiting, len(users), Progress("users entered", len(users)), timeout=sizes.timeout,
-        check=stack.check,
-    )  # fmt: skip
+        waiting, users, Progress("users entered", users), timeout=timeout, check=stack.check
+    )
+    return journey_id, entries
+
+
+async def _journeys(stack: Stack, sizes: Sizes) -> dict[str, Any]:
+    journey_id, entries = await listening(stack, "bench-ingest", sizes.ingest_users, sizes.timeout)
+    users = [entry["userId"] for entry in entries]
     pings = [track(users[i % len(users)], "Ingest Ping", n=i) for i in range(sizes.ingest_events)]
     await stack.settle()
     sending = Progress("events accepted", sizes.ingest_events)
     cpu = stack.cpu()
     start = time.perf_counter()
-    routed = asyncio.create_task(
-        until(
-            # Stored and no longer in the outbox (the entries were routed before).
-            lambda: sending.done - stack.store.unrouted_count(),
-            sizes.ingest_events,
-            Progress("events routed", sizes.ingest_events),
-            timeout=sizes.timeout,
-            check=stack.check,
-            interval=0.05,
-        )
-    )
+    routed = stack.outbox_drained(sending, sizes.timeout)
     accepted = await post_batches(stack.http, pings, sending)
     done = await routed
     after = stack.cpu()

@@ -19,7 +19,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.bare import BARE_FIVE_STEP, FiveStepInput
+from bench.bare import BARE_FIVE_STEP
+from bench.bare_inputs import FiveStepInput
 from bench.common import Progress, Sizes, bounded, other_load, say, until
 from bench.receiver import Receiver
 from bench.stack import BARE_QUEUE, JOURNEYS_QUEUE, Stack

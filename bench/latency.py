@@ -5,6 +5,12 @@ Every event enters a new user into a journey whose only node sends a webhook, so
 is the whole path: ingest, outbox, router, signal-with-start, the first workflow task, the
 interpreter's progress records, the delivery activity and the HTTP request. Events are sent on
 a fixed schedule (open loop): a slow system does not slow the sender down.
+
+At the highest rate, which saturates this machine, the same schedule also drives the entry
+path's bare-SDK side: the benchmark signal-with-starts a `bench.bare.BareEntry` run per event
+(on the bare worker, with the same tuning), which delivers the same webhook through the same
+activity and ends. Messages delivered per second on each side, from the first event to the last
+message, give the entry path's ratio.
 """
 
 from __future__ import annotations
@@ -13,19 +19,33 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from temporalio.service import RPCError
 
+from bench.bare import BARE_ENTRY
+from bench.bare_inputs import EntryInput
 from bench.common import Progress, Sizes, cpu_ms_per, other_load, percentile, say, until
 from bench.receiver import Receiver
-from bench.stack import Stack
+from bench.stack import BARE_QUEUE, Stack
+from journeys.contracts import EVENT_SIGNAL, JourneyEvent
 
 TARGET_P99_MS = 250.0
 TARGET_RATE = 20
+TARGET_ENTRY_RATIO = 0.9
+"""Entry path saturated: journeys delivered per second ÷ the bare side's, at least."""
+JOURNEYS_CPU = ("api", "worker", "temporal")
+BARE_CPU = ("bare-worker", "temporal", "driver")
+"""Whose CPU an event is charged on each side: the bare side's client is the benchmark."""
 STEP = "message"
 DRAIN_SECONDS = 30.0
 """How long to wait for the last messages after the last event was sent."""
+
+
+BODY = {"user": "{{ user.id }}", "step": STEP}
 
 
 def journey(journey_id: str, url: str) -> dict[str, Any]:
@@ -39,33 +59,112 @@ def journey(journey_id: str, url: str) -> dict[str, Any]:
             "notify": {
                 "type": "message",
                 "channel": "webhook",
-                "content": {"url": url, "body": {"user": "{{ user.id }}", "step": STEP}},
+                "content": {"url": url, "body": BODY},
             }
         },
     }
 
 
 async def run(stack: Stack, sizes: Sizes, receiver: Receiver) -> dict[str, Any]:
-    """One steady rate after another; percentiles per rate."""
+    """One steady rate after another, percentiles per rate; at the highest, the bare side of
+    the entry path too."""
     results: dict[str, Any] = {}
     for rate in sizes.latency_rates:
         await stack.settle()
         say(f"latency: {rate} events/s for {sizes.latency_seconds:g} s")
-        results[str(rate)] = await _at_rate(stack, sizes, receiver, rate)
+        results[str(rate)] = await _journeys_at_rate(stack, sizes, receiver, rate)
+    saturated = max(sizes.latency_rates)
+    await stack.settle()
+    say(f"latency: bare entry path, {saturated} events/s for {sizes.latency_seconds:g} s")
+    bare = await _bare_at_rate(stack, sizes, receiver, saturated)
+    entry_ratio = results[str(saturated)]["delivered_per_s"] / bare["delivered_per_s"]
+    say(
+        f"latency: entry path at {saturated}/s delivered "
+        f"{results[str(saturated)]['delivered_per_s']:.1f}/s (journeys) against "
+        f"{bare['delivered_per_s']:.1f}/s (bare signal-with-start → activity): "
+        f"{entry_ratio:.2f}"
+    )
     twenty = results.get(str(TARGET_RATE))
     return {
         "rates": results,
         "target_p99_ms": TARGET_P99_MS,
         "target_rate": TARGET_RATE,
         "met": None if twenty is None else twenty["p99_ms"] < TARGET_P99_MS,
+        "entry_path": {
+            "rate": saturated,
+            "journeys_per_s": results[str(saturated)]["delivered_per_s"],
+            "bare_per_s": bare["delivered_per_s"],
+            "bare": bare,
+            "ratio": entry_ratio,
+            "target": TARGET_ENTRY_RATIO,
+            "met": entry_ratio >= TARGET_ENTRY_RATIO,
+        },
     }
 
 
-async def _at_rate(stack: Stack, sizes: Sizes, receiver: Receiver, rate: int) -> dict[str, Any]:
+async def _journeys_at_rate(
+    stack: Stack, sizes: Sizes, receiver: Receiver, rate: int
+) -> dict[str, Any]:
+    """Entry events through the API, each entering a new user into a one-message journey."""
     journey_id = f"bench-latency-{rate}-{uuid.uuid4().hex[:6]}"
     await stack.publish(journey(journey_id, receiver.url))
+
+    async def send(user: str) -> bool:
+        body = {"userId": user, "event": "Latency Ping", "messageId": uuid.uuid4().hex}
+        try:
+            response = await stack.http.post("/v1/track", json=body)
+        except httpx.HTTPError:
+            return False  # its message never comes: counted as lost too
+        return response.status_code == 200
+
+    return await _paced(
+        stack, sizes, receiver, rate, prefix=journey_id, send_one=send, charged=JOURNEYS_CPU
+    )
+
+
+async def _bare_at_rate(
+    stack: Stack, sizes: Sizes, receiver: Receiver, rate: int
+) -> dict[str, Any]:
+    """Bare runs started by signal-with-start with the entry event, each sending the webhook."""
+    prefix = f"bare-entry-{rate}-{uuid.uuid4().hex[:6]}"
+
+    async def send(user: str) -> bool:
+        event = JourneyEvent(
+            message_id=uuid.uuid4().hex, name="Latency Ping", timestamp=datetime.now(UTC)
+        )
+        try:
+            await stack.temporal.start_workflow(
+                BARE_ENTRY,
+                EntryInput(journey_id=prefix, user_id=user, webhook_url=receiver.url, body=BODY),
+                id=user,
+                task_queue=BARE_QUEUE,
+                start_signal=EVENT_SIGNAL,
+                start_signal_args=[event],
+            )
+        except RPCError:
+            return False  # its message never comes: counted as lost too
+        return True
+
+    return await _paced(
+        stack, sizes, receiver, rate, prefix=prefix, send_one=send, charged=BARE_CPU
+    )
+
+
+async def _paced(
+    stack: Stack,
+    sizes: Sizes,
+    receiver: Receiver,
+    rate: int,
+    *,
+    prefix: str,
+    send_one: Callable[[str], Awaitable[bool]],
+    charged: Sequence[str],
+) -> dict[str, Any]:
+    """Send one event per user at `rate` (open loop) with `send_one` (False: it failed), wait
+    for their messages, and measure: latencies, messages delivered per second from the first
+    send to the last message, and the CPU per event of the `charged` processes."""
     count = max(1, round(rate * sizes.latency_seconds))
-    users = [f"{journey_id}-u{i}" for i in range(count)]
+    users = [f"{prefix}-u{i}" for i in range(count)]
     sent: dict[str, float] = {}
     progress = Progress("events sent", count)
     failures = 0
@@ -73,13 +172,7 @@ async def _at_rate(stack: Stack, sizes: Sizes, receiver: Receiver, rate: int) ->
     async def send(user: str) -> None:
         nonlocal failures
         sent[user] = time.perf_counter()
-        body = {"userId": user, "event": "Latency Ping", "messageId": uuid.uuid4().hex}
-        try:
-            response = await stack.http.post("/v1/track", json=body)
-        except httpx.HTTPError:
-            failures += 1  # its message never comes: counted as lost too
-            return
-        if response.status_code != 200:
+        if not await send_one(user):
             failures += 1
 
     cpu = stack.cpu()
@@ -104,17 +197,19 @@ async def _at_rate(stack: Stack, sizes: Sizes, receiver: Receiver, rate: int) ->
             check=stack.check,
         )
     after = stack.cpu()
-    used = cpu_ms_per(cpu, after, count, ("api", "worker", "temporal"))
+    used = cpu_ms_per(cpu, after, count, charged)
     others = other_load(cpu, after, time.perf_counter() - start)
-    latencies = [
-        (receiver.arrivals[user][STEP] - sent[user]) * 1000
+    arrived = {
+        user: receiver.arrivals[user][STEP]
         for user in users
         if STEP in receiver.arrivals.get(user, {})
-    ]
-    if not latencies:
-        raise RuntimeError(f"no message of the {rate}/s run reached the receiver")
+    }
+    if not arrived:
+        raise RuntimeError(f"no message of the {rate}/s run ({prefix}) reached the receiver")
+    latencies = [(arrived[user] - sent[user]) * 1000 for user in arrived]
     return {
         "events": count,
+        "delivered_per_s": len(arrived) / (max(arrived.values()) - start),
         "sent_per_s": (count - 1) / (last_sent - start) if count > 1 else float(rate),
         "received": len(latencies),
         "lost": count - len(latencies),

@@ -128,11 +128,66 @@ def table(results: dict[str, Any]) -> str:
                 "",
             )
         )
+    rows.extend(_replicas_rows(results.get("replicas")))
+    rows.extend(_burst_rows(results.get("burst")))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
              for row in rows]  # fmt: skip
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
+
+
+Row = tuple[str, str, str, str, str]
+
+
+def _replicas_rows(replicas: dict[str, Any] | None) -> list[Row]:
+    """A row per count of API replicas: signals per event, routed rate, the routing's share."""
+    if replicas is None:
+        return []
+    if "skipped" in replicas:
+        return [("replicas", "skipped", replicas["skipped"], "", "")]
+    return [
+        (
+            f"replicas: {count['apis']} API on PostgreSQL ({replicas['events']} events to "
+            f"{replicas['users']} runs, {count['lost']} lost)",
+            "signals/event; events/s routed (accepted); routed by each; other load",
+            f"{count['signals_per_event']:.2f}; {count['routed_per_s']:.0f} "
+            f"({count['accepted_per_s']:.0f}); "
+            f"{' / '.join(str(n) for n in count['routed_by_replica'])}; "
+            f"{count['other_load_cores']:.2f}",
+            "",
+            f"signals/event = {replicas['target']:.2f} {_verdict(count['met'])}",
+        )
+        for count in replicas["counts"]
+    ]
+
+
+def _burst_rows(burst: dict[str, Any] | None) -> list[Row]:
+    """A row per side of the burst (entry rate, backlog, window), the ratio on the last."""
+    if burst is None:
+        return []
+    rows: list[Row] = []
+    for side in ("paced", "unpaced"):
+        figures = burst.get(side)
+        if figures is None:
+            continue
+        window = "–"
+        if figures["window_min"] is not None:
+            window = f"{figures['window_min']:.0f}–{figures['window_max']:.0f}"
+        rows.append(
+            (
+                f"burst: {burst['users']} entering, {side}",
+                "entered/s (accepted/s); backlog peak; window; other load",
+                f"{figures['entered_per_s']:.1f} ({figures['accepted_per_s']:.0f}); "
+                f"{figures['backlog_peak']}; {window}; {figures['other_load_cores']:.2f}",
+                "",
+                "",
+            )
+        )
+    if "ratio" in burst:
+        last = rows[-1]
+        rows[-1] = (*last[:4], f"{burst['ratio']:.2f} ≥ {burst['floor']} {_verdict(burst['met'])}")
+    return rows
 
 
 def _cpu_sum(ms: dict[str, float]) -> str:

@@ -17,13 +17,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import capacity, inapp_latency, ingest, interpreter, latency
+from bench import burst, capacity, inapp_latency, ingest, interpreter, latency, replicas
 from bench.common import Sizes, say
 from bench.receiver import Receiver
 from bench.report import machine, table
 from bench.stack import Stack, running_stack
 
-BENCHMARKS = ("ingest", "latency", "interpreter", "capacity", "inapp")
+BENCHMARKS = ("ingest", "latency", "interpreter", "capacity", "inapp", "replicas", "burst")
 
 
 async def run_benchmarks(
@@ -33,11 +33,14 @@ async def run_benchmarks(
     workdir: Path,
     output: Path | None,
     only: tuple[str, ...] = BENCHMARKS,
+    postgres_url: str | None = None,
 ) -> dict[str, Any]:
     """Run `only` (in the order of `BENCHMARKS`) at `sizes`, on stacks kept in `workdir`
     (emptied first, a folder per stack); print the table and write the results to `output`
-    (when given), also after each benchmark and capacity size, so that a run cut short keeps
-    what it measured."""
+    (when given), also after each benchmark, capacity size, replica count and burst side, so
+    that a run cut short keeps what it measured. The replicas benchmark creates its databases
+    on the PostgreSQL server of `postgres_url` (a role with CREATEDB), and is skipped without
+    one."""
     shutil.rmtree(workdir, ignore_errors=True)
     started = time.perf_counter()
     results: dict[str, Any] = {
@@ -55,9 +58,11 @@ async def run_benchmarks(
     results["processes"] = processes
 
     @asynccontextmanager
-    async def fresh_stack(label: str) -> AsyncIterator[Stack]:
+    async def fresh_stack(
+        label: str, *, postgres_url: str | None = None, apis: int = 1
+    ) -> AsyncIterator[Stack]:
         say(f"starting a stack in {workdir / label}")
-        async with running_stack(workdir / label) as stack:
+        async with running_stack(workdir / label, postgres_url=postgres_url, apis=apis) as stack:
             processes[label] = {process.name: process.pid for process in stack.processes()}
             yield stack
 
@@ -82,6 +87,14 @@ async def run_benchmarks(
                 case "inapp":
                     async with fresh_stack(name) as stack:
                         results[name] = await inapp_latency.run(stack, sizes)
+                case "replicas":
+                    async for figures in replicas.run(fresh_stack, sizes, postgres_url):
+                        results[name] = figures
+                        save()
+                case "burst":
+                    async for figures in burst.run(fresh_stack, sizes):
+                        results[name] = figures
+                        save()
             save()
     results["seconds"] = round(time.perf_counter() - started, 1)
     save()

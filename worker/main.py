@@ -141,6 +141,10 @@ def build_worker(
         ],
         activity_executor=executor,
         max_concurrent_activities=tuning.max_concurrent_activities,
+        # Local activities share the activity threads: no more of them started than there
+        # are threads, so a local delivery that waits for one is seen waiting (and goes
+        # through the task queue instead, `workflows.patches.LOCAL_START_TIMEOUT`).
+        max_concurrent_local_activities=tuning.max_concurrent_activities,
         max_concurrent_workflow_tasks=tuning.max_concurrent_workflow_tasks,
         max_cached_workflows=tuning.max_cached_workflows,
         graceful_shutdown_timeout=timedelta(seconds=10),

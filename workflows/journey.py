@@ -18,8 +18,6 @@ from typing import Any, TypeVar, assert_never
 from zoneinfo import ZoneInfo
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
@@ -35,7 +33,6 @@ with workflow.unsafe.imports_passed_through():
         Activity,
         Delivered,
         DeliverInput,
-        DeliveryOutcome,
         EndStatus,
         EnrollInput,
         FailDeliveryInput,
@@ -87,22 +84,16 @@ with workflow.unsafe.imports_passed_through():
     )
     from journeys.templates import TemplateError, names_read, render_value
 
-from workflows.patches import RunStyle, choose_run_style
+from workflows.patches import (
+    STORE_RETRY,
+    STORE_TIMEOUT,
+    DeliveryFailed,
+    RunStyle,
+    choose_run_style,
+)
 
 SEEN_MESSAGE_IDS = 1000
 """How many recent messageIds a run remembers to drop redelivered events."""
-
-STORE_TIMEOUT = timedelta(seconds=30)
-STORE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
-)
-DELIVERY_TIMEOUT = timedelta(seconds=60)
-DELIVERY_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=5),
-    maximum_attempts=10,
-)
 
 Result = TypeVar("Result")
 Offer = Callable[[JourneyEvent], Awaitable[bool]]
@@ -216,7 +207,7 @@ class JourneyWorkflow:
         self._state.waiting_for = None
         self._state.deadline = None
         self._show(f"{status}" + (f": {reason}" if reason else ""))
-        await self._progress(ended=status)
+        await self._style.step(self._step(ended=status))
         await self._style.publish()
         return JourneyOutcome(status=status, path=self._state.path, reason=reason)
 
@@ -227,7 +218,7 @@ class JourneyWorkflow:
             self._state.current_node = node_id
             self._state.path.append(node_id)
             self._state.deadline = None
-            await self._progress(node_id=node_id)
+            await self._style.step(self._step(node_id=node_id))
         await self._observe_pending()
         node: Node = self._journey.nodes[node_id]
         match node:
@@ -275,20 +266,14 @@ class JourneyWorkflow:
             context=self._template_context(),
             skip_reason=skip_reason,
         )
+        # A delivery that goes through leads to `next` at once (or ends the run after the last
+        # node), so that step may be recorded with it.
+        then = self._step(ended="completed") if node.next is None else self._step(node_id=node.next)
         try:
-            outcome = await workflow.execute_activity(
-                Activity.DELIVER,
-                request,
-                result_type=DeliveryOutcome,
-                start_to_close_timeout=DELIVERY_TIMEOUT,
-                retry_policy=DELIVERY_RETRY,
-                summary=f"{node.channel} · {node_id}",
-            )
-        except ActivityError as error:
+            outcome = await self._style.deliver(request, f"{node.channel} · {node_id}", then)
+        except DeliveryFailed as failed:
             # A permanent failure (non-retryable) or retries exhausted: record it, move on.
-            cause = error.cause
-            reason = cause.message if isinstance(cause, ApplicationError) else str(error)
-            failure = FailDeliveryInput(delivery=request, reason=reason)
+            failure = FailDeliveryInput(delivery=request, reason=failed.reason)
             await self._call(Activity.FAIL_DELIVERY, failure, type(None))
             return node.on_failure if node.on_failure is not None else node.next
         if outcome.status == "sent" and outcome.delivery_id is not None:
@@ -410,7 +395,7 @@ class JourneyWorkflow:
             if winner is not None:
                 variant = winner
         self._state.variant = variant.name
-        await self._progress(variant=variant.name)
+        await self._style.step(self._step(variant=variant.name))
         return variant.next
 
     async def _winner(self, node_id: str, node: ExperimentNode, rule: Winner) -> Variant | None:
@@ -535,7 +520,7 @@ class JourneyWorkflow:
             and await self._matches(goal, event)
         ):
             self._state.converted = True
-            await self._progress(converted=True)
+            await self._style.step(self._step(converted=True))
         for rule in self._journey.exit:
             if (
                 rule.event is not None
@@ -623,15 +608,9 @@ class JourneyWorkflow:
         workflow.set_current_details("\n".join([details, *self._state.notes]))
 
     async def _call(self, activity: Activity, argument: BaseModel, result: type[Result]) -> Result:
-        """Run a store activity (short, idempotent, retried until the store answers)."""
-        value: Result = await workflow.execute_activity(
-            activity,
-            argument,
-            result_type=result,
-            start_to_close_timeout=STORE_TIMEOUT,
-            retry_policy=STORE_RETRY,
-        )
-        return value
+        """Run a store activity (short, idempotent, retried until the store answers), as the
+        run's style says."""
+        return await self._style.call(activity, argument, result)
 
     async def _record(self, activity: Activity, argument: BaseModel) -> None:
         """Record progress in the store with a local activity (no task-queue round trip); the
@@ -657,22 +636,20 @@ class JourneyWorkflow:
             variant=self._state.variant,
         )
 
-    async def _progress(
+    def _step(
         self,
         *,
         node_id: str | None = None,
         variant: str | None = None,
         converted: bool = False,
         ended: EndStatus | None = None,
-    ) -> None:
-        """A step of the run, for the store (the run's style says when it is recorded)."""
-        await self._style.step(
-            ProgressInput(
-                enrollment_id=self._state.enrollment_id,
-                at=workflow.now(),
-                node_id=node_id,
-                variant=variant,
-                converted=converted,
-                ended=ended,
-            )
+    ) -> ProgressInput:
+        """A step of the run, now, for the store (the run's style says when it is recorded)."""
+        return ProgressInput(
+            enrollment_id=self._state.enrollment_id,
+            at=workflow.now(),
+            node_id=node_id,
+            variant=variant,
+            converted=converted,
+            ended=ended,
         )

@@ -5,6 +5,8 @@ interpreter must issue the commands its history recorded. A change to those comm
 a `workflow.patched` id; every id is here, with the branch it replaced, so `workflows.journey`
 never tests one. A run's `RunStyle` is chosen once, first thing in the run:
 
+- `local-calls` (`LOCAL_CALLS_PATCH`): `LocalCalls`; runs started before it are `LeanSteps` or
+  older, as `lean-steps` says.
 - `lean-steps` (`LEAN_STEPS_PATCH`): `LeanSteps`; runs started before it are `PreLeanSteps`.
 - `experiment-winner` (`EXPERIMENT_WINNER_PATCH`): `RunStyle.asks_for_winner`, asked at each
   experiment node with a `winner` rule, as it always was.
@@ -20,14 +22,16 @@ delete the call too.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from functools import partial
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeUpdate
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
@@ -38,14 +42,41 @@ with workflow.unsafe.imports_passed_through():
         JOURNEY_VERSION,
         USER_ID,
         Activity,
+        DeliverInput,
+        DeliveryOutcome,
         EnrollInput,
         ProgressInput,
         StepsInput,
     )
 
+STORE_TIMEOUT = timedelta(seconds=30)
+STORE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
+)
+DELIVERY_TIMEOUT = timedelta(seconds=60)
+DELIVERY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=5),
+    maximum_attempts=10,
+)
+DELIVERY_ONCE = RetryPolicy(maximum_attempts=1)
+"""A local delivery's one attempt: any retry is a normal activity's."""
+LOCAL_START_TIMEOUT = timedelta(seconds=2)
+"""How long a local delivery may wait for a free slot in the worker before it goes through the
+task queue instead: a busy worker must not hold workflow tasks open towards their timeout."""
+DELIVERY_RETRY_AFTER_LOCAL = dataclasses.replace(
+    DELIVERY_RETRY, maximum_attempts=DELIVERY_RETRY.maximum_attempts - 1
+)
+"""The normal activity after a local attempt failed: as many attempts in all as before."""
+
+LOCAL_CALLS_PATCH = "local-calls"
+"""Runs that recorded this marker (at their start) are `LocalCalls`; the others are older styles
+(`LEAN_STEPS_PATCH` tells which). Retire it once no running run lacks it."""
+
 LEAN_STEPS_PATCH = "lean-steps"
-"""Runs that recorded this marker (at their start) are `LeanSteps`; the others `PreLeanSteps`.
-Retire it once no running run is `PreLeanSteps`."""
+"""Runs without `local-calls` that recorded this marker (at their start) are `LeanSteps`; the
+others `PreLeanSteps`. Retire it once no running run is `PreLeanSteps`."""
 EXPERIMENT_WINNER_PATCH = "experiment-winner"
 """Runs that recorded this marker ask for an experiment's winner before splitting; the others
 split by hash alone. Retire it once no running run reached an experiment node without it."""
@@ -59,6 +90,8 @@ Retire it once no running run started before that release."""
 Record = Callable[[Activity, BaseModel], Awaitable[None]]
 """Records something in the store (a local activity)."""
 
+Result = TypeVar("Result")
+
 
 Where = Callable[[], str | None]
 """Where the run is now: the node it reached (`JourneyState.current_node`), None once it ended."""
@@ -69,8 +102,11 @@ def choose_run_style(record: Record, where: Where) -> RunStyle:
     continue-as-new).
 
     Call it first thing in the run: that is where every run of today's code records the
-    `lean-steps` marker, and where replay looks for it.
+    `local-calls` marker (and runs before it the `lean-steps` one), and where replay looks for
+    them. A run records one marker: today's runs never ask for `lean-steps`.
     """
+    if workflow.patched(LOCAL_CALLS_PATCH):
+        return LocalCalls(record, where)
     if workflow.patched(LEAN_STEPS_PATCH):
         return LeanSteps(record, where)
     return PreLeanSteps(record)
@@ -111,6 +147,30 @@ class RunStyle(ABC):
     def cancel_timer(self) -> None:
         """The wait is over: cancel a timer `sleep` left running, if any."""
 
+    calls_locally = False
+    """Whether store activities run as local activities."""
+
+    async def call(self, activity: Activity, argument: BaseModel, result: type[Result]) -> Result:
+        """Run a store activity (short, idempotent, retried until the store answers)."""
+        run = workflow.execute_local_activity if self.calls_locally else workflow.execute_activity
+        value: Result = await run(
+            activity,
+            argument,
+            result_type=result,
+            start_to_close_timeout=STORE_TIMEOUT,
+            retry_policy=STORE_RETRY,
+        )
+        return value
+
+    async def deliver(
+        self, request: DeliverInput, summary: str, then: ProgressInput | None
+    ) -> DeliveryOutcome:
+        """Deliver a message (the Temporal UI shows the activity as `summary`); raises
+        `DeliveryFailed` once it failed for good. `then` is the step the run takes next if the
+        delivery goes through (reaching the next node, or its end), which it will also pass to
+        `step` at once."""
+        return await _deliver(request, summary, DELIVERY_RETRY)
+
     def asks_for_winner(self) -> bool:
         """Whether the run asks for an experiment's winner before splitting.
 
@@ -147,6 +207,61 @@ def _identity(
 def _woken_or_done(woken: Callable[[], bool], timer: asyncio.Task[None]) -> bool:
     """A wait's condition: something woke it, or its timer fired."""
     return woken() or timer.done()
+
+
+class DeliveryFailed(Exception):
+    """A delivery failed for good: a permanent failure, or every attempt failed."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+async def _deliver(request: DeliverInput, summary: str, retry: RetryPolicy) -> DeliveryOutcome:
+    """The delivery as a normal activity, through the task queue."""
+    try:
+        outcome = await _delivery(request, summary, retry, local=False)
+    except ActivityError as error:
+        raise DeliveryFailed(_reason(error)) from None
+    return outcome
+
+
+async def _delivery(
+    request: DeliverInput, summary: str, retry: RetryPolicy, *, local: bool
+) -> DeliveryOutcome:
+    """The `deliver` activity, local (waiting `LOCAL_START_TIMEOUT` at most to start) or not."""
+    run = workflow.execute_local_activity if local else workflow.execute_activity
+    outcome: DeliveryOutcome = await run(
+        Activity.DELIVER,
+        request,
+        result_type=DeliveryOutcome,
+        schedule_to_start_timeout=LOCAL_START_TIMEOUT if local else None,
+        start_to_close_timeout=DELIVERY_TIMEOUT,
+        retry_policy=retry,
+        summary=summary,
+    )
+    return outcome
+
+
+def _cause(failure: FailureError) -> BaseException | None:
+    """What failed: a normal activity's failure wraps it; a local activity's is it."""
+    return failure.cause if isinstance(failure, ActivityError) else failure
+
+
+def _reason(failure: FailureError) -> str:
+    cause = _cause(failure)
+    return cause.message if isinstance(cause, ApplicationError) else str(failure)
+
+
+def _retry_delay(failure: FailureError) -> timedelta | None:
+    """How long a failed delivery must wait before it is tried again: None when it must not be
+    (a permanent failure), else what the provider asked for (zero when it said nothing)."""
+    cause = _cause(failure)
+    if not isinstance(cause, ApplicationError):
+        return timedelta(0)  # a timeout, or the worker's own failure
+    if cause.non_retryable:
+        return None
+    return cause.next_retry_delay or timedelta(0)
 
 
 class _Timer(NamedTuple):
@@ -201,14 +316,21 @@ class LeanSteps(RunStyle):
         if self._published_node != where:
             workflow.upsert_search_attributes([_journey_node(where)])
             self._published_node = where
-        if self._enrollment is not None or self._steps:
-            steps = list(self._steps)
-            await self._record(
-                Activity.RECORD_STEPS, StepsInput(enrollment=self._enrollment, steps=steps)
-            )
-            # Dropped only once recorded: a run cancelled meanwhile records them as it ends.
-            self._enrollment = None
-            del self._steps[: len(steps)]
+        unrecorded = self._unrecorded()
+        if unrecorded is not None:
+            await self._record(Activity.RECORD_STEPS, unrecorded)
+            self._recorded(unrecorded)
+
+    def _unrecorded(self) -> StepsInput | None:
+        """The enrollment (if not recorded yet) and the queued steps; None when there are none."""
+        if self._enrollment is None and not self._steps:
+            return None
+        return StepsInput(enrollment=self._enrollment, steps=list(self._steps))
+
+    def _recorded(self, recorded: StepsInput) -> None:
+        # Dropped only once recorded: a run cancelled meanwhile records them as it ends.
+        self._enrollment = None
+        del self._steps[: len(recorded.steps)]
 
     def refreshes_traits(self, needed: bool) -> bool:
         """Only when something reads them."""
@@ -243,6 +365,63 @@ class LeanSteps(RunStyle):
         if self._timer is not None:
             self._timer.task.cancel()
             self._timer = None
+
+
+class LocalCalls(LeanSteps):
+    """Today's runs (`local-calls` recorded at their start): `LeanSteps`, and their activities
+    run inside the workflow task rather than through the task queue, sparing a round trip, an
+    activity task and a workflow task each:
+
+    - store calls (loading the user, updating traits, an experiment's winner...) are local
+      activities, with the same timeout and retries;
+    - a delivery is first one local attempt, which also records the run's queued steps (and
+      its enrollment) once the message went, and the step the run takes right after: reaching
+      the next node, or its end after the last one. So a run that sends before it waits has
+      nothing left to record there. (Only an operator's cancellation landing between the
+      delivery and that step keeps the run from taking it; the store has it all the same,
+      and of two ends keeps the first.) When that attempt fails other than for good, or
+      cannot start within `LOCAL_START_TIMEOUT` (a saturated worker), the delivery goes on as
+      a normal activity with the retries left (after the wait the provider asked for). The
+      idempotency key is the same throughout, so nothing is sent twice.
+    """
+
+    calls_locally = True
+
+    def __init__(self, record: Record, where: Where) -> None:
+        super().__init__(record, where)
+        self._recorded_then: ProgressInput | None = None
+
+    async def step(self, step: ProgressInput) -> None:
+        """Queue the step until the run publishes, unless the delivery just before recorded it
+        (as its `then`, stamped when the delivery was scheduled, a moment earlier)."""
+        recorded, self._recorded_then = self._recorded_then, None
+        if recorded is None or step.model_copy(update={"at": recorded.at}) != recorded:
+            await super().step(step)
+
+    async def deliver(
+        self, request: DeliverInput, summary: str, then: ProgressInput | None
+    ) -> DeliveryOutcome:
+        """One local attempt carrying the queued steps and `then`, then normal activities if
+        need be."""
+        unrecorded = self._unrecorded()
+        carrying = request.model_copy(update={"steps": unrecorded, "then": then})
+        try:
+            outcome = await _delivery(carrying, summary, DELIVERY_ONCE, local=True)
+        except FailureError as failure:
+            if isinstance(_cause(failure), CancelledError):
+                raise
+            delay = _retry_delay(failure)
+            if delay is None:
+                raise DeliveryFailed(_reason(failure)) from None
+            if delay > timedelta(0):
+                await workflow.sleep(delay, summary=f"{summary}: retry after {delay}")
+            # The steps are recorded again at the next publish whatever happens here (a
+            # second record of the same changes nothing).
+            return await _deliver(request, summary, DELIVERY_RETRY_AFTER_LOCAL)
+        if unrecorded is not None:
+            self._recorded(unrecorded)
+        self._recorded_then = then
+        return outcome
 
 
 class PreLeanSteps(RunStyle):

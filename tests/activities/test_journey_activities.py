@@ -21,6 +21,7 @@ from journeys.contracts import (
     FailDeliveryInput,
     LoadContextInput,
     ProgressInput,
+    StepsInput,
     TemplateContext,
     UpdateUserInput,
 )
@@ -149,6 +150,48 @@ def test_deliver_retry_keeps_one_row_and_the_same_outcome(
     assert first.status == "sent"
     assert again == first
     assert only_delivery(store).id == first.delivery_id
+
+
+def carrying(*nodes: str, ended: bool = False, at: datetime = NOW) -> DeliverInput:
+    """A delivery carrying the enrollment and reaching `nodes`, then the end if `ended`."""
+    reached = [ProgressInput(enrollment_id="enr-1", at=at, node_id=node) for node in nodes]
+    steps = StepsInput(enrollment=enroll_input(), steps=reached)
+    then = ProgressInput(enrollment_id="enr-1", at=at, ended="completed") if ended else None
+    return deliver_input().model_copy(update={"steps": steps, "then": then})
+
+
+def test_deliver_records_the_steps_it_carries_and_once(
+    store: Store, activities: JourneyActivities
+) -> None:
+    merge_traits(store, USER, EMAIL_USER)
+    request = carrying("branch", "hello")
+    first = activities.deliver(request)
+    again = activities.deliver(request)  # a retry records nothing twice
+    assert first.status == again.status == "sent"
+    assert store.journey_counts(JOURNEY)["entered"] == 1
+    reached = {node: counts["reached"] for node, counts in store.node_counts(JOURNEY).items()}
+    assert (reached, enrollment(store).current_node) == ({"branch": 1, "hello": 1}, "hello")
+
+
+def test_deliver_records_no_step_when_the_message_fails(
+    store: Store, activities: JourneyActivities
+) -> None:
+    # The run keeps them and records them itself: a failed delivery records nothing twice.
+    merge_traits(store, USER, {"email": "not an address"})
+    with pytest.raises(ApplicationError):
+        activities.deliver(carrying("hello", ended=True))
+    assert get_enrollment(store, "enr-1") is None
+
+
+def test_deliver_records_the_end_it_carries_after_the_steps(
+    store: Store, activities: JourneyActivities
+) -> None:
+    merge_traits(store, USER, EMAIL_USER)
+    at = NOW + timedelta(minutes=1)
+    activities.deliver(carrying("hello", ended=True, at=at))
+    record = enrollment(store)
+    assert (record.status, record.current_node, record.ended_at) == ("completed", None, at)
+    assert store.node_counts(JOURNEY) == {"hello": {"reached": 1, "waiting": 0}}
 
 
 def test_deliver_retry_after_finish_does_not_render_again(

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.api.enums.v1 import WorkflowTaskFailedCause
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
+from activities.journey import JourneyActivities
 from journeys.contracts import (
     EVENT_SIGNAL,
     STATE_QUERY,
@@ -21,6 +25,7 @@ from journeys.contracts import (
 )
 from journeys.model import Journey
 from workflows.client import start_journey
+from workflows.journey import JourneyWorkflow
 
 
 def make_journey(start: str, nodes: dict[str, Any], **top: Any) -> Journey:
@@ -112,3 +117,25 @@ async def reached(handle: WorkflowHandle[Any, Any], node_id: str, timeout: float
             if state.current_node == node_id and state.waiting_for is not None:
                 return
             await asyncio.sleep(0.02)
+
+
+async def run_delivering_with(
+    env: WorkflowEnvironment,
+    task_queue: str,
+    executor: ThreadPoolExecutor,
+    journey: Journey,
+    *,
+    activities: JourneyActivities,
+    deliver: Callable[..., Any],
+) -> JourneyOutcome:
+    """Run `journey` for u1 to its end on a worker of `activities` whose `deliver` activity is
+    `deliver` instead."""
+    others = [a for a in activities.all() if a.__name__ != "deliver"]
+    async with Worker(
+        env.client,
+        task_queue=task_queue,
+        workflows=[JourneyWorkflow],
+        activities=[*others, deliver],
+        activity_executor=executor,
+    ):
+        return await (await start(env, task_queue, journey)).result()

@@ -25,9 +25,8 @@ from journeys.workspace import FrequencyCap, WorkspaceSettings, save_workspace_s
 from tests.activities.test_delivery import CrashAfterSend
 from tests.factories import merge_traits
 from tests.receivers import HttpReceiver, Reply, SmtpReceiver
-from tests.workflows.helpers import make_journey, start
+from tests.workflows.helpers import make_journey, run_delivering_with, start
 from worker.main import build_worker
-from workflows.journey import JourneyWorkflow
 
 LINKS = Links("https://api.shop.example", "unsubscribe-secret")
 ADA = {
@@ -168,7 +167,6 @@ async def test_a_worker_dying_after_the_provider_took_the_message_delivers_once(
             raise RuntimeError("worker killed before reporting")
         return outcome
 
-    others = [a for a in activities.all() if a.__name__ != "deliver"]
     merge_traits(store, "u1", ADA)
     journey = make_journey(
         "mail",
@@ -178,14 +176,14 @@ async def test_a_worker_dying_after_the_provider_took_the_message_delivers_once(
         },
     )
     with closing_channels(channels):
-        async with Worker(
-            time_skipping.client,
-            task_queue=task_queue,
-            workflows=[JourneyWorkflow],
-            activities=[*others, deliver_then_die],
-            activity_executor=executor,
-        ):
-            outcome = await (await start(time_skipping, task_queue, journey)).result()
+        outcome = await run_delivering_with(
+            time_skipping,
+            task_queue,
+            executor,
+            journey,
+            activities=activities,
+            deliver=deliver_then_die,
+        )
     assert outcome.path == ["mail", "hook"]
     assert len(smtp.messages) == 1
     first, again = http.requests  # the retry sent the same request under the same key

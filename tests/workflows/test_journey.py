@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -532,9 +533,10 @@ async def test_search_attributes_summary_details_and_state_query(
 async def test_steps_are_published_together_when_the_run_stops_to_wait(
     time_skipping: WorkflowEnvironment, worker: Worker, store: Store, task_queue: str
 ) -> None:
-    # A branch and a message pass without waiting: the store gets the enrollment and the
-    # three nodes in one local activity when the run starts waiting, and JourneyNode is set
-    # once, to where it waits; the end is one more of each.
+    # A branch and a message pass without waiting: the message's delivery (a local activity)
+    # records the enrollment, the two nodes and, once sent, reaching the wait; so the wait
+    # records nothing more, and JourneyNode is set once, to where it waits. The end is one more
+    # of each. Every activity runs locally: no activity task, no workflow task waiting for one.
     nodes = {
         "vip": {
             "type": "branch",
@@ -554,17 +556,47 @@ async def test_steps_are_published_together_when_the_run_stops_to_wait(
     await send(time_skipping, handle, "Checkout Started")
     assert (await handle.result()).path == ["vip", "hello", "wait"]
 
-    records = node_upserts = 0
+    assert await commands_of(handle) == (
+        ["load_context", "deliver", "record_steps"],
+        2,
+        0,
+    )
+    [enrollment] = store.enrollments_for_user("u1")
+    assert (enrollment.status, enrollment.current_node) == ("completed", None)
+
+
+async def test_a_run_ending_on_a_message_records_its_end_with_the_delivery(
+    time_skipping: WorkflowEnvironment, worker: Worker, store: Store, task_queue: str
+) -> None:
+    # The last node's delivery records the enrollment, the node and, once the message went,
+    # the end: one local activity in all, one workflow task, and JourneyNode cleared at the end.
+    merge_traits(store, "u1", {"email": "ada@example.com"})
+    nodes = {"hello": {"type": "message", "channel": "email", "content": EMAIL}}
+    handle = await start(time_skipping, task_queue, make_journey("hello", nodes))
+    assert (await handle.result()).path == ["hello"]
+    assert await commands_of(handle) == (["deliver"], 1, 0)
+    [enrollment] = store.enrollments_for_user("u1")
+    assert (enrollment.status, enrollment.current_node) == ("completed", None)
+    assert enrollment.ended_at is not None
+    assert store.node_counts("test-journey") == {"hello": {"reached": 1, "waiting": 0}}
+    [delivery] = store.deliveries_for_user("u1")
+    assert delivery.status == "sent"
+
+
+async def commands_of(handle: WorkflowHandle[object, JourneyOutcome]) -> tuple[list[str], int, int]:
+    """A run's local activities (by type, in order), `JourneyNode` upserts and activity tasks."""
+    local: list[str] = []
+    node_upserts = tasks = 0
     async for history_event in handle.fetch_history_events():
         if history_event.HasField("marker_recorded_event_attributes"):
             details = history_event.marker_recorded_event_attributes.details
-            records += "data" in details  # a local activity's marker (a patch's has none)
+            if "data" in details:  # a local activity's marker (a patch's has none)
+                local.append(json.loads(details["data"].payloads[0].data)["activity_type"])
         if history_event.HasField("upsert_workflow_search_attributes_event_attributes"):
             fields = history_event.upsert_workflow_search_attributes_event_attributes
             node_upserts += "JourneyNode" in fields.search_attributes.indexed_fields
-    assert (records, node_upserts) == (2, 2)
-    [enrollment] = store.enrollments_for_user("u1")
-    assert (enrollment.status, enrollment.current_node) == ("completed", None)
+        tasks += history_event.HasField("activity_task_scheduled_event_attributes")
+    return local, node_upserts, tasks
 
 
 async def test_duplicate_and_malformed_signals_change_nothing(
