@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import socket
+import threading
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 
 from api.app import create_app
@@ -81,3 +84,22 @@ async def api(app: FastAPI) -> AsyncIterator[ApiClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://journeys.test") as client:
         yield ApiClient(client)
+
+
+@pytest.fixture
+def served(app: FastAPI) -> Iterator[str]:
+    """The app (with its lifespan) served by uvicorn on a loopback port; its base URL."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    # Listening before the server starts: the first connection waits in the backlog rather
+    # than racing the server's start-up.
+    listener.listen()
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]})
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        listener.close()

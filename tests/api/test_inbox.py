@@ -7,16 +7,12 @@ import asyncio
 import hashlib
 import hmac
 import json
-import socket
-import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 
 from api.app import create_app
 from journeys.settings import Settings
@@ -51,23 +47,6 @@ def in_app(store: Store, key: str, user_id: str = "ada", **content: Any) -> int:
     )  # fmt: skip
     assert record.id is not None
     return record.id
-
-
-@pytest.fixture
-def served(app: FastAPI) -> Iterator[str]:
-    """The app (with its lifespan) served on a loopback port; its base URL."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]})
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        listener.close()
 
 
 @dataclass

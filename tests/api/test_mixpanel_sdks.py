@@ -27,7 +27,6 @@ from playwright.sync_api import Request, Response, sync_playwright
 
 from journeys.store import Store
 from tests.api.helpers import WRITE_KEY
-from tests.api.test_segment_sdk import served  # noqa: F401  (the fixture)
 from tests.journey_designer.test_browser import CHROMIUM_ARGS, chromium
 
 NODE_PACKAGES = ("mixpanel@0.24.0", "mixpanel-browser@2.83.0")
@@ -80,7 +79,7 @@ def traits(store: Store, user_id: str) -> dict[str, Any]:
 # --- Python ----------------------------------------------------------------------------------
 
 
-def test_the_python_library_tracks_sets_traits_and_merges(served: str, store: Store) -> None:  # noqa: F811
+def test_the_python_library_tracks_sets_traits_and_merges(served: str, store: Store) -> None:
     api = f"{served}/mixpanel"
     urls = {"events_url": f"{api}/track", "people_url": f"{api}/engage"}
     consumer = Consumer(**urls, import_url=f"{api}/import", retry_limit=0)
@@ -169,7 +168,7 @@ const errors = [];
 
 
 def test_the_node_library_tracks_sets_traits_and_aliases(
-    served: str,  # noqa: F811
+    served: str,
     store: Store,
     node_modules: Path,
     tmp_path: Path,
@@ -275,7 +274,7 @@ class _QuietHandler(SimpleHTTPRequestHandler):
     ],
 )
 def test_mixpanel_browser_in_chromium_sends_across_origins(
-    served: str,  # noqa: F811
+    served: str,
     store: Store,
     page_origin: Callable[[str], str],
     mode: dict[str, Any],

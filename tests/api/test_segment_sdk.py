@@ -2,39 +2,15 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from segment.analytics import Client
 from segment.analytics.request import APIError
 
 from journeys.store import Store
 from tests.api.conftest import RecordingRouting
 from tests.api.helpers import WRITE_KEY
-
-
-@pytest.fixture
-def served(app: FastAPI) -> Iterator[str]:
-    """The app served on a loopback port; its base URL."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    # Listening before the server starts: the SDK's first connection waits in the backlog
-    # rather than racing the server's start-up.
-    listener.listen()
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]})
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join()
-        listener.close()
 
 
 @pytest.mark.parametrize("gzip", [False, True])
