@@ -30,7 +30,9 @@ import email.policy
 import json
 import socket
 import ssl
+import subprocess
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from contextlib import suppress
@@ -38,11 +40,13 @@ from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from socketserver import BaseServer
 from types import TracebackType
 from typing import Any, Final, Literal
 from urllib.parse import parse_qsl, quote
 
+import httpx
 import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
@@ -64,6 +68,23 @@ def free_port() -> int:
         probe.bind((HOST, 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def wait_until_serving(
+    url: str, process: subprocess.Popen[Any], log: Path, *, timeout: float = 30.0
+) -> None:
+    """Wait until a server that `process` started answers `url` with 200; fail with the
+    process's `log` if it exits first, or after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert process.poll() is None, log.read_text()
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, f"{url} did not answer in {timeout:g} s"
+        time.sleep(0.1)
 
 
 def _server_context(ca: trustme.CA, *names: str) -> ssl.SSLContext:

@@ -13,7 +13,7 @@ import httpx
 
 from cli.serve import OPEN_STREAMS_GRACE
 from tests.conftest import installed_binary
-from tests.receivers import free_port
+from tests.receivers import free_port, wait_until_serving
 
 WRITE_KEY = "serve-write-key"
 
@@ -37,16 +37,7 @@ def test_the_api_stops_with_a_stream_open(tmp_path: Path) -> None:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert api.poll() is None, (tmp_path / "api.log").read_text()
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code < 500:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the API did not start in 30 s"
-            time.sleep(0.1)
+        wait_until_serving(f"{url}/healthz", api, tmp_path / "api.log")
 
         stream_url = f"{url}/v1/users/ada/inbox/stream"
         with httpx.stream("GET", stream_url, params={"key": WRITE_KEY}, timeout=30) as response:

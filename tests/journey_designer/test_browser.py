@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
@@ -25,6 +23,7 @@ from journeys.store import Store
 from tests.api.helpers import ADMIN_TOKEN
 from tests.factories import enroll, mark_converted, move
 from tests.journey_designer.conftest import LiveApi, free_port
+from tests.receivers import wait_until_serving
 
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
 CHROMIUM_ARGS = [
@@ -65,16 +64,7 @@ def designer(live_api: LiveApi, tmp_path: Path) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, (tmp_path / "streamlit.log").read_text()
-            try:
-                if httpx.get(f"{url}/_stcore/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the designer did not start in 30 s"
-            time.sleep(0.2)
+        wait_until_serving(f"{url}/_stcore/health", process, tmp_path / "streamlit.log")
         yield url
     finally:
         process.terminate()

@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 from journeys.contracts import workflow_id
 from journeys.store import Store
 from tests.conftest import installed_binary
-from tests.receivers import free_port
+from tests.receivers import free_port, wait_until_serving
 from tests.system import ADMIN, ADMIN_TOKEN, UNSUBSCRIBE_SECRET, WRITE, WRITE_KEY
 from worker.main import build_worker
 
@@ -70,21 +69,8 @@ def replicas(
             stack.callback(stop, process)
             started.append(Replica(f"http://127.0.0.1:{port}", process, log))
         for replica in started:
-            wait_until_up(replica)
+            wait_until_serving(f"{replica.url}/healthz", replica.process, replica.log)
         yield started
-
-
-def wait_until_up(replica: Replica) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        assert replica.process.poll() is None, replica.log.read_text()
-        try:
-            if httpx.get(f"{replica.url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "an API replica did not start in 30 s"
-        time.sleep(0.1)
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
