@@ -143,7 +143,9 @@ class SoleClaim:
     """SQLite: the whole outbox for the one process that holds the router lock file."""
 
     def __init__(self, database: str | None) -> None:
-        in_memory = database in (None, "", ":memory:") or database.startswith("file:")
+        if database is not None and database.startswith("file:"):  # a URI: its path, if any
+            database = None if "mode=memory" in database else database[5:].split("?")[0]
+        in_memory = database in (None, "", ":memory:")
         self._path = None if in_memory else Path(f"{database}.router-lock")
         self._file: IO[bytes] | None = None
 

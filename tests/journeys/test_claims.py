@@ -130,6 +130,18 @@ def test_a_dead_process_hands_the_sqlite_outbox_over(tmp_path: Path) -> None:
 
 def test_an_in_memory_database_has_one_router() -> None:
     assert SoleClaim(":memory:").claim(PARTITIONS) == ALL
+    assert SoleClaim("file:shared?mode=memory&cache=shared").claim(PARTITIONS) == ALL
+
+
+def test_a_database_named_by_uri_is_locked_by_its_path(tmp_path: Path) -> None:
+    database = tmp_path / "journeys.db"
+    first, second = SoleClaim(f"file:{database}?mode=rwc"), SoleClaim(str(database))
+    try:
+        assert first.claim(PARTITIONS) == ALL
+        assert second.claim(PARTITIONS) == frozenset()
+    finally:
+        first.close()
+        second.close()
 
 
 def event(user_id: str, message_id: str) -> NewEvent:
