@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,10 +85,12 @@ async def http(served: str) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def open_stream(http: httpx.AsyncClient, user_id: str, **params: str) -> Any:
-    return http.stream(
-        "GET", f"/v1/users/{user_id}/inbox/stream", params={"key": WRITE_KEY, **params}
-    )
+def open_stream(
+    http: httpx.AsyncClient, user_id: str, headers: dict[str, str] | None = None
+) -> AbstractAsyncContextManager[httpx.Response]:
+    """The user's live inbox, opened with the write key."""
+    url = f"/v1/users/{user_id}/inbox/stream"
+    return http.stream("GET", url, params={"key": WRITE_KEY}, headers=headers)
 
 
 @pytest.mark.store_backends("sqlite", "postgresql")
@@ -99,7 +102,7 @@ async def test_the_stream_sends_unread_messages_then_each_new_one_once(
     store.mark_read("ada", read)
     in_app(store, "n3", user_id="bea")  # someone else's
 
-    async with await open_stream(http, "ada") as response:
+    async with open_stream(http, "ada") as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         assert response.headers["cache-control"] == "no-cache, no-store"
@@ -125,17 +128,14 @@ async def test_a_reconnecting_stream_gets_the_unread_messages_again(
     http: httpx.AsyncClient, store: Store
 ) -> None:
     first = in_app(store, "n1")
-    async with await open_stream(http, "ada") as response:
+    async with open_stream(http, "ada") as response:
         assert (await Stream(response).next()).id == str(first)
     second = in_app(store, "n2")  # delivered while the browser was away
-    headers = {"Last-Event-ID": str(first)}
-    async with http.stream(
-        "GET", "/v1/users/ada/inbox/stream", params={"key": WRITE_KEY}, headers=headers
-    ) as response:
+    async with open_stream(http, "ada", {"Last-Event-ID": str(first)}) as response:
         stream = Stream(response)
         assert [(await stream.next()).id, (await stream.next()).id] == [str(first), str(second)]
     store.mark_read("ada", first)
-    async with await open_stream(http, "ada") as response:
+    async with open_stream(http, "ada") as response:
         assert (await Stream(response).next()).id == str(second)
 
 
