@@ -76,3 +76,10 @@ def names_read(source: str) -> tuple[set[str], set[str]]:
     """The namespaces (`entry`, `user`, ...) and the filters a template that parses uses."""
     analysis = _compile(source).analyze()
     return set(analysis.globals), set(analysis.filters)
+
+
+def variables_read(source: str, namespace: str) -> list[str]:
+    """The variables of one namespace a template that parses reads, as written
+    (`entry.cart_id`), each once, in the order they first appear."""
+    found = _compile(source).analyze().globals.get(namespace, [])
+    return list(dict.fromkeys(str(variable) for variable in found))

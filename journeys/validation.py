@@ -26,6 +26,7 @@ from journeys.model import (
     AnyOf,
     BranchNode,
     Condition,
+    Entry,
     EventCountCondition,
     EventPath,
     ExperimentNode,
@@ -205,8 +206,9 @@ def check(
     """The whole-document rules, on a journey whose structure is already valid."""
     edges = {node_id: node_edges(node) for node_id, node in journey.nodes.items()}
     problems = _check_graph(journey.start, edges)
+    segment_entry = journey.entry.segment is not None
     for node_id, node in journey.nodes.items():
-        problems += _check_node(node_id, node, templates_known)
+        problems += _check_node(node_id, node, templates_known, segment_entry=segment_entry)
     problems += _check_engagement(journey)
     if segments is not None:
         problems += [
@@ -224,6 +226,10 @@ def _check_partial(document: Any, templates_known: set[str] | None) -> list[Prob
     edges: Edges = {}
     problems: list[Problem] = []
     complete = True
+    try:
+        segment_entry = Entry.model_validate(document.get("entry")).segment is not None
+    except pydantic.ValidationError:
+        segment_entry = False  # the first pass reported the entry
     for node_id, raw in document["nodes"].items():
         try:
             node: Node = NODE.validate_python(raw, by_name=False)
@@ -232,7 +238,7 @@ def _check_partial(document: Any, templates_known: set[str] | None) -> list[Prob
             complete = False
             continue
         edges[node_id] = node_edges(node)
-        problems += _check_node(node_id, node, templates_known)
+        problems += _check_node(node_id, node, templates_known, segment_entry=segment_entry)
     start = document.get("start")
     graph = _check_graph(start if isinstance(start, str) else None, edges, complete=complete)
     return graph + problems
@@ -321,7 +327,9 @@ def _find_cycle(targets: dict[str, list[str]]) -> list[str] | None:
     return None
 
 
-def _check_node(node_id: str, node: Any, templates_known: set[str] | None) -> list[Problem]:
+def _check_node(
+    node_id: str, node: Any, templates_known: set[str] | None, *, segment_entry: bool
+) -> list[Problem]:
     base = f"nodes.{node_id}"
     match node:
         case MessageNode():
@@ -349,7 +357,9 @@ def _check_node(node_id: str, node: Any, templates_known: set[str] | None) -> li
                 problem
                 for i, path in enumerate(paths)
                 if path.match is not None
-                for problem in _check_match(f"{base}.paths[{i}].match", path.match, PATH_MATCH)
+                for problem in _check_match(
+                    f"{base}.paths[{i}].match", path.match, PATH_MATCH, segment_entry=segment_entry
+                )
             ]
         case UpdateUserNode(set=assignments, unset=removals):
             problems = [
@@ -487,16 +497,30 @@ PATH_MATCH = frozenset({"entry", "user"})
 the match's values, so reading it there would compare the event with itself."""
 RULE_MATCH = frozenset({"entry", "event", "user"})
 """What an exit rule's or the goal's `match` may read (`event`: the run's current event)."""
+NO_ENTRY_FIELDS = (
+    "a segment entry provides no entry fields to match on (a run holds the properties of "
+    "whichever event made the user a member, or none when the scheduled check found them); "
+    "match on user.* instead"
+)
+"""Why a `match` of a journey with a segment entry cannot read `entry.*`: event and page
+entries give the entry event's properties and API entries the trigger's `content`, any names,
+but what a segment entry gives depends on how the membership was noticed, so a keyed wait on it
+would quietly wait for its timeout."""
 
 
 def _check_engagement(journey: Journey) -> list[Problem]:
     """`of`, `message` conditions, the `match` of exit rules and the goal, click winners."""
     problems: list[Problem] = []
+    segment_entry = journey.entry.segment is not None
     for i, rule in enumerate(journey.exit):
         if rule.match is not None:
-            problems += _check_match(f"exit[{i}].match", rule.match, RULE_MATCH)
+            problems += _check_match(
+                f"exit[{i}].match", rule.match, RULE_MATCH, segment_entry=segment_entry
+            )
     if journey.goal is not None and journey.goal.match is not None:
-        problems += _check_match("goal.match", journey.goal.match, RULE_MATCH)
+        problems += _check_match(
+            "goal.match", journey.goal.match, RULE_MATCH, segment_entry=segment_entry
+        )
     for node_id, node in journey.nodes.items():
         base = f"nodes.{node_id}"
         match node:
@@ -574,9 +598,12 @@ def _message_problem(
     return f"'{name}' is transactional, so not tracked unless it sets track: true"
 
 
-def _check_match(base: str, match: Match, allowed: frozenset[str]) -> list[Problem]:
-    """Each `match` value is a template that parses and reads only what `allowed` names, and
-    never the clock (the interpreter renders it, so it must render the same on replay)."""
+def _check_match(
+    base: str, match: Match, allowed: frozenset[str], *, segment_entry: bool
+) -> list[Problem]:
+    """Each `match` value is a template that parses and reads only what `allowed` names (and,
+    after a segment entry, no `entry.*`), and never the clock (the interpreter renders it, so
+    it must render the same on replay)."""
     problems: list[Problem] = []
     for key, source in match.items():
         path = f"{base}.{key}"
@@ -595,6 +622,9 @@ def _check_match(base: str, match: Match, allowed: frozenset[str]) -> list[Probl
             read = ", ".join(sorted(names - allowed))
             known = ", ".join(f"{name}.*" for name in sorted(allowed))
             problems.append(Problem(path=path, message=f"reads {read}: a match reads {known}"))
+        elif segment_entry and "entry" in names:
+            read = ", ".join(templates.variables_read(source, "entry"))
+            problems.append(Problem(path=path, message=f"reads {read}: {NO_ENTRY_FIELDS}"))
         if "date" in filters:
             message = "the date filter can read the clock: not allowed in a match"
             problems.append(Problem(path=path, message=message))

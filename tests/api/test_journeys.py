@@ -62,6 +62,20 @@ async def test_an_invalid_draft_is_422_with_every_problem(api: ApiClient, store:
     assert store.get_journey("abandoned-cart") is None
 
 
+async def test_a_keyed_wait_on_a_segment_entrys_fields_is_422_at_the_match(
+    api: ApiClient,
+) -> None:
+    document = journey_document(entry={"segment": "vips"})
+    keyed = {"event": "Checkout Started", "match": {"cart_id": "{{ entry.cart_id }}"}, "next": None}
+    document["nodes"]["wait_checkout"]["paths"] = [keyed]
+    response = await api.admin("PUT", "/v1/journeys/abandoned-cart", document)
+    [problem] = assert_error(response, 422, "invalid_journey")["details"]
+    assert problem["path"] == "nodes.wait_checkout.paths[0].match.cart_id"
+    assert problem["message"].startswith("reads entry.cart_id: a segment entry provides no entry")
+    keyed["match"] = {"cart_id": "{{ user.cart_id }}"}
+    await _save(api, document)
+
+
 async def test_draft_id_must_match_the_path(api: ApiClient) -> None:
     response = await api.admin("PUT", "/v1/journeys/other", journey_document())
     error = assert_error(response, 400, "id_mismatch")

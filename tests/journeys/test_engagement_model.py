@@ -443,6 +443,54 @@ def test_match_problems(edits: list[Edit], expected: Expected) -> None:
     assert_problems(validate(changed(*edits)), expected)
 
 
+SEGMENT_ENTRY: Edit = ("entry", {"segment": "vips"})
+KEYED_ON_ENTRY: list[Edit] = [
+    (MATCH, {"cart_id": "{{ entry.cart_id }}", "owner": "{{ user.id }}"}),
+    ("exit[0].match", {"order": "{{ entry.order_id | default: entry.cart_id }}"}),
+    ("goal.match", {"cart_id": "{% assign c = entry.cart %}{{ c }}", "x": "{{ event.x }}"}),
+]
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        pytest.param({"event": "Added to Cart"}, id="event"),
+        pytest.param({"page": "Checkout"}, id="page"),
+        pytest.param({"api": "cart-saved"}, id="api"),  # the trigger's content, any names
+    ],
+)
+def test_a_match_reads_any_field_of_an_event_page_or_api_entry(entry: dict[str, str]) -> None:
+    assert validate(changed(("entry", entry), *KEYED_ON_ENTRY)) == []
+
+
+def test_a_match_cannot_read_the_entry_of_a_segment_entry() -> None:
+    # A segment entry gives a run whichever event made the user a member, or nothing at all.
+    assert_problems(
+        validate(changed(SEGMENT_ENTRY, *KEYED_ON_ENTRY)),
+        [
+            (f"{MATCH}.cart_id", "reads entry.cart_id: a segment entry provides no entry fields"),
+            ("exit[0].match.order", "reads entry.order_id, entry.cart_id: a segment entry"),
+            ("goal.match.cart_id", "reads entry.cart: a segment entry provides no entry fields"),
+        ],
+    )
+    # Keyed on the user (and, for exit rules and goals, on the run's current event), it is valid.
+    keyed_on_user = changed(
+        SEGMENT_ENTRY,
+        (MATCH, {"account": "{{ user.account_id }}"}),
+        ("exit[0].match", {"order": "{{ event.order_id }}"}),
+    )
+    assert validate(keyed_on_user) == []
+
+
+def test_a_broken_segment_journey_still_reports_a_paths_match_on_the_entry() -> None:
+    document = changed(
+        SEGMENT_ENTRY, (MATCH, {"cart_id": "{{ entry.cart_id }}"}), ("nodes.pause.duration", "x")
+    )
+    problems = validate(document)
+    assert [p.path for p in problems] == ["nodes.pause.duration", f"{MATCH}.cart_id"]
+    assert "segment entry" in problems[1].message
+
+
 @pytest.mark.parametrize(
     ("edits", "expected"),
     [
