@@ -335,38 +335,64 @@ async def test_each_delivery_is_asked_to_track_as_its_node_says(
 
 # --- keyed waits ------------------------------------------------------------------------------
 
-CART = make_journey(
+KEYED = {"cart_id": "{{ entry.cart_id }}"}
+ABANDONED_CART = make_journey(
     "wait",
     {
-        "wait": wait_for(
-            {
-                "event": "Order Completed",
-                "match": {"cart_id": "{{ entry.cart_id }}"},
-                "next": "paid",
-            },
-            timeout="2d",
-        ),
-        "paid": {"type": "exit"},
-        "timed-out": {"type": "exit"},
+        "wait": {
+            "type": "wait_for_event",
+            "timeout": "24h",
+            "on_timeout": "reminder",
+            "paths": [{"event": "Order Completed", "match": KEYED, "next": "thank-you"}],
+        },
+        "reminder": mail(None),
+        "thank-you": {"type": "exit"},
     },
+    id="abandoned-cart",
+    entry={"event": "Added to Cart", "reentry": "always"},
+    goal={"event": "Order Completed", "match": KEYED, "within": "3d"},
 )
 
 
-async def test_keyed_wait_ignores_another_carts_order(
-    time_skipping: WorkflowEnvironment, worker: Worker, store: Store, task_queue: str
+@pytest.mark.parametrize(
+    ("last_order", "converted"),
+    [
+        pytest.param({}, False, id="no-order-of-this-cart"),
+        # The browser sent the cart id as a number, the shop's backend sends it as a string.
+        pytest.param({"cart_id": "1001"}, True, id="this-carts-order"),
+    ],
+)
+async def test_another_carts_checkout_does_not_end_this_carts_wait(
+    time_skipping: WorkflowEnvironment,
+    worker: Worker,
+    store: Store,
+    task_queue: str,
+    *,
+    last_order: dict[str, Any],
+    converted: bool,
 ) -> None:
-    # Two carts of one user, each in a journey of its own (one run per journey and user).
-    other = make_journey(CART.start, CART.model_dump(by_alias=True)["nodes"], id="cart-two")
-    first = await start(time_skipping, task_queue, CART, entry={"cart_id": "A"})
-    second = await start(time_skipping, task_queue, other, entry={"cart_id": 42})
-    await reached(first, "wait")
-    await reached(second, "wait")
-    for handle in (first, second):
-        await send(time_skipping, handle, "Order Completed", cart_id="B")
-        await send(time_skipping, handle, "Order Completed")  # no cart at all
-        await send(time_skipping, handle, "Order Completed", cart_id="42")
-    assert (await first.result()).path == ["wait", "timed-out"]
-    assert (await second.result()).path == ["wait", "paid"]  # "42" is 42
+    # One user, two carts: the run is about cart 1001; cart 1002 is added and bought meanwhile.
+    merge_traits(store, "u1", {"email": "ada@example.com"})
+    handle = await start(time_skipping, task_queue, ABANDONED_CART, entry={"cart_id": 1001})
+    await reached(handle, "wait")
+    await send(time_skipping, handle, "Added to Cart", cart_id="1002")  # no second run: inside
+    await time_skipping.sleep(timedelta(hours=2))
+    await send(time_skipping, handle, "Order Completed", cart_id="1002")
+    await send(time_skipping, handle, "Order Completed")  # an order without a cart
+    await reached(handle, "wait")  # still waiting for cart 1001, two hours in
+    await time_skipping.sleep(timedelta(hours=20))
+    await send(time_skipping, handle, "Order Completed", **last_order)
+    outcome = await handle.result()
+    ended_at = "thank-you" if converted else "reminder"
+    assert (outcome.status, outcome.path) == ("completed", ["wait", ended_at])
+    reminders = [d.node_id for d in store.deliveries_for_user("u1") if d.status == "sent"]
+    assert reminders == ([] if converted else ["reminder"])
+    [enrollment] = store.enrollments_for_user("u1")
+    if not converted:
+        assert enrollment.converted_at is None
+    else:  # by cart 1001's order, 22 hours in: not by cart 1002's, two hours in
+        assert enrollment.converted_at is not None
+        assert enrollment.converted_at - enrollment.entered_at >= timedelta(hours=22)
 
 
 async def test_keyed_wait_reads_fresh_traits(
