@@ -1,6 +1,6 @@
-"""Opens and clicks over the whole system: the API on loopback with its event router, a worker
-sending email to a real SMTP server (aiosmtpd), and a real Temporal dev server. A recipient's
-mail client is an HTTP client that does not follow redirects."""
+"""Opens, clicks and keyed waits over the whole system: the API on loopback with its event
+router, a worker sending email to a real SMTP server (aiosmtpd), and a real Temporal dev
+server. A recipient's mail client is an HTTP client that does not follow redirects."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
-from journeys.contracts import JourneyOutcome, workflow_id
+from journeys.contracts import STATE_QUERY, JourneyOutcome, StateView, workflow_id
 from journeys.store import Store
 from journeys.tracking import SOON
 from tests.activities.test_tracked_delivery import Markup
@@ -176,3 +176,78 @@ async def test_an_emails_links_and_pixel_record_engagement_and_move_the_journey(
     email = next(d for d in user["deliveries"] if d["node_id"] == "reminder")
     assert email["opened_at"] is not None
     assert email["clicked_at"] is not None
+
+
+# --- keyed waits ------------------------------------------------------------------------------
+
+KEYED = {"cart_id": "{{ entry.cart_id }}"}
+
+
+def keyed_cart(journey_id: str, entry: dict[str, str]) -> dict[str, Any]:
+    """Thanks for the order of the cart the user entered with (the matched order is `event`)."""
+    return {
+        "id": journey_id,
+        "name": "Keyed cart",
+        "entry": {**entry, "reentry": "always"},
+        "goal": {"event": "Order Completed", "match": KEYED, "within": "1d"},
+        "start": "wait_order",
+        "nodes": {
+            "wait_order": {
+                "type": "wait_for_event",
+                "timeout": "1h",
+                "on_timeout": None,
+                "paths": [{"event": "Order Completed", "match": KEYED, "next": "thanks"}],
+            },
+            "thanks": {
+                "type": "message",
+                "channel": "email",
+                "content": {"subject": "Order of cart {{ event.cart_id }}", "body": "Thank you!"},
+            },
+        },
+    }
+
+
+async def track(system: System, user_id: str, name: str, **properties: Any) -> None:
+    """Send a track call and wait until the router has signalled it to the user's runs."""
+    message_id = uuid.uuid4().hex
+    call = {"userId": user_id, "event": name, "properties": properties, "messageId": message_id}
+    assert (await system.http.post("/v1/track", json=call, headers=WRITE)).status_code == 200
+    async with asyncio.timeout(30):
+        while not any(
+            e.message_id == message_id and e.routed_at is not None
+            for e in system.store.events_for_user(user_id, name=name)
+        ):
+            await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("kind", ["event", "api"])
+async def test_another_carts_order_does_not_end_a_keyed_wait(stack: Stack, kind: str) -> None:
+    journey_id = f"keyed-{kind}-{uuid.uuid4().hex[:6]}"
+    entry = {"event": "Added to Cart"} if kind == "event" else {"api": journey_id}
+    system = stack.system
+    await system.publish(keyed_cart(journey_id, entry))
+    identify = {"userId": "ada", "traits": {"email": "ada@example.com"}}
+    assert (await system.http.post("/v1/identify", json=identify, headers=WRITE)).status_code == 200
+    if kind == "event":
+        await track(system, "ada", "Added to Cart", cart_id="A")
+    else:
+        trigger = {"user_id": "ada", "trigger_type": journey_id, "content": {"cart_id": "A"}}
+        started = await system.http.post("/trigger", json=trigger, headers=WRITE)
+        assert started.json()["journeys"][0]["started"] is True
+
+    # Cart B is added (reaching cart A's run, which it does not end) and bought.
+    await track(system, "ada", "Added to Cart", cart_id="B")
+    await track(system, "ada", "Order Completed", cart_id="B")
+    handle = system.temporal.get_workflow_handle(
+        workflow_id(journey_id, "ada"), result_type=JourneyOutcome
+    )
+    state = await handle.query(STATE_QUERY, result_type=StateView)  # after the signals
+    assert state.current_node == "wait_order"
+    assert state.waiting_for is not None
+
+    await track(system, "ada", "Order Completed", cart_id="A")
+    outcome = await system.outcome(journey_id, "ada")
+    assert (outcome.status, outcome.path) == ("completed", ["wait_order", "thanks"])
+    assert (await mail_for(stack.smtp, "ada@example.com")).message["Subject"] == "Order of cart A"
+    [enrollment] = system.store.enrollments_for_user("ada")
+    assert enrollment.converted_at is not None
