@@ -19,9 +19,16 @@ TEMPLATE_HELP = (
     "{{ event.product_name }}, {{ journey.name }}, {{ variant }}."
 )
 END_LABEL = "— end of the journey —"
-MATCH_HELP = (
+_KEYED = (
     "Keyed: the event counts only when each of these properties equals its value, rendered "
-    "for this user (e.g. cart_id = {{ entry.cart_id }}: another cart's checkout does not count)."
+    "for this user"
+)
+MATCH_HELP = (
+    f"{_KEYED} (e.g. cart_id = {{{{ entry.cart_id }}}}: another cart's checkout does not count)."
+)
+SEGMENT_MATCH_HELP = (
+    f"{_KEYED}. A segment entry has no entry fields to match on, so use the user's traits "
+    "(e.g. account_id = {{ user.account_id }}: another account's event does not count)."
 )
 
 
@@ -60,15 +67,19 @@ def goto(doc: Doc, path: Path, label: str, node_id: str, *, help: str | None = N
 
 def match_form(doc: Doc, path: Path) -> None:
     """The `match` at `path` (of a wait path, an exit rule or the goal): event property →
-    template the property must equal."""
-    st.caption(MATCH_HELP)
+    template the property must equal. A new row reads the entry's field of its name, or the
+    user's trait when a segment starts the journey (it gives the run no entry fields)."""
+    entry = doc.get(("entry",))
+    segment_entry = isinstance(entry, dict) and entry.get("segment") is not None
+    namespace = "user" if segment_entry else "entry"
+    st.caption(SEGMENT_MATCH_HELP if segment_entry else MATCH_HELP)
     widgets.entries(
         doc,
         path,
         name_label="Event property",
         value_label="Must equal",
         noun="property",
-        make=lambda name: f"{{{{ entry.{name} }}}}",
+        make=lambda name: f"{{{{ {namespace}.{name} }}}}",
         add_label="Match an event property",
         value_help=TEMPLATE_HELP,
     )

@@ -197,6 +197,24 @@ def test_exit_rules_and_the_goal_can_be_keyed(api: LiveApi) -> None:
     assert [e for e in errors(app) if "template" in e and "goal.match" not in e]
 
 
+def test_a_segment_journey_is_keyed_on_the_user(api: LiveApi) -> None:
+    document = engagement_journey()
+    document["entry"] = {"segment": "vips"}
+    app = step(open_in_editor(api.store, document), "wait")
+    at_path(app.button, "$#add:nodes.wait.paths[0].match").click().run()
+    # A segment entry gives the run no entry fields: the new row reads the user's trait.
+    assert node(app, "wait")["paths"][0]["match"] == {"property_1": "{{ user.property_1 }}"}
+    at_path(app.text_input, "nodes.wait.paths[0].match.property_1<name>").input("account").run()
+    assert node(app, "wait")["paths"][0]["match"] == {"account": "{{ user.account }}"}
+    assert "A segment entry has no entry fields to match on" in texts(app)
+    ok(app)
+    assert "The journey is valid." in texts(app)
+    # Reading the entry anyway is refused beside the field.
+    at_path(app.text_input, "nodes.wait.paths[0].match.account").input("{{ entry.account }}").run()
+    beside = [e for e in errors(app) if "problem(s)" not in e]
+    assert any(e.startswith("reads entry.account: a segment entry provides no") for e in beside)
+
+
 def test_the_message_condition_in_a_branch(api: LiveApi) -> None:
     document = engagement_journey()
     document["nodes"]["hook"]["next"] = "clicked"
