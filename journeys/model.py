@@ -263,9 +263,9 @@ Match = dict[
 ]
 """A keyed match: event property → template; the event must carry the rendered values."""
 MATCH_DESCRIPTION = (
-    "keyed match: event property → template over entry.*, user.* (and, on exit rules and goals, "
-    "event.* of the journey's current event); the event must carry equal values, "
-    'e.g. {"cart_id": "{{ entry.cart_id }}"}'
+    "keyed match: event property → template over entry.* (not with a segment entry), user.* "
+    "(and, on exit rules and goals, event.* of the journey's current event); the event must "
+    'carry equal values, e.g. {"cart_id": "{{ entry.cart_id }}"}'
 )
 
 
