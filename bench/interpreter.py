@@ -29,7 +29,7 @@ from journeys.model import Journey
 from relay.router import USERS_AT_ONCE
 from workflows.client import start_journey
 
-TARGET = 0.85
+TARGET = 0.90
 WAIT_FOR = "Go"
 DELAY_SECONDS = 1
 PRO = {"field": "user.plan", "op": "eq", "value": "pro"}

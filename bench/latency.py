@@ -33,7 +33,7 @@ from bench.receiver import Receiver
 from bench.stack import BARE_QUEUE, Stack
 from journeys.contracts import EVENT_SIGNAL, JourneyEvent
 
-TARGET_P99_MS = 250.0
+TARGET_P99_MS = 150.0
 TARGET_RATE = 20
 TARGET_ENTRY_RATIO = 0.9
 """Entry path saturated: journeys delivered per second ÷ the bare side's, at least."""

@@ -75,6 +75,16 @@ def table(results: dict[str, Any]) -> str:
                     target,
                 )
             )
+        entry = latency["entry_path"]
+        rows.append(
+            (
+                f"entry path saturated ({entry['rate']} events/s offered)",
+                "event → webhook messages delivered/s",
+                f"{entry['journeys_per_s']:.1f}",
+                f"{entry['bare_per_s']:.1f}",
+                f"{entry['ratio']:.2f} ≥ {entry['target']} {_verdict(entry['met'])}",
+            )
+        )
     interpreter = results.get("interpreter")
     if interpreter is not None:
         rows.append(

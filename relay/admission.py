@@ -7,13 +7,14 @@ but not yet seen running (a run records its enrollment once its first workflow t
 a new start waits while the window is full, and the burst waits in the outbox instead, where
 it costs nothing (`journeys_events_unrouted` shows it).
 
-The window adapts to how long runs take to start, judged by the median start since the last
-change: it shrinks when that is over `TARGET` (Temporal or the workers are far behind) and
-grows while starts are quick and the window is what holds entries back. It never goes below
-`SMALLEST`: on a busy machine every start is slow, whatever the window, and a small window
-would then only throttle entries that the server could take. Runs that never show up (a run
-that failed at once, an enrollment this router cannot see) leave the window after `STALE`
-seconds.
+The window adapts to how long runs take to start, judged by the slowest tenth of the starts
+since the last change: it shrinks when those took over `SLOW` (the starts queue somewhere: at
+Temporal, or in a worker that has taken more tasks than it can finish before their 10-second
+timeout) and grows while they took under `QUICK` and the window is what holds entries back.
+Between the two it holds, so a machine whose starts are slow even without a queue keeps the
+window it has rather than throttling entries the server could take. Runs that never show up
+(a run that failed at once, an enrollment this router cannot see) leave the window after
+`STALE` seconds.
 """
 
 from __future__ import annotations
@@ -29,13 +30,17 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from journeys.store import Store
 
-START = 500
-"""Runs that may be starting at once when a router starts: a queue the server works through
-in seconds, where 20,000 at once collapsed it."""
-SMALLEST = 100
+START = 100
+"""Runs that may be starting at once when a router starts: a few seconds of work for one
+worker, where 20,000 at once collapsed the server, and 500 left a saturated worker holding
+tasks past their timeout."""
+SMALLEST = 20
 LARGEST = 2_000
-TARGET = 5.0
-"""Seconds from a start to the run's first task (at the median) that count as keeping up."""
+SLOW = 4.0
+"""Seconds from a start to the run's first task, for the slowest tenth, that mean the starts
+queue: the window shrinks (a workflow task times out after 10)."""
+QUICK = 2.0
+"""Seconds under which the slowest tenth of the starts leave room: the window may grow."""
 STALE = 60.0
 """Seconds after which a run not seen running leaves the window anyway."""
 LOOK_EVERY = 0.05
@@ -124,12 +129,12 @@ class Admission:
                 self._adapted_at = now
 
     def _adapt(self) -> None:
-        """Shrink when the median start since the last change took over `TARGET`; grow when
-        nine starts in ten took under half of it and the window held entries back."""
+        """Shrink by 30 % when the slowest tenth of the starts since the last change took over
+        `SLOW`; grow by 20 % when they took under `QUICK` and the window held entries back."""
         waits = sorted(self._waits)
-        median, ninth = waits[len(waits) // 2], waits[(len(waits) * 9) // 10]
-        if median > TARGET:
+        ninth = waits[(len(waits) * 9) // 10]
+        if ninth > SLOW:
             self.window = max(SMALLEST, int(self.window * 0.7))
-        elif self._held_back and ninth < TARGET / 2:
-            self.window = min(LARGEST, self.window + max(1, self.window // 10))
+        elif self._held_back and ninth < QUICK:
+            self.window = min(LARGEST, self.window + max(1, self.window // 5))
         self._held_back, self._waits = False, []

@@ -100,8 +100,13 @@ async def test_a_run_that_ended_at_once_counts_whenever_its_entry_event_happened
         await start(gate, "b")
 
 
-@pytest.mark.parametrize(("took", "window"), [(admission.TARGET + 1, 140), (0.1, 220)])
-async def test_slow_starts_shrink_the_window_and_quick_ones_grow_it(
+BETWEEN = (admission.QUICK + admission.SLOW) / 2
+
+
+@pytest.mark.parametrize(
+    ("took", "window"), [(admission.SLOW + 1, 140), (BETWEEN, 200), (0.1, 240)]
+)
+async def test_slow_starts_shrink_the_window_and_between_hold_it_and_quick_ones_grow_it(
     store: Store, took: float, window: int
 ) -> None:
     clock = Clock()
