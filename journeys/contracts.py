@@ -47,6 +47,7 @@ class Activity(StrEnum):
     SWEEP_SEGMENT_ENTRIES = "sweep_segment_entries"
     PREDICT_CONVERSIONS = "predict_conversions"
     EXPERIMENT_WINNER = "experiment_winner"
+    ADMIT_ENTRY = "admit_entry"
 
 
 EVENT_SIGNAL = "event"
@@ -203,6 +204,30 @@ class EnrollInput(BaseModel):
     version: int
     workflow_id: str
     entered_at: datetime
+    holdout: str | None = Field(
+        default=None,
+        description=(
+            "`holdout` when the user is held out of the journey's messages; the activity that "
+            "records the enrollment marks users of the global holdout"
+        ),
+    )
+
+
+class AdmitInput(BaseModel):
+    """A new run asks to enter a journey with an entry limit of `count` per `per`, at `at`."""
+
+    enrollment_id: str
+    journey_id: str
+    user_id: str
+    at: datetime
+    count: int
+    per: Duration
+
+
+class Admission(BaseModel):
+    """Whether the run entered (False: the entry limit was reached)."""
+
+    admitted: bool
 
 
 class ProgressInput(BaseModel):

@@ -31,6 +31,8 @@ with workflow.unsafe.imports_passed_through():
         ActiveHour,
         ActiveHourInput,
         Activity,
+        Admission,
+        AdmitInput,
         Delivered,
         DeliverInput,
         EndStatus,
@@ -60,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
         is_machine,
     )
     from journeys.experiments import experiment_bucket
+    from journeys.holdouts import HOLDOUT, in_journey_holdout
     from journeys.localtime import next_local_time, parse_clock, quiet_hours_end, user_timezone
     from journeys.model import (
         WEEKDAYS,
@@ -92,6 +95,8 @@ from workflows.patches import (
     choose_run_style,
 )
 
+ENTRY_LIMIT = "entry limit"
+"""Why a run ended before entering: its journey's entry limit was reached."""
 SEEN_MESSAGE_IDS = 1000
 """How many recent messageIds a run remembers to drop redelivered events."""
 
@@ -134,6 +139,7 @@ class JourneyWorkflow:
             seen=[input.entry.message_id] if input.entry.message_id else [],
         )
         self._seen = set(self._state.seen)
+        self._held_out = in_journey_holdout(self._journey, input.user_id)
         self._leave: str | None = None
         self._style: RunStyle  # chosen first thing in `run`, by the patches the run recorded
 
@@ -174,6 +180,9 @@ class JourneyWorkflow:
         """Walk the graph from the start (or where the previous run left off) to an end."""
         self._style = choose_run_style(self._record, lambda: self._state.current_node)
         if not self._resuming:
+            if not await self._admitted():
+                self._show(f"not entered: {ENTRY_LIMIT}")
+                return JourneyOutcome(status="exited", path=[], reason=ENTRY_LIMIT)
             enrollment = EnrollInput(
                 enrollment_id=self._state.enrollment_id,
                 user_id=input.user_id,
@@ -181,6 +190,7 @@ class JourneyWorkflow:
                 version=input.version,
                 workflow_id=workflow.info().workflow_id,
                 entered_at=self._state.entered_at,
+                holdout=HOLDOUT if self._held_out else None,
             )
             await self._style.enroll(enrollment)
         node_id: str | None = self._state.current_node or self._journey.start
@@ -200,6 +210,22 @@ class JourneyWorkflow:
             await self._end("exited", "cancelled")
             raise
         return await self._end(status, reason)
+
+    async def _admitted(self) -> bool:
+        """Whether the journey's entry limit lets this new run in (always, without a limit: no
+        command is issued then)."""
+        limit = self._journey.entry.limit
+        if limit is None:
+            return True
+        request = AdmitInput(
+            enrollment_id=self._state.enrollment_id,
+            journey_id=self._journey.id,
+            user_id=self._input.user_id,
+            at=workflow.now(),
+            count=limit.count,
+            per=limit.per,
+        )
+        return (await self._call(Activity.ADMIT_ENTRY, request, Admission)).admitted
 
     async def _end(self, status: EndStatus, reason: str | None) -> JourneyOutcome:
         """Record how the run ended and clear where it was."""
@@ -245,13 +271,16 @@ class JourneyWorkflow:
     # --- node types -----------------------------------------------------------------------
 
     async def _message(self, node_id: str, node: MessageNode) -> str | None:
-        quiet = None if node.transactional else self._journey.settings.quiet_hours
+        held_out = self._held_out and not node.transactional
+        quiet = None if node.transactional or held_out else self._journey.settings.quiet_hours
         await self._check_exit_conditions(
             refresh=self._style.refreshes_traits(
                 quiet is not None or any(rule.when is not None for rule in self._journey.exit)
             )
         )
-        skip_reason = None if quiet is None else await self._quiet_hours(node_id, quiet)
+        skip_reason = HOLDOUT if held_out else None
+        if quiet is not None:
+            skip_reason = await self._quiet_hours(node_id, quiet)
         request = DeliverInput(
             idempotency_key=delivery_key(self._state.enrollment_id, node_id),
             journey_id=self._journey.id,
