@@ -49,7 +49,7 @@ from journeys.contracts import (
 from journeys.facts import fact_answerer, user_traits
 from journeys.holdouts import GLOBAL_HOLDOUT, in_global_holdout
 from journeys.localtime import ACTIVE_HOUR_HISTORY, ACTIVE_HOUR_MIN_EVENTS, user_timezone
-from journeys.model import Channel, EntryLimit, to_timedelta
+from journeys.model import Channel, to_timedelta
 from journeys.store import CapWindow, DeliveryRecord, Store
 from journeys.tracking import Tracker
 from journeys.unsubscribe import Links
@@ -211,11 +211,7 @@ class JourneyActivities:
     def admit_entry(self, request: AdmitInput) -> Admission:
         """Whether a new run may enter its journey under the journey's entry limit (asked once
         per run, by its enrollment id: a retry gets the first answer)."""
-        limit = EntryLimit(count=request.count, per=request.per)
-        admitted = self._store.admit_entry(
-            request.journey_id, request.enrollment_id, request.user_id, request.at, limit
-        )
-        return Admission(admitted=admitted)
+        return Admission(admitted=self._store.admit_entry(request))
 
     @activity.defn(name=Activity.RECORD_STEPS)
     def record_steps(self, request: StepsInput) -> None:

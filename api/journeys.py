@@ -142,7 +142,11 @@ class JourneyStats(BaseModel):
     nodes: dict[str, NodeStats]
     messages: dict[str, MessageStats]
     experiments: dict[str, ExperimentStats]
-    holdout: Lift | None = None
+    holdout: Lift | None = Field(
+        default=None,
+        exclude_if=lambda holdout: holdout is None,
+        description="the holdout against the treated users, when the journey has a holdout",
+    )
 
 
 def _journey(store: Store, journey_id: str) -> JourneyRecord:

@@ -219,6 +219,7 @@ class AdmitInput(BaseModel):
     enrollment_id: str
     journey_id: str
     user_id: str
+    workflow_id: str
     at: datetime
     count: int
     per: Duration

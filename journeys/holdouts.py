@@ -27,6 +27,8 @@ HOLDOUT = "holdout"
 """The skip reason of a message to a user held out of the journey, and their enrollment's mark."""
 GLOBAL_HOLDOUT = "global holdout"
 """The same, for a user in the global holdout (workspace settings)."""
+GLOBAL_HOLDOUT_MAX = 20
+"""The largest global holdout, in percent (a journey's may reach `JOURNEY_HOLDOUT_MAX`)."""
 TOO_FEW_USERS = 30
 """Fewer users than this in either group: the comparison is shown, but read as too early."""
 

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field
 
+from journeys.holdouts import GLOBAL_HOLDOUT_MAX
 from journeys.localtime import period_start
 from journeys.model import Channel, Duration, Strict, TimeZoneName, to_timedelta
 from journeys.store import CapWindow, Store
@@ -29,9 +30,6 @@ class FrequencyCap(Strict):
         label = f"{self.max} per {self.per}" + (f" on {self.channel}" if self.channel else "")
         since = period_start(now, to_timedelta(self.per), zone)
         return CapWindow(max=self.max, since=since, channel=self.channel, label=label)
-
-
-GLOBAL_HOLDOUT_MAX = 20
 
 
 class GlobalHoldout(Strict):

@@ -221,6 +221,7 @@ class JourneyWorkflow:
             enrollment_id=self._state.enrollment_id,
             journey_id=self._journey.id,
             user_id=self._input.user_id,
+            workflow_id=workflow.info().workflow_id,
             at=workflow.now(),
             count=limit.count,
             per=limit.per,

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, func, select
 
-from journeys.contracts import EndStatus, EnrollInput, ProgressInput
-from journeys.model import EntryLimit, to_timedelta
+from journeys.contracts import AdmitInput, EndStatus, EnrollInput, ProgressInput
+from journeys.model import to_timedelta
 from journeys.store.base import StoreBase, get_or_raise, once_more_on_conflict
 from journeys.store.records import (
     EnrollmentRecord,
@@ -68,45 +68,40 @@ class EnrollmentsAggregate(StoreBase):
                     _finish(session, record, step.ended, step.at)
                 session.add(record)
 
-    def admit_entry(
-        self, journey_id: str, enrollment_id: str, user_id: str, at: datetime, limit: EntryLimit
-    ) -> bool:
-        """Whether the run `enrollment_id` may enter the journey at `at`: yes while fewer than
-        `limit.count` runs were admitted in the `limit.per` up to `at`. Counting and recording
-        the answer are one transaction, serialised per journey (PostgreSQL: on the journey's
-        row; SQLite: one writer anyway), so admissions racing from any number of workers
-        never let in more than the limit. The answer is kept under the enrollment id: asking
-        again (a retry) returns it and takes no second place. Raises NotFound for an unknown
-        journey."""
-        return once_more_on_conflict(
-            lambda: self._admit_entry(journey_id, enrollment_id, user_id, at, limit)
-        )
+    def admit_entry(self, request: AdmitInput) -> bool:
+        """Whether the run `request.enrollment_id` may enter its journey at `request.at`: yes
+        while fewer than `request.count` runs were admitted in the `request.per` up to then.
+        Counting and recording the answer are one transaction, serialised per journey
+        (PostgreSQL: on the journey's row; SQLite: one writer anyway), so admissions racing
+        from any number of workers never let in more than the count. The answer is kept under
+        the enrollment id: asking again (a retry) returns it and takes no second place. Raises
+        NotFound for an unknown journey."""
+        return once_more_on_conflict(lambda: self._admit_entry(request))
 
-    def _admit_entry(
-        self, journey_id: str, enrollment_id: str, user_id: str, at: datetime, limit: EntryLimit
-    ) -> bool:
+    def _admit_entry(self, request: AdmitInput) -> bool:
         with self._write() as session:
-            get_or_raise(session, JourneyRecord, journey_id, lock=True)
-            answered = session.get(EntryAdmissionRecord, enrollment_id)
+            get_or_raise(session, JourneyRecord, request.journey_id, lock=True)
+            answered = session.get(EntryAdmissionRecord, request.enrollment_id)
             if answered is not None:
                 return answered.admitted
             admitted_since = (
                 select(func.count())
                 .select_from(EntryAdmissionRecord)
                 .where(
-                    EntryAdmissionRecord.journey_id == journey_id,
+                    EntryAdmissionRecord.journey_id == request.journey_id,
                     col(EntryAdmissionRecord.admitted).is_(True),
-                    col(EntryAdmissionRecord.at) > at - to_timedelta(limit.per),
+                    col(EntryAdmissionRecord.at) > request.at - to_timedelta(request.per),
                 )
             )
-            admitted = session.exec(admitted_since).one() < limit.count
+            admitted = session.exec(admitted_since).one() < request.count
             session.add(
                 EntryAdmissionRecord(
-                    enrollment_id=enrollment_id,
-                    journey_id=journey_id,
-                    user_id=user_id,
+                    enrollment_id=request.enrollment_id,
+                    journey_id=request.journey_id,
+                    user_id=request.user_id,
+                    workflow_id=request.workflow_id,
                     admitted=admitted,
-                    at=at,
+                    at=request.at,
                 )
             )
             return admitted
@@ -136,19 +131,30 @@ class EnrollmentsAggregate(StoreBase):
         """Which of these workflow ids (each with when its run was started) have a run that is
         active, or that ended at or after that time (less `CLOCK_SLACK`): a run records its
         enrollment once its first workflow task has run. (Its `entered_at` is when its entry
-        event happened, which may be long before a backlog let it start.)"""
+        event happened, which may be long before a backlog let it start.) A run under an entry
+        limit asks for its place first thing, so an admission at or after that time counts
+        too: a refused run records no enrollment."""
         if not started:
             return set()
-        statement = select(
+        enrolled = select(
             EnrollmentRecord.workflow_id, EnrollmentRecord.status, EnrollmentRecord.ended_at
         ).where(col(EnrollmentRecord.workflow_id).in_(list(started)))
+        admitted = select(EntryAdmissionRecord.workflow_id, EntryAdmissionRecord.at).where(
+            col(EntryAdmissionRecord.workflow_id).in_(list(started))
+        )
         with self._read() as session:
-            rows = session.exec(statement).all()
-        return {
+            enrollments = session.exec(enrolled).all()
+            admissions = session.exec(admitted).all()
+        running = {
             workflow_id
-            for workflow_id, status, ended_at in rows
+            for workflow_id, status, ended_at in enrollments
             if status == "active"
             or (ended_at is not None and ended_at >= started[workflow_id] - CLOCK_SLACK)
+        }
+        return running | {
+            workflow_id
+            for workflow_id, at in admissions
+            if at >= started[workflow_id] - CLOCK_SLACK
         }
 
     def active_workflow_ids(self, journey_id: str) -> list[str]:

@@ -230,11 +230,15 @@ class EntryAdmissionRecord(SQLModel, table=True):
     Keyed by the run's enrollment id, so a retried admission finds its first answer."""
 
     __tablename__ = "entry_admissions"
-    __table_args__ = (Index("ix_entry_admissions_journey_at", "journey_id", "admitted", "at"),)
+    __table_args__ = (
+        Index("ix_entry_admissions_journey_at", "journey_id", "admitted", "at"),
+        Index("ix_entry_admissions_workflow_id", "workflow_id"),
+    )
 
     enrollment_id: str = Field(primary_key=True)
     journey_id: str
     user_id: str
+    workflow_id: str
     admitted: bool
     at: datetime = Field(sa_column=_time_column())
 

@@ -12,6 +12,7 @@ from journeys.contracts import EnrollInput, ProgressInput
 from journeys.errors import NotFound
 from journeys.model import EntryLimit
 from journeys.store import Store
+from tests import factories
 from tests.journeys.test_store import document, race
 
 pytestmark = pytest.mark.store_backends("sqlite", "postgresql")
@@ -21,7 +22,7 @@ TEN_PER_HOUR = EntryLimit(count=10, per="1h")
 
 
 def admit(store: Store, run: str, at: datetime = T0, limit: EntryLimit = TEN_PER_HOUR) -> bool:
-    return store.admit_entry("welcome", run, f"user-{run}", at, limit)
+    return factories.admit(store, "welcome", run, at, limit)
 
 
 @pytest.fixture
@@ -92,3 +93,14 @@ def test_holdout_counts_by_mark(store: Store, journey: str) -> None:
         None: (3, 1),
         "global holdout": (1, 1),
     }
+
+
+def test_a_refused_run_counts_as_started(store: Store, journey: str) -> None:
+    limit = EntryLimit(count=1, per="1h")
+    assert admit(store, "in", T0, limit)
+    assert not admit(store, "out", T0, limit)
+    started = {"w-in": T0, "w-out": T0, "w-other": T0}
+    # Runs the relay started: both asked for their place, so both have run their first task.
+    assert store.started_runs(started) == {"w-in", "w-out"}
+    # An admission from before this start belongs to an earlier run of the same workflow id.
+    assert store.started_runs({"w-out": T0 + timedelta(minutes=1)}) == set()
