@@ -1,25 +1,20 @@
 """An entry limit is exact across API replicas and workers: 1,000 users race for 100
-places through two `journeys api` processes, routed by two routers and run by two workers
-(each with its own store connections and Temporal client) on one PostgreSQL store and one
-Temporal dev server."""
+places through two `journeys api` processes (each with its router) and two `journeys worker`
+processes, on one PostgreSQL store and one Temporal dev server."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
-from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from journeys.store import Store
-from tests.relay.test_replicas import api_replicas
+from tests.relay.test_replicas import api_replicas, journeys_processes
 from tests.system import ADMIN, WRITE
-from worker.main import build_worker
 
 USERS = 1_000
 PLACES = 100
@@ -32,7 +27,6 @@ async def test_a_thousand_users_race_for_a_hundred_places(
     postgres_url: str,
     dev_server: WorkflowEnvironment,
     tmp_path: Path,
-    executor: ThreadPoolExecutor,
     task_queue: str,
 ) -> None:
     journey_id = f"limited-{uuid.uuid4().hex[:6]}"
@@ -43,17 +37,20 @@ async def test_a_thousand_users_race_for_a_hundred_places(
         "start": "done",
         "nodes": {"done": {"type": "exit"}},
     }
-    stores = [Store(postgres_url), Store(postgres_url)]
-    # A client may run one worker per task queue: the second worker gets a client of its own.
-    second_client = await Client.connect(
-        dev_server.client.service_client.config.target_host,
-        data_converter=pydantic_data_converter,
-    )
+    store = Store(postgres_url)
     try:
-        with api_replicas(2, postgres_url, dev_server, tmp_path, task_queue) as replicas:
+        with (
+            api_replicas(2, postgres_url, dev_server, tmp_path, task_queue) as replicas,
+            journeys_processes(
+                ["worker"],
+                2,
+                postgres_url=postgres_url,
+                dev_server=dev_server,
+                tmp_path=tmp_path,
+                task_queue=task_queue,
+            ),
+        ):
             async with (
-                build_worker(dev_server.client, stores[0], task_queue, executor),
-                build_worker(second_client, stores[1], task_queue, executor),
                 httpx.AsyncClient(base_url=replicas[0].url) as first,
                 httpx.AsyncClient(base_url=replicas[1].url) as second,
             ):
@@ -77,16 +74,15 @@ async def test_a_thousand_users_race_for_a_hundred_places(
                 # Minutes on a busy two-core machine: 1,000 runs start, a few a second.
                 async with asyncio.timeout(600):
                     while True:
-                        counts = stores[0].journey_counts(journey_id)
+                        counts = store.journey_counts(journey_id)
                         if counts["entered"] + counts["limited"] >= USERS:
                             break
                         await asyncio.sleep(0.5)
                 await asyncio.sleep(1)  # a place taken twice would show up now
-                counts = stores[0].journey_counts(journey_id)
+                counts = store.journey_counts(journey_id)
                 assert (counts["entered"], counts["limited"]) == (PLACES, USERS - PLACES)
 
                 stats = await second.get(f"/v1/journeys/{journey_id}/stats", headers=ADMIN)
                 assert (stats.json()["entered"], stats.json()["limited"]) == (100, 900)
     finally:
-        for store in stores:
-            store.close()
+        store.close()

@@ -42,10 +42,17 @@ class Replica:
 
 
 @contextmanager
-def api_replicas(
-    count: int, postgres_url: str, dev_server: WorkflowEnvironment, tmp_path: Path, task_queue: str
+def journeys_processes(
+    command: list[str],
+    count: int,
+    *,
+    postgres_url: str,
+    dev_server: WorkflowEnvironment,
+    tmp_path: Path,
+    task_queue: str,
 ) -> Iterator[list[Replica]]:
-    """`count` `journeys api` processes on one PostgreSQL store, serving until the block ends."""
+    """`count` `journeys <command>` processes (`{port}` in it: a free port each) on one
+    PostgreSQL store and the dev server, running until the block ends; not waited for."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("JOURNEYS_")},
         "JOURNEYS_DATABASE_URL": postgres_url,
@@ -60,15 +67,32 @@ def api_replicas(
     with ExitStack() as stack:
         started = []
         for n in range(count):
-            port, log = free_port(), tmp_path / f"api-{n}.log"
+            port, log = free_port(), tmp_path / f"{command[0]}-{n}.log"
             process = subprocess.Popen(
-                [installed_binary("journeys"), "api", "--host", "127.0.0.1", "--port", str(port)],
+                [installed_binary("journeys"), *(a.format(port=port) for a in command)],
                 env=env,
                 stdout=stack.enter_context(log.open("w")),
                 stderr=subprocess.STDOUT,
             )
             stack.callback(stop, process)
             started.append(Replica(f"http://127.0.0.1:{port}", process, log))
+        yield started
+
+
+@contextmanager
+def api_replicas(
+    count: int, postgres_url: str, dev_server: WorkflowEnvironment, tmp_path: Path, task_queue: str
+) -> Iterator[list[Replica]]:
+    """`count` `journeys api` processes on one PostgreSQL store, serving until the block ends."""
+    api = ["api", "--host", "127.0.0.1", "--port", "{port}"]
+    with journeys_processes(
+        api,
+        count,
+        postgres_url=postgres_url,
+        dev_server=dev_server,
+        tmp_path=tmp_path,
+        task_queue=task_queue,
+    ) as started:
         for replica in started:
             # Processes starting together on a busy machine import slowly.
             wait_until_serving(f"{replica.url}/healthz", replica.process, replica.log, timeout=90)
