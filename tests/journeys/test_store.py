@@ -701,6 +701,7 @@ def test_journey_and_node_counts(store: Store) -> None:
         "completed": 1,
         "exited": 1,
         "converted": 2,
+        "limited": 0,
     }
     assert store.node_counts("welcome") == {
         "wait": {"reached": 5, "waiting": 2},
@@ -712,6 +713,7 @@ def test_journey_and_node_counts(store: Store) -> None:
         "completed": 0,
         "exited": 0,
         "converted": 0,
+        "limited": 0,
     }
     assert store.node_counts("nothing") == {}
 
