@@ -18,6 +18,7 @@ from journeys.model import (
     CLICK_WINDOW,
     Channel,
     Duration,
+    EntryLimit,
     EventCountCondition,
     Journey,
     SegmentCondition,
@@ -49,6 +50,9 @@ class Activity(StrEnum):
     EXPERIMENT_WINNER = "experiment_winner"
     ADMIT_ENTRY = "admit_entry"
 
+
+ENTRY_LIMIT = "entry limit"
+"""Why a run ended before entering: its journey's entry limit was reached."""
 
 EVENT_SIGNAL = "event"
 LEAVE_SIGNAL = "leave"
@@ -214,15 +218,11 @@ class EnrollInput(BaseModel):
 
 
 class AdmitInput(BaseModel):
-    """A new run asks to enter a journey with an entry limit of `count` per `per`, at `at`."""
+    """A new run asks to enter a journey under its entry limit, at `at`."""
 
-    enrollment_id: str
-    journey_id: str
-    user_id: str
-    workflow_id: str
+    enrollment: EnrollInput
+    limit: EntryLimit
     at: datetime
-    count: int
-    per: Duration
 
 
 class Admission(BaseModel):

@@ -140,13 +140,12 @@ def sent_delivery(
 def admit(store: Store, journey_id: str, run: str, at: datetime, limit: EntryLimit) -> bool:
     """Ask for run `run`'s place under the journey's entry limit, as the activity does (the run
     of user `user-{run}`, workflow id `w-{run}`)."""
-    request = AdmitInput(
+    enrollment = EnrollInput(
         enrollment_id=run,
-        journey_id=journey_id,
         user_id=f"user-{run}",
+        journey_id=journey_id,
+        version=1,
         workflow_id=f"w-{run}",
-        at=at,
-        count=limit.count,
-        per=limit.per,
+        entered_at=at,
     )
-    return store.admit_entry(request)
+    return store.admit_entry(AdmitInput(enrollment=enrollment, limit=limit, at=at))

@@ -6,7 +6,9 @@ input, so publishing a new version never changes a run already under way. Events
 them (goal, exit rules, trait changes) at every node and inside every wait, so an exit rule
 ends a wait or a delay at once. The run remembers its sent deliveries and how far the user
 engaged with each (from the engagement events it hears), for `of` paths and `message`
-conditions. Every side effect is an activity; this module is deterministic.
+conditions. A journey with an entry limit asks for the run's place before it enters; a user
+in the journey's holdout gets its non-transactional messages skipped (reason `holdout`). Every
+side effect is an activity; this module is deterministic.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
 
     from journeys.conditions import carries, evaluate, fact_key, facts_needed
     from journeys.contracts import (
+        ENTRY_LIMIT,
         EVENT_SIGNAL,
         LEAVE_SIGNAL,
         STATE_QUERY,
@@ -95,8 +98,6 @@ from workflows.patches import (
     choose_run_style,
 )
 
-ENTRY_LIMIT = "entry limit"
-"""Why a run ended before entering: its journey's entry limit was reached."""
 SEEN_MESSAGE_IDS = 1000
 """How many recent messageIds a run remembers to drop redelivered events."""
 
@@ -180,9 +181,6 @@ class JourneyWorkflow:
         """Walk the graph from the start (or where the previous run left off) to an end."""
         self._style = choose_run_style(self._record, lambda: self._state.current_node)
         if not self._resuming:
-            if not await self._admitted():
-                self._show(f"not entered: {ENTRY_LIMIT}")
-                return JourneyOutcome(status="exited", path=[], reason=ENTRY_LIMIT)
             enrollment = EnrollInput(
                 enrollment_id=self._state.enrollment_id,
                 user_id=input.user_id,
@@ -192,6 +190,9 @@ class JourneyWorkflow:
                 entered_at=self._state.entered_at,
                 holdout=HOLDOUT if self._held_out else None,
             )
+            if not await self._admitted(enrollment):
+                self._show(f"not entered: {ENTRY_LIMIT}")
+                return JourneyOutcome(status="exited", path=[], reason=ENTRY_LIMIT)
             await self._style.enroll(enrollment)
         node_id: str | None = self._state.current_node or self._journey.start
         try:
@@ -211,21 +212,12 @@ class JourneyWorkflow:
             raise
         return await self._end(status, reason)
 
-    async def _admitted(self) -> bool:
-        """Whether the journey's entry limit lets this new run in (always, without a limit: no
-        command is issued then)."""
+    async def _admitted(self, enrollment: EnrollInput) -> bool:
+        """Whether the journey's entry limit lets the new run in (no command without one)."""
         limit = self._journey.entry.limit
         if limit is None:
             return True
-        request = AdmitInput(
-            enrollment_id=self._state.enrollment_id,
-            journey_id=self._journey.id,
-            user_id=self._input.user_id,
-            workflow_id=workflow.info().workflow_id,
-            at=workflow.now(),
-            count=limit.count,
-            per=limit.per,
-        )
+        request = AdmitInput(enrollment=enrollment, limit=limit, at=workflow.now())
         return (await self._call(Activity.ADMIT_ENTRY, request, Admission)).admitted
 
     async def _end(self, status: EndStatus, reason: str | None) -> JourneyOutcome:

@@ -69,8 +69,8 @@ class EnrollmentsAggregate(StoreBase):
                 session.add(record)
 
     def admit_entry(self, request: AdmitInput) -> bool:
-        """Whether the run `request.enrollment_id` may enter its journey at `request.at`: yes
-        while fewer than `request.count` runs were admitted in the `request.per` up to then.
+        """Whether the new run of `request.enrollment` may enter its journey at `request.at`:
+        yes while fewer than `limit.count` runs were admitted in the `limit.per` up to then.
         Counting and recording the answer are one transaction, serialised per journey
         (PostgreSQL: on the journey's row; SQLite: one writer anyway), so admissions racing
         from any number of workers never let in more than the count. The answer is kept under
@@ -79,27 +79,28 @@ class EnrollmentsAggregate(StoreBase):
         return once_more_on_conflict(lambda: self._admit_entry(request))
 
     def _admit_entry(self, request: AdmitInput) -> bool:
+        run, limit = request.enrollment, request.limit
         with self._write() as session:
-            get_or_raise(session, JourneyRecord, request.journey_id, lock=True)
-            answered = session.get(EntryAdmissionRecord, request.enrollment_id)
+            get_or_raise(session, JourneyRecord, run.journey_id, lock=True)
+            answered = session.get(EntryAdmissionRecord, run.enrollment_id)
             if answered is not None:
                 return answered.admitted
             admitted_since = (
                 select(func.count())
                 .select_from(EntryAdmissionRecord)
                 .where(
-                    EntryAdmissionRecord.journey_id == request.journey_id,
+                    EntryAdmissionRecord.journey_id == run.journey_id,
                     col(EntryAdmissionRecord.admitted).is_(True),
-                    col(EntryAdmissionRecord.at) > request.at - to_timedelta(request.per),
+                    col(EntryAdmissionRecord.at) > request.at - to_timedelta(limit.per),
                 )
             )
-            admitted = session.exec(admitted_since).one() < request.count
+            admitted = session.exec(admitted_since).one() < limit.count
             session.add(
                 EntryAdmissionRecord(
-                    enrollment_id=request.enrollment_id,
-                    journey_id=request.journey_id,
-                    user_id=request.user_id,
-                    workflow_id=request.workflow_id,
+                    enrollment_id=run.enrollment_id,
+                    journey_id=run.journey_id,
+                    user_id=run.user_id,
+                    workflow_id=run.workflow_id,
                     admitted=admitted,
                     at=request.at,
                 )
