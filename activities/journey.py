@@ -31,6 +31,8 @@ from journeys.contracts import (
     ActiveHour,
     ActiveHourInput,
     Activity,
+    Admission,
+    AdmitInput,
     DeliverInput,
     DeliveryOutcome,
     EnrollInput,
@@ -45,12 +47,13 @@ from journeys.contracts import (
     WinnerInput,
 )
 from journeys.facts import fact_answerer, user_traits
+from journeys.holdouts import GLOBAL_HOLDOUT, in_global_holdout
 from journeys.localtime import ACTIVE_HOUR_HISTORY, ACTIVE_HOUR_MIN_EVENTS, user_timezone
 from journeys.model import Channel, to_timedelta
 from journeys.store import CapWindow, DeliveryRecord, Store
 from journeys.tracking import Tracker
 from journeys.unsubscribe import Links
-from journeys.workspace import load_workspace_settings
+from journeys.workspace import WorkspaceSettings, load_workspace_settings
 
 PERMANENT_FAILURE = "PermanentDeliveryFailure"
 TRANSIENT_FAILURE = "TransientDeliveryFailure"
@@ -136,6 +139,7 @@ class JourneyActivities:
             self.update_user,
             self.most_active_hour,
             self.experiment_winner,
+            self.admit_entry,
         ]
 
     # --- reading ----------------------------------------------------------------------------
@@ -203,16 +207,37 @@ class JourneyActivities:
 
     # --- progress ---------------------------------------------------------------------------
 
+    @activity.defn(name=Activity.ADMIT_ENTRY)
+    def admit_entry(self, request: AdmitInput) -> Admission:
+        """Whether a new run may enter its journey under the journey's entry limit (asked once
+        per run, by its enrollment id: a retry gets the first answer)."""
+        return Admission(admitted=self._store.admit_entry(request))
+
     @activity.defn(name=Activity.RECORD_STEPS)
     def record_steps(self, request: StepsInput) -> None:
         """Record the enrollment (the first time) and the run's steps since its last record:
         nodes reached, a variant chosen, a conversion, the end."""
-        self._store.record_steps(request.steps, enrollment=request.enrollment)
+        self._record_steps(request.steps, request.enrollment)
 
     @activity.defn(name=Activity.ENROLL)
     def enroll(self, request: EnrollInput) -> None:
         """Record that the user entered the journey (runs started before `lean-steps`)."""
-        self._store.record_steps([], enrollment=request)
+        self._record_steps([], request)
+
+    def _record_steps(self, steps: list[ProgressInput], enrollment: EnrollInput | None) -> None:
+        """Record steps, and the enrollment marked when its user is in the global holdout."""
+        if (
+            enrollment is not None
+            and enrollment.holdout is None
+            and self._globally_held_out(enrollment.user_id, load_workspace_settings(self._store))
+        ):
+            enrollment = enrollment.model_copy(update={"holdout": GLOBAL_HOLDOUT})
+        self._store.record_steps(steps, enrollment=enrollment)
+
+    @staticmethod
+    def _globally_held_out(user_id: str, workspace: WorkspaceSettings) -> bool:
+        holdout = workspace.holdout
+        return holdout is not None and in_global_holdout(holdout.percent, user_id)
 
     @activity.defn(name=Activity.RECORD_PROGRESS)
     def record_progress(self, request: ProgressInput) -> None:
@@ -240,7 +265,7 @@ class JourneyActivities:
         carried = request.steps or StepsInput()
         steps = [*carried.steps, *([request.then] if request.then is not None else [])]
         if carried.enrollment is not None or steps:
-            self._store.record_steps(steps, enrollment=carried.enrollment)
+            self._record_steps(steps, carried.enrollment)
         return outcome
 
     def _deliver(self, request: DeliverInput) -> DeliveryOutcome:
@@ -266,6 +291,9 @@ class JourneyActivities:
     ) -> DeliveryOutcome:
         if request.skip_reason is not None:
             return self._finish(request, "skipped", request.skip_reason)
+        workspace = load_workspace_settings(self._store)
+        if not request.transactional and self._globally_held_out(request.user_id, workspace):
+            return self._finish(request, "skipped", GLOBAL_HOLDOUT)
         traits = self._traits(request.user_id)
         refusal = None if request.transactional else unsubscribed(request.channel, traits)
         if refusal is not None:
@@ -280,9 +308,8 @@ class JourneyActivities:
             assert record.id is not None  # stored records have ids
             tracker = Tracker(self._links, record.id, unsubscribe_url)
             content = tracker.content(request.channel, content)
-        claimed = self._store.claim_delivery(
-            request.idempotency_key, content, () if request.transactional else self._caps(traits)
-        )
+        caps = () if request.transactional else self._caps(traits, workspace)
+        claimed = self._store.claim_delivery(request.idempotency_key, content, caps)
         if claimed.status != "sending":  # capped
             return _outcome(claimed)
         return self._hand_over(request, provider, to, content, unsubscribe_url)
@@ -334,8 +361,8 @@ class JourneyActivities:
         )
         return _outcome(record)
 
-    def _caps(self, traits: dict[str, Any]) -> list[CapWindow]:
-        workspace = load_workspace_settings(self._store)
+    @staticmethod
+    def _caps(traits: dict[str, Any], workspace: WorkspaceSettings) -> list[CapWindow]:
         zone = user_timezone("user", traits, workspace.timezone)
         now = datetime.now(UTC)
         return [cap.window(now, zone) for cap in workspace.frequency_caps]

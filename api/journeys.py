@@ -15,6 +15,7 @@ from api.deps import NO_NUL, ROW_ID, RoutingDep, StoreDep
 from api.errors import ApiError, error_responses
 from journeys import experiments
 from journeys.errors import Conflict, InvalidJourney, NotFound
+from journeys.holdouts import HOLDOUT, Lift, lift_of
 from journeys.model import CLICK_WINDOW, ExperimentNode, Journey, MessageNode, to_timedelta
 from journeys.store import JourneyRecord, JourneyStatus, Store
 from journeys.validation import Problem, validate
@@ -129,16 +130,23 @@ class ExperimentStats(BaseModel):
 
 
 class JourneyStats(BaseModel):
-    """Counts of a journey's enrollments, nodes, messages and experiments."""
+    """Counts of a journey's enrollments, nodes, messages and experiments; runs its entry
+    limit kept out; its holdout comparison when it has one."""
 
     entered: int
     active: int
     completed: int
     exited: int
     converted: int
+    limited: int = Field(default=0, description="runs kept out by the entry limit")
     nodes: dict[str, NodeStats]
     messages: dict[str, MessageStats]
     experiments: dict[str, ExperimentStats]
+    holdout: Lift | None = Field(
+        default=None,
+        exclude_if=lambda holdout: holdout is None,
+        description="the holdout against the treated users, when the journey has a holdout",
+    )
 
 
 def _journey(store: Store, journey_id: str) -> JourneyRecord:
@@ -335,7 +343,17 @@ def stats(journey_id: JourneyId, store: StoreDep) -> JourneyStats:
         nodes=node_stats,
         messages=messages,
         experiments=experiment_stats,
+        holdout=_holdout(store, journey_id, document),
     )
+
+
+def _holdout(store: Store, journey_id: str, journey: Journey | None) -> Lift | None:
+    """The holdout comparison, when the latest version has a holdout or an earlier one had."""
+    counts = store.holdout_counts(journey_id)
+    if HOLDOUT not in counts and (journey is None or journey.holdout is None):
+        return None
+    held_out, treated = (experiments.Counts(*counts.get(mark, (0, 0))) for mark in (HOLDOUT, None))
+    return lift_of(held_out, treated)
 
 
 def _experiment(

@@ -98,9 +98,13 @@ def edge_label(node: dict[str, Any], path: tuple[str | int, ...]) -> str:
 
 
 def entry_label(entry: Any) -> str:
-    """Who enters, in a few words."""
+    """Who enters, in a few words, and the entry limit if there is one."""
     if not isinstance(entry, dict):
         return "entry ?"
+    return _entry_kind(entry) + _limit_line(entry.get("limit"))
+
+
+def _entry_kind(entry: dict[str, Any]) -> str:
     if entry.get("event"):
         return f"on event\n{shorten(str(entry['event']))}"
     if entry.get("page"):
@@ -110,6 +114,19 @@ def entry_label(entry: Any) -> str:
     if entry.get("api"):
         return f"on trigger\n{entry['api']}"
     return "entry ?"
+
+
+def _limit_line(limit: Any) -> str:
+    if not isinstance(limit, dict):
+        return ""
+    return f"\nat most {limit.get('count', '?')} per {limit.get('per', '?')}"
+
+
+def holdout_line(holdout: Any) -> str:
+    """`10% held out` for a journey with a holdout, else nothing."""
+    if not isinstance(holdout, dict) or not isinstance(holdout.get("percent"), int | float):
+        return ""
+    return f"\n{holdout['percent']:g}% held out"
 
 
 def short_percent(rate: float) -> str:
@@ -151,7 +168,7 @@ def journey_dot(
         '  node [fontname="Helvetica", fontsize=11, style="filled"];',
         '  edge [fontname="Helvetica", fontsize=9, color="#4b5563"];',
     ]
-    entry = quote(entry_label(document.get("entry")))
+    entry = quote(entry_label(document.get("entry")) + holdout_line(document.get("holdout")))
     lines.append(f'  {ENTRY} [shape=invhouse, fillcolor="#bbf7d0", label={entry}];')
     start = document.get("start")
     if isinstance(start, str):

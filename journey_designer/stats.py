@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from journey_designer.document import flow_order, nodes_of, tracked
-from journeys.experiments import Counts, look_budget, look_size, wilson_interval
+from journeys.experiments import ALPHA, Counts, look_budget, look_size, wilson_interval
+from journeys.holdouts import TOO_FEW_USERS
 
 
 def funnel(document: dict[str, Any], stats: dict[str, Any]) -> list[dict[str, Any]]:
@@ -124,6 +125,38 @@ def engaged(delivery: dict[str, Any], moment: str) -> str:
     if delivery.get(moment):
         return when(delivery[moment])
     return "no" if delivery.get("status") == "sent" else "—"
+
+
+def _points(rate: float) -> str:
+    """A difference of rates in percentage points, one decimal: `2.1`, `-0.4`."""
+    return f"{rate * 100:.1f}"
+
+
+def holdout_reading(holdout: dict[str, Any]) -> str:
+    """The journey's holdout comparison (the stats' `holdout`) in one plain sentence."""
+    users, treated = int(holdout.get("users", 0)), int(holdout.get("treated_users", 0))
+    lift, interval, p_value = holdout.get("lift"), holdout.get("interval"), holdout.get("p_value")
+    if lift is None or interval is None or p_value is None:
+        return (
+            f"No comparison yet: {users} users held out and {treated} treated; both groups "
+            "need users first."
+        )
+    if min(users, treated) < TOO_FEW_USERS:
+        return (
+            f"Too few users to tell yet: {users} held out and {treated} treated (at least "
+            f"{TOO_FEW_USERS} in each before the difference means much)."
+        )
+    low, high = interval
+    direction = "more" if lift >= 0 else "less"
+    sentence = (
+        f"Treated users converted {_points(abs(lift))} points {direction} than held-out users "
+        f"(95 % interval {_points(low)} to {_points(high)}), p = {p_value:.2g}"
+    )
+    if p_value < ALPHA and low > 0:
+        return f"{sentence}: the journey's messages make a difference."
+    if p_value < ALPHA and high < 0:
+        return f"{sentence}: the journey's messages do harm."
+    return f"{sentence}: not yet distinguishable from chance."
 
 
 def auc_reading(auc: float | None) -> str:

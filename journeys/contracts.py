@@ -18,6 +18,7 @@ from journeys.model import (
     CLICK_WINDOW,
     Channel,
     Duration,
+    EntryLimit,
     EventCountCondition,
     Journey,
     SegmentCondition,
@@ -47,7 +48,11 @@ class Activity(StrEnum):
     SWEEP_SEGMENT_ENTRIES = "sweep_segment_entries"
     PREDICT_CONVERSIONS = "predict_conversions"
     EXPERIMENT_WINNER = "experiment_winner"
+    ADMIT_ENTRY = "admit_entry"
 
+
+ENTRY_LIMIT = "entry limit"
+"""Why a run ended before entering: its journey's entry limit was reached."""
 
 EVENT_SIGNAL = "event"
 LEAVE_SIGNAL = "leave"
@@ -203,6 +208,27 @@ class EnrollInput(BaseModel):
     version: int
     workflow_id: str
     entered_at: datetime
+    holdout: str | None = Field(
+        default=None,
+        description=(
+            "`holdout` when the user is held out of the journey's messages; the activity that "
+            "records the enrollment marks users of the global holdout"
+        ),
+    )
+
+
+class AdmitInput(BaseModel):
+    """A new run asks to enter a journey under its entry limit, at `at`."""
+
+    enrollment: EnrollInput
+    limit: EntryLimit
+    at: datetime
+
+
+class Admission(BaseModel):
+    """Whether the run entered (False: the entry limit was reached)."""
+
+    admitted: bool
 
 
 class ProgressInput(BaseModel):

@@ -227,6 +227,13 @@ ENTRY_KINDS = ("event", "page", "segment", "api")
 """What can start a journey: a track event, a page view, joining a segment, an API trigger."""
 
 
+class EntryLimit(Strict):
+    """At most `count` entries into the journey per rolling `per`, whoever enters."""
+
+    count: Annotated[int, Field(ge=1, description="entries allowed in any window of `per`")]
+    per: Duration = Field(description="the length of the rolling window, e.g. 1h or 1d")
+
+
 class Entry(Strict):
     """Who enters and when: exactly one of `event`, `page`, `segment`, `api`."""
 
@@ -240,6 +247,10 @@ class Entry(Strict):
     api: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     audience: Condition | None = None
     reentry: Reentry = "never"
+    limit: EntryLimit | None = Field(
+        default=None,
+        description="at most `count` entries per rolling `per`; users over it do not enter",
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> Entry:
@@ -299,6 +310,23 @@ class QuietHours(Strict):
     start: Clock
     end: Clock
     action: Literal["delay", "skip"] = "delay"
+
+
+JOURNEY_HOLDOUT_MAX = 50
+
+
+class Holdout(Strict):
+    """A share of entrants who get no non-transactional message, to measure the journey's lift
+    against."""
+
+    percent: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=JOURNEY_HOLDOUT_MAX,
+            description="percent of entrants held out (0 to 50), chosen by a stable hash",
+        ),
+    ]
 
 
 class JourneySettings(Strict):
@@ -507,6 +535,7 @@ class Journey(Strict):
     exit: list[ExitRule] = Field(default_factory=list)
     goal: Goal | None = None
     settings: JourneySettings = Field(default_factory=JourneySettings)
+    holdout: Holdout | None = None
     start: NodeId
     nodes: dict[NodeId, Node]
 

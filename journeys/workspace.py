@@ -1,4 +1,4 @@
-"""Workspace settings: global frequency caps and the default time zone.
+"""Workspace settings: global frequency caps, the default time zone and the global holdout.
 
 They are stored as one store setting per field (`frequency_caps`, `timezone`), so each can be
 read on its own; a field never set reads as its default.
@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field
 
+from journeys.holdouts import GLOBAL_HOLDOUT_MAX
 from journeys.localtime import period_start
 from journeys.model import Channel, Duration, Strict, TimeZoneName, to_timedelta
 from journeys.store import CapWindow, Store
@@ -31,11 +32,25 @@ class FrequencyCap(Strict):
         return CapWindow(max=self.max, since=since, channel=self.channel, label=label)
 
 
+class GlobalHoldout(Strict):
+    """A share of all users who get no non-transactional message from any journey."""
+
+    percent: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=GLOBAL_HOLDOUT_MAX,
+            description="percent of all users held out (0 to 20), chosen by a stable hash",
+        ),
+    ]
+
+
 class WorkspaceSettings(Strict):
     """Settings that hold across journeys (HTTP API: `/v1/settings`)."""
 
     frequency_caps: list[FrequencyCap] = Field(default_factory=list)
     timezone: TimeZoneName = "UTC"
+    holdout: GlobalHoldout | None = None
 
 
 def load_workspace_settings(store: Store) -> WorkspaceSettings:

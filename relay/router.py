@@ -59,7 +59,14 @@ REBALANCE = 2.0
 that joins gets work, and how soon the partitions of one that died are routed again."""
 MAX_BACKOFF = 5.0
 """Seconds between attempts at most while Temporal is away: a retry is one cheap RPC."""
-UNAVAILABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNKNOWN}
+UNAVAILABLE = {
+    RPCStatusCode.UNAVAILABLE,
+    RPCStatusCode.DEADLINE_EXCEEDED,
+    RPCStatusCode.UNKNOWN,
+    RPCStatusCode.CANCELLED,  # the client's own timeout ("Timeout expired"): a busy server
+    RPCStatusCode.RESOURCE_EXHAUSTED,  # the server sheds load
+}
+"""Answers that say Temporal cannot take the call now: the events stay in the outbox."""
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from journeys.contracts import EndStatus, EnrollInput, EventType, ProgressInput
+from journeys.contracts import AdmitInput, EndStatus, EnrollInput, EventType, ProgressInput
+from journeys.model import EntryLimit
 from journeys.store import DeliveryRecord, EnrollmentRecord, NewEvent, Store, utcnow
 
 
@@ -134,3 +135,17 @@ def sent_delivery(
             record.sent_at = sent_at
             session.add(record)
     return record
+
+
+def admit(store: Store, journey_id: str, run: str, at: datetime, limit: EntryLimit) -> bool:
+    """Ask for run `run`'s place under the journey's entry limit, as the activity does (the run
+    of user `user-{run}`, workflow id `w-{run}`)."""
+    enrollment = EnrollInput(
+        enrollment_id=run,
+        user_id=f"user-{run}",
+        journey_id=journey_id,
+        version=1,
+        workflow_id=f"w-{run}",
+        entered_at=at,
+    )
+    return store.admit_entry(AdmitInput(enrollment=enrollment, limit=limit, at=at))

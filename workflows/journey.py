@@ -6,7 +6,9 @@ input, so publishing a new version never changes a run already under way. Events
 them (goal, exit rules, trait changes) at every node and inside every wait, so an exit rule
 ends a wait or a delay at once. The run remembers its sent deliveries and how far the user
 engaged with each (from the engagement events it hears), for `of` paths and `message`
-conditions. Every side effect is an activity; this module is deterministic.
+conditions. A journey with an entry limit asks for the run's place before it enters; a user
+in the journey's holdout gets its non-transactional messages skipped (reason `holdout`). Every
+side effect is an activity; this module is deterministic.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
 
     from journeys.conditions import carries, evaluate, fact_key, facts_needed
     from journeys.contracts import (
+        ENTRY_LIMIT,
         EVENT_SIGNAL,
         LEAVE_SIGNAL,
         STATE_QUERY,
@@ -31,6 +34,8 @@ with workflow.unsafe.imports_passed_through():
         ActiveHour,
         ActiveHourInput,
         Activity,
+        Admission,
+        AdmitInput,
         Delivered,
         DeliverInput,
         EndStatus,
@@ -60,6 +65,7 @@ with workflow.unsafe.imports_passed_through():
         is_machine,
     )
     from journeys.experiments import experiment_bucket
+    from journeys.holdouts import HOLDOUT, in_journey_holdout
     from journeys.localtime import next_local_time, parse_clock, quiet_hours_end, user_timezone
     from journeys.model import (
         WEEKDAYS,
@@ -134,6 +140,7 @@ class JourneyWorkflow:
             seen=[input.entry.message_id] if input.entry.message_id else [],
         )
         self._seen = set(self._state.seen)
+        self._held_out = in_journey_holdout(self._journey, input.user_id)
         self._leave: str | None = None
         self._style: RunStyle  # chosen first thing in `run`, by the patches the run recorded
 
@@ -181,7 +188,11 @@ class JourneyWorkflow:
                 version=input.version,
                 workflow_id=workflow.info().workflow_id,
                 entered_at=self._state.entered_at,
+                holdout=HOLDOUT if self._held_out else None,
             )
+            if not await self._admitted(enrollment):
+                self._show(f"not entered: {ENTRY_LIMIT}")
+                return JourneyOutcome(status="exited", path=[], reason=ENTRY_LIMIT)
             await self._style.enroll(enrollment)
         node_id: str | None = self._state.current_node or self._journey.start
         try:
@@ -200,6 +211,14 @@ class JourneyWorkflow:
             await self._end("exited", "cancelled")
             raise
         return await self._end(status, reason)
+
+    async def _admitted(self, enrollment: EnrollInput) -> bool:
+        """Whether the journey's entry limit lets the new run in (no command without one)."""
+        limit = self._journey.entry.limit
+        if limit is None:
+            return True
+        request = AdmitInput(enrollment=enrollment, limit=limit, at=workflow.now())
+        return (await self._call(Activity.ADMIT_ENTRY, request, Admission)).admitted
 
     async def _end(self, status: EndStatus, reason: str | None) -> JourneyOutcome:
         """Record how the run ended and clear where it was."""
@@ -245,13 +264,16 @@ class JourneyWorkflow:
     # --- node types -----------------------------------------------------------------------
 
     async def _message(self, node_id: str, node: MessageNode) -> str | None:
-        quiet = None if node.transactional else self._journey.settings.quiet_hours
+        held_out = self._held_out and not node.transactional
+        quiet = None if node.transactional or held_out else self._journey.settings.quiet_hours
         await self._check_exit_conditions(
             refresh=self._style.refreshes_traits(
                 quiet is not None or any(rule.when is not None for rule in self._journey.exit)
             )
         )
-        skip_reason = None if quiet is None else await self._quiet_hours(node_id, quiet)
+        skip_reason = HOLDOUT if held_out else None
+        if quiet is not None:
+            skip_reason = await self._quiet_hours(node_id, quiet)
         request = DeliverInput(
             idempotency_key=delivery_key(self._state.enrollment_id, node_id),
             journey_id=self._journey.id,

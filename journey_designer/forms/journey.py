@@ -32,7 +32,8 @@ def about_form(doc: Doc) -> None:
 
 
 def _set_entry_kind(doc: Doc, kind: str, catalog: Catalog) -> None:
-    entry = {k: v for k, v in (doc.get(("entry",)) or {}).items() if k in ("audience", "reentry")}
+    kept = ("audience", "reentry", "limit")
+    entry = {k: v for k, v in (doc.get(("entry",)) or {}).items() if k in kept}
     starts = {
         "event": "Signed Up",
         "page": "Checkout",
@@ -122,6 +123,20 @@ def entry_form(doc: Doc, catalog: Catalog) -> None:
     )
     if choice == "after":
         widgets.text(doc, ("entry", "reentry"), "Time between entries", help=DURATION_HELP)
+    if widgets.optional(
+        doc, ("entry", "limit"), "Limit how many users enter",
+        lambda: {"count": 100, "per": "1d"},
+        help="At most this many entries in any rolling period (a coupon budget, a team's "
+        "capacity); users over it do not enter and count as 'limited' in the analytics.",
+    ):  # fmt: skip
+        count, per = st.columns(2)
+        with count:
+            widgets.number(doc, ("entry", "limit", "count"), "Users at most", minimum=1)
+        with per:
+            widgets.text(
+                doc, ("entry", "limit", "per"), "Per (rolling)", help=DURATION_HELP,
+                keep_empty=True,
+            )  # fmt: skip
     doc.flag_within(("entry",))
 
 
@@ -194,7 +209,7 @@ def goal_form(doc: Doc, catalog: Catalog) -> None:
 
 
 def settings_form(doc: Doc) -> None:
-    """The journey's time zone and quiet hours."""
+    """The journey's time zone, quiet hours and holdout."""
     widgets.select(
         doc, ("settings", "timezone"), "Time zone", time_zones(), default="UTC",
         help="For users without a timezone trait (quiet hours, 'until' delays).",
@@ -216,3 +231,12 @@ def settings_form(doc: Doc) -> None:
                 labels={"delay": "wait until the end", "skip": "are skipped"}.__getitem__,
             )  # fmt: skip
     doc.flag_within(("settings",))
+    if widgets.optional(
+        doc, ("holdout",), "Hold out a control group (measure the journey's lift)",
+        lambda: {"percent": 10},
+        help="A share of entrants go through the journey without its marketing messages "
+        "(transactional ones still go); the analytics compare their conversions with everyone "
+        "else's.",
+    ):  # fmt: skip
+        widgets.number(doc, ("holdout", "percent"), "Percent held out (0 to 50)")
+    doc.flag_within(("holdout",))

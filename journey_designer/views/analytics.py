@@ -1,6 +1,7 @@
 """Analytics page: per journey, the graph annotated with who reached and waits where (and the
 open and click rates of each message step), the funnel, deliveries and engagement per message
-step, goal conversions and experiment results (conversion and click-through)."""
+step, goal conversions, the holdout's lift and experiment results (conversion and
+click-through)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,14 @@ from api_client import ApiClient
 from journey_designer.api import call, require
 from journey_designer.graph import journey_dot
 from journey_designer.state import JOURNEY
-from journey_designer.stats import funnel, message_rows, next_look, variant_rows, when
+from journey_designer.stats import (
+    funnel,
+    holdout_reading,
+    message_rows,
+    next_look,
+    variant_rows,
+    when,
+)
 from journeys.experiments import ALPHA
 from journeys.model import CLICK_WINDOW
 
@@ -39,6 +47,31 @@ def headline(stats: dict[str, Any]) -> None:
     ):
         column.metric(name.capitalize(), stats.get(name, 0))
     columns[5].metric("Goal conversion", f"{converted / entered:.1%}" if entered else "—")
+    limited = int(stats.get("limited", 0))
+    if limited:
+        users = "user" if limited == 1 else "users"
+        st.caption(f"The entry limit kept out {limited} {users}: they did not enter.")
+
+
+def holdout(stats: dict[str, Any]) -> None:
+    """The journey's holdout against its treated users, and what that says."""
+    figures = stats.get("holdout")
+    if figures is None:
+        return
+    st.subheader("Holdout", anchor=False)
+    held, treated = st.columns(2)
+    for column, name, prefix in ((held, "Held out", ""), (treated, "Treated", "treated_")):
+        rate = figures.get(f"{prefix}rate")
+        column.metric(
+            f"{name}: {figures.get(f'{prefix}users', 0)} users",
+            "—" if rate is None else f"{rate:.1%}",
+            help="conversion rate (the journey's goal)",
+        )
+    st.markdown(holdout_reading(figures))
+    st.caption(
+        "Held-out users go through the journey without its marketing messages, so their rate "
+        "is what would happen anyway; the lift is the difference the messages make."
+    )
 
 
 def funnel_chart(rows: list[dict[str, Any]]) -> None:
@@ -175,6 +208,7 @@ def main() -> None:
         funnel_chart(funnel(definition, stats))
         st.subheader("Deliveries", anchor=False)
         deliveries(stats, definition)
+    holdout(stats)
     st.subheader("Experiments", anchor=False)
     experiments(stats, definition)
 

@@ -1,5 +1,5 @@
-"""Enrollments (a user's run through a journey version) and their steps, and the counts the
-journey statistics show."""
+"""Enrollments (a user's run through a journey version) and their steps, admissions under
+entry limits, and the counts the journey statistics show."""
 
 from __future__ import annotations
 
@@ -8,9 +8,15 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, func, select
 
-from journeys.contracts import EndStatus, EnrollInput, ProgressInput
+from journeys.contracts import AdmitInput, EndStatus, EnrollInput, ProgressInput
+from journeys.model import to_timedelta
 from journeys.store.base import StoreBase, get_or_raise, once_more_on_conflict
-from journeys.store.records import EnrollmentRecord, NodeVisitRecord
+from journeys.store.records import (
+    EnrollmentRecord,
+    EntryAdmissionRecord,
+    JourneyRecord,
+    NodeVisitRecord,
+)
 
 CLOCK_SLACK = timedelta(seconds=5)
 """How far the clock of the process that started a run may be ahead of Temporal's."""
@@ -62,6 +68,45 @@ class EnrollmentsAggregate(StoreBase):
                     _finish(session, record, step.ended, step.at)
                 session.add(record)
 
+    def admit_entry(self, request: AdmitInput) -> bool:
+        """Whether the new run of `request.enrollment` may enter its journey at `request.at`:
+        yes while fewer than `limit.count` runs were admitted in the `limit.per` up to then.
+        Counting and recording the answer are one transaction, serialised per journey
+        (PostgreSQL: on the journey's row; SQLite: one writer anyway), so admissions racing
+        from any number of workers never let in more than the count. The answer is kept under
+        the enrollment id: asking again (a retry) returns it and takes no second place. Raises
+        NotFound for an unknown journey."""
+        return once_more_on_conflict(lambda: self._admit_entry(request))
+
+    def _admit_entry(self, request: AdmitInput) -> bool:
+        run, limit = request.enrollment, request.limit
+        with self._write() as session:
+            get_or_raise(session, JourneyRecord, run.journey_id, lock=True)
+            answered = session.get(EntryAdmissionRecord, run.enrollment_id)
+            if answered is not None:
+                return answered.admitted
+            admitted_since = (
+                select(func.count())
+                .select_from(EntryAdmissionRecord)
+                .where(
+                    EntryAdmissionRecord.journey_id == run.journey_id,
+                    col(EntryAdmissionRecord.admitted).is_(True),
+                    col(EntryAdmissionRecord.at) > request.at - to_timedelta(limit.per),
+                )
+            )
+            admitted = session.exec(admitted_since).one() < limit.count
+            session.add(
+                EntryAdmissionRecord(
+                    enrollment_id=run.enrollment_id,
+                    journey_id=run.journey_id,
+                    user_id=run.user_id,
+                    workflow_id=run.workflow_id,
+                    admitted=admitted,
+                    at=request.at,
+                )
+            )
+            return admitted
+
     def enrollments_for_user(self, user_id: str) -> list[EnrollmentRecord]:
         """The user's enrollments in every journey, newest first."""
         statement = (
@@ -87,19 +132,30 @@ class EnrollmentsAggregate(StoreBase):
         """Which of these workflow ids (each with when its run was started) have a run that is
         active, or that ended at or after that time (less `CLOCK_SLACK`): a run records its
         enrollment once its first workflow task has run. (Its `entered_at` is when its entry
-        event happened, which may be long before a backlog let it start.)"""
+        event happened, which may be long before a backlog let it start.) A run under an entry
+        limit asks for its place first thing, so an admission at or after that time counts
+        too: a refused run records no enrollment."""
         if not started:
             return set()
-        statement = select(
+        enrolled = select(
             EnrollmentRecord.workflow_id, EnrollmentRecord.status, EnrollmentRecord.ended_at
         ).where(col(EnrollmentRecord.workflow_id).in_(list(started)))
+        admitted = select(EntryAdmissionRecord.workflow_id, EntryAdmissionRecord.at).where(
+            col(EntryAdmissionRecord.workflow_id).in_(list(started))
+        )
         with self._read() as session:
-            rows = session.exec(statement).all()
-        return {
+            enrollments = session.exec(enrolled).all()
+            admissions = session.exec(admitted).all()
+        running = {
             workflow_id
-            for workflow_id, status, ended_at in rows
+            for workflow_id, status, ended_at in enrollments
             if status == "active"
             or (ended_at is not None and ended_at >= started[workflow_id] - CLOCK_SLACK)
+        }
+        return running | {
+            workflow_id
+            for workflow_id, at in admissions
+            if at >= started[workflow_id] - CLOCK_SLACK
         }
 
     def active_workflow_ids(self, journey_id: str) -> list[str]:
@@ -111,7 +167,8 @@ class EnrollmentsAggregate(StoreBase):
             return list(session.exec(statement))
 
     def journey_counts(self, journey_id: str) -> dict[str, int]:
-        """Enrollments of the journey: entered, active, completed, exited and converted."""
+        """Enrollments of the journey: entered, active, completed, exited and converted; and
+        the runs its entry limit kept out (limited)."""
         statement = (
             select(
                 EnrollmentRecord.status,
@@ -121,13 +178,37 @@ class EnrollmentsAggregate(StoreBase):
             .where(EnrollmentRecord.journey_id == journey_id)
             .group_by(col(EnrollmentRecord.status))
         )
+        limited = (
+            select(func.count())
+            .select_from(EntryAdmissionRecord)
+            .where(
+                EntryAdmissionRecord.journey_id == journey_id,
+                col(EntryAdmissionRecord.admitted).is_(False),
+            )
+        )
         counts = {"entered": 0, "active": 0, "completed": 0, "exited": 0, "converted": 0}
         with self._read() as session:
             for status, enrolled, converted in session.exec(statement):
                 counts[status] = enrolled
                 counts["entered"] += enrolled
                 counts["converted"] += converted
+            counts["limited"] = session.exec(limited).one()
         return counts
+
+    def holdout_counts(self, journey_id: str) -> dict[str | None, tuple[int, int]]:
+        """Enrollments of the journey and how many converted, by holdout mark (`holdout`,
+        `global holdout`, None for treated runs)."""
+        statement = (
+            select(
+                EnrollmentRecord.holdout,
+                func.count(),
+                func.count(col(EnrollmentRecord.converted_at)),
+            )
+            .where(EnrollmentRecord.journey_id == journey_id)
+            .group_by(col(EnrollmentRecord.holdout))
+        )
+        with self._read() as session:
+            return {mark: (users, converted) for mark, users, converted in session.exec(statement)}
 
     def node_counts(self, journey_id: str) -> dict[str, dict[str, int]]:
         """Per node of the journey: how many enrollments reached it and how many wait there."""
@@ -166,6 +247,7 @@ def _enrollment_of(session: Session, enrollment: EnrollInput) -> EnrollmentRecor
             version=enrollment.version,
             workflow_id=enrollment.workflow_id,
             entered_at=enrollment.entered_at,
+            holdout=enrollment.holdout,
         )
         session.add(record)
         session.flush()  # before its visits, which refer to it

@@ -219,6 +219,28 @@ class EnrollmentRecord(SQLModel, table=True):
     entered_at: datetime = Field(sa_column=_time_column())
     ended_at: datetime | None = Field(default=None, sa_column=_time_column(nullable=True))
     converted_at: datetime | None = Field(default=None, sa_column=_time_column(nullable=True))
+    holdout: str | None = None
+    """Why the run sends no non-transactional message: `holdout` (the journey's) or `global
+    holdout`; None for a treated run."""
+
+
+class EntryAdmissionRecord(SQLModel, table=True):
+    """A run's admission under its journey's entry limit: let in, or refused (`entry limit`).
+
+    Keyed by the run's enrollment id, so a retried admission finds its first answer."""
+
+    __tablename__ = "entry_admissions"
+    __table_args__ = (
+        Index("ix_entry_admissions_journey_at", "journey_id", "admitted", "at"),
+        Index("ix_entry_admissions_workflow_id", "workflow_id"),
+    )
+
+    enrollment_id: str = Field(primary_key=True)
+    journey_id: str
+    user_id: str
+    workflow_id: str
+    admitted: bool
+    at: datetime = Field(sa_column=_time_column())
 
 
 class NodeVisitRecord(SQLModel, table=True):

@@ -688,4 +688,5 @@ def test_record_progress_variant_conversion_and_end(
         "completed": 0,
         "exited": 1,
         "converted": 1,
+        "limited": 0,
     }

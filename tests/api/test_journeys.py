@@ -241,6 +241,7 @@ async def test_stats_of_an_unpublished_journey_are_zero(api: ApiClient) -> None:
         "completed": 0,
         "exited": 0,
         "converted": 0,
+        "limited": 0,
         "nodes": {},
         "messages": {},
         "experiments": {},
@@ -319,6 +320,7 @@ async def test_stats_have_exactly_the_spec_shape(api: ApiClient, store: Store) -
         "completed": 3,
         "exited": 1,
         "converted": 2,
+        "limited": 0,
         "nodes": {
             "wait_checkout": {"reached": 5, "waiting": 1},
             "by_value": {"reached": 4, "waiting": 0},

@@ -13,7 +13,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,10 +41,18 @@ class Replica:
     log: Path
 
 
-@pytest.fixture
-def replicas(
-    postgres_url: str, dev_server: WorkflowEnvironment, tmp_path: Path, task_queue: str
+@contextmanager
+def journeys_processes(
+    command: list[str],
+    count: int,
+    *,
+    postgres_url: str,
+    dev_server: WorkflowEnvironment,
+    tmp_path: Path,
+    task_queue: str,
 ) -> Iterator[list[Replica]]:
+    """`count` `journeys <command>` processes (`{port}` in it: a free port each) on one
+    PostgreSQL store and the dev server, running until the block ends; not waited for."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("JOURNEYS_")},
         "JOURNEYS_DATABASE_URL": postgres_url,
@@ -55,21 +63,48 @@ def replicas(
         "JOURNEYS_UNSUBSCRIBE_SECRET": UNSUBSCRIBE_SECRET,
         "JOURNEYS_ROUTER_PARTITIONS": str(PARTITIONS),
     }
-    Store(postgres_url).close()  # migrated once, before three processes race to it
+    Store(postgres_url).close()  # migrated once, before the processes race to it
     with ExitStack() as stack:
         started = []
-        for n in range(3):
-            port, log = free_port(), tmp_path / f"api-{n}.log"
+        for n in range(count):
+            port, log = free_port(), tmp_path / f"{command[0]}-{n}.log"
             process = subprocess.Popen(
-                [installed_binary("journeys"), "api", "--host", "127.0.0.1", "--port", str(port)],
+                [installed_binary("journeys"), *(a.format(port=port) for a in command)],
                 env=env,
                 stdout=stack.enter_context(log.open("w")),
                 stderr=subprocess.STDOUT,
             )
             stack.callback(stop, process)
             started.append(Replica(f"http://127.0.0.1:{port}", process, log))
+        yield started
+
+
+@contextmanager
+def api_replicas(
+    count: int, postgres_url: str, dev_server: WorkflowEnvironment, tmp_path: Path, task_queue: str
+) -> Iterator[list[Replica]]:
+    """`count` `journeys api` processes on one PostgreSQL store, serving until the block ends."""
+    api = ["api", "--host", "127.0.0.1", "--port", "{port}"]
+    with journeys_processes(
+        api,
+        count,
+        postgres_url=postgres_url,
+        dev_server=dev_server,
+        tmp_path=tmp_path,
+        task_queue=task_queue,
+    ) as started:
         for replica in started:
-            wait_until_serving(f"{replica.url}/healthz", replica.process, replica.log)
+            # Processes starting together on a busy machine import slowly.
+            wait_until_serving(f"{replica.url}/healthz", replica.process, replica.log, timeout=90)
+        yield started
+
+
+@pytest.fixture
+def replicas(
+    postgres_url: str, dev_server: WorkflowEnvironment, tmp_path: Path, task_queue: str
+) -> Iterator[list[Replica]]:
+    """Three API replicas."""
+    with api_replicas(3, postgres_url, dev_server, tmp_path, task_queue) as started:
         yield started
 
 

@@ -380,3 +380,25 @@ async def test_the_relay_survives_a_failing_store(harness: Harness) -> None:
     finally:
         relay.cancel()
     assert calls >= 2
+
+
+@pytest.mark.parametrize(
+    ("status", "kept"),
+    [
+        (RPCStatusCode.CANCELLED, True),  # how a call that outlived its RPC timeout ends
+        (RPCStatusCode.RESOURCE_EXHAUSTED, True),
+        (RPCStatusCode.UNAVAILABLE, True),
+        (RPCStatusCode.INVALID_ARGUMENT, False),  # refused for good: dropped for that journey
+    ],
+)
+async def test_a_busy_temporal_keeps_the_event_in_the_outbox(
+    harness: Harness, status: RPCStatusCode, kept: bool
+) -> None:
+    async def answered() -> None:
+        raise RPCError("Timeout expired", status, b"")
+
+    if kept:
+        with pytest.raises(RoutingUnavailable):
+            await harness.router._call(answered())
+    else:
+        await harness.router._call(answered())

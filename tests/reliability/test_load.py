@@ -224,6 +224,7 @@ async def test_a_burst_of_batches_is_stored_and_routed_without_loss(
         "completed": JOURNEY_USERS,
         "exited": 0,
         "converted": 0,
+        "limited": 0,
     }
     latencies.sort()
     log.warning(

@@ -1,0 +1,52 @@
+"""Settings page: what holds across every journey. Each section reads the workspace settings,
+changes its own fields and writes them all back (`PUT /v1/settings` replaces the whole)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from api_client import ApiClient
+from journey_designer.api import call, require
+from journeys.holdouts import GLOBAL_HOLDOUT_MAX
+
+
+def _with_holdout(client: ApiClient, percent: float) -> dict[str, Any]:
+    """Store the global holdout (none at 0), the other settings as they are."""
+    current = {k: v for k, v in client.get_settings().items() if k != "holdout"}
+    return client.put_settings(current | ({"holdout": {"percent": percent}} if percent else {}))
+
+
+def global_holdout(stored: dict[str, Any]) -> None:
+    """The share of all users who get no marketing message from any journey."""
+    st.subheader("Global holdout", anchor=False)
+    st.caption(
+        "A stable share of all users who get no non-transactional message from any journey "
+        "(each skipped with the reason 'global holdout'; transactional messages still go): a "
+        "control group for the whole programme. Users in it are left out of each journey's own "
+        "holdout comparison."
+    )
+    current = float((stored.get("holdout") or {}).get("percent", 0))
+    with st.form("settings.holdout"):
+        percent = st.number_input(
+            f"Percent of all users held out (0 to {GLOBAL_HOLDOUT_MAX})",
+            min_value=0.0,
+            max_value=float(GLOBAL_HOLDOUT_MAX),
+            value=current,
+            step=1.0,
+        )
+        if st.form_submit_button("Save"):
+            saved = call(lambda client: _with_holdout(client, percent), doing="save the holdout")
+            if saved is not None:
+                st.success(f"Saved: {percent:g}% of all users are held out.")
+
+
+def main() -> None:
+    """Render the page."""
+    st.title("Settings")
+    stored = require(lambda client: client.get_settings(), doing="load the settings")
+    global_holdout(stored)
+
+
+main()
