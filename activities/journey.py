@@ -50,7 +50,7 @@ from journeys.model import Channel, to_timedelta
 from journeys.store import CapWindow, DeliveryRecord, Store
 from journeys.tracking import Tracker
 from journeys.unsubscribe import Links
-from journeys.workspace import load_workspace_settings
+from journeys.workspace import WorkspaceSettings, load_workspace_settings
 
 PERMANENT_FAILURE = "PermanentDeliveryFailure"
 TRANSIENT_FAILURE = "TransientDeliveryFailure"
@@ -231,12 +231,17 @@ class JourneyActivities:
         while the provider was being called finds the claim: it sends again with the same key
         where the provider honours keys, and otherwise gives up rather than risk a duplicate.
 
+        A message its channel's rate limit holds back is answered "waiting" with the time its
+        turn comes; the run calls again then, with the same key.
+
         Once the message went or was skipped, the run's steps it carries (its enrollment
         too, the first time) and then the step it carries for `then` are recorded in one
         transaction, as `record_steps` would. A delivery that fails records none: the run
         still holds them and records them itself.
         """
         outcome = self._deliver(request)
+        if outcome.status == "waiting":
+            return outcome  # the run delivers it again when its turn comes
         carried = request.steps or StepsInput()
         steps = [*carried.steps, *([request.then] if request.then is not None else [])]
         if carried.enrollment is not None or steps:
@@ -280,9 +285,20 @@ class JourneyActivities:
             assert record.id is not None  # stored records have ids
             tracker = Tracker(self._links, record.id, unsubscribe_url)
             content = tracker.content(request.channel, content)
+        workspace = load_workspace_settings(self._store)
         claimed = self._store.claim_delivery(
-            request.idempotency_key, content, () if request.transactional else self._caps(traits)
+            request.idempotency_key,
+            content,
+            () if request.transactional else _caps(workspace, traits),
+            workspace.rate_limit(request.channel),
         )
+        if claimed.status == "pending":  # held back by the channel's rate limit
+            return DeliveryOutcome(
+                status="waiting",
+                reason=claimed.reason,
+                delivery_id=claimed.id,
+                waits_until=claimed.waits_until,
+            )
         if claimed.status != "sending":  # capped
             return _outcome(claimed)
         return self._hand_over(request, provider, to, content, unsubscribe_url)
@@ -333,12 +349,6 @@ class JourneyActivities:
             provider_message_id=receipt.provider_message_id,
         )
         return _outcome(record)
-
-    def _caps(self, traits: dict[str, Any]) -> list[CapWindow]:
-        workspace = load_workspace_settings(self._store)
-        zone = user_timezone("user", traits, workspace.timezone)
-        now = datetime.now(UTC)
-        return [cap.window(now, zone) for cap in workspace.frequency_caps]
 
     def _unsubscribe_url(self, request: DeliverInput) -> str | None:
         if self._links is None or request.channel != "email" or request.transactional:
@@ -415,6 +425,12 @@ class JourneyActivities:
             except templates.TemplateError as error:
                 activity.logger.warning("trait %r not set: %s", trait, error)
         return UserContext(traits=self._store.update_traits(request.user_id, values, request.unset))
+
+
+def _caps(workspace: WorkspaceSettings, traits: dict[str, Any]) -> list[CapWindow]:
+    zone = user_timezone("user", traits, workspace.timezone)
+    now = datetime.now(UTC)
+    return [cap.window(now, zone) for cap in workspace.frequency_caps]
 
 
 def _outcome(record: DeliveryRecord) -> DeliveryOutcome:

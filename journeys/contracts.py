@@ -269,9 +269,12 @@ class DeliverInput(BaseModel):
 
 
 class DeliveryOutcome(BaseModel):
-    status: FinalDeliveryStatus
+    status: FinalDeliveryStatus | Literal["waiting"]
+    """"waiting": the channel's rate limit holds the message back until `waits_until`; the run
+    delivers it again then (same key), and nothing was recorded meanwhile."""
     reason: str | None = None
     delivery_id: int | None = None
+    waits_until: datetime | None = None
 
 
 class FailDeliveryInput(BaseModel):

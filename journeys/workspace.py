@@ -1,4 +1,4 @@
-"""Workspace settings: global frequency caps and the default time zone.
+"""Workspace settings: global frequency caps, the default time zone and channel rate limits.
 
 They are stored as one store setting per field (`frequency_caps`, `timezone`), so each can be
 read on its own; a field never set reads as its default.
@@ -14,6 +14,7 @@ from pydantic import Field
 
 from journeys.localtime import period_start
 from journeys.model import Channel, Duration, Strict, TimeZoneName, to_timedelta
+from journeys.ratelimits import Rate, RateText, parse_rate
 from journeys.store import CapWindow, Store
 
 
@@ -36,6 +37,13 @@ class WorkspaceSettings(Strict):
 
     frequency_caps: list[FrequencyCap] = Field(default_factory=list)
     timezone: TimeZoneName = "UTC"
+    rate_limits: dict[Channel, RateText] = Field(default_factory=dict)
+    """The most messages each channel sends, across every worker (`"20/s"`)."""
+
+    def rate_limit(self, channel: Channel) -> Rate | None:
+        """The channel's rate limit, if it has one."""
+        text = self.rate_limits.get(channel)
+        return None if text is None else parse_rate(text)
 
 
 def load_workspace_settings(store: Store) -> WorkspaceSettings:

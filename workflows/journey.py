@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         Activity,
         Delivered,
         DeliverInput,
+        DeliveryOutcome,
         EndStatus,
         EnrollInput,
         FailDeliveryInput,
@@ -270,7 +271,7 @@ class JourneyWorkflow:
         # node), so that step may be recorded with it.
         then = self._step(ended="completed") if node.next is None else self._step(node_id=node.next)
         try:
-            outcome = await self._style.deliver(request, f"{node.channel} · {node_id}", then)
+            outcome = await self._deliver(request, then)
         except DeliveryFailed as failed:
             # A permanent failure (non-retryable) or retries exhausted: record it, move on.
             failure = FailDeliveryInput(delivery=request, reason=failed.reason)
@@ -279,6 +280,36 @@ class JourneyWorkflow:
         if outcome.status == "sent" and outcome.delivery_id is not None:
             self._state.delivered[node_id] = Delivered(delivery_id=outcome.delivery_id)
         return node.next
+
+    async def _deliver(self, request: DeliverInput, then: ProgressInput) -> DeliveryOutcome:
+        """Deliver the message, waiting for its turn whenever its channel's rate limit holds
+        it back (only then does the run issue more commands than a plain delivery)."""
+        summary = f"{request.channel} · {request.node_id}"
+        outcome = await self._style.deliver(request, summary, then)
+        while outcome.status == "waiting":
+            await self._wait_for_slot(request, outcome)
+            outcome = await self._style.deliver(request, summary, then)
+        return outcome
+
+    async def _wait_for_slot(self, request: DeliverInput, outcome: DeliveryOutcome) -> None:
+        """Sleep on a timer until the rate limit's slot for this message opens, observing the
+        events that come meanwhile (an exit rule ends the run; waits get them later)."""
+        assert outcome.waits_until is not None  # a waiting outcome says until when
+        until = outcome.waits_until
+        ends = until.isoformat(timespec="milliseconds")
+        self._state.waiting_for = f"{request.node_id}: {outcome.reason} · until {ends}"
+        self._show(self._state.waiting_for)
+
+        def woken() -> bool:
+            return bool(self._state.pending) or self._leave is not None
+
+        summary = f"{request.channel} rate limit: waiting for a slot"
+        try:
+            while await self._style.sleep(lambda: until, woken, summary):
+                await self._observe_pending()
+        finally:
+            self._state.waiting_for = None
+            self._style.cancel_timer()
 
     async def _quiet_hours(self, node_id: str, quiet: QuietHours) -> str | None:
         """Wait for the user's quiet hours to end, or say why the message is skipped."""

@@ -166,7 +166,8 @@ class RunStyle(ABC):
         self, request: DeliverInput, summary: str, then: ProgressInput | None
     ) -> DeliveryOutcome:
         """Deliver a message (the Temporal UI shows the activity as `summary`); raises
-        `DeliveryFailed` once it failed for good. `then` is the step the run takes next if the
+        `DeliveryFailed` once it failed for good, answers "waiting" while a rate limit holds
+        it back. `then` is the step the run takes next if the
         delivery goes through (reaching the next node, or its end), which it will also pass to
         `step` at once."""
         return await _deliver(request, summary, DELIVERY_RETRY)
@@ -418,6 +419,8 @@ class LocalCalls(LeanSteps):
             # The steps are recorded again at the next publish whatever happens here (a
             # second record of the same changes nothing).
             return await _deliver(request, summary, DELIVERY_RETRY_AFTER_LOCAL)
+        if outcome.status == "waiting":
+            return outcome  # held back by a rate limit: it recorded nothing
         if unrecorded is not None:
             self._recorded(unrecorded)
         self._recorded_then = then

@@ -1,6 +1,6 @@
-"""Deliveries: recorded once per idempotency key, claimed under frequency caps, released or
-finished; the in-app inbox and its reads; opens and clicks; counts by node, channel, status
-and engagement."""
+"""Deliveries: recorded once per idempotency key, claimed under frequency caps and channel
+rate limits, released or finished; the in-app inbox and its reads; opens and clicks; counts by
+node, channel, status and engagement."""
 
 from __future__ import annotations
 
@@ -16,8 +16,10 @@ from sqlmodel import Session, col, func, select
 from journeys.contracts import FinalDeliveryStatus
 from journeys.engagement import DELIVERY_ID, MACHINE, Engagement, state_of
 from journeys.errors import NotFound
+from journeys.ratelimits import Rate
 from journeys.store.base import StoreBase, once_more_on_conflict
 from journeys.store.events import store_events
+from journeys.store.ratelimits import finish_slot, take_slot
 from journeys.store.records import (
     DELIVERY_STATUSES,
     IN_APP,
@@ -77,17 +79,24 @@ class DeliveriesAggregate(StoreBase):
             return session.exec(statement).first()
 
     def claim_delivery(
-        self, idempotency_key: str, content: dict[str, Any], caps: Sequence[CapWindow] = ()
+        self,
+        idempotency_key: str,
+        content: dict[str, Any],
+        caps: Sequence[CapWindow] = (),
+        rate: Rate | None = None,
     ) -> DeliveryRecord:
-        """Claim a pending delivery for sending, unless a frequency cap is reached.
+        """Claim a pending delivery for sending, unless a frequency cap is reached or its
+        channel's `rate` has no slot for it yet.
 
         In one write transaction: for each cap on the delivery's channel or on all channels,
         count the user's non-transactional messages sent within its window, and those being
         sent now (so two journeys racing for the last slot cannot both take it). If a cap is
-        full the delivery becomes "skipped" with the cap as its reason, else "sending" with its
-        rendered `content`. A delivery already claimed (an
-        interrupted attempt) or finished is returned unchanged. Raises NotFound for an unknown
-        key.
+        full the delivery becomes "skipped" with the cap as its reason. Else, under a `rate`,
+        it takes a slot of its channel (`journeys.store.ratelimits`): refused, it stays
+        "pending" with `waits_until` set to when its turn comes and the wait as its reason.
+        Otherwise it becomes "sending" with its rendered `content`. A delivery already claimed
+        (an interrupted attempt) or finished is returned unchanged. Raises NotFound for an
+        unknown key.
         """
         with self._write() as session:
             record = self._locked_delivery(session, idempotency_key)
@@ -109,11 +118,24 @@ class DeliveriesAggregate(StoreBase):
                 ),
                 None,
             )
+            now = utcnow()
+            slot = (
+                None
+                if full is not None or rate is None
+                else take_slot(session, record.channel, idempotency_key, rate, now)
+            )
+            record.waits_until = None
             if full is not None:
                 record.status = "skipped"
                 record.reason = f"frequency cap: {full.label}"
+                finish_slot(session, record.channel, idempotency_key, now)
+            elif slot is not None and not slot.granted:
+                assert rate is not None  # a slot is only asked for under a rate
+                record.reason = f"{record.channel} rate limit {rate.label}: waiting for a slot"
+                record.waits_until = slot.retry_at
             else:
                 record.status = "sending"
+                record.reason = None
                 record.content = copy.deepcopy(content)
             session.add(record)
             return record
@@ -148,6 +170,7 @@ class DeliveriesAggregate(StoreBase):
             if record.status == "sending":
                 record.status = "pending"
                 session.add(record)
+                finish_slot(session, record.channel, idempotency_key, utcnow())
             return record
 
     def finish_delivery(
@@ -173,9 +196,12 @@ class DeliveriesAggregate(StoreBase):
             if provider is not None:
                 record.provider = provider
                 record.provider_message_id = provider_message_id
+            now = utcnow()
             if status == "sent":
-                record.sent_at = utcnow()
+                record.sent_at = now
+            record.waits_until = None
             session.add(record)
+            finish_slot(session, record.channel, idempotency_key, now)
             return record
 
     @staticmethod
