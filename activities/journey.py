@@ -48,6 +48,7 @@ from journeys.facts import fact_answerer, user_traits
 from journeys.localtime import ACTIVE_HOUR_HISTORY, ACTIVE_HOUR_MIN_EVENTS, user_timezone
 from journeys.model import Channel, to_timedelta
 from journeys.store import CapWindow, DeliveryRecord, Store
+from journeys.store.ratelimits import SHORTEST_WAIT
 from journeys.tracking import Tracker
 from journeys.unsubscribe import Links
 from journeys.workspace import WorkspaceSettings, load_workspace_settings
@@ -292,13 +293,8 @@ class JourneyActivities:
             () if request.transactional else _caps(workspace, traits),
             workspace.rate_limit(request.channel),
         )
-        if claimed.status == "pending":  # held back by the channel's rate limit
-            return DeliveryOutcome(
-                status="waiting",
-                reason=claimed.reason,
-                delivery_id=claimed.id,
-                waits_until=claimed.waits_until,
-            )
+        if claimed.waits_until is not None:  # held back by the channel's rate limit
+            return _waiting(claimed)
         if claimed.status != "sending":  # capped
             return _outcome(claimed)
         return self._hand_over(request, provider, to, content, unsubscribe_url)
@@ -314,6 +310,12 @@ class JourneyActivities:
         to = recipient(request.channel, self._traits(request.user_id))
         if to is None:
             raise PermanentDeliveryError(NO_ADDRESS[request.channel])
+        rate = load_workspace_settings(self._store).rate_limit(request.channel)
+        if rate is not None:
+            # The resend is a request the provider sees: it waits for a slot of its own.
+            record = self._store.reclaim_delivery(request.idempotency_key, rate)
+            if record.waits_until is not None:
+                return _waiting(record)
         # The content the earlier attempt rendered, so the provider sees the same message.
         unsubscribe_url = self._unsubscribe_url(request)
         return self._hand_over(request, provider, to, record.content, unsubscribe_url)
@@ -431,6 +433,19 @@ def _caps(workspace: WorkspaceSettings, traits: dict[str, Any]) -> list[CapWindo
     zone = user_timezone("user", traits, workspace.timezone)
     now = datetime.now(UTC)
     return [cap.window(now, zone) for cap in workspace.frequency_caps]
+
+
+def _waiting(record: DeliveryRecord) -> DeliveryOutcome:
+    """A delivery its channel's rate limit holds back: when its turn comes, and how long until
+    then by this worker's clock (a timer's length, however late this answer arrives)."""
+    assert record.waits_until is not None
+    return DeliveryOutcome(
+        status="waiting",
+        reason=record.reason,
+        delivery_id=record.id,
+        waits_until=record.waits_until,
+        retry_after=max(record.waits_until - datetime.now(UTC), SHORTEST_WAIT),
+    )
 
 
 def _outcome(record: DeliveryRecord) -> DeliveryOutcome:

@@ -294,8 +294,8 @@ class JourneyWorkflow:
     async def _wait_for_slot(self, request: DeliverInput, outcome: DeliveryOutcome) -> None:
         """Sleep on a timer until the rate limit's slot for this message opens, observing the
         events that come meanwhile (an exit rule ends the run; waits get them later)."""
-        assert outcome.waits_until is not None  # a waiting outcome says until when
-        until = outcome.waits_until
+        assert outcome.retry_after is not None  # a waiting outcome says how long
+        until = workflow.now() + outcome.retry_after
         ends = until.isoformat(timespec="milliseconds")
         self._state.waiting_for = f"{request.node_id}: {outcome.reason} · until {ends}"
         self._show(self._state.waiting_for)

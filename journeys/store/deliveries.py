@@ -118,26 +118,28 @@ class DeliveriesAggregate(StoreBase):
                 ),
                 None,
             )
-            now = utcnow()
-            slot = (
-                None
-                if full is not None or rate is None
-                else take_slot(session, record.channel, idempotency_key, rate, now)
-            )
-            record.waits_until = None
             if full is not None:
                 record.status = "skipped"
                 record.reason = f"frequency cap: {full.label}"
-                finish_slot(session, record.channel, idempotency_key, now)
-            elif slot is not None and not slot.granted:
-                assert rate is not None  # a slot is only asked for under a rate
-                record.reason = f"{record.channel} rate limit {rate.label}: waiting for a slot"
-                record.waits_until = slot.retry_at
-            else:
+                record.waits_until = None
+                finish_slot(session, record.channel, idempotency_key, utcnow())
+            elif rate is None or _takes_slot(session, record, rate):
                 record.status = "sending"
-                record.reason = None
                 record.content = copy.deepcopy(content)
             session.add(record)
+            return record
+
+    def reclaim_delivery(self, idempotency_key: str, rate: Rate) -> DeliveryRecord:
+        """Take a new slot under its channel's `rate` for a claimed delivery about to be sent
+        again (its earlier attempt stopped while the provider was being called): the resend
+        is a request the provider sees too. Refused, the delivery stays "sending" with
+        `waits_until` set. Any other delivery is returned unchanged. Raises NotFound for an
+        unknown key."""
+        with self._write() as session:
+            record = self._locked_delivery(session, idempotency_key)
+            if record.status == "sending":
+                _takes_slot(session, record, rate)
+                session.add(record)
             return record
 
     @staticmethod
@@ -389,6 +391,18 @@ class DeliveriesAggregate(StoreBase):
         )
         with self._read() as session:
             return {node_id: (o, c) for node_id, o, c in session.exec(statement)}
+
+
+def _takes_slot(session: Session, record: DeliveryRecord, rate: Rate) -> bool:
+    """Whether the delivery may be handed to its provider now under its channel's `rate`
+    (`journeys.store.ratelimits.take_slot`); if not, it waits, saying why and until when."""
+    slot = take_slot(session, record.channel, record.idempotency_key, rate)
+    if slot.granted:
+        record.reason, record.waits_until = None, None
+    else:
+        record.reason = f"{record.channel} rate limit {rate.label}: waiting for a slot"
+        record.waits_until = slot.retry_at
+    return slot.granted
 
 
 def _users_with(moment: datetime | None) -> Any:

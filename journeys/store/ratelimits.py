@@ -19,11 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, or_
+from sqlalchemy import case, delete, func, or_
 from sqlmodel import Session, col, select
 
 from journeys.ratelimits import Rate
-from journeys.store.records import RateGrantRecord
+from journeys.store.records import RateGrantRecord, utcnow
 
 SEND_LIMIT = timedelta(minutes=2)
 """A granted send that never finished (its worker died mid-call) stops counting this long after
@@ -42,12 +42,18 @@ class Slot:
     retry_at: datetime | None = None
 
 
-def take_slot(session: Session, bucket: str, key: str, rate: Rate, now: datetime) -> Slot:
+def take_slot(
+    session: Session, bucket: str, key: str, rate: Rate, now: datetime | None = None
+) -> Slot:
     """Grant `key` a send on `bucket` now if the rate allows it and its turn has come; else
-    reserve it a time to come back (the one it holds, if any). In the caller's transaction."""
+    reserve it a time to come back (the one it holds, if any). In the caller's transaction.
+
+    `now` is the clock's once the bucket is locked (a grant is stamped when it is made, not
+    when its caller began to queue for the lock), unless given."""
     if session.get_bind().dialect.name == "postgresql":
         # SQLite's write lock already serialises every write transaction.
         session.exec(select(func.pg_advisory_xact_lock(_RATE_LOCKS, func.hashtext(bucket)))).one()
+    now = now or utcnow()
     _forget_old(session, bucket, rate, now)
     reservation = session.exec(
         select(RateGrantRecord)
@@ -58,12 +64,7 @@ def take_slot(session: Session, bucket: str, key: str, rate: Rate, now: datetime
         )
         .order_by(col(RateGrantRecord.id).desc())
     ).first()
-    counting = _counting(session, bucket, rate, now)
-    queue_end = session.exec(
-        select(func.max(RateGrantRecord.reserved_for)).where(
-            RateGrantRecord.bucket == bucket, col(RateGrantRecord.granted_at).is_(None)
-        )
-    ).one()
+    counting, queue_end = _counting_and_queue_end(session, bucket, rate, now)
     # A send with a reservation waits for its own time; a newcomer for the end of the queue.
     turn = reservation.reserved_for if reservation is not None else queue_end
     my_turn = turn is None or turn <= now
@@ -104,23 +105,23 @@ def finish_slot(session: Session, bucket: str, key: str, now: datetime) -> None:
             session.add(row)
 
 
-def _counting(session: Session, bucket: str, rate: Rate, now: datetime) -> int:
-    """The grants that count against the rate now: unfinished ones, and those finished within
-    the last window."""
-    statement = (
-        select(func.count())
-        .select_from(RateGrantRecord)
-        .where(
-            RateGrantRecord.bucket == bucket,
-            col(RateGrantRecord.granted_at).is_not(None),
-            or_(
-                col(RateGrantRecord.finished_at) > now - rate.window,
-                col(RateGrantRecord.finished_at).is_(None)
-                & (col(RateGrantRecord.granted_at) >= now - rate.window - SEND_LIMIT),
-            ),
-        )
+def _counting_and_queue_end(
+    session: Session, bucket: str, rate: Rate, now: datetime
+) -> tuple[int, datetime | None]:
+    """How many grants count against the rate now (unfinished ones, and those finished within
+    the last window), and the latest time reserved for a send that waits, if any."""
+    counts = or_(
+        col(RateGrantRecord.finished_at) > now - rate.window,
+        col(RateGrantRecord.finished_at).is_(None)
+        & (col(RateGrantRecord.granted_at) >= now - rate.window - SEND_LIMIT),
     )
-    return session.exec(statement).one()
+    waits = col(RateGrantRecord.granted_at).is_(None)
+    statement = select(
+        func.count(case((col(RateGrantRecord.granted_at).is_not(None) & counts, 1))),
+        func.max(case((waits, RateGrantRecord.reserved_for))),
+    ).where(RateGrantRecord.bucket == bucket)
+    counting, queue_end = session.exec(statement).one()
+    return counting, queue_end
 
 
 def _next_opening(

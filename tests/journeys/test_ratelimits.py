@@ -3,6 +3,7 @@ exact under threads and processes on both databases."""
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 import threading
@@ -150,7 +151,7 @@ def test_threads_racing_for_slots_get_exactly_the_rate(store: Store) -> None:
     turns = sorted(d.waits_until for d in waiting if d.waits_until is not None)
     assert len(turns) == 11
     # Each waits its own turn: a spacing apart (12 minutes, for 5 an hour).
-    assert all(b - a >= five.spacing for a, b in zip(turns, turns[1:], strict=False))
+    assert all(b - a >= five.spacing for a, b in itertools.pairwise(turns))
 
 
 CLAIMER = """
@@ -180,3 +181,17 @@ def test_processes_racing_for_slots_get_exactly_the_rate(store: Store) -> None:
     statuses = [status for c in claimers for status in c.communicate(timeout=60)[0].split()]
     assert [c.returncode for c in claimers] == [0, 0]
     assert (statuses.count("sending"), statuses.count("pending")) == (5, 11)
+
+
+@BOTH
+def test_a_resend_after_an_interrupted_attempt_takes_a_slot_of_its_own(store: Store) -> None:
+    hourly = Rate(count=1, window=timedelta(hours=1), label="1/h")
+    begin(store, "a", channel="sms")
+    assert store.claim_delivery("a", {"body": "Hi"}, rate=hourly).status == "sending"
+    # Its attempt stopped mid-call: the first request still counts, so the resend waits.
+    resend = store.reclaim_delivery("a", hourly)
+    assert (resend.status, resend.reason) == ("sending", "sms rate limit 1/h: waiting for a slot")
+    assert resend.waits_until is not None
+    assert resend.content == {"body": "Hi"}  # what the provider sees again
+    store.finish_delivery("a", "sent")
+    assert store.reclaim_delivery("a", hourly).status == "sent"  # finished: unchanged
