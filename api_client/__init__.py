@@ -179,6 +179,16 @@ class ApiClient:
         body: dict[str, Any] = self._admin("POST", "/v1/messages/preview", request)
         return body
 
+    def get_settings(self) -> dict[str, Any]:
+        """`GET /v1/settings`: the workspace settings (defaults until first set)."""
+        body: dict[str, Any] = self._admin("GET", "/v1/settings")
+        return body
+
+    def put_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """`PUT /v1/settings`: replace every workspace setting; the settings as stored."""
+        body: dict[str, Any] = self._admin("PUT", "/v1/settings", settings)
+        return body
+
     def user(self, user_id: str) -> dict[str, Any]:
         """`GET /v1/users/{id}`: traits, journeys and deliveries (newest first)."""
         body: dict[str, Any] = self._admin("GET", f"/v1/users/{_segment(user_id)}")

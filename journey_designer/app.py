@@ -21,6 +21,7 @@ PAGES = {
     "segments": ("views/segments.py", "Segments", ":material/group:"),
     "predictions": ("views/predictions.py", "Predictions", ":material/model_training:"),
     "users": ("views/users.py", "Users", ":material/person_search:"),
+    "settings": ("views/settings.py", "Settings", ":material/settings:"),
 }
 
 
