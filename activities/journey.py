@@ -402,14 +402,15 @@ class JourneyActivities:
 
     @activity.defn(name=Activity.FAIL_DELIVERY)
     def fail_delivery(self, request: FailDeliveryInput) -> None:
-        """Record a delivery as failed after its activity gave up (idempotent).
+        """Record a delivery as failed after its activity gave up, or as skipped when the run
+        ended while it waited for its turn under a rate limit (idempotent).
 
         Every attempt may have failed before recording anything, so the record is created if
         need be; one an attempt finished (its result lost to a timeout) keeps its status.
         """
         record = self._begin(request.delivery)
         if not record.finished:
-            self._store.finish_delivery(record.idempotency_key, "failed", request.reason)
+            self._store.finish_delivery(record.idempotency_key, request.status, request.reason)
 
     @activity.defn(name=Activity.UPDATE_USER)
     def update_user(self, request: UpdateUserInput) -> UserContext:

@@ -281,10 +281,12 @@ class DeliveryOutcome(BaseModel):
 
 
 class FailDeliveryInput(BaseModel):
-    """A delivery whose activity gave up (non-retryable error or attempts exhausted)."""
+    """A delivery whose activity gave up (non-retryable error or attempts exhausted), or that
+    will not be sent: the run ended while it waited for a rate limit ("skipped")."""
 
     delivery: DeliverInput
     reason: str
+    status: Literal["failed", "skipped"] = "failed"
 
 
 class UpdateUserInput(BaseModel):

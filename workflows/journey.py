@@ -307,6 +307,10 @@ class JourneyWorkflow:
         try:
             while await self._style.sleep(lambda: until, woken, summary):
                 await self._observe_pending()
+        except _Exited as exited:
+            unsent = FailDeliveryInput(delivery=request, reason=exited.reason, status="skipped")
+            await self._call(Activity.FAIL_DELIVERY, unsent, type(None))
+            raise
         finally:
             self._state.waiting_for = None
             self._style.cancel_timer()

@@ -167,12 +167,13 @@ class DeliveriesAggregate(StoreBase):
     def release_delivery(self, idempotency_key: str) -> DeliveryRecord:
         """Give a claimed delivery back ("sending" → "pending"): the provider refused it
         cleanly, so a later attempt may claim it again. Raises NotFound for an unknown key."""
+        answered = utcnow()  # the provider answered before: its slot stops here, not at commit
         with self._write() as session:
             record = self._locked_delivery(session, idempotency_key)
             if record.status == "sending":
                 record.status = "pending"
                 session.add(record)
-                finish_slot(session, record.channel, idempotency_key, utcnow())
+                finish_slot(session, record.channel, idempotency_key, answered)
             return record
 
     def finish_delivery(
@@ -189,6 +190,7 @@ class DeliveriesAggregate(StoreBase):
 
         A delivery that became "sent" records when. Raises NotFound for an unknown key.
         """
+        answered = utcnow()  # as in `release_delivery`
         with self._write() as session:
             record = self._locked_delivery(session, idempotency_key)
             record.status = status
@@ -198,12 +200,11 @@ class DeliveriesAggregate(StoreBase):
             if provider is not None:
                 record.provider = provider
                 record.provider_message_id = provider_message_id
-            now = utcnow()
             if status == "sent":
-                record.sent_at = now
+                record.sent_at = utcnow()
             record.waits_until = None
             session.add(record)
-            finish_slot(session, record.channel, idempotency_key, now)
+            finish_slot(session, record.channel, idempotency_key, answered)
             return record
 
     @staticmethod

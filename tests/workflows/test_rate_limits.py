@@ -53,6 +53,12 @@ async def test_a_message_over_the_rate_waits_for_its_turn_in_sight(
     await send(time_skipping, second, "Unsubscribed")
     outcome = await second.result()
     assert (outcome.status, outcome.reason) == ("exited", "exit event Unsubscribed")
+    [unsent] = store.deliveries_for_user("second")  # its place in line is given up
+    assert (unsent.status, unsent.reason, unsent.waits_until) == (
+        "skipped",
+        "exit event Unsubscribed",
+        None,
+    )
     assert await workflow_task_failures(time_skipping.client, second.id) == []
     await Replayer(
         workflows=[JourneyWorkflow], data_converter=pydantic_data_converter
