@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Collection, Sequence
+from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
 
@@ -98,7 +99,7 @@ class DeliveriesAggregate(StoreBase):
         (an interrupted attempt) or finished is returned unchanged. Raises NotFound for an
         unknown key.
         """
-        with self._write() as session:
+        with self._rate_lock if rate is not None else nullcontext(), self._write() as session:
             record = self._locked_delivery(session, idempotency_key)
             if record.status != "pending":
                 return record
@@ -135,7 +136,7 @@ class DeliveriesAggregate(StoreBase):
         is a request the provider sees too. Refused, the delivery stays "sending" with
         `waits_until` set. Any other delivery is returned unchanged. Raises NotFound for an
         unknown key."""
-        with self._write() as session:
+        with self._rate_lock, self._write() as session:
             record = self._locked_delivery(session, idempotency_key)
             if record.status == "sending":
                 _takes_slot(session, record, rate)
