@@ -295,6 +295,7 @@ class JourneyWorkflow:
         """Sleep on a timer until the rate limit's slot for this message opens, observing the
         events that come meanwhile (an exit rule ends the run; waits get them later)."""
         assert outcome.retry_after is not None  # a waiting outcome says how long
+        await self._style.publish()  # first, or a short wait would pass while it records
         until = workflow.now() + outcome.retry_after
         ends = until.isoformat(timespec="milliseconds")
         self._state.waiting_for = f"{request.node_id}: {outcome.reason} · until {ends}"
