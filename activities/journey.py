@@ -51,6 +51,7 @@ from journeys.holdouts import GLOBAL_HOLDOUT, in_global_holdout
 from journeys.localtime import ACTIVE_HOUR_HISTORY, ACTIVE_HOUR_MIN_EVENTS, user_timezone
 from journeys.model import Channel, to_timedelta
 from journeys.store import CapWindow, DeliveryRecord, Store
+from journeys.store.ratelimits import SHORTEST_WAIT
 from journeys.tracking import Tracker
 from journeys.unsubscribe import Links
 from journeys.workspace import WorkspaceSettings, load_workspace_settings
@@ -256,12 +257,17 @@ class JourneyActivities:
         while the provider was being called finds the claim: it sends again with the same key
         where the provider honours keys, and otherwise gives up rather than risk a duplicate.
 
+        A message its channel's rate limit holds back is answered "waiting" with the time its
+        turn comes; the run calls again then, with the same key.
+
         Once the message went or was skipped, the run's steps it carries (its enrollment
         too, the first time) and then the step it carries for `then` are recorded in one
         transaction, as `record_steps` would. A delivery that fails records none: the run
         still holds them and records them itself.
         """
         outcome = self._deliver(request)
+        if outcome.status == "waiting":
+            return outcome  # the run delivers it again when its turn comes
         carried = request.steps or StepsInput()
         steps = [*carried.steps, *([request.then] if request.then is not None else [])]
         if carried.enrollment is not None or steps:
@@ -308,8 +314,14 @@ class JourneyActivities:
             assert record.id is not None  # stored records have ids
             tracker = Tracker(self._links, record.id, unsubscribe_url)
             content = tracker.content(request.channel, content)
-        caps = () if request.transactional else self._caps(traits, workspace)
-        claimed = self._store.claim_delivery(request.idempotency_key, content, caps)
+        claimed = self._store.claim_delivery(
+            request.idempotency_key,
+            content,
+            () if request.transactional else _caps(workspace, traits),
+            workspace.rate_limit(request.channel),
+        )
+        if claimed.waits_until is not None:  # held back by the channel's rate limit
+            return _waiting(claimed)
         if claimed.status != "sending":  # capped
             return _outcome(claimed)
         return self._hand_over(request, provider, to, content, unsubscribe_url)
@@ -325,6 +337,12 @@ class JourneyActivities:
         to = recipient(request.channel, self._traits(request.user_id))
         if to is None:
             raise PermanentDeliveryError(NO_ADDRESS[request.channel])
+        rate = load_workspace_settings(self._store).rate_limit(request.channel)
+        if rate is not None:
+            # The resend is a request the provider sees: it waits for a slot of its own.
+            record = self._store.reclaim_delivery(request.idempotency_key, rate)
+            if record.waits_until is not None:
+                return _waiting(record)
         # The content the earlier attempt rendered, so the provider sees the same message.
         unsubscribe_url = self._unsubscribe_url(request)
         return self._hand_over(request, provider, to, record.content, unsubscribe_url)
@@ -360,12 +378,6 @@ class JourneyActivities:
             provider_message_id=receipt.provider_message_id,
         )
         return _outcome(record)
-
-    @staticmethod
-    def _caps(traits: dict[str, Any], workspace: WorkspaceSettings) -> list[CapWindow]:
-        zone = user_timezone("user", traits, workspace.timezone)
-        now = datetime.now(UTC)
-        return [cap.window(now, zone) for cap in workspace.frequency_caps]
 
     def _unsubscribe_url(self, request: DeliverInput) -> str | None:
         if self._links is None or request.channel != "email" or request.transactional:
@@ -417,14 +429,15 @@ class JourneyActivities:
 
     @activity.defn(name=Activity.FAIL_DELIVERY)
     def fail_delivery(self, request: FailDeliveryInput) -> None:
-        """Record a delivery as failed after its activity gave up (idempotent).
+        """Record a delivery as failed after its activity gave up, or as skipped when the run
+        ended while it waited for its turn under a rate limit (idempotent).
 
         Every attempt may have failed before recording anything, so the record is created if
         need be; one an attempt finished (its result lost to a timeout) keeps its status.
         """
         record = self._begin(request.delivery)
         if not record.finished:
-            self._store.finish_delivery(record.idempotency_key, "failed", request.reason)
+            self._store.finish_delivery(record.idempotency_key, request.status, request.reason)
 
     @activity.defn(name=Activity.UPDATE_USER)
     def update_user(self, request: UpdateUserInput) -> UserContext:
@@ -442,6 +455,25 @@ class JourneyActivities:
             except templates.TemplateError as error:
                 activity.logger.warning("trait %r not set: %s", trait, error)
         return UserContext(traits=self._store.update_traits(request.user_id, values, request.unset))
+
+
+def _caps(workspace: WorkspaceSettings, traits: dict[str, Any]) -> list[CapWindow]:
+    zone = user_timezone("user", traits, workspace.timezone)
+    now = datetime.now(UTC)
+    return [cap.window(now, zone) for cap in workspace.frequency_caps]
+
+
+def _waiting(record: DeliveryRecord) -> DeliveryOutcome:
+    """A delivery its channel's rate limit holds back: when its turn comes, and how long until
+    then by this worker's clock (a timer's length, however late this answer arrives)."""
+    assert record.waits_until is not None
+    return DeliveryOutcome(
+        status="waiting",
+        reason=record.reason,
+        delivery_id=record.id,
+        waits_until=record.waits_until,
+        retry_after=max(record.waits_until - datetime.now(UTC), SHORTEST_WAIT),
+    )
 
 
 def _outcome(record: DeliveryRecord) -> DeliveryOutcome:

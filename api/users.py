@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
@@ -13,7 +13,7 @@ from api.deps import StoreDep, UserId
 from api.errors import error_responses
 from journeys.contracts import EnrollmentStatus, EventType, FinalDeliveryStatus
 from journeys.errors import NotFound
-from journeys.store import Store
+from journeys.store import DeliveryRecord, Store
 
 router = APIRouter(
     prefix="/v1/users", tags=["users"], dependencies=[ADMIN], responses=error_responses(401, 404)
@@ -42,13 +42,28 @@ class Delivery(BaseModel):
     journey_id: str
     node_id: str
     channel: str
-    status: FinalDeliveryStatus
+    status: FinalDeliveryStatus | Literal["waiting"] = Field(
+        description="waiting: its channel's rate limit holds it back until `waits_until`"
+    )
     reason: str | None
     content: dict[str, Any]
     variant: str | None
     created_at: datetime
     opened_at: datetime | None = Field(description="first opened (machine opens never count)")
     clicked_at: datetime | None = Field(description="first clicked (machine clicks never count)")
+    waits_until: datetime | None = Field(
+        default=None, description="while waiting: when its turn under the rate limit comes"
+    )
+
+    @classmethod
+    def shown(cls, record: DeliveryRecord) -> Delivery | None:
+        """The delivery as a user's page shows it: with its outcome, or waiting for a rate
+        limit; None while it is being sent right now."""
+        if record.finished:
+            return cls(**record.model_dump(exclude={"waits_until"}))
+        if record.waits_until is not None:
+            return cls(**{**record.model_dump(), "status": "waiting"})
+        return None
 
 
 class UserDetail(BaseModel):
@@ -84,8 +99,7 @@ def get_user(user_id: UserId, store: StoreDep) -> UserDetail:
         user_id=user_id,
         traits=profile.traits if profile is not None else {},
         journeys=[UserJourney(**e.model_dump()) for e in enrollments],
-        # An unfinished delivery is being sent right now; only outcomes are reported.
-        deliveries=[Delivery(**d.model_dump()) for d in deliveries if d.finished],
+        deliveries=[shown for d in deliveries if (shown := Delivery.shown(d)) is not None],
     )
 
 

@@ -189,6 +189,12 @@ class ApiClient:
         body: dict[str, Any] = self._admin("PUT", "/v1/settings", settings)
         return body
 
+    def change_settings(self, field: str, value: Any) -> dict[str, Any]:
+        """Set one workspace setting (None: back to its default), the others as they are; the
+        settings as stored. (`PUT /v1/settings` replaces them all, so this reads them first.)"""
+        current = {k: v for k, v in self.get_settings().items() if k != field}
+        return self.put_settings(current if value is None else current | {field: value})
+
     def user(self, user_id: str) -> dict[str, Any]:
         """`GET /v1/users/{id}`: traits, journeys and deliveries (newest first)."""
         body: dict[str, Any] = self._admin("GET", f"/v1/users/{_segment(user_id)}")

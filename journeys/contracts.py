@@ -6,7 +6,7 @@ activity takes one model, so fields can be added without breaking running journe
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -295,16 +295,24 @@ class DeliverInput(BaseModel):
 
 
 class DeliveryOutcome(BaseModel):
-    status: FinalDeliveryStatus
+    status: FinalDeliveryStatus | Literal["waiting"]
+    """"waiting": the channel's rate limit holds the message back until `waits_until`; the run
+    delivers it again `retry_after` later (same key), and nothing was recorded meanwhile."""
     reason: str | None = None
     delivery_id: int | None = None
+    waits_until: datetime | None = None
+    retry_after: timedelta | None = None
+    """How long until `waits_until` by the worker's clock (a timer's length needs no clock
+    shared with the Temporal server)."""
 
 
 class FailDeliveryInput(BaseModel):
-    """A delivery whose activity gave up (non-retryable error or attempts exhausted)."""
+    """A delivery whose activity gave up (non-retryable error or attempts exhausted), or that
+    will not be sent: the run ended while it waited for a rate limit ("skipped")."""
 
     delivery: DeliverInput
     reason: str
+    status: Literal["failed", "skipped"] = "failed"
 
 
 class UpdateUserInput(BaseModel):

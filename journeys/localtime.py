@@ -6,7 +6,8 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from journeys.model import WEEKDAYS, QuietHours, Weekday, find_zone
+from journeys.durations import as_written
+from journeys.model import WEEKDAYS, DelayNode, QuietHours, Weekday, find_zone
 
 ACTIVE_HOUR_HISTORY = timedelta(days=90)
 """How far back send-time optimisation looks for the hour a user is most active."""
@@ -66,3 +67,15 @@ def period_start(now: datetime, length: timedelta, zone: ZoneInfo) -> datetime:
         return now - length
     first_day = now.astimezone(zone).date() - timedelta(days=days - 1)
     return datetime.combine(first_day, time(), tzinfo=zone).astimezone(UTC)
+
+
+def delay_summary(node: DelayNode, ends: datetime, zone: ZoneInfo | None) -> str:
+    """How a timer names a delay ending at `ends`: `4h delay`, or the local time it ends in
+    `zone` (`until tue 10:00 Europe/London`; the zone of a delay `until` a time)."""
+    if node.duration is not None:
+        return f"{as_written(node.duration)} delay"
+    assert node.until is not None  # without a duration, a delay waits until a time
+    assert zone is not None
+    local = ends.astimezone(zone)
+    day = f"{WEEKDAYS[local.weekday()]} " if node.until.weekdays else ""
+    return f"until {day}{local:%H:%M} {zone}"

@@ -1,4 +1,5 @@
-"""Workspace settings: global frequency caps, the default time zone and the global holdout.
+"""Workspace settings: global frequency caps, the default time zone, the global holdout and
+channel rate limits.
 
 They are stored as one store setting per field (`frequency_caps`, `timezone`), so each can be
 read on its own; a field never set reads as its default.
@@ -15,6 +16,7 @@ from pydantic import Field
 from journeys.holdouts import GLOBAL_HOLDOUT_MAX
 from journeys.localtime import period_start
 from journeys.model import Channel, Duration, Strict, TimeZoneName, to_timedelta
+from journeys.ratelimits import Rate, RateText, parse_rate
 from journeys.store import CapWindow, Store
 
 
@@ -51,6 +53,13 @@ class WorkspaceSettings(Strict):
     frequency_caps: list[FrequencyCap] = Field(default_factory=list)
     timezone: TimeZoneName = "UTC"
     holdout: GlobalHoldout | None = None
+    rate_limits: dict[Channel, RateText] = Field(default_factory=dict)
+    """The most messages each channel sends, across every worker (`"20/s"`)."""
+
+    def rate_limit(self, channel: Channel) -> Rate | None:
+        """The channel's rate limit, if it has one."""
+        text = self.rate_limits.get(channel)
+        return None if text is None else parse_rate(text)
 
 
 def load_workspace_settings(store: Store) -> WorkspaceSettings:

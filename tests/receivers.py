@@ -319,6 +319,8 @@ class ReceivedRequest:
     """Every header, in order, names as sent; values read as ISO-8859-1, as http.server does
     (`value.encode("latin-1")` gives the bytes sent)."""
     body: bytes
+    received_at: float = field(default_factory=time.monotonic, compare=False)
+    """When the whole request had arrived, by this process's monotonic clock (seconds)."""
 
     def header(self, name: str) -> str | None:
         """The first value of header `name` (case-insensitive), if sent."""

@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         AdmitInput,
         Delivered,
         DeliverInput,
+        DeliveryOutcome,
         EndStatus,
         EnrollInput,
         FailDeliveryInput,
@@ -66,9 +67,14 @@ with workflow.unsafe.imports_passed_through():
     )
     from journeys.experiments import experiment_bucket
     from journeys.holdouts import HOLDOUT, in_journey_holdout
-    from journeys.localtime import next_local_time, parse_clock, quiet_hours_end, user_timezone
+    from journeys.localtime import (
+        delay_summary,
+        next_local_time,
+        parse_clock,
+        quiet_hours_end,
+        user_timezone,
+    )
     from journeys.model import (
-        WEEKDAYS,
         BranchNode,
         Condition,
         DelayNode,
@@ -91,8 +97,6 @@ with workflow.unsafe.imports_passed_through():
     from journeys.templates import TemplateError, names_read, render_value
 
 from workflows.patches import (
-    STORE_RETRY,
-    STORE_TIMEOUT,
     DeliveryFailed,
     RunStyle,
     choose_run_style,
@@ -179,7 +183,7 @@ class JourneyWorkflow:
     @workflow.run
     async def run(self, input: JourneyInput) -> JourneyOutcome:
         """Walk the graph from the start (or where the previous run left off) to an end."""
-        self._style = choose_run_style(self._record, lambda: self._state.current_node)
+        self._style = choose_run_style(lambda: self._state.current_node)
         if not self._resuming:
             enrollment = EnrollInput(
                 enrollment_id=self._state.enrollment_id,
@@ -292,7 +296,7 @@ class JourneyWorkflow:
         # node), so that step may be recorded with it.
         then = self._step(ended="completed") if node.next is None else self._step(node_id=node.next)
         try:
-            outcome = await self._style.deliver(request, f"{node.channel} · {node_id}", then)
+            outcome = await self._deliver(request, then)
         except DeliveryFailed as failed:
             # A permanent failure (non-retryable) or retries exhausted: record it, move on.
             failure = FailDeliveryInput(delivery=request, reason=failed.reason)
@@ -301,6 +305,41 @@ class JourneyWorkflow:
         if outcome.status == "sent" and outcome.delivery_id is not None:
             self._state.delivered[node_id] = Delivered(delivery_id=outcome.delivery_id)
         return node.next
+
+    async def _deliver(self, request: DeliverInput, then: ProgressInput) -> DeliveryOutcome:
+        """Deliver the message, waiting for its turn whenever its channel's rate limit holds
+        it back (only then does the run issue more commands than a plain delivery)."""
+        summary = f"{request.channel} · {request.node_id}"
+        outcome = await self._style.deliver(request, summary, then)
+        while outcome.status == "waiting":
+            await self._wait_for_slot(request, outcome)
+            outcome = await self._style.deliver(request, summary, then)
+        return outcome
+
+    async def _wait_for_slot(self, request: DeliverInput, outcome: DeliveryOutcome) -> None:
+        """Sleep on a timer until the rate limit's slot for this message opens, observing the
+        events that come meanwhile (an exit rule ends the run; waits get them later)."""
+        assert outcome.retry_after is not None  # a waiting outcome says how long
+        await self._style.publish()  # first, or a short wait would pass while it records
+        until = workflow.now() + outcome.retry_after
+        ends = until.isoformat(timespec="milliseconds")
+        self._state.waiting_for = f"{request.node_id}: {outcome.reason} · until {ends}"
+        self._show(self._state.waiting_for)
+
+        def woken() -> bool:
+            return bool(self._state.pending) or self._leave is not None
+
+        summary = f"{request.channel} rate limit: waiting for a slot"
+        try:
+            while await self._style.sleep(lambda: until, woken, summary):
+                await self._observe_pending()
+        except _Exited as exited:
+            unsent = FailDeliveryInput(delivery=request, reason=exited.reason, status="skipped")
+            await self._call(Activity.FAIL_DELIVERY, unsent, type(None))
+            raise
+        finally:
+            self._state.waiting_for = None
+            self._style.cancel_timer()
 
     async def _quiet_hours(self, node_id: str, quiet: QuietHours) -> str | None:
         """Wait for the user's quiet hours to end, or say why the message is skipped."""
@@ -323,19 +362,10 @@ class JourneyWorkflow:
         why = ""
         if not (resuming and self._state.deadline is not None):
             self._state.deadline, why = await self._delay_deadline(node)
-        await self._wait(f"{node_id}: {self._delay_summary(node)}", _ignore, about=why)
+        zone = None if node.until is None else self._zone(node.until.timezone)
+        summary = delay_summary(node, self._deadline(), zone)
+        await self._wait(f"{node_id}: {summary}", _ignore, about=why)
         return node.next
-
-    def _delay_summary(self, node: DelayNode) -> str:
-        """`4h delay`, or the local time the delay ends (`until tue 10:00 Europe/London`)."""
-        if node.duration is not None:
-            return f"{as_written(node.duration)} delay"
-        until = node.until
-        assert until is not None  # the model requires duration or until
-        zone = self._zone(until.timezone)
-        ends = self._deadline().astimezone(zone)
-        day = f"{WEEKDAYS[ends.weekday()]} " if until.weekdays else ""
-        return f"until {day}{ends:%H:%M} {zone}"
 
     async def _delay_deadline(self, node: DelayNode) -> tuple[datetime, str]:
         """When the delay ends, and for an optimal time which hour was chosen and why."""
@@ -633,16 +663,6 @@ class JourneyWorkflow:
         """Run a store activity (short, idempotent, retried until the store answers), as the
         run's style says."""
         return await self._style.call(activity, argument, result)
-
-    async def _record(self, activity: Activity, argument: BaseModel) -> None:
-        """Record progress in the store with a local activity (no task-queue round trip); the
-        run's style says what and when."""
-        await workflow.execute_local_activity(
-            activity,
-            argument,
-            start_to_close_timeout=STORE_TIMEOUT,
-            retry_policy=STORE_RETRY,
-        )
 
     # --- progress records -----------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
 from typing import NamedTuple, TypeVar
@@ -87,9 +87,6 @@ mail proxy's open) match a wait, an exit rule or the goal; an older worker took 
 like any other (only during the upgrade that brought machine marks could it have seen one).
 Retire it once no running run started before that release."""
 
-Record = Callable[[Activity, BaseModel], Awaitable[None]]
-"""Records something in the store (a local activity)."""
-
 Result = TypeVar("Result")
 
 
@@ -97,7 +94,7 @@ Where = Callable[[], str | None]
 """Where the run is now: the node it reached (`JourneyState.current_node`), None once it ended."""
 
 
-def choose_run_style(record: Record, where: Where) -> RunStyle:
+def choose_run_style(where: Where) -> RunStyle:
     """The style of this run; `where()` says where it is (at first, a node carried over by
     continue-as-new).
 
@@ -106,17 +103,23 @@ def choose_run_style(record: Record, where: Where) -> RunStyle:
     them. A run records one marker: today's runs never ask for `lean-steps`.
     """
     if workflow.patched(LOCAL_CALLS_PATCH):
-        return LocalCalls(record, where)
+        return LocalCalls(where)
     if workflow.patched(LEAN_STEPS_PATCH):
-        return LeanSteps(record, where)
-    return PreLeanSteps(record)
+        return LeanSteps(where)
+    return PreLeanSteps()
 
 
 class RunStyle(ABC):
     """How a run records where it is and sleeps, fixed by the patches its history holds."""
 
-    def __init__(self, record: Record) -> None:
-        self._record = record
+    async def _record(self, activity: Activity, argument: BaseModel) -> None:
+        """Record progress in the store with a local activity (no task-queue round trip)."""
+        await workflow.execute_local_activity(
+            activity,
+            argument,
+            start_to_close_timeout=STORE_TIMEOUT,
+            retry_policy=STORE_RETRY,
+        )
 
     @abstractmethod
     async def enroll(self, enrollment: EnrollInput) -> None:
@@ -166,7 +169,8 @@ class RunStyle(ABC):
         self, request: DeliverInput, summary: str, then: ProgressInput | None
     ) -> DeliveryOutcome:
         """Deliver a message (the Temporal UI shows the activity as `summary`); raises
-        `DeliveryFailed` once it failed for good. `then` is the step the run takes next if the
+        `DeliveryFailed` once it failed for good, answers "waiting" while a rate limit holds
+        it back. `then` is the step the run takes next if the
         delivery goes through (reaching the next node, or its end), which it will also pass to
         `step` at once."""
         return await _deliver(request, summary, DELIVERY_RETRY)
@@ -283,8 +287,7 @@ class LeanSteps(RunStyle):
       it fires before a deadline that moved on).
     """
 
-    def __init__(self, record: Record, where: Where) -> None:
-        super().__init__(record)
+    def __init__(self, where: Where) -> None:
         self._where = where
         self._published_node = where()  # a run published before it continued as new
         self._enrollment: EnrollInput | None = None
@@ -387,8 +390,8 @@ class LocalCalls(LeanSteps):
 
     calls_locally = True
 
-    def __init__(self, record: Record, where: Where) -> None:
-        super().__init__(record, where)
+    def __init__(self, where: Where) -> None:
+        super().__init__(where)
         self._recorded_then: ProgressInput | None = None
 
     async def step(self, step: ProgressInput) -> None:
@@ -418,6 +421,8 @@ class LocalCalls(LeanSteps):
             # The steps are recorded again at the next publish whatever happens here (a
             # second record of the same changes nothing).
             return await _deliver(request, summary, DELIVERY_RETRY_AFTER_LOCAL)
+        if outcome.status == "waiting":
+            return outcome  # held back by a rate limit: it recorded nothing
         if unrecorded is not None:
             self._recorded(unrecorded)
         self._recorded_then = then

@@ -7,15 +7,9 @@ from typing import Any
 
 import streamlit as st
 
-from api_client import ApiClient
 from journey_designer.api import call, require
+from journey_designer.rate_limits import rate_limits
 from journeys.holdouts import GLOBAL_HOLDOUT_MAX
-
-
-def _with_holdout(client: ApiClient, percent: float) -> dict[str, Any]:
-    """Store the global holdout (none at 0), the other settings as they are."""
-    current = {k: v for k, v in client.get_settings().items() if k != "holdout"}
-    return client.put_settings(current | ({"holdout": {"percent": percent}} if percent else {}))
 
 
 def global_holdout(stored: dict[str, Any]) -> None:
@@ -37,7 +31,10 @@ def global_holdout(stored: dict[str, Any]) -> None:
             step=1.0,
         )
         if st.form_submit_button("Save"):
-            saved = call(lambda client: _with_holdout(client, percent), doing="save the holdout")
+            holdout = {"percent": percent} if percent else None
+            saved = call(
+                lambda client: client.change_settings("holdout", holdout), doing="save the holdout"
+            )
             if saved is not None:
                 st.success(f"Saved: {percent:g}% of all users are held out.")
 
@@ -47,6 +44,7 @@ def main() -> None:
     st.title("Settings")
     stored = require(lambda client: client.get_settings(), doing="load the settings")
     global_holdout(stored)
+    rate_limits(stored)
 
 
 main()

@@ -84,6 +84,10 @@ class StoreBase:
         self._write_lock: AbstractContextManager[object] = (
             threading.Lock() if self._engine.dialect.name == "sqlite" else nullcontext()
         )
+        # Claims under a rate limit queue for one database lock per channel: this process's
+        # claimers queue here first, so at most one of them holds a pooled connection while it
+        # waits, and the connections stay free for the sends that must finish to free slots.
+        self._rate_lock = threading.Lock()
         try:
             self.migration: Migration = upgrade(self._writer)
         except BaseException:

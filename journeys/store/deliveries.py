@@ -1,11 +1,12 @@
-"""Deliveries: recorded once per idempotency key, claimed under frequency caps, released or
-finished; the in-app inbox and its reads; opens and clicks; counts by node, channel, status
-and engagement."""
+"""Deliveries: recorded once per idempotency key, claimed under frequency caps and channel
+rate limits, released or finished; the in-app inbox and its reads; opens and clicks; counts by
+node, channel, status and engagement."""
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Collection, Sequence
+from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
 
@@ -16,8 +17,10 @@ from sqlmodel import Session, col, func, select
 from journeys.contracts import FinalDeliveryStatus
 from journeys.engagement import DELIVERY_ID, MACHINE, Engagement, state_of
 from journeys.errors import NotFound
+from journeys.ratelimits import Rate
 from journeys.store.base import StoreBase, once_more_on_conflict
 from journeys.store.events import store_events
+from journeys.store.ratelimits import finish_slot, take_slot
 from journeys.store.records import (
     DELIVERY_STATUSES,
     IN_APP,
@@ -77,19 +80,26 @@ class DeliveriesAggregate(StoreBase):
             return session.exec(statement).first()
 
     def claim_delivery(
-        self, idempotency_key: str, content: dict[str, Any], caps: Sequence[CapWindow] = ()
+        self,
+        idempotency_key: str,
+        content: dict[str, Any],
+        caps: Sequence[CapWindow] = (),
+        rate: Rate | None = None,
     ) -> DeliveryRecord:
-        """Claim a pending delivery for sending, unless a frequency cap is reached.
+        """Claim a pending delivery for sending, unless a frequency cap is reached or its
+        channel's `rate` has no slot for it yet.
 
         In one write transaction: for each cap on the delivery's channel or on all channels,
         count the user's non-transactional messages sent within its window, and those being
         sent now (so two journeys racing for the last slot cannot both take it). If a cap is
-        full the delivery becomes "skipped" with the cap as its reason, else "sending" with its
-        rendered `content`. A delivery already claimed (an
-        interrupted attempt) or finished is returned unchanged. Raises NotFound for an unknown
-        key.
+        full the delivery becomes "skipped" with the cap as its reason. Else, under a `rate`,
+        it takes a slot of its channel (`journeys.store.ratelimits`): refused, it stays
+        "pending" with `waits_until` set to when its turn comes and the wait as its reason.
+        Otherwise it becomes "sending" with its rendered `content`. A delivery already claimed
+        (an interrupted attempt) or finished is returned unchanged. Raises NotFound for an
+        unknown key.
         """
-        with self._write() as session:
+        with self._rate_lock if rate is not None else nullcontext(), self._write() as session:
             record = self._locked_delivery(session, idempotency_key)
             if record.status != "pending":
                 return record
@@ -112,10 +122,25 @@ class DeliveriesAggregate(StoreBase):
             if full is not None:
                 record.status = "skipped"
                 record.reason = f"frequency cap: {full.label}"
-            else:
+                record.waits_until = None
+                finish_slot(session, record.channel, idempotency_key, utcnow())
+            elif rate is None or _takes_slot(session, record, rate):
                 record.status = "sending"
                 record.content = copy.deepcopy(content)
             session.add(record)
+            return record
+
+    def reclaim_delivery(self, idempotency_key: str, rate: Rate) -> DeliveryRecord:
+        """Take a new slot under its channel's `rate` for a claimed delivery about to be sent
+        again (its earlier attempt stopped while the provider was being called): the resend
+        is a request the provider sees too. Refused, the delivery stays "sending" with
+        `waits_until` set. Any other delivery is returned unchanged. Raises NotFound for an
+        unknown key."""
+        with self._rate_lock, self._write() as session:
+            record = self._locked_delivery(session, idempotency_key)
+            if record.status == "sending":
+                _takes_slot(session, record, rate)
+                session.add(record)
             return record
 
     @staticmethod
@@ -143,11 +168,13 @@ class DeliveriesAggregate(StoreBase):
     def release_delivery(self, idempotency_key: str) -> DeliveryRecord:
         """Give a claimed delivery back ("sending" → "pending"): the provider refused it
         cleanly, so a later attempt may claim it again. Raises NotFound for an unknown key."""
+        answered = utcnow()  # the provider answered before: its slot stops here, not at commit
         with self._write() as session:
             record = self._locked_delivery(session, idempotency_key)
             if record.status == "sending":
                 record.status = "pending"
                 session.add(record)
+                finish_slot(session, record.channel, idempotency_key, answered)
             return record
 
     def finish_delivery(
@@ -164,6 +191,7 @@ class DeliveriesAggregate(StoreBase):
 
         A delivery that became "sent" records when. Raises NotFound for an unknown key.
         """
+        answered = utcnow()  # as in `release_delivery`
         with self._write() as session:
             record = self._locked_delivery(session, idempotency_key)
             record.status = status
@@ -175,7 +203,9 @@ class DeliveriesAggregate(StoreBase):
                 record.provider_message_id = provider_message_id
             if status == "sent":
                 record.sent_at = utcnow()
+            record.waits_until = None
             session.add(record)
+            finish_slot(session, record.channel, idempotency_key, answered)
             return record
 
     @staticmethod
@@ -363,6 +393,18 @@ class DeliveriesAggregate(StoreBase):
         )
         with self._read() as session:
             return {node_id: (o, c) for node_id, o, c in session.exec(statement)}
+
+
+def _takes_slot(session: Session, record: DeliveryRecord, rate: Rate) -> bool:
+    """Whether the delivery may be handed to its provider now under its channel's `rate`
+    (`journeys.store.ratelimits.take_slot`); if not, it waits, saying why and until when."""
+    slot = take_slot(session, record.channel, record.idempotency_key, rate)
+    if slot.granted:
+        record.reason, record.waits_until = None, None
+    else:
+        record.reason = f"{record.channel} rate limit {rate.label}: waiting for a slot"
+        record.waits_until = slot.retry_at
+    return slot.granted
 
 
 def _users_with(moment: datetime | None) -> Any:

@@ -177,6 +177,8 @@ class DeliveryRecord(SQLModel, table=True):
     """When the user first opened it (machine opens never count); a click opens it too."""
     clicked_at: datetime | None = Field(default=None, sa_column=_time_column(nullable=True))
     """When the user first clicked a tracked link in it (machine clicks never count)."""
+    waits_until: datetime | None = Field(default=None, sa_column=_time_column(nullable=True))
+    """Set while a pending delivery waits for its channel's rate limit: when its turn comes."""
 
     @property
     def finished(self) -> bool:
@@ -196,6 +198,26 @@ class DeliveryRecord(SQLModel, table=True):
         if self.variant is not None:
             properties["variant"] = self.variant
         return properties
+
+
+class RateGrantRecord(SQLModel, table=True):
+    """One send under a rate limit (`journeys.store.ratelimits`): reserved a time while it
+    waits for its turn, granted when it may go, finished once the provider answered."""
+
+    __tablename__ = "rate_grants"
+    __table_args__ = (
+        Index("ix_rate_grants_bucket_key", "bucket", "key"),
+        Index("ix_rate_grants_bucket_finished_at", "bucket", "finished_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    bucket: str
+    """What the limit is on: a channel's name."""
+    key: str
+    """Who sends: a delivery's idempotency key."""
+    reserved_for: datetime | None = Field(default=None, sa_column=_time_column(nullable=True))
+    granted_at: datetime | None = Field(default=None, sa_column=_time_column(nullable=True))
+    finished_at: datetime | None = Field(default=None, sa_column=_time_column(nullable=True))
 
 
 class EnrollmentRecord(SQLModel, table=True):

@@ -239,10 +239,11 @@ async def test_message_preview_errors(api: ApiClient, store: Store) -> None:
 async def test_settings_defaults_and_replace(api: ApiClient, store: Store) -> None:
     response = await api.admin("GET", "/v1/settings")
     assert response.status_code == 200
-    assert response.json() == {"frequency_caps": [], "timezone": "UTC"}
+    assert response.json() == {"frequency_caps": [], "timezone": "UTC", "rate_limits": {}}
     settings = {
         "frequency_caps": [{"max": 3, "per": "1d", "channel": "push"}, {"max": 10, "per": "P7D"}],
         "timezone": "Europe/Paris",
+        "rate_limits": {"sms": "10/s", "email": "600/m", "push": "5000/h"},
     }
     response = await api.admin("PUT", "/v1/settings", settings)
     assert response.status_code == 200
@@ -251,7 +252,10 @@ async def test_settings_defaults_and_replace(api: ApiClient, store: Store) -> No
     assert store.get_settings()["timezone"] == "Europe/Paris"
     # Replace: what is left out returns to its default.
     response = await api.admin("PUT", "/v1/settings", {"timezone": "UTC"})
-    assert response.json() == {"frequency_caps": [], "timezone": "UTC"}
+    assert response.json() == {"frequency_caps": [], "timezone": "UTC", "rate_limits": {}}
+    # Rates are kept as written, spaces aside.
+    response = await api.admin("PUT", "/v1/settings", {"rate_limits": {"sms": " 20 / s "}})
+    assert response.json()["rate_limits"] == {"sms": "20/s"}
 
 
 @pytest.mark.parametrize(
@@ -266,6 +270,13 @@ async def test_settings_defaults_and_replace(api: ApiClient, store: Store) -> No
         ),
         ({"frequency_caps": [{"max": 3}]}, ["frequency_caps[0].per"]),
         ({"quiet": True}, ["quiet"]),
+        ({"rate_limits": {"sms": "fast"}}, ["rate_limits.sms"]),
+        ({"rate_limits": {"sms": "0/s"}}, ["rate_limits.sms"]),
+        ({"rate_limits": {"email": "-5/s"}}, ["rate_limits.email"]),
+        ({"rate_limits": {"email": "5/d"}}, ["rate_limits.email"]),
+        ({"rate_limits": {"sms": 20}}, ["rate_limits.sms"]),
+        ({"rate_limits": {"fax": "10/s"}}, ["rate_limits.fax"]),
+        ({"rate_limits": "10/s"}, ["rate_limits"]),
     ],
 )
 async def test_invalid_settings_are_422(
@@ -274,3 +285,11 @@ async def test_invalid_settings_are_422(
     error = assert_error(await api.admin("PUT", "/v1/settings", body), 422, "validation_error")
     assert paths_of(error) == paths
     assert store.get_settings() == {}
+
+
+async def test_a_rate_limit_that_does_not_parse_says_how_to_write_one(api: ApiClient) -> None:
+    body = {"rate_limits": {"sms": "fast"}}
+    error = assert_error(await api.admin("PUT", "/v1/settings", body), 422, "validation_error")
+    [detail] = error["details"]
+    assert detail["path"] == "rate_limits.sms"
+    assert "bad rate 'fast': use <count>/<s, m or h>, e.g. '20/s'" in detail["message"]

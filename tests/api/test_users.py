@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from journeys.contracts import FinalDeliveryStatus
+from journeys.ratelimits import parse_rate
 from journeys.store import Store
 from tests.api.helpers import ADMIN, SDK_AUTH, ApiClient, assert_error, bearer
 from tests.factories import enroll, finish, move
@@ -65,6 +66,10 @@ async def test_user_detail(api: ApiClient, store: Store) -> None:
     _deliver(store, "d1", "email", "sent", {"subject": "Hi", "body": "There"})
     _deliver(store, "d2", "push", "skipped", {"title": "T", "body": "B"})
     _deliver(store, "d3", "sms", None, {"body": "in flight"})
+    _deliver(store, "d4", "sms", None, {"body": "held back"})
+    hourly = parse_rate("1/h")
+    store.claim_delivery("d3", {"body": "in flight"}, rate=hourly)
+    held = store.claim_delivery("d4", {"body": "held back"}, rate=hourly)
 
     response = await api.admin("GET", "/v1/users/u1")
     assert response.status_code == 200
@@ -93,17 +98,22 @@ async def test_user_detail(api: ApiClient, store: Store) -> None:
         }
         for j in user["journeys"]
     )
-    # Newest first; a delivery still being sent has no outcome to show yet.
+    # Newest first; a delivery still being sent has no outcome to show yet, one held back by
+    # its channel's rate limit says until when it waits.
     assert [(d["node_id"], d["status"], d["reason"]) for d in user["deliveries"]] == [
+        ("d4", "waiting", "sms rate limit 1/h: waiting for a slot"),
         ("d2", "skipped", "no push token"),
         ("d1", "sent", None),
     ]
-    assert set(user["deliveries"][0]) == {
+    assert held.waits_until is not None
+    assert datetime.fromisoformat(user["deliveries"][0]["waits_until"]) == held.waits_until
+    assert set(user["deliveries"][1]) == {
         "id", "journey_id", "node_id", "channel", "status", "reason", "content", "variant",
-        "created_at", "opened_at", "clicked_at",
+        "created_at", "opened_at", "clicked_at", "waits_until",
     }  # fmt: skip
-    assert user["deliveries"][1]["content"] == {"subject": "Hi", "body": "There"}
-    assert user["deliveries"][1]["variant"] == "urgency"
+    assert user["deliveries"][1]["waits_until"] is None
+    assert user["deliveries"][2]["content"] == {"subject": "Hi", "body": "There"}
+    assert user["deliveries"][2]["variant"] == "urgency"
 
 
 async def test_unknown_users_are_404(api: ApiClient, store: Store) -> None:

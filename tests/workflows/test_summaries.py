@@ -142,7 +142,7 @@ async def test_runs_started_before_lean_steps_name_their_timers_too(
     with pytest.MonkeyPatch.context() as patch:
         # New runs take the branch of runs started before `lean-steps` (outside the sandbox,
         # which would import the interpreter afresh).
-        patch.setattr(interpreter, "choose_run_style", lambda record, where: PreLeanSteps(record))
+        patch.setattr(interpreter, "choose_run_style", lambda where: PreLeanSteps())
         async with Worker(
             time_skipping.client,
             task_queue=task_queue,
