@@ -106,9 +106,9 @@ def test_the_graph_shows_stats_problems_and_missing_nodes() -> None:
     assert 'label="on entering segment\\ninactive-7d"' in dot
 
 
-def test_the_graph_names_a_page_entry() -> None:
+def test_the_graph_names_a_page_entry_and_its_limit() -> None:
     dot = journey_dot(gallery()["checkout-help"])
-    assert 'label="on page view\\nCheckout"' in dot
+    assert 'label="on page view\\nCheckout\\nat most 500 per 1d"' in dot
 
 
 def test_the_graph_of_a_broken_document_still_draws() -> None:

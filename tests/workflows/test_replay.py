@@ -124,8 +124,10 @@ async def test_example_runs_to_an_end_and_replays(
     task_queue: str,
 ) -> None:
     scenario = SCENARIOS[journey_id]
+    journey = load_example(journey_id)
+    store.save_draft(journey.id, journey.model_dump(mode="json", by_alias=True))  # entry limits
     merge_traits(store, "u1", scenario.traits)
-    handle = await start(time_skipping, task_queue, load_example(journey_id), entry=scenario.entry)
+    handle = await start(time_skipping, task_queue, journey, entry=scenario.entry)
     for step in scenario.steps:
         if isinstance(step, timedelta):
             await time_skipping.sleep(step)
