@@ -226,11 +226,11 @@ class JourneyActivities:
         self._record_steps([], request)
 
     def _record_steps(self, steps: list[ProgressInput], enrollment: EnrollInput | None) -> None:
-        """Record steps, and the enrollment marked when its user is in the global holdout."""
-        if (
-            enrollment is not None
-            and enrollment.holdout is None
-            and self._globally_held_out(enrollment.user_id, load_workspace_settings(self._store))
+        """Record steps, and the enrollment marked when its user is in the global holdout (a
+        mark that replaces the journey's own: such users are on neither side of the journey's
+        holdout comparison)."""
+        if enrollment is not None and self._globally_held_out(
+            enrollment.user_id, load_workspace_settings(self._store)
         ):
             enrollment = enrollment.model_copy(update={"holdout": GLOBAL_HOLDOUT})
         self._store.record_steps(steps, enrollment=enrollment)
@@ -286,8 +286,8 @@ class JourneyActivities:
         except PermanentDeliveryError as error:
             self._fail(request, error.reason)
         except TransientDeliveryError as error:
-            if not error.maybe_sent:
-                self._store.release_delivery(request.idempotency_key)
+            # A request that may have gone keeps its claim (a resend decides), but ends its slot.
+            self._store.release_delivery(request.idempotency_key, keep_claim=error.maybe_sent)
             raise ApplicationError(
                 error.reason, type=TRANSIENT_FAILURE, next_retry_delay=error.retry_after
             ) from None

@@ -333,8 +333,9 @@ class JourneyWorkflow:
         try:
             while await self._style.sleep(lambda: until, woken, summary):
                 await self._observe_pending()
-        except _Exited as exited:
-            unsent = FailDeliveryInput(delivery=request, reason=exited.reason, status="skipped")
+        except (_Exited, asyncio.CancelledError) as stopped:  # an exit rule, or an operator
+            reason = stopped.reason if isinstance(stopped, _Exited) else "cancelled"
+            unsent = FailDeliveryInput(delivery=request, reason=reason, status="skipped")
             await self._call(Activity.FAIL_DELIVERY, unsent, type(None))
             raise
         finally:

@@ -125,6 +125,8 @@ class DeliveriesAggregate(StoreBase):
                 record.waits_until = None
                 finish_slot(session, record.channel, idempotency_key, utcnow())
             elif rate is None or _takes_slot(session, record, rate):
+                # A limit removed while it waited: nothing holds it back any more.
+                record.reason, record.waits_until = None, None
                 record.status = "sending"
                 record.content = copy.deepcopy(content)
             session.add(record)
@@ -165,15 +167,19 @@ class DeliveriesAggregate(StoreBase):
             statement = statement.where(DeliveryRecord.channel == cap.channel)
         return session.exec(statement).one()
 
-    def release_delivery(self, idempotency_key: str) -> DeliveryRecord:
-        """Give a claimed delivery back ("sending" → "pending"): the provider refused it
-        cleanly, so a later attempt may claim it again. Raises NotFound for an unknown key."""
+    def release_delivery(self, idempotency_key: str, *, keep_claim: bool = False) -> DeliveryRecord:
+        """End a claimed delivery's attempt: its rate-limit slot stops counting a window from
+        now, and the delivery goes back to "pending" (the provider refused it cleanly, so a
+        later attempt may claim it again), or, with `keep_claim` (the provider may have taken
+        it: a timeout, a lost connection), stays "sending" for a resend to decide. Raises
+        NotFound for an unknown key."""
         answered = utcnow()  # the provider answered before: its slot stops here, not at commit
         with self._write() as session:
             record = self._locked_delivery(session, idempotency_key)
             if record.status == "sending":
-                record.status = "pending"
-                session.add(record)
+                if not keep_claim:
+                    record.status = "pending"
+                    session.add(record)
                 finish_slot(session, record.channel, idempotency_key, answered)
             return record
 

@@ -195,3 +195,29 @@ def test_a_resend_after_an_interrupted_attempt_takes_a_slot_of_its_own(store: St
     assert resend.content == {"body": "Hi"}  # what the provider sees again
     store.finish_delivery("a", "sent")
     assert store.reclaim_delivery("a", hourly).status == "sent"  # finished: unchanged
+
+
+@BOTH
+def test_a_delivery_waiting_when_its_limit_is_removed_goes_at_once(store: Store) -> None:
+    hourly = Rate(count=1, window=timedelta(hours=1), label="1/h")
+    for key in ("a", "b"):
+        begin(store, key, channel="sms")
+    assert store.claim_delivery("a", {}, rate=hourly).status == "sending"
+    assert store.claim_delivery("b", {}, rate=hourly).waits_until is not None
+    going = store.claim_delivery("b", {"body": "Hi"}, rate=None)  # the limit was removed
+    assert (going.status, going.reason, going.waits_until) == ("sending", None, None)
+
+
+@BOTH
+def test_an_attempt_that_may_have_gone_keeps_its_claim_but_ends_its_slot(store: Store) -> None:
+    short = Rate(count=1, window=timedelta(milliseconds=300), label="1 per 0.3s")
+    for key in ("a", "b"):
+        begin(store, key, channel="sms")
+    assert store.claim_delivery("a", {}, rate=short).status == "sending"
+    # The provider timed out: the message may have gone, so "a" stays claimed for a resend to
+    # decide, but its request is over: the slot counts a window from now, not minutes more.
+    assert store.release_delivery("a", keep_claim=True).status == "sending"
+    ended = utcnow()
+    while utcnow() < ended + short.window + SHORTEST_WAIT:
+        threading.Event().wait(0.05)
+    assert store.claim_delivery("b", {}, rate=short).status == "sending"

@@ -138,3 +138,23 @@ async def test_the_global_holdout_skips_every_journeys_messages(
         if (enrollment := store.last_enrollment(journey.id, user_id)) is not None
     }
     assert marks == {inside: "global holdout", outside: None}
+
+
+async def test_a_user_in_both_holdouts_is_on_neither_side_of_the_journeys_comparison(
+    time_skipping: WorkflowEnvironment, worker: Worker, store: Store, task_queue: str
+) -> None:
+    save_workspace_settings(store, WorkspaceSettings(holdout=GlobalHoldout(percent=20)))
+    journey = published(store, messaging(holdout={"percent": 50}))
+    both = next(
+        user_id
+        for i in count()
+        if in_global_holdout(20, user_id := f"user-{i}") and in_journey_holdout(journey, user_id)
+    )
+    handle = await start(time_skipping, task_queue, journey, both)
+    await send(time_skipping, handle, "Order Completed")
+    assert (await handle.result()).status == "completed"
+
+    enrollment = store.last_enrollment(journey.id, both)
+    assert enrollment is not None
+    assert enrollment.holdout == "global holdout"
+    assert "holdout" not in store.holdout_counts(journey.id)  # counted in neither group

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
+from temporalio.client import WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
@@ -66,3 +68,20 @@ async def test_a_message_over_the_rate_waits_for_its_turn_in_sight(
     await Replayer(
         workflows=[JourneyWorkflow], data_converter=pydantic_data_converter
     ).replay_workflow(await second.fetch_history())
+
+
+async def test_a_run_cancelled_while_it_waits_for_a_slot_gives_up_its_message(
+    time_skipping: WorkflowEnvironment, worker: Worker, store: Store, task_queue: str
+) -> None:
+    save_workspace_settings(store, WorkspaceSettings(rate_limits={"sms": "1/h"}))
+    for user in ("first", "second"):
+        store.update_traits(user, {"phone": "+15550100"}, [])
+    first = await start(time_skipping, task_queue, JOURNEY, "first")
+    assert (await first.result()).status == "completed"
+    second = await start(time_skipping, task_queue, JOURNEY, "second")
+    await reached(second, "text")
+    await second.cancel()  # an operator, from the Temporal UI
+    with pytest.raises(WorkflowFailureError):
+        await second.result()
+    [unsent] = store.deliveries_for_user("second")  # not listed as waiting for ever
+    assert (unsent.status, unsent.reason, unsent.waits_until) == ("skipped", "cancelled", None)
