@@ -4,10 +4,11 @@ the run's details and its delivery, and still hears the events that end the run.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
-from temporalio.client import WorkflowFailureError
+from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
@@ -26,18 +27,26 @@ JOURNEY = make_journey(
 )
 
 
-async def test_a_message_over_the_rate_waits_for_its_turn_in_sight(
-    time_skipping: WorkflowEnvironment, worker: Worker, store: Store, task_queue: str
-) -> None:
+async def held_back(
+    time_skipping: WorkflowEnvironment, store: Store, task_queue: str
+) -> WorkflowHandle[Any, Any]:
+    """Under an SMS limit of 1/h, a first user's message goes; a second user's run, waiting at
+    its message for the next slot."""
     save_workspace_settings(store, WorkspaceSettings(rate_limits={"sms": "1/h"}))
     for user in ("first", "second"):
         store.update_traits(user, {"phone": "+15550100"}, [])
     first = await start(time_skipping, task_queue, JOURNEY, "first")
     assert (await first.result()).status == "completed"
     assert [d.status for d in store.deliveries_for_user("first")] == ["sent"]
-
     second = await start(time_skipping, task_queue, JOURNEY, "second")
     await reached(second, "text")
+    return second
+
+
+async def test_a_message_over_the_rate_waits_for_its_turn_in_sight(
+    time_skipping: WorkflowEnvironment, worker: Worker, store: Store, task_queue: str
+) -> None:
+    second = await held_back(time_skipping, store, task_queue)
     state = await second.query(STATE_QUERY, result_type=StateView)
     assert state.waiting_for is not None
     what, until = state.waiting_for.split(" · until ")
@@ -73,13 +82,7 @@ async def test_a_message_over_the_rate_waits_for_its_turn_in_sight(
 async def test_a_run_cancelled_while_it_waits_for_a_slot_gives_up_its_message(
     time_skipping: WorkflowEnvironment, worker: Worker, store: Store, task_queue: str
 ) -> None:
-    save_workspace_settings(store, WorkspaceSettings(rate_limits={"sms": "1/h"}))
-    for user in ("first", "second"):
-        store.update_traits(user, {"phone": "+15550100"}, [])
-    first = await start(time_skipping, task_queue, JOURNEY, "first")
-    assert (await first.result()).status == "completed"
-    second = await start(time_skipping, task_queue, JOURNEY, "second")
-    await reached(second, "text")
+    second = await held_back(time_skipping, store, task_queue)
     await second.cancel()  # an operator, from the Temporal UI
     with pytest.raises(WorkflowFailureError):
         await second.result()
