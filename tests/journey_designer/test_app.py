@@ -248,7 +248,11 @@ def test_a_page_entry_and_an_anchored_tooltip(api: LiveApi) -> None:
     button(app, "Save draft").click().run()
     stored = api.store.get_journey("pay-help")
     assert stored is not None
-    assert stored.draft["entry"] == {"page": "Cart", "reentry": "1d"}
+    assert stored.draft["entry"] == {
+        "page": "Cart",
+        "reentry": "1d",
+        "limit": {"count": 500, "per": "1d"},
+    }
     assert stored.draft["nodes"]["offer_help"]["content"]["anchor"] == "form .pay"
 
     # Another kind points at nothing: the anchor goes with the tooltip.
