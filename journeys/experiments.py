@@ -24,11 +24,16 @@ Z_95 = 1.959963984540054
 """The standard normal quantile for two-sided 95% intervals."""
 
 
+def stable_hash(key: str) -> int:
+    """A number from `key` alone, the same in every process and on every run (splits by it
+    need no randomness in workflows): the first 8 bytes of its SHA-256."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
+
+
 def experiment_bucket(journey_id: str, node_id: str, user_id: str) -> int:
     """A stable number in 0..99 for a user at an experiment node, the same on every run (the
-    interpreter splits by it: no randomness in workflows)."""
-    digest = hashlib.sha256(f"{journey_id}:{node_id}:{user_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") % 100
+    interpreter splits by it)."""
+    return stable_hash(f"{journey_id}:{node_id}:{user_id}") % 100
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,11 @@ while it is undefined (a group without users).
 
 from __future__ import annotations
 
-import hashlib
 import math
 
 from pydantic import BaseModel, Field
 
-from journeys.experiments import Counts, two_proportion_p, wilson_interval
+from journeys.experiments import Counts, stable_hash, two_proportion_p, wilson_interval
 from journeys.model import Journey
 
 HOLDOUT = "holdout"
@@ -35,8 +34,7 @@ TOO_FEW_USERS = 30
 
 def _bucket(key: str) -> float:
     """A stable number in [0, 100) with two decimals, so fractional percents work."""
-    digest = hashlib.sha256(key.encode()).digest()
-    return (int.from_bytes(digest[:8], "big") % 10_000) / 100
+    return (stable_hash(key) % 10_000) / 100
 
 
 def in_journey_holdout(journey: Journey, user_id: str) -> bool:
