@@ -3,6 +3,8 @@ run's id, search attributes and summary at start, and the signals callers send t
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -25,6 +27,10 @@ from journeys.contracts import (
 )
 from journeys.model import Journey
 from journeys.settings import Settings
+from workflows.patches import REVISION
+
+WAITING_NODES = frozenset({"wait_for_event", "wait_for_inactivity", "delay"})
+"""Node types where a run stops to wait, as a journey's first node: its run starts there."""
 
 
 async def connect(settings: Settings) -> Client:
@@ -59,7 +65,17 @@ async def start_journey(
         user_id=user_id,
         entry=entry,
         continue_as_new_after=continue_as_new_after,
+        revision=REVISION,
     )
+    identity: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(JOURNEY_ID, journey.id),
+        SearchAttributePair(JOURNEY_VERSION, version),
+        SearchAttributePair(USER_ID, user_id),
+    ]
+    if journey.nodes[journey.start].type in WAITING_NODES:
+        # A run that starts by waiting then has no node to publish; any other publishes the
+        # node where it first stops, and a run that never stops (sends and ends) none at all.
+        identity.append(SearchAttributePair(JOURNEY_NODE, journey.start))
     return await client.start_workflow(
         WORKFLOW_TYPE,
         run_input,
@@ -67,16 +83,8 @@ async def start_journey(
         task_queue=task_queue,
         result_type=JourneyOutcome,
         static_summary=static_summary(journey, version, user_id),
-        # Known at start, so visibility finds the run before its first task has run (and a
-        # run that starts by waiting has no node to publish).
-        search_attributes=TypedSearchAttributes(
-            [
-                SearchAttributePair(JOURNEY_ID, journey.id),
-                SearchAttributePair(JOURNEY_VERSION, version),
-                SearchAttributePair(USER_ID, user_id),
-                SearchAttributePair(JOURNEY_NODE, journey.start),
-            ]
-        ),
+        # Known at start, so visibility finds the run before its first task has run.
+        search_attributes=TypedSearchAttributes(identity),
         start_signal=EVENT_SIGNAL if event is not None else None,
         start_signal_args=[event] if event is not None else [],
     )
