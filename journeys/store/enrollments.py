@@ -37,36 +37,7 @@ class EnrollmentsAggregate(StoreBase):
 
     def _record_steps(self, steps: Sequence[ProgressInput], enrollment: EnrollInput | None) -> None:
         with self._write() as session:
-            records: dict[str, EnrollmentRecord] = {}
-            if enrollment is not None:
-                records[enrollment.enrollment_id] = _enrollment_of(session, enrollment)
-            for step in steps:
-                if step.enrollment_id not in records:
-                    records[step.enrollment_id] = get_or_raise(
-                        session, EnrollmentRecord, step.enrollment_id, lock=True
-                    )
-            # The visits recorded already, in one query rather than one per step.
-            reached = {(step.enrollment_id, step.node_id) for step in steps if step.node_id}
-            visited: set[tuple[str, str]] = set()
-            if reached:
-                statement = select(NodeVisitRecord.enrollment_id, NodeVisitRecord.node_id).where(
-                    col(NodeVisitRecord.enrollment_id).in_({e for e, _ in reached}),
-                    col(NodeVisitRecord.node_id).in_({n for _, n in reached}),
-                )
-                visited = {(e, n) for e, n in session.exec(statement)}
-            for step in steps:
-                record = records[step.enrollment_id]
-                if step.node_id is not None:
-                    first = (step.enrollment_id, step.node_id) not in visited
-                    _reach(session, record, step.node_id, step.at, first=first)
-                    visited.add((step.enrollment_id, step.node_id))
-                if step.variant is not None:
-                    record.variant = step.variant
-                if step.converted and record.converted_at is None:
-                    record.converted_at = step.at
-                if step.ended is not None:
-                    _finish(session, record, step.ended, step.at)
-                session.add(record)
+            record_steps_in(session, steps, enrollment)
 
     def admit_entry(self, request: AdmitInput) -> bool:
         """Whether the new run of `request.enrollment` may enter its journey at `request.at`:
@@ -234,6 +205,44 @@ class EnrollmentsAggregate(StoreBase):
                 if current_node is not None:
                     counts.setdefault(current_node, {"reached": 0, "waiting": 0})["waiting"] = count
         return counts
+
+
+def record_steps_in(
+    session: Session, steps: Sequence[ProgressInput], enrollment: EnrollInput | None
+) -> None:
+    """`EnrollmentsAggregate.record_steps` inside the caller's write transaction (a delivery
+    records the run's steps with its outcome). On PostgreSQL the enrollment's insert may lose a
+    race (IntegrityError): the caller runs its whole transaction once more."""
+    records: dict[str, EnrollmentRecord] = {}
+    if enrollment is not None:
+        records[enrollment.enrollment_id] = _enrollment_of(session, enrollment)
+    for step in steps:
+        if step.enrollment_id not in records:
+            records[step.enrollment_id] = get_or_raise(
+                session, EnrollmentRecord, step.enrollment_id, lock=True
+            )
+    # The visits recorded already, in one query rather than one per step.
+    reached = {(step.enrollment_id, step.node_id) for step in steps if step.node_id}
+    visited: set[tuple[str, str]] = set()
+    if reached:
+        statement = select(NodeVisitRecord.enrollment_id, NodeVisitRecord.node_id).where(
+            col(NodeVisitRecord.enrollment_id).in_({e for e, _ in reached}),
+            col(NodeVisitRecord.node_id).in_({n for _, n in reached}),
+        )
+        visited = {(e, n) for e, n in session.exec(statement)}
+    for step in steps:
+        record = records[step.enrollment_id]
+        if step.node_id is not None:
+            first = (step.enrollment_id, step.node_id) not in visited
+            _reach(session, record, step.node_id, step.at, first=first)
+            visited.add((step.enrollment_id, step.node_id))
+        if step.variant is not None:
+            record.variant = step.variant
+        if step.converted and record.converted_at is None:
+            record.converted_at = step.at
+        if step.ended is not None:
+            _finish(session, record, step.ended, step.at)
+        session.add(record)
 
 
 def _enrollment_of(session: Session, enrollment: EnrollInput) -> EnrollmentRecord:
