@@ -1,6 +1,7 @@
 """Users page: a user's predictions (conversion chance, preferred channel, most active hour),
-traits, recent events, journeys (with a link to each run in the Temporal Web UI) and
-deliveries (whether and when each was opened and clicked)."""
+traits, recent events, journeys (with a link to each run in the Temporal Web UI), deliveries
+(whether and when each was opened and clicked) and timeline (what happened to them and why,
+step by step, a page at a time)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,12 @@ import streamlit as st
 from api_client import ApiClient
 from journey_designer.api import call, settings, workflow_url
 from journey_designer.stats import engaged, hour_of_day, percent
+from journeys.settings import Settings
 
 KEY = "users.id"
+PAGE = "users.timeline"
+"""Session state: the user whose timeline is shown and the place its page starts from."""
+TIMELINE_PAGE = 100
 
 
 def look_up(client: ApiClient, user_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -49,6 +54,69 @@ def predictions(traits: dict[str, Any]) -> None:
         )  # fmt: skip
         if hour is not None:
             st.caption(f"most active around {hour} (their time)")
+
+
+def timeline_rows(config: Settings, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A timeline page's entries as the table shows them, oldest first."""
+    return [
+        {
+            "at": _moment(e.get("at")),
+            "kind": e.get("kind"),
+            "what happened": e.get("what"),
+            "why": e.get("why") or "",
+            "journey": e.get("journey_id") or "",
+            "step": e.get("node_id") or "",
+            "run": workflow_url(config, e["workflow_id"]) if e.get("workflow_id") else None,
+        }
+        for e in entries
+    ]
+
+
+def _moment(at: str | None) -> str:
+    """A timeline time to the second (steps of one run often share a minute)."""
+    return (at or "").replace("T", " ")[:19] + (" UTC" if at else "")
+
+
+def timeline(user_id: str, config: Settings) -> None:
+    """The user's timeline, a page at a time: the first page, then earlier or later ones."""
+    st.subheader("Timeline", anchor=False)
+    place = st.session_state.get(PAGE)
+    if not isinstance(place, dict) or place.get("user") != user_id:
+        place = {"user": user_id}
+    page = call(
+        lambda client: client.user_timeline(
+            user_id, limit=TIMELINE_PAGE, after=place.get("after"), before=place.get("before")
+        ),
+        doing=f"read the timeline of '{user_id}'",
+    )
+    if page is None:
+        return
+    entries = page.get("entries") or []
+    if not entries:
+        st.caption("Nothing happened to this user yet.")
+        return
+    st.caption(
+        "What happened to the user and why, oldest first: their events, each journey they "
+        "entered (or why not), the steps they reached, what ended each wait, their messages "
+        "(why one was skipped; whether they opened it), their conversion and how each run "
+        "ended. Open a run in the Temporal Web UI for its full history."
+    )
+    st.dataframe(
+        timeline_rows(config, entries),
+        hide_index=True,
+        column_config={
+            "run": st.column_config.LinkColumn(
+                "Temporal", display_text="open the run", help="The run in the Temporal Web UI"
+            )
+        },
+    )
+    earlier, later = st.columns(2)
+    if page.get("previous") and earlier.button("Earlier", key=f"{PAGE}.earlier"):
+        st.session_state[PAGE] = {"user": user_id, "before": page["previous"]}
+        st.rerun()
+    if page.get("next") and later.button("Later", key=f"{PAGE}.later"):
+        st.session_state[PAGE] = {"user": user_id, "after": page["next"]}
+        st.rerun()
 
 
 def main() -> None:
@@ -131,6 +199,7 @@ def main() -> None:
         )
     else:
         st.caption("No messages yet.")
+    timeline(user_id, config)
 
 
 main()
