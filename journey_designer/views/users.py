@@ -11,12 +11,14 @@ import streamlit as st
 
 from api_client import ApiClient
 from journey_designer.api import call, settings, workflow_url
+from journey_designer.preview import escape
 from journey_designer.stats import engaged, hour_of_day, percent
 from journeys.settings import Settings
 
 KEY = "users.id"
+# Session state: the user whose timeline is shown and the place its page starts from. (A
+# comment: the page script would show a bare string.)
 PAGE = "users.timeline"
-"""Session state: the user whose timeline is shown and the place its page starts from."""
 TIMELINE_PAGE = 100
 
 
@@ -56,20 +58,18 @@ def predictions(traits: dict[str, Any]) -> None:
             st.caption(f"most active around {hour} (their time)")
 
 
-def timeline_rows(config: Settings, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A timeline page's entries as the table shows them, oldest first."""
-    return [
-        {
-            "at": _moment(e.get("at")),
-            "kind": e.get("kind"),
-            "what happened": e.get("what"),
-            "why": e.get("why") or "",
-            "journey": e.get("journey_id") or "",
-            "step": e.get("node_id") or "",
-            "run": workflow_url(config, e["workflow_id"]) if e.get("workflow_id") else None,
-        }
-        for e in entries
-    ]
+def timeline_line(config: Settings, entry: dict[str, Any]) -> str:
+    """One timeline entry as a line of Markdown: when, what kind, what happened and why, where
+    in which journey, and a link to its run in the Temporal Web UI."""
+    parts = [f"`{_moment(entry.get('at'))}`", f"**{escape(entry.get('kind'))}**"]
+    what = escape(entry.get("what"))
+    parts.append(what + (f" — _{escape(entry['why'])}_" if entry.get("why") else ""))
+    if entry.get("journey_id"):
+        step = f" › {escape(entry['node_id'])}" if entry.get("node_id") else ""
+        parts.append(f"{escape(entry['journey_id'])}{step}")
+    if entry.get("workflow_id"):
+        parts.append(f"[open the run]({workflow_url(config, entry['workflow_id'])})")
+    return " · ".join(parts)
 
 
 def _moment(at: str | None) -> str:
@@ -101,15 +101,7 @@ def timeline(user_id: str, config: Settings) -> None:
         "(why one was skipped; whether they opened it), their conversion and how each run "
         "ended. Open a run in the Temporal Web UI for its full history."
     )
-    st.dataframe(
-        timeline_rows(config, entries),
-        hide_index=True,
-        column_config={
-            "run": st.column_config.LinkColumn(
-                "Temporal", display_text="open the run", help="The run in the Temporal Web UI"
-            )
-        },
-    )
+    st.markdown("\n".join(f"- {timeline_line(config, entry)}" for entry in entries))
     earlier, later = st.columns(2)
     if page.get("previous") and earlier.button("Earlier", key=f"{PAGE}.earlier"):
         st.session_state[PAGE] = {"user": user_id, "before": page["previous"]}

@@ -563,7 +563,7 @@ def test_users_page(api: LiveApi) -> None:
     app.text_input(key="users.id").input("ada").run()
     ok(app)
     assert json.loads(app.json[0].value) == {"first_name": "Ada", "email": "ada@example.com"}
-    events, journeys, deliveries, _ = (frame.value for frame in app.dataframe)
+    events, journeys, deliveries = (frame.value for frame in app.dataframe)
     assert list(events["event"]) == ["Added to Cart"]
     assert journeys.iloc[0]["current step"] == "urgency_email"
     assert journeys.iloc[0]["workflow"] == (

@@ -23,6 +23,7 @@ from journeys.store import Store
 from tests.api.helpers import ADMIN_TOKEN
 from tests.factories import enroll, mark_converted, move
 from tests.journey_designer.conftest import LiveApi, free_port
+from tests.journey_designer.test_app import seed_activity
 from tests.receivers import wait_until_serving
 
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
@@ -189,6 +190,43 @@ def test_build_preview_and_publish_a_journey_in_the_browser(
             settle(page)
             page.wait_for_timeout(500)  # let the charts finish drawing
             page.screenshot(path=str(ARTIFACTS / "designer-analytics.png"), full_page=True)
+            no_exception(page)
+        finally:
+            browser.close()
+
+
+def test_a_users_timeline_opens_on_the_users_page(live_api: LiveApi, designer: str) -> None:
+    executable = chromium()
+    ARTIFACTS.mkdir(exist_ok=True)
+    expect.set_options(timeout=TIMEOUT_MS)
+    seed_activity(live_api.store)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1400})
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(designer)
+            settle(page)
+            page.get_by_role("link", name="Users").click()
+            expect(page.get_by_role("heading", name="Users")).to_be_visible()
+            user = page.get_by_label("User id")
+            user.fill("ada")
+            user.press("Enter")
+            expect(page.get_by_role("heading", name="Timeline")).to_be_visible()
+            settle(page)
+            timeline = page.locator('[data-testid="stMarkdownContainer"] li')
+            expect(timeline.first).to_contain_text("event Added to Cart")
+            entered = timeline.filter(has_text="entered Abandoned cart recovery")
+            expect(entered).to_contain_text("entry event Added to Cart")
+            expect(entered.get_by_role("link", name="open the run")).to_have_attribute(
+                "href", "http://127.0.0.1:8233/namespaces/default/workflows/"
+                "journey%3Aabandoned-cart%3Aada",
+            )  # fmt: skip
+            expect(timeline.filter(has_text="wait over at wait_checkout")).to_contain_text(
+                "timeout: no Checkout Started within 24h"
+            )
+            expect(timeline.filter(has_text="email message sent")).to_have_count(1)
+            page.screenshot(path=str(ARTIFACTS / "designer-timeline.png"), full_page=True)
             no_exception(page)
         finally:
             browser.close()

@@ -5,12 +5,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from streamlit.testing.v1 import AppTest
+
 from journeys.store import NewEvent
 from tests.journey_designer.conftest import TEMPORAL_UI, LiveApi
-from tests.journey_designer.helpers import button, ok, start, texts
+from tests.journey_designer.helpers import button, errors, ok, start
 from tests.journey_designer.test_app import seed_activity
 
 RUN = f"{TEMPORAL_UI}/namespaces/default/workflows/journey%3Aabandoned-cart%3Aada"
+
+
+def lines(app: AppTest) -> list[str]:
+    """The timeline's entries as the page shows them (a Markdown list)."""
+    [shown] = [m.value for m in app.markdown if m.value.startswith("- `")]
+    return [line.removeprefix("- ") for line in shown.splitlines()]
 
 
 def test_the_users_page_shows_the_timeline_with_reasons_and_links(api: LiveApi) -> None:
@@ -19,22 +27,24 @@ def test_the_users_page_shows_the_timeline_with_reasons_and_links(api: LiveApi) 
     app.text_input(key="users.id").input("ada").run()
     ok(app)
     assert app.subheader[-1].value == "Timeline"
-    rows = app.dataframe[-1].value
-    assert list(rows.columns) == ["at", "kind", "what happened", "why", "journey", "step", "run"]
-    shown = [tuple(row) for row in rows[["kind", "what happened", "why"]].itertuples(index=False)]
-    assert shown[:4] == [
-        ("event", "event Added to Cart", ""),
-        ("entered", "entered Abandoned cart recovery", "entry event Added to Cart"),
-        ("step", "reached wait_checkout (wait_for_event)", ""),
-        ("wait ended", "wait over at wait_checkout", "timeout: no Checkout Started within 24h"),
+    shown = lines(app)
+    at = shown[0][: len("`2026-12-02 16:00:00 UTC`")]
+    assert at.startswith("`") and at.endswith(" UTC`")
+    run = f"[open the run]({RUN})"
+    # Markdown escapes what users named (a `-` or `_` must not format), and every step of the
+    # run links to it in the Temporal Web UI; the event belongs to no run.
+    assert [line.removeprefix(at + " · ") for line in shown[:4]] == [
+        "**event** · event Added to Cart",
+        "**entered** · entered Abandoned cart recovery — _entry event Added to Cart_ · "
+        f"abandoned\\-cart · {run}",
+        "**step** · reached wait\\_checkout \\(wait\\_for\\_event\\) · "
+        f"abandoned\\-cart › wait\\_checkout · {run}",
+        "**wait ended** · wait over at wait\\_checkout — _timeout: no Checkout Started within "
+        f"24h_ · abandoned\\-cart › wait\\_checkout · {run}",
     ]
-    assert ("step", "reached copy_test (experiment)", "variant urgency") in shown
-    assert ("message", "email message sent", "") in shown
-    assert ("converted", "converted", "the goal: Order Completed within 3d") in shown
-    assert rows.iloc[0]["at"].endswith(" UTC")
-    assert not isinstance(rows.iloc[0]["run"], str)  # an event belongs to no run
-    assert set(rows["run"][1:]) == {RUN}
-    assert "What happened to the user and why, oldest first" in texts(app)
+    assert any("**step** · reached copy\\_test \\(experiment\\) — _variant urgency_" in line for line in shown)
+    assert any("**message** · email message sent · " in line for line in shown)
+    assert any("**converted** · converted — _the goal: Order Completed within 3d_" in line for line in shown)
     assert not [b for b in app.button if b.label in ("Earlier", "Later")]  # one page
 
 
@@ -51,17 +61,16 @@ def test_a_long_timeline_pages_later_and_earlier(api: LiveApi) -> None:
     )
     app = start("views/users.py")
     app.text_input(key="users.id").input("busy").run()
-    first = list(app.dataframe[-1].value["what happened"])
-    assert first == [f"event Viewed {n}" for n in range(100)]
+    first = lines(app)
+    assert [line.split(" · ")[-1] for line in first] == [f"event Viewed {n}" for n in range(100)]
     assert [b.label for b in app.button if b.label in ("Earlier", "Later")] == ["Later"]
     button(app, "Later").click().run()
     ok(app)
-    assert list(app.dataframe[-1].value["what happened"]) == [
-        f"event Viewed {n}" for n in range(100, 130)
-    ]
+    later = [line.split(" · ")[-1] for line in lines(app)]
+    assert later == [f"event Viewed {n}" for n in range(100, 130)]
+    assert [b.label for b in app.button if b.label in ("Earlier", "Later")] == ["Earlier"]
     button(app, "Earlier").click().run()
     ok(app)
-    assert list(app.dataframe[-1].value["what happened"]) == first
-    # Another user starts from their beginning.
+    assert lines(app) == first
     app.text_input(key="users.id").input("nobody").run()
-    assert "Could not look up 'nobody'. Not found: no user 'nobody'" in [e.value for e in app.error]
+    assert "Could not look up 'nobody'. Not found: no user 'nobody'" in errors(app)
