@@ -216,9 +216,7 @@ class ApiClient:
         first (`after`, `before`: a cursor of an earlier page, or an ISO 8601 time)."""
         query = {"limit": limit, "after": after, "before": before}
         given = urlencode({name: value for name, value in query.items() if value is not None})
-        body: dict[str, Any] = self._admin(
-            "GET", f"/v1/users/{_segment(user_id)}/timeline?{given}"
-        )
+        body: dict[str, Any] = self._admin("GET", f"/v1/users/{_segment(user_id)}/timeline?{given}")
         return body
 
     # --- ingest (write key) ---------------------------------------------------------------

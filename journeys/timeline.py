@@ -218,10 +218,15 @@ def _run_entries(store: Store, user_id: str) -> list[tuple[Place, TimelineEntry]
 
 def _placed(group: str, entries: Iterable[TimelineEntry]) -> list[tuple[Place, TimelineEntry]]:
     """A run's entries in their order, placed so: each at its time, or just after the entry
-    before it when that one is later (clocks of the worker and of Temporal differ)."""
+    before it when that one is later (clocks of the worker and of Temporal differ).
+    Engagement happens whenever the user gets to it, so it is placed at its own time and
+    moves no later entry of the run."""
     placed: list[tuple[Place, TimelineEntry]] = []
     latest: datetime | None = None
     for seq, entry in enumerate(entries):
+        if entry.kind == "engagement":
+            placed.append((Place(entry.at, 1, group, seq), entry))
+            continue
         latest = entry.at if latest is None else max(latest, entry.at)
         placed.append((Place(latest, 1, group, seq), entry))
     return placed
@@ -304,12 +309,8 @@ def _message_entries(delivery: DeliveryRecord) -> list[TimelineEntry]:
         (delivery.read_at, "read"),
     ):
         if at is not None:
-            entries.append(
-                TimelineEntry(
-                    at=at, kind="engagement", what=f"{what} the {delivery.channel} message",
-                    **common,
-                )  # fmt: skip
-            )
+            engaged = f"{what} the {delivery.channel} message"
+            entries.append(TimelineEntry(at=at, kind="engagement", what=engaged, **common))
     return entries
 
 
@@ -360,9 +361,7 @@ class _Run:
             elif entry.api is not None:
                 reasons.append(f"API trigger {entry.api}")
         if self._run.holdout is not None:
-            reasons.append(
-                f"held out ({self._run.holdout}): gets no non-transactional message"
-            )
+            reasons.append(f"held out ({self._run.holdout}): gets no non-transactional message")
         return "; ".join(reasons) or None
 
     def _entry(
@@ -436,16 +435,16 @@ class _Run:
         elif run.ended_at is not None:
             ended_at, next_id = run.ended_at, None
             if run.status == "exited":
-                why = self._exit_reason() or "the user left the journey"
-                return self._ended(visit, ended_at, f"exit: {why}")
+                left = self._exit_reason() or "the user left the journey"
+                return self._ended(visit, ended_at, f"exit: {left}")
         else:
             return None  # still waiting
         match node:
             case DelayNode(duration=duration, until=until):
-                why = f"{as_written(duration)} passed" if duration else None
+                passed = f"{as_written(duration)} passed" if duration else None
                 if until is not None:
-                    why = f"{until.time} came ({until.timezone} time)"
-                return self._ended(visit, ended_at, why, what="delay over")
+                    passed = f"{until.time} came ({until.timezone} time)"
+                return self._ended(visit, ended_at, passed, what="delay over")
             case WaitForInactivityNode(duration=duration):
                 return self._ended(visit, ended_at, f"no activity for {as_written(duration)}")
             case WaitForEventNode(paths=paths, timeout=timeout, on_timeout=on_timeout):
@@ -461,7 +460,8 @@ class _Run:
     def _ended(
         self, visit: NodeVisitRecord, at: datetime, why: str | None, *, what: str = "wait over"
     ) -> TimelineEntry:
-        return self._entry(at, "wait ended", f"{what} at {visit.node_id}", why, node_id=visit.node_id)
+        node_id = visit.node_id
+        return self._entry(at, "wait ended", f"{what} at {node_id}", why, node_id=node_id)
 
     def _arrived(self, names: list[str], visit: NodeVisitRecord, ended_at: datetime) -> str:
         """Which of these events ended a wait (the latest before the run moved on)."""

@@ -117,9 +117,7 @@ class EventsAggregate(StoreBase):
         statement = select(EventRecord).where(EventRecord.user_id == user_id)
         at, ident = col(EventRecord.timestamp), col(EventRecord.id)
         if after is not None:
-            statement = statement.where(
-                or_(at > after[0], and_(at == after[0], ident > after[1]))
-            )
+            statement = statement.where(or_(at > after[0], and_(at == after[0], ident > after[1])))
         if before is not None:
             statement = statement.where(
                 or_(at < before[0], and_(at == before[0], ident < before[1]))

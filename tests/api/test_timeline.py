@@ -4,6 +4,8 @@ conversion, refused entries and holdouts, and paging."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -15,8 +17,10 @@ from temporalio.worker import Worker
 from journeys.contracts import EVENT_SIGNAL, EntryContext, JourneyEvent
 from journeys.holdouts import in_journey_holdout
 from journeys.model import Journey
-from tests.api.helpers import ApiClient, assert_error
+from journeys.store import Store
+from tests.api.helpers import SDK_AUTH, ApiClient, assert_error
 from tests.workflows.helpers import reached
+from worker.main import build_worker
 from workflows.client import start_journey
 
 ADDRESS = {"email": "ada@example.com"}
@@ -70,9 +74,8 @@ class Shop:
     async def track(self, user_id: str, name: str) -> JourneyEvent:
         """Store an event of the user through the API, now."""
         self.sent += 1
-        event = JourneyEvent(
-            message_id=f"{user_id}-{self.sent}", name=name, timestamp=await self.env.get_current_time()
-        )
+        now = await self.env.get_current_time()
+        event = JourneyEvent(message_id=f"{user_id}-{self.sent}", name=name, timestamp=now)
         body = {
             "userId": user_id,
             "event": name,
@@ -215,6 +218,117 @@ async def test_a_refused_entry_shows_the_entry_limit_and_a_held_out_entry_shows_
     assert refused["entries"][1]["workflow_id"] == f"journey:limited:{other}"
 
 
+async def test_a_delay_a_branch_an_update_and_an_exit_during_a_wait_each_say_why(
+    api: ApiClient, shop: Shop, worker: Worker, time_skipping: WorkflowEnvironment
+) -> None:
+    await api.ingest("/v1/identify", {"userId": "ada", "traits": {"plan": "pro"}})
+    document = {
+        "id": "winback",
+        "name": "Win back",
+        "entry": {"event": "Added to Cart"},
+        "exit": [{"event": "Unsubscribed"}],
+        "start": "pause",
+        "nodes": {
+            "pause": {"type": "delay", "duration": "1h", "next": "by_plan"},
+            "by_plan": {
+                "type": "branch",
+                "paths": [
+                    {"when": {"field": "user.plan", "op": "eq", "value": "free"}, "next": None},
+                    {"when": {"field": "user.plan", "op": "eq", "value": "pro"}, "next": "vip"},
+                ],
+                "else": None,
+            },
+            "vip": {"type": "update_user", "set": {"tier": "vip"}, "next": "wait_checkout"},
+            "wait_checkout": {
+                "type": "wait_for_event",
+                "paths": [{"event": "Checkout Started", "next": None}],
+                "timeout": "1d",
+            },
+        },
+    }
+    handle = await shop.enter(await shop.publish(document), "ada")
+    await reached(handle, "pause")
+    await time_skipping.sleep(timedelta(hours=1, minutes=1))
+    await reached(handle, "wait_checkout")
+    await shop.signal(handle, "ada", "Unsubscribed")
+    assert (await handle.result()).reason == "exit event Unsubscribed"
+
+    left = "exit rule: the event Unsubscribed arrived"
+    assert story(await timeline(api, "ada"))[2:] == [
+        ("entered", "entered Win back", "entry event Added to Cart"),
+        ("step", "reached pause (delay)", None),
+        ("wait ended", "delay over at pause", "1h passed"),
+        ("step", "reached by_plan (branch)", "condition 2 held"),
+        ("step", "reached vip (update_user)", "changes traits tier"),
+        ("step", "reached wait_checkout (wait_for_event)", None),
+        ("event", "event Unsubscribed", None),
+        ("wait ended", "wait over at wait_checkout", f"exit: {left}"),
+        ("ended", "left Win back", left),
+    ]
+
+
+@pytest.fixture
+async def real_time_shop(
+    api: ApiClient,
+    dev_server: WorkflowEnvironment,
+    store: Store,
+    task_queue: str,
+    executor: ThreadPoolExecutor,
+) -> AsyncIterator[Shop]:
+    """A shop on the dev server, with a worker: Temporal's clock is the API's, as in
+    production (the time-skipping server's runs ahead once a test has skipped time)."""
+    async with build_worker(dev_server.client, store, task_queue, executor):
+        yield Shop(api, dev_server, task_queue)
+
+
+async def test_engagement_shows_when_it_happened_and_moves_no_step_of_the_run(
+    api: ApiClient, real_time_shop: Shop
+) -> None:
+    shop = real_time_shop
+    inbox = {"type": "message", "channel": "in_app", "content": {"body": "Hi"}, "next": "wait"}
+    wait = {
+        "type": "wait_for_event",
+        "paths": [{"event": "Checkout Started", "next": None}],
+        "timeout": "1d",
+    }
+    document = {**CART, "id": "hello", "nodes": {"welcome": inbox, "wait": wait}}
+    handle = await shop.enter(await shop.publish(document), "ada")
+    await reached(handle, "wait")
+    await shop.signal(handle, "ada", "Checkout Started")
+    await handle.result()
+    # Only then does the user open the message, click it and mark it read.
+    [message] = (await api.http.get("/v1/users/ada/inbox", headers=SDK_AUTH)).json()
+    clicked = {
+        "userId": "ada",
+        "event": "In-App Message Clicked",
+        "properties": {"delivery_id": message["id"]},
+    }
+    assert (await api.ingest("/v1/track", clicked)).is_success
+    read = await api.http.post(f"/v1/users/ada/inbox/{message['id']}/read", headers=SDK_AUTH)
+    assert read.is_success
+
+    entries = (await timeline(api, "ada"))["entries"]
+    assert [e["what"] for e in entries] == [
+        "event Added to Cart",
+        "entered Cart recovery",
+        "reached welcome (message)",
+        "in_app message sent",
+        "reached wait (wait_for_event)",
+        "event Checkout Started",
+        "wait over at wait",
+        "completed the journey",
+        "event In-App Message Clicked",
+        "opened the in_app message",
+        "clicked a link in the in_app message",
+        "event In-App Message Viewed",  # marking it read says it was seen
+        "read the in_app message",
+    ]
+    engaged = [e for e in entries if e["kind"] == "engagement"]
+    assert {(e["delivery_id"], e["workflow_id"]) for e in engaged} == {
+        (message["id"], "journey:hello:ada")
+    }
+
+
 def _users(journey: Journey, *, held_out: bool) -> str:
     """A user id that is (or is not) in the journey's holdout."""
     return next(
@@ -240,9 +354,7 @@ async def test_unknown_user_is_404(api: ApiClient) -> None:
         {"after": "WzEsMiwzXQ"},  # base64 JSON, but not a place
     ],
 )
-async def test_bad_query_parameters_are_422_located(
-    api: ApiClient, query: dict[str, str]
-) -> None:
+async def test_bad_query_parameters_are_422_located(api: ApiClient, query: dict[str, str]) -> None:
     await api.ingest("/v1/track", {"userId": "ada", "event": "Viewed"})
     response = await api.admin("GET", "/v1/users/ada/timeline", params=query)
     error = assert_error(response, 422, "validation_error")

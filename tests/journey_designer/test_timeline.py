@@ -29,7 +29,8 @@ def test_the_users_page_shows_the_timeline_with_reasons_and_links(api: LiveApi) 
     assert app.subheader[-1].value == "Timeline"
     shown = lines(app)
     at = shown[0][: len("`2026-12-02 16:00:00 UTC`")]
-    assert at.startswith("`") and at.endswith(" UTC`")
+    assert at.startswith("`")
+    assert at.endswith(" UTC`")
     run = f"[open the run]({RUN})"
     # Markdown escapes what users named (a `-` or `_` must not format), and every step of the
     # run links to it in the Temporal Web UI; the event belongs to no run.
@@ -42,23 +43,22 @@ def test_the_users_page_shows_the_timeline_with_reasons_and_links(api: LiveApi) 
         "**wait ended** · wait over at wait\\_checkout — _timeout: no Checkout Started within "
         f"24h_ · abandoned\\-cart › wait\\_checkout · {run}",
     ]
-    assert any("**step** · reached copy\\_test \\(experiment\\) — _variant urgency_" in line for line in shown)
-    assert any("**message** · email message sent · " in line for line in shown)
-    assert any("**converted** · converted — _the goal: Order Completed within 3d_" in line for line in shown)
+    for entry in (
+        "**step** · reached copy\\_test \\(experiment\\) — _variant urgency_",
+        "**message** · email message sent · ",
+        "**converted** · converted — _the goal: Order Completed within 3d_",
+    ):
+        assert any(entry in line for line in shown), entry
     assert not [b for b in app.button if b.label in ("Earlier", "Later")]  # one page
 
 
 def test_a_long_timeline_pages_later_and_earlier(api: LiveApi) -> None:
     start_at = datetime(2026, 1, 1, tzinfo=UTC)
-    api.store.append_events(
-        [
-            NewEvent(
-                message_id=f"view-{n}", user_id="busy", type="track", name=f"Viewed {n}",
-                properties={}, timestamp=start_at + timedelta(minutes=n),
-            )  # fmt: skip
-            for n in range(130)
-        ]
-    )
+    views = [
+        NewEvent(f"view-{n}", "busy", "track", f"Viewed {n}", {}, start_at + timedelta(minutes=n))
+        for n in range(130)
+    ]
+    api.store.append_events(views)
     app = start("views/users.py")
     app.text_input(key="users.id").input("busy").run()
     first = lines(app)
