@@ -51,8 +51,6 @@ TimelineKind = Literal[
 
 SLACK = timedelta(seconds=5)
 """How far an event's time (the sender's clock) may be after the step it caused (Temporal's)."""
-_LAST_ID = 2**62
-"""Above every event id: a place among a run's steps comes after the events of its instant."""
 
 
 class TimelineEntry(BaseModel):
@@ -103,11 +101,12 @@ class Place:
         raw = json.dumps([self.at.isoformat(), self.rank, self.group, self.seq])
         return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
-    def event_bound(self) -> tuple[datetime, int]:
-        """The place among events, as (timestamp, id) for `Store.events_page`."""
+    def event_bound(self) -> tuple[datetime, int | None]:
+        """The place among events, as a position for `Store.events_page`: a plain time comes
+        before every event of its instant (no id is -1), a run's entry after them all."""
         if self.rank == 0:
             return self.at, self.seq
-        return self.at, -1 if self.rank < 0 else _LAST_ID
+        return self.at, -1 if self.rank < 0 else None
 
 
 def parse_place(text: str) -> Place:

@@ -107,21 +107,28 @@ class EventsAggregate(StoreBase):
         self,
         user_id: str,
         *,
-        after: tuple[datetime, int] | None = None,
-        before: tuple[datetime, int] | None = None,
+        after: tuple[datetime, int | None] | None = None,
+        before: tuple[datetime, int | None] | None = None,
         limit: int,
     ) -> list[EventRecord]:
-        """At most `limit` of the user's events strictly between two (timestamp, id) positions,
-        oldest first: the first ones after `after`, or, given only `before`, the last ones
-        before it (keyset paging, so a page costs the same however deep it is)."""
+        """At most `limit` of the user's events strictly between two positions, oldest first:
+        the first ones after `after`, or, given only `before`, the last ones before it (keyset
+        paging, so a page costs the same however deep it is). A position is (timestamp, id);
+        an id of None stands past every event of that instant."""
         statement = select(EventRecord).where(EventRecord.user_id == user_id)
         at, ident = col(EventRecord.timestamp), col(EventRecord.id)
         if after is not None:
-            statement = statement.where(or_(at > after[0], and_(at == after[0], ident > after[1])))
+            moment, after_id = after
+            later = at > moment
+            if after_id is not None:
+                later = or_(later, and_(at == moment, ident > after_id))
+            statement = statement.where(later)
         if before is not None:
-            statement = statement.where(
-                or_(at < before[0], and_(at == before[0], ident < before[1]))
-            )
+            moment, before_id = before
+            earlier = at <= moment if before_id is None else at < moment
+            if before_id is not None:
+                earlier = or_(earlier, and_(at == moment, ident < before_id))
+            statement = statement.where(earlier)
         latest = after is None and before is not None
         order = (at.desc(), ident.desc()) if latest else (at, ident)
         with self._read() as session:
