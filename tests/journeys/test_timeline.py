@@ -116,5 +116,5 @@ def test_places_parse_from_cursors_and_times_and_nothing_else() -> None:
     assert parse_place("2026-03-01T09:00:00Z") == Place(T0, -1)
     assert parse_place("2026-03-01T10:00:00+01:00") == Place(T0, -1)
     for bad in ["2026-03-01T09:00:00", "yesterday", "", "W10", "WyJ4IiwxLCIiLDBd"]:
-        with pytest.raises(ValueError, match="cursor|zone"):
+        with pytest.raises(ValueError, match=r"cursor|zone"):
             parse_place(bad)
