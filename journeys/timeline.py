@@ -18,7 +18,7 @@ import base64
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
@@ -117,19 +117,28 @@ def parse_place(text: str) -> Place:
         return _decode(text)
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError("a time needs its zone, e.g. 2026-12-01T10:00:00Z")
-    return Place(at, -1)
+    return Place(_utc(at), -1)
 
 
 def _decode(cursor: str) -> Place:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         at, rank, group, seq = json.loads(raw)
-        place = Place(datetime.fromisoformat(at), int(rank), str(group), int(seq))
+        place = Place(_utc(datetime.fromisoformat(at)), int(rank), str(group), int(seq))
     except (ValueError, TypeError) as bad:  # binascii.Error and JSON errors are ValueErrors
         raise ValueError("not a cursor of this timeline, nor an ISO 8601 time") from bad
-    if place.at.tzinfo is None:
-        raise ValueError("not a cursor of this timeline, nor an ISO 8601 time")
     return place
+
+
+def _utc(at: datetime) -> datetime:
+    """An aware time in UTC (as the store compares them); ValueError for a naive one or one
+    whose UTC falls outside the calendar (year 1 or 9999 in a far zone)."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError("a time needs its zone")
+    try:
+        return at.astimezone(UTC)
+    except OverflowError as bad:
+        raise ValueError(f"{at.isoformat()} is out of range") from bad
 
 
 def user_timeline(
@@ -321,6 +330,7 @@ class _Run:
         self._run = enrollment
         self._journey = journey
         self._name = journey.name if journey is not None else enrollment.journey_id
+        self._left: tuple[str | None] | None = None  # the exit reason, once looked up
 
     def entries(
         self, visits: list[NodeVisitRecord], deliveries: dict[str, DeliveryRecord]
@@ -485,6 +495,11 @@ class _Run:
     def _exit_reason(self) -> str | None:
         """Why the run left early, as far as the store tells: an exit event that happened,
         else an exit condition, else the journey's archival; None if none of these."""
+        if self._left is None:
+            self._left = (self._find_exit_reason(),)
+        return self._left[0]
+
+    def _find_exit_reason(self) -> str | None:
         run, journey = self._run, self._journey
         if journey is None or run.ended_at is None:
             return None

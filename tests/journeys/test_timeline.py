@@ -115,6 +115,10 @@ def test_places_parse_from_cursors_and_times_and_nothing_else() -> None:
     assert parse_place(place.cursor()) == place
     assert parse_place("2026-03-01T09:00:00Z") == Place(T0, -1)
     assert parse_place("2026-03-01T10:00:00+01:00") == Place(T0, -1)
-    for bad in ["2026-03-01T09:00:00", "yesterday", "", "W10", "WyJ4IiwxLCIiLDBd"]:
-        with pytest.raises(ValueError, match=r"cursor|zone"):
+    bad_places = [
+        "2026-03-01T09:00:00", "yesterday", "", "W10", "WyJ4IiwxLCIiLDBd",
+        "9999-12-31T23:00:00-05:00", "0001-01-01T00:00:00+01:00",
+    ]  # fmt: skip
+    for bad in bad_places:
+        with pytest.raises(ValueError, match=r"cursor|zone|out of range"):
             parse_place(bad)
