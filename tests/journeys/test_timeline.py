@@ -49,18 +49,19 @@ def test_events_page_goes_by_time_then_id_either_way(store: Store) -> None:
     assert page(before=(T0, None)) == ids[1:3]
 
 
+def enters(store: Store, user_id: str, run: str, *steps: tuple[str, datetime]) -> None:
+    """The user enters journey "cart" (its run `run`) at `T0` and reaches these nodes."""
+    enroll(
+        store, enrollment_id=run, user_id=user_id, journey_id="cart", version=1,
+        workflow_id=f"journey:cart:{user_id}", entered_at=T0,
+    )  # fmt: skip
+    for node_id, at in steps:
+        move(store, run, node_id, at)
+
+
 def test_a_users_visits_and_refused_entries(store: Store) -> None:
-    enroll(
-        store, enrollment_id="e1", user_id="ada", journey_id="cart", version=1,
-        workflow_id="journey:cart:ada", entered_at=T0,
-    )  # fmt: skip
-    move(store, "e1", "wait", T0)
-    move(store, "e1", "mail", T0 + timedelta(hours=1))
-    enroll(
-        store, enrollment_id="e2", user_id="grace", journey_id="cart", version=1,
-        workflow_id="journey:cart:grace", entered_at=T0,
-    )  # fmt: skip
-    move(store, "e2", "wait", T0)
+    enters(store, "ada", "e1", ("wait", T0), ("mail", T0 + timedelta(hours=1)))
+    enters(store, "grace", "e2", ("wait", T0))
     store.save_draft("cart", {})
     limit = EntryLimit(count=1, per="1d")
     assert admit(store, "cart", "r1", T0, limit)
@@ -76,12 +77,7 @@ def test_a_users_visits_and_refused_entries(store: Store) -> None:
 def test_pages_of_one_cover_every_entry_once_forwards_and_backwards(store: Store) -> None:
     # Events and a run's steps sharing instants: the hardest case for a cursor.
     views(store, "ada", [T0, T0, T0 + timedelta(minutes=1)])
-    enroll(
-        store, enrollment_id="e1", user_id="ada", journey_id="cart", version=1,
-        workflow_id="journey:cart:ada", entered_at=T0,
-    )  # fmt: skip
-    move(store, "e1", "wait", T0)
-    move(store, "e1", "mail", T0 + timedelta(minutes=1))
+    enters(store, "ada", "e1", ("wait", T0), ("mail", T0 + timedelta(minutes=1)))
     finish(store, "e1", "completed", T0 + timedelta(minutes=1))
     whole = user_timeline(store, "ada", limit=1000)
     assert whole is not None
