@@ -122,7 +122,7 @@ def _place(text: str | None) -> str | None:
     return text
 
 
-Place = Annotated[str | None, AfterValidator(_place)]
+PlaceQuery = Annotated[str | None, AfterValidator(_place)]
 PLACE_HELP = "a cursor from a page (`next`, `previous`, an entry's `cursor`), or an ISO 8601 time"
 
 
@@ -131,9 +131,9 @@ def user_timeline_page(
     user_id: UserId,
     store: StoreDep,
     limit: Annotated[int, Query(ge=1, le=1000, description="at most this many entries")] = 200,
-    after: Annotated[Place, Query(description=f"entries after this place: {PLACE_HELP}")] = None,
+    after: Annotated[PlaceQuery, Query(description=f"entries after: {PLACE_HELP}")] = None,
     before: Annotated[
-        Place, Query(description=f"entries before this place (the latest ones): {PLACE_HELP}")
+        PlaceQuery, Query(description=f"entries before (the latest ones): {PLACE_HELP}")
     ] = None,
 ) -> Timeline:
     """What happened to the user and why, oldest first: their events; each run's entry (or

@@ -49,6 +49,8 @@ TimelineKind = Literal[
     "converted", "ended",
 ]  # fmt: skip
 
+MESSAGES_READ = 10_000
+"""The most messages of one user a timeline reads (their latest)."""
 SLACK = timedelta(seconds=5)
 """How far an event's time (the sender's clock) may be after the step it caused (Temporal's)."""
 
@@ -211,7 +213,8 @@ def _run_entries(store: Store, user_id: str) -> list[tuple[Place, TimelineEntry]
     visits: dict[str, list[NodeVisitRecord]] = {}
     for visit in store.visits_for_user(user_id):
         visits.setdefault(visit.enrollment_id, []).append(visit)
-    deliveries = {d.idempotency_key: d for d in store.deliveries_for_user(user_id, limit=10_000)}
+    messages = store.deliveries_for_user(user_id, limit=MESSAGES_READ)
+    deliveries = {delivery.idempotency_key: delivery for delivery in messages}
     graphs = _Graphs(store)
     placed: list[tuple[Place, TimelineEntry]] = []
     for enrollment in enrollments:

@@ -10,7 +10,7 @@ import pytest
 
 from journeys.model import EntryLimit
 from journeys.store import NewEvent, Store
-from journeys.timeline import Place, parse_place, user_timeline
+from journeys.timeline import Place, TimelineEntry, parse_place, user_timeline
 from tests.factories import admit, enroll, finish, move
 
 pytestmark = pytest.mark.store_backends("sqlite", "postgresql")
@@ -85,7 +85,8 @@ def test_pages_of_one_cover_every_entry_once_forwards_and_backwards(store: Store
         "event", "event", "entered", "step", "event", "step", "ended",
     ]  # fmt: skip
 
-    forwards, after = [], None
+    forwards: list[TimelineEntry] = []
+    after: Place | None = None
     while True:
         page = user_timeline(store, "ada", limit=1, after=after)
         assert page is not None
@@ -95,7 +96,8 @@ def test_pages_of_one_cover_every_entry_once_forwards_and_backwards(store: Store
         after = parse_place(page.next)
     assert forwards == whole.entries
 
-    backwards, before = [], parse_place("2030-01-01T00:00:00Z")
+    backwards: list[TimelineEntry] = []
+    before = parse_place("2030-01-01T00:00:00Z")
     while True:
         page = user_timeline(store, "ada", limit=1, before=before)
         assert page is not None
