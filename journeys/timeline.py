@@ -418,9 +418,11 @@ class _Run:
                 ) if following is not None else None  # fmt: skip
             case UpdateUserNode(set=changed, unset=removed):
                 step.why = f"changes traits {', '.join([*changed, *removed])}"
-            case MessageNode():
+            case MessageNode(transactional=transactional):
                 delivery = deliveries.pop(delivery_key(self._run.id, node_id), None)
                 if delivery is not None:
+                    if not transactional and self._run.holdout is None:
+                        entries += self._quiet_hours(visit, delivery)
                     entries += [
                         entry.model_copy(update={"workflow_id": self._run.workflow_id})
                         for entry in _message_entries(delivery)
@@ -433,6 +435,19 @@ class _Run:
                 if node is not None and node.type == "experiment" and self._run.variant:
                     step.why = f"variant {self._run.variant}"
         return entries
+
+    def _quiet_hours(self, visit: NodeVisitRecord, delivery: DeliveryRecord) -> list[TimelineEntry]:
+        """A message held back by the journey's quiet hours (action `delay`): it went out
+        later than the run reached it."""
+        quiet = self._journey.settings.quiet_hours if self._journey is not None else None
+        if (
+            quiet is None
+            or quiet.action != "delay"
+            or delivery.created_at - visit.reached_at < SLACK
+        ):
+            return []
+        why = f"quiet hours {quiet.start}–{quiet.end} (the user's time) held the message"
+        return [self._ended(visit, delivery.created_at, why, what="quiet hours over")]
 
     def _wait_end(
         self,

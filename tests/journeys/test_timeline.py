@@ -120,3 +120,42 @@ def test_places_parse_from_cursors_and_times_and_nothing_else() -> None:
     for bad in bad_places:
         with pytest.raises(ValueError, match=r"cursor|zone|out of range"):
             parse_place(bad)
+
+
+def test_a_message_held_by_quiet_hours_says_so(store: Store) -> None:
+    email = {"type": "message", "channel": "email", "content": {"subject": "Hi", "body": "b"}}
+    document = {
+        "id": "cart",
+        "name": "Cart",
+        "entry": {"event": "Added to Cart"},
+        "settings": {"quiet_hours": {"start": "21:00", "end": "08:00"}},
+        "start": "mail",
+        "nodes": {
+            "mail": {**email, "next": "receipt"},
+            "receipt": {**email, "transactional": True},
+        },
+    }
+    store.save_draft("cart", document)
+    store.publish("cart")
+    # Reached long before the messages were recorded (now): the quiet hours held the first.
+    enters(store, "ada", "e1", ("mail", T0), ("receipt", T0))
+    for node_id in ("mail", "receipt"):
+        store.begin_delivery(
+            idempotency_key=f"e1:{node_id}", journey_id="cart", version=1, node_id=node_id,
+            user_id="ada", channel="email", variant=None, content={},
+        )  # fmt: skip
+        store.finish_delivery(f"e1:{node_id}", "sent")
+    page = user_timeline(store, "ada", limit=100)
+    assert page is not None
+    assert [(e.kind, e.what, e.why) for e in page.entries] == [
+        ("entered", "entered Cart", "entry event Added to Cart"),
+        ("step", "reached mail (message)", None),
+        (
+            "wait ended",
+            "quiet hours over at mail",
+            "quiet hours 21:00–08:00 (the user's time) held the message",
+        ),
+        ("message", "email message sent", None),
+        ("step", "reached receipt (message)", None),
+        ("message", "email message sent", None),  # transactional: never held
+    ]
