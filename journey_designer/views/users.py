@@ -16,8 +16,8 @@ from journey_designer.stats import engaged, hour_of_day, percent
 from journeys.settings import Settings
 
 KEY = "users.id"
-# Session state: the user whose timeline is shown and the place its page starts from. (A
-# comment: the page script would show a bare string.)
+# The session state key of the timeline's page: whose timeline, and the place it starts from.
+# (A comment, not a docstring: Streamlit shows a bare string of a page script on the page.)
 PAGE = "users.timeline"
 TIMELINE_PAGE = 100
 
