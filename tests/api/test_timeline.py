@@ -281,6 +281,39 @@ async def real_time_shop(
         yield Shop(api, dev_server, task_queue)
 
 
+async def test_a_wait_whose_event_and_timeout_lead_to_one_node_is_told_by_its_length(
+    api: ApiClient, shop: Shop, worker: Worker, time_skipping: WorkflowEnvironment
+) -> None:
+    document = {
+        **CART,
+        "id": "either",
+        "start": "wait",
+        "nodes": {
+            "wait": {
+                "type": "wait_for_event",
+                "paths": [{"event": "Checkout Started", "next": "after"}],
+                "timeout": "1h",
+                "on_timeout": "after",
+            },
+            "after": {"type": "exit"},
+        },
+    }
+    journey = await shop.publish(document)
+    quick, slow = await shop.enter(journey, "quick"), await shop.enter(journey, "slow")
+    await reached(quick, "wait")
+    await reached(slow, "wait")
+    await shop.signal(quick, "quick", "Checkout Started")
+    await quick.result()
+    await time_skipping.sleep(timedelta(hours=1, minutes=1))
+    await slow.result()
+
+    def ended(page: dict[str, Any]) -> list[str | None]:
+        return [e["why"] for e in page["entries"] if e["kind"] == "wait ended"]
+
+    assert ended(await timeline(api, "quick")) == ["the event Checkout Started arrived"]
+    assert ended(await timeline(api, "slow")) == ["timeout: no Checkout Started within 1h"]
+
+
 async def test_engagement_shows_when_it_happened_and_moves_no_step_of_the_run(
     api: ApiClient, real_time_shop: Shop
 ) -> None:
