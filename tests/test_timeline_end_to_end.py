@@ -10,31 +10,10 @@ from typing import Any
 from temporalio.testing import WorkflowEnvironment
 
 from journeys.store import Store
+from tests.api.test_timeline import CAP, capped_and_converted, cart
 from tests.system import ADMIN, WRITE, System, running_system
 
-MAIL = {"subject": "Your cart", "body": "Still there?"}
-CART = {
-    "id": "cart-e2e",
-    "name": "Cart recovery",
-    "entry": {"event": "Added to Cart"},
-    "goal": {"event": "Order Completed", "within": "1h"},
-    "start": "welcome",
-    "nodes": {
-        "welcome": {"type": "message", "channel": "email", "content": MAIL, "next": "wait"},
-        "wait": {
-            "type": "wait_for_event",
-            "paths": [{"event": "Checkout Started", "next": None}],
-            "timeout": "2s",
-            "on_timeout": "reminder",
-        },
-        "reminder": {"type": "message", "channel": "email", "content": MAIL, "next": "order"},
-        "order": {
-            "type": "wait_for_event",
-            "paths": [{"event": "Order Completed", "next": None}],
-            "timeout": "1h",
-        },
-    },
-}
+CART = cart("cart-e2e", checkout="2s", goal="1h")
 
 
 async def post(system: System, path: str, body: dict[str, Any]) -> None:
@@ -57,36 +36,18 @@ async def test_the_timeline_of_a_user_who_entered_waited_was_capped_and_converte
     dev_server: WorkflowEnvironment, store: Store, executor: ThreadPoolExecutor
 ) -> None:
     async with running_system(dev_server, store, executor) as system:
-        caps = {"frequency_caps": [{"max": 1, "per": "1d", "channel": "email"}]}
-        assert (await system.http.put("/v1/settings", json=caps, headers=ADMIN)).is_success
+        assert (await system.http.put("/v1/settings", json=CAP, headers=ADMIN)).is_success
         await system.publish(CART)
         await post(system, "/v1/identify", {"userId": "ada", "traits": {"email": "a@b.example"}})
         await post(system, "/v1/track", {"userId": "ada", "event": "Added to Cart"})
-        await waiting_at(system, "order")
+        await waiting_at(system, "wait_order")
         await post(system, "/v1/track", {"userId": "ada", "event": "Order Completed"})
         assert (await system.outcome("cart-e2e", "ada")).status == "completed"
 
         response = await system.http.get("/v1/users/ada/timeline", headers=ADMIN)
         assert response.status_code == 200, response.text
         entries = response.json()["entries"]
-    assert [(e["kind"], e["what"], e["why"]) for e in entries] == [
-        ("event", "identified: traits email", None),
-        ("event", "event Added to Cart", None),
-        ("entered", "entered Cart recovery", "entry event Added to Cart"),
-        ("step", "reached welcome (message)", None),
-        ("message", "email message sent", None),
-        ("step", "reached wait (wait_for_event)", None),
-        ("wait ended", "wait over at wait", "timeout: no Checkout Started within 2s"),
-        ("step", "reached reminder (message)", None),
-        ("message", "email message skipped", "frequency cap: 1 per 1d on email"),
-        ("step", "reached order (wait_for_event)", None),
-        ("event", "event Order Completed", None),
-        (
-            "wait ended",
-            "wait over at order",
-            "the event Order Completed arrived (the journey's goal)",
-        ),
-        ("converted", "converted", "the goal: Order Completed within 1h"),
-        ("ended", "completed the journey", None),
-    ]
+    assert [(e["kind"], e["what"], e["why"]) for e in entries] == capped_and_converted(
+        checkout="2s", goal="1h"
+    )
     assert {e["workflow_id"] for e in entries if e["kind"] != "event"} == {"journey:cart-e2e:ada"}

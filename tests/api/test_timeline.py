@@ -24,6 +24,8 @@ from worker.main import build_worker
 from workflows.client import start_journey
 
 ADDRESS = {"email": "ada@example.com"}
+Story = tuple[str, str, str | None]
+"""A timeline entry as (kind, what, why)."""
 MAIL = {"subject": "Your cart", "body": "Still there"}
 
 
@@ -32,28 +34,65 @@ def email(next: str | None) -> dict[str, Any]:
     return {"type": "message", "channel": "email", "content": MAIL, "next": next}
 
 
-CART: dict[str, Any] = {
-    "id": "cart",
-    "name": "Cart recovery",
-    "entry": {"event": "Added to Cart"},
-    "goal": {"event": "Order Completed", "within": "3d"},
-    "start": "welcome",
-    "nodes": {
-        "welcome": email("wait_checkout"),
-        "wait_checkout": {
-            "type": "wait_for_event",
-            "paths": [{"event": "Checkout Started", "next": None}],
-            "timeout": "1h",
-            "on_timeout": "reminder",
+def cart(journey_id: str = "cart", *, checkout: str = "1h", goal: str = "3d") -> dict[str, Any]:
+    """Cart recovery: an email, up to `checkout` for a checkout, a reminder, then up to 2 days
+    for an order (the goal, within `goal`)."""
+    return {
+        "id": journey_id,
+        "name": "Cart recovery",
+        "entry": {"event": "Added to Cart"},
+        "goal": {"event": "Order Completed", "within": goal},
+        "start": "welcome",
+        "nodes": {
+            "welcome": email("wait_checkout"),
+            "wait_checkout": {
+                "type": "wait_for_event",
+                "paths": [{"event": "Checkout Started", "next": None}],
+                "timeout": checkout,
+                "on_timeout": "reminder",
+            },
+            "reminder": email("wait_order"),
+            "wait_order": {
+                "type": "wait_for_event",
+                "paths": [{"event": "Order Completed", "next": None}],
+                "timeout": "2d",
+            },
         },
-        "reminder": email("wait_order"),
-        "wait_order": {
-            "type": "wait_for_event",
-            "paths": [{"event": "Order Completed", "next": None}],
-            "timeout": "2d",
-        },
-    },
-}
+    }
+
+
+CART = cart()
+CAP = {"frequency_caps": [{"max": 1, "per": "1d", "channel": "email"}]}
+"""One email a day: the reminder that follows the first email is capped."""
+
+
+def capped_and_converted(*, checkout: str = "1h", goal: str = "3d") -> list[Story]:
+    """The timeline of a user who identified, entered `cart`, timed out waiting to check out,
+    had the reminder capped (under `CAP`) and then ordered: what each entry says."""
+    return [
+        ("event", "identified: traits email", None),
+        ("event", "event Added to Cart", None),
+        ("entered", "entered Cart recovery", "entry event Added to Cart"),
+        ("step", "reached welcome (message)", None),
+        ("message", "email message sent", None),
+        ("step", "reached wait_checkout (wait_for_event)", None),
+        (
+            "wait ended",
+            "wait over at wait_checkout",
+            f"timeout: no Checkout Started within {checkout}",
+        ),
+        ("step", "reached reminder (message)", None),
+        ("message", "email message skipped", "frequency cap: 1 per 1d on email"),
+        ("step", "reached wait_order (wait_for_event)", None),
+        ("event", "event Order Completed", None),
+        (
+            "wait ended",
+            "wait over at wait_order",
+            "the event Order Completed arrived (the journey's goal)",
+        ),
+        ("converted", "converted", f"the goal: Order Completed within {goal}"),
+        ("ended", "completed the journey", None),
+    ]
 
 
 class Shop:
@@ -119,7 +158,7 @@ async def timeline(api: ApiClient, user_id: str, **query: Any) -> dict[str, Any]
     return page
 
 
-def story(page: dict[str, Any]) -> list[tuple[str, str, str | None]]:
+def story(page: dict[str, Any]) -> list[Story]:
     """The page's entries as (kind, what, why)."""
     return [(e["kind"], e["what"], e["why"]) for e in page["entries"]]
 
@@ -127,8 +166,7 @@ def story(page: dict[str, Any]) -> list[tuple[str, str, str | None]]:
 async def test_entered_waited_capped_and_converted_reads_in_order_with_every_reason(
     api: ApiClient, shop: Shop, worker: Worker, time_skipping: WorkflowEnvironment
 ) -> None:
-    settings = {"frequency_caps": [{"max": 1, "per": "1d", "channel": "email"}]}
-    assert (await api.admin("PUT", "/v1/settings", settings)).is_success
+    assert (await api.admin("PUT", "/v1/settings", CAP)).is_success
     await api.ingest("/v1/identify", {"userId": "ada", "traits": ADDRESS})
     journey = await shop.publish(CART)
     handle = await shop.enter(journey, "ada")
@@ -139,26 +177,7 @@ async def test_entered_waited_capped_and_converted_reads_in_order_with_every_rea
     await handle.result()
 
     page = await timeline(api, "ada")
-    assert story(page) == [
-        ("event", "identified: traits email", None),
-        ("event", "event Added to Cart", None),
-        ("entered", "entered Cart recovery", "entry event Added to Cart"),
-        ("step", "reached welcome (message)", None),
-        ("message", "email message sent", None),
-        ("step", "reached wait_checkout (wait_for_event)", None),
-        ("wait ended", "wait over at wait_checkout", "timeout: no Checkout Started within 1h"),
-        ("step", "reached reminder (message)", None),
-        ("message", "email message skipped", "frequency cap: 1 per 1d on email"),
-        ("step", "reached wait_order (wait_for_event)", None),
-        ("event", "event Order Completed", None),
-        (
-            "wait ended",
-            "wait over at wait_order",
-            "the event Order Completed arrived (the journey's goal)",
-        ),
-        ("converted", "converted", "the goal: Order Completed within 3d"),
-        ("ended", "completed the journey", None),
-    ]
+    assert story(page) == capped_and_converted()
     runs = {e["workflow_id"] for e in page["entries"] if e["kind"] != "event"}
     assert runs == {"journey:cart:ada"}
     [capped] = [e for e in page["entries"] if e["why"] and "frequency cap" in e["why"]]
