@@ -28,6 +28,7 @@ from journeys.durations import as_written
 from journeys.model import (
     BranchNode,
     DelayNode,
+    ExperimentNode,
     Journey,
     MessageNode,
     UpdateUserNode,
@@ -431,9 +432,8 @@ class _Run:
                 ended = self._wait_end(node, visit, following)
                 if ended is not None:
                     entries.append(ended)
-            case _:
-                if node is not None and node.type == "experiment" and self._run.variant:
-                    step.why = f"variant {self._run.variant}"
+            case ExperimentNode() if self._run.variant is not None:
+                step.why = f"variant {self._run.variant}"
         return entries
 
     def _quiet_hours(self, visit: NodeVisitRecord, delivery: DeliveryRecord) -> list[TimelineEntry]:
