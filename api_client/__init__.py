@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from types import TracebackType
 from typing import Any, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 
@@ -203,6 +203,21 @@ class ApiClient:
     def user_events(self, user_id: str, limit: int = 50) -> list[dict[str, Any]]:
         """`GET /v1/users/{id}/events`: the user's latest events, newest first."""
         return list(self._admin("GET", f"/v1/users/{_segment(user_id)}/events?limit={limit}"))
+
+    def user_timeline(
+        self,
+        user_id: str,
+        *,
+        limit: int = 100,
+        after: str | None = None,
+        before: str | None = None,
+    ) -> dict[str, Any]:
+        """`GET /v1/users/{id}/timeline`: a page of what happened to the user and why, oldest
+        first (`after`, `before`: a cursor of an earlier page, or an ISO 8601 time)."""
+        query = {"limit": limit, "after": after, "before": before}
+        given = urlencode({name: value for name, value in query.items() if value is not None})
+        body: dict[str, Any] = self._admin("GET", f"/v1/users/{_segment(user_id)}/timeline?{given}")
+        return body
 
     # --- ingest (write key) ---------------------------------------------------------------
 

@@ -88,6 +88,30 @@ class EnrollmentsAggregate(StoreBase):
         with self._read() as session:
             return list(session.exec(statement))
 
+    def visits_for_user(self, user_id: str) -> list[NodeVisitRecord]:
+        """The nodes the user's enrollments reached, in every journey, oldest first."""
+        statement = (
+            select(NodeVisitRecord)
+            .join(EnrollmentRecord, col(EnrollmentRecord.id) == col(NodeVisitRecord.enrollment_id))
+            .where(EnrollmentRecord.user_id == user_id)
+            .order_by(col(NodeVisitRecord.reached_at), col(NodeVisitRecord.node_id))
+        )
+        with self._read() as session:
+            return list(session.exec(statement))
+
+    def refused_entries(self, user_id: str) -> list[EntryAdmissionRecord]:
+        """The user's runs an entry limit kept out, oldest first."""
+        statement = (
+            select(EntryAdmissionRecord)
+            .where(
+                EntryAdmissionRecord.user_id == user_id,
+                col(EntryAdmissionRecord.admitted).is_(False),
+            )
+            .order_by(col(EntryAdmissionRecord.at), col(EntryAdmissionRecord.enrollment_id))
+        )
+        with self._read() as session:
+            return list(session.exec(statement))
+
     def last_enrollment(self, journey_id: str, user_id: str) -> EnrollmentRecord | None:
         """The user's most recent enrollment in the journey, or None."""
         statement = (
