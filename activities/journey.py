@@ -274,6 +274,16 @@ class JourneyActivities:
             self._record_steps(steps, carried.enrollment)
         return outcome
 
+    def deliver_message(self, request: DeliverInput) -> DeliveryOutcome:
+        """Deliver one message as `deliver` does, with no run's steps to record (broadcasts):
+        raises `ApplicationError` of type `PERMANENT_FAILURE` (recorded as failed) or
+        `TRANSIENT_FAILURE` (try again later, same key)."""
+        return self._deliver(request)
+
+    def record_pending(self, request: DeliverInput) -> DeliveryRecord:
+        """The delivery's record, created "pending" if it is new (a message put off)."""
+        return self._begin(request)
+
     def _deliver(self, request: DeliverInput) -> DeliveryOutcome:
         record = self._begin(request)
         if record.finished:
