@@ -5,7 +5,7 @@ delivery path (`JourneyActivities.deliver_message`), once per member whatever th
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import activity
@@ -120,19 +120,15 @@ class BroadcastActivities:
         for done, user_id in enumerate(request.users):
             if done % HEARTBEAT_EVERY == 0:
                 activity.heartbeat(done)
-            self._send_one(broadcast, user_id, workspace, request.attempt, result)
+            self._send_one(request, user_id, workspace, result)
         return result
 
     def _send_one(
-        self,
-        broadcast: Broadcast,
-        user_id: str,
-        workspace: WorkspaceSettings,
-        attempt: int,
-        result: SendResult,
+        self, send: SendInput, user_id: str, workspace: WorkspaceSettings, result: SendResult
     ) -> None:
+        broadcast = send.broadcast
         request = delivery_of(broadcast, user_id)
-        quiet_end = self._quiet_hours_end(broadcast, user_id, workspace)
+        quiet_end = self._quiet_hours_end(send, user_id, workspace)
         if quiet_end is not None:
             assert broadcast.quiet_hours is not None
             if broadcast.quiet_hours.action == "skip":
@@ -149,11 +145,11 @@ class BroadcastActivities:
             if error.type == PERMANENT_FAILURE:  # recorded as failed
                 result.counts = result.counts.add(BroadcastCounts(failed=1))
                 return
-            if attempt >= MAX_ATTEMPTS:
+            if send.attempt >= MAX_ATTEMPTS:
                 self._store.finish_delivery(request.idempotency_key, "failed", error.message)
                 result.counts = result.counts.add(BroadcastCounts(failed=1))
                 return
-            delay = error.next_retry_delay or RETRY_DELAY * attempt
+            delay = error.next_retry_delay or RETRY_DELAY * send.attempt
             _again(result, user_id, delay)
             return
         if outcome.status == "waiting":
@@ -163,13 +159,14 @@ class BroadcastActivities:
         result.counts = result.counts.add(BroadcastCounts.model_validate({outcome.status: 1}))
 
     def _quiet_hours_end(
-        self, broadcast: Broadcast, user_id: str, workspace: WorkspaceSettings
+        self, send: SendInput, user_id: str, workspace: WorkspaceSettings
     ) -> datetime | None:
-        if broadcast.quiet_hours is None or broadcast.message.transactional:
+        quiet = send.broadcast.quiet_hours
+        if quiet is None or send.broadcast.message.transactional:
             return None
         traits = user_traits(self._store, user_id)
         zone = user_timezone("user", traits, workspace.timezone)
-        return quiet_hours_end(datetime.now(UTC), broadcast.quiet_hours, zone)
+        return quiet_hours_end(send.now, quiet, zone)
 
     @activity.defn(name=BroadcastActivity.CLOSE)
     def close_broadcast(self, request: CloseInput) -> None:

@@ -167,6 +167,9 @@ class SendInput(BaseModel):
     broadcast: Broadcast
     users: list[str]
     attempt: int = 1
+    now: AwareDatetime = Field(
+        description="the workflow's time: quiet hours are judged by the clock of its timers"
+    )
 
 
 class SendResult(BaseModel):

@@ -124,8 +124,8 @@ def build_worker(
     links: Links | None = None,
     tuning: Tuning = Tuning(),
 ) -> Worker:
-    """A worker for the journey and broadcast workflows and activities (synchronous activities run on
-    `executor`, which needs `tuning.max_concurrent_activities` threads), delivering through
+    """A worker for the journey and broadcast workflows and activities (synchronous activities
+    run on `executor`, which needs `tuning.max_concurrent_activities` threads), delivering through
     `channels` (default: the embedded outbox and inbox, and webhooks to public addresses) with
     unsubscribe and tracked links signed by `links`."""
     sweep = SweepActivities(store, client, task_queue)

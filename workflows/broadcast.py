@@ -17,6 +17,7 @@ Deterministic: every side effect is an activity.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -173,7 +174,12 @@ class BroadcastWorkflow:
                 *(
                     self._call(
                         BroadcastActivity.SEND,
-                        SendInput(broadcast=self._broadcast, users=batch, attempt=attempt),
+                        SendInput(
+                            broadcast=self._broadcast,
+                            users=batch,
+                            attempt=attempt,
+                            now=workflow.now(),
+                        ),
                         SendResult,
                         timeout=SEND_TIMEOUT,
                         summary=f"{self._broadcast.message.channel} · {len(batch)} members",
@@ -203,12 +209,10 @@ class BroadcastWorkflow:
         left = until - workflow.now()
         if left <= timedelta(0) or self._cancelled:
             return
-        try:
+        with contextlib.suppress(TimeoutError):  # the time came
             await workflow.wait_condition(
                 lambda: self._cancelled, timeout=left, timeout_summary=why
             )
-        except TimeoutError:
-            pass
 
     async def _close(self) -> BroadcastOutcome:
         status: BroadcastStatus = "cancelled" if self._cancelled else "completed"

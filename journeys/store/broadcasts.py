@@ -65,9 +65,7 @@ class BroadcastsAggregate(StoreBase):
             session.refresh(record)
             return record
 
-    def unfinished_recipients(
-        self, journey_id: str, after: str | None, limit: int
-    ) -> list[str]:
+    def unfinished_recipients(self, journey_id: str, after: str | None, limit: int) -> list[str]:
         """Users (by id, after `after`) whose delivery of `journey_id` is not finished yet:
         pending (deferred, or held back) or claimed by an attempt that stopped."""
         statement = (

@@ -1,0 +1,233 @@
+"""`BroadcastWorkflow` on the time-skipping server: one message per member across pages and
+continue-as-new, the delivery path's skips (caps, unsubscribes, global holdout), a scheduled
+`at`, pacing by `rate`, cancelling, and members put off by their quiet hours."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer, Worker
+
+from journeys.broadcasts import Broadcast, BroadcastOutcome
+from journeys.holdouts import in_global_holdout
+from journeys.store import Store
+from journeys.workspace import WorkspaceSettings, save_workspace_settings
+from tests.workflows.helpers import workflow_task_failures
+from tests.workflows.test_summaries import timer_summaries
+from workflows.broadcast import BroadcastWorkflow
+from workflows.client import cancel_broadcast, start_broadcast
+
+MESSAGE = {"channel": "email", "content": {"subject": "Hi {{ user.first_name }}", "body": "Sale"}}
+
+
+def members(store: Store, *users: str, **traits: Any) -> None:
+    """Users of the `vips` segment (made once), with an email address and `traits`."""
+    store.put_segment("vips", "VIPs", {"field": "user.plan", "op": "eq", "value": "vip"})
+    for user in users:
+        values = {"plan": "vip", "email": f"{user}@example.com", "first_name": user, **traits}
+        store.update_traits(user, values, [])
+
+
+def broadcast(broadcast_id: str, **changes: Any) -> Broadcast:
+    """A broadcast of `MESSAGE` to the `vips` segment (the test server outlives tests: each
+    test's ids are its own, e.g. its task queue's name)."""
+    document = {"id": broadcast_id, "segment": "vips", "message": MESSAGE, **changes}
+    return Broadcast.model_validate(document)
+
+
+async def run(
+    env: WorkflowEnvironment, task_queue: str, sent: Broadcast, **sizes: int
+) -> tuple[WorkflowHandle[Any, BroadcastOutcome], BroadcastOutcome]:
+    handle = await start_broadcast(env.client, sent, task_queue=task_queue, **sizes)
+    return handle, await handle.result()
+
+
+def outcomes(store: Store, broadcast_id: str, *users: str) -> dict[str, tuple[str, str | None]]:
+    """Each user's delivery of the broadcast as (status, reason), asserting there is one."""
+    found = {}
+    source = f"broadcast:{broadcast_id}"
+    for user in users:
+        [delivery] = [d for d in store.deliveries_for_user(user) if d.journey_id == source]
+        assert (delivery.node_id, delivery.idempotency_key) == ("message", f"{source}:{user}")
+        found[user] = (delivery.status, delivery.reason)
+    return found
+
+
+async def replays(env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any]) -> None:
+    """The run has no failed task and replays deterministically."""
+    assert await workflow_task_failures(env.client, handle.id) == []
+    replayer = Replayer(workflows=[BroadcastWorkflow], data_converter=pydantic_data_converter)
+    await replayer.replay_workflow(await handle.fetch_history())
+
+
+async def test_every_member_gets_one_message_across_pages_and_runs(
+    time_skipping: WorkflowEnvironment, worker: Worker, store: Store, task_queue: str
+) -> None:
+    users = [f"u{n}" for n in range(7)]
+    members(store, *users)
+    store.update_traits("outsider", {"plan": "free", "email": "o@example.com"}, [])
+    handle, outcome = await run(
+        time_skipping, task_queue, broadcast(task_queue), page_size=2, pages_per_run=1
+    )
+    assert (outcome.status, outcome.targeted, outcome.counts.sent) == ("completed", 7, 7)
+    assert set(outcomes(store, task_queue, *users).values()) == {("sent", None)}
+    assert store.deliveries_for_user("outsider") == []
+    [delivery] = store.deliveries_for_user("u3")
+    assert delivery.content["subject"] == "Hi u3"
+    record = store.get_broadcast(task_queue)
+    assert record is not None
+    assert (record.status, record.targeted) == ("completed", 7)
+    # One page per run: the first run continued as new, and so on until the last page.
+    first = time_skipping.client.get_workflow_handle(
+        handle.id, run_id=handle.first_execution_run_id
+    )
+    events = [event async for event in first.fetch_history_events()]
+    assert events[-1].HasField("workflow_execution_continued_as_new_event_attributes")
+    latest = await time_skipping.client.get_workflow_handle(handle.id).describe()
+    assert latest.run_id != handle.first_execution_run_id
+    await replays(time_skipping, handle)
+
+
+async def test_caps_unsubscribes_and_the_global_holdout_skip_members(
+    time_skipping: WorkflowEnvironment, worker: Worker, store: Store, task_queue: str
+) -> None:
+    held = next(f"h{n}" for n in range(1000) if in_global_holdout(10, f"h{n}"))
+    fine, capped, gone, noaddress = (
+        next(f"{name}{n}" for n in range(1000) if not in_global_holdout(10, f"{name}{n}"))
+        for name in ("fine", "capped", "gone", "noaddress")
+    )
+    members(store, fine, capped, gone, held)
+    store.update_traits(gone, {"unsubscribed": True}, [])
+    store.update_traits(noaddress, {"plan": "vip"}, [])
+    settings = {"frequency_caps": [{"max": 1, "per": "1d"}], "holdout": {"percent": 10}}
+    save_workspace_settings(store, WorkspaceSettings.model_validate(settings))
+    store.begin_delivery(
+        idempotency_key="earlier",
+        journey_id="welcome",
+        version=1,
+        node_id="hello",
+        user_id=capped,
+        channel="email",
+        variant=None,
+        content={},
+    )
+    store.claim_delivery("earlier", {})
+    store.finish_delivery("earlier", "sent")
+    _, outcome = await run(time_skipping, task_queue, broadcast(task_queue))
+    assert outcomes(store, task_queue, fine, capped, gone, held, noaddress) == {
+        fine: ("sent", None),
+        capped: ("skipped", "frequency cap: 1 per 1d"),
+        gone: ("skipped", "unsubscribed"),
+        held: ("skipped", "global holdout"),
+        noaddress: ("skipped", "no email address"),
+    }
+    assert (outcome.counts.sent, outcome.counts.skipped, outcome.targeted) == (1, 4, 5)
+
+
+async def test_a_scheduled_broadcast_waits_for_its_time(
+    time_skipping: WorkflowEnvironment, worker: Worker, store: Store, task_queue: str
+) -> None:
+    members(store, "a", "b")
+    at = await time_skipping.get_current_time() + timedelta(days=3)
+    handle = await start_broadcast(
+        time_skipping.client, broadcast(task_queue, at=at), task_queue=task_queue
+    )
+    await until(
+        lambda: (r := store.get_broadcast(task_queue)) is not None and r.status == "scheduled"
+    )
+    assert store.deliveries_for_user("a") == []
+    outcome = await handle.result()
+    assert (outcome.status, outcome.counts.sent) == ("completed", 2)
+    assert await time_skipping.get_current_time() >= at
+    assert await timer_summaries(time_skipping, handle) == ["scheduled time"]
+
+
+async def test_the_rate_paces_the_sends(
+    time_skipping: WorkflowEnvironment, worker: Worker, store: Store, task_queue: str
+) -> None:
+    members(store, *(f"u{n}" for n in range(5)))
+    handle, outcome = await run(time_skipping, task_queue, broadcast(task_queue, rate="2/m"))
+    assert outcome.counts.sent == 5
+    # Steps of 2, 2 and 1 members take a minute, a minute and half a minute (less the time
+    # the step's sends took).
+    assert await timer_summaries(time_skipping, handle) == ["rate 2/m"] * 3
+    timers = [
+        event.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()
+        async for event in handle.fetch_history_events()
+        if event.HasField("timer_started_event_attributes")
+    ]
+    for timer, share in zip(timers, (60, 60, 30), strict=True):
+        assert timedelta(seconds=share - 5) < timer <= timedelta(seconds=share)
+    await replays(time_skipping, handle)
+
+
+async def test_cancelling_stops_further_sends_and_keeps_what_was_sent(
+    time_skipping: WorkflowEnvironment, worker: Worker, store: Store, task_queue: str
+) -> None:
+    users = [f"u{n}" for n in range(4)]
+    members(store, *users)
+    handle = await start_broadcast(
+        time_skipping.client, broadcast(task_queue, rate="1/h"), task_queue=task_queue
+    )
+    await until(lambda: any(store.deliveries_for_user(u) for u in users))
+    store.set_broadcast_status(task_queue, "cancelled")  # what the API does first
+    await cancel_broadcast(time_skipping.client, task_queue)
+    outcome = await handle.result()
+    assert (outcome.status, outcome.counts.sent) == ("cancelled", 1)
+    assert sum(len(store.deliveries_for_user(u)) for u in users) == 1
+    record = store.get_broadcast(task_queue)
+    assert record is not None
+    assert record.status == "cancelled"
+    await replays(time_skipping, handle)
+
+
+async def test_members_in_their_quiet_hours_get_it_when_they_end(
+    time_skipping: WorkflowEnvironment, worker: Worker, store: Store, task_queue: str
+) -> None:
+    now = await time_skipping.get_current_time()
+    quiet = {"start": f"{now.hour:02d}:00", "end": f"{(now.hour + 2) % 24:02d}:00"}
+    members(store, "sleeping", timezone="UTC")
+    members(store, "awake", timezone="Asia/Kathmandu")  # UTC+5:45: outside those hours
+    # `skip`: recorded skipped at once.
+    skipping = broadcast(f"{task_queue}-skip", quiet_hours={**quiet, "action": "skip"})
+    _, skipped = await run(time_skipping, task_queue, skipping)
+    assert (skipped.counts.sent, skipped.counts.skipped) == (1, 1)
+    [asleep] = store.deliveries_for_user("sleeping")
+    assert (asleep.status, asleep.reason) == ("skipped", "quiet hours")
+
+    # `delay`: the others go at once, the member in quiet hours when they end.
+    handle = await start_broadcast(
+        time_skipping.client, broadcast(task_queue, quiet_hours=quiet), task_queue=task_queue
+    )
+    await until(lambda: "awake" in sent_to(store, task_queue))
+    assert outcomes(store, task_queue, "sleeping")["sleeping"] == ("pending", None)
+    outcome = await handle.result()
+    assert outcomes(store, task_queue, "sleeping", "awake") == {
+        "sleeping": ("sent", None),
+        "awake": ("sent", None),
+    }
+    assert outcome.counts.sent == 2
+    assert await timer_summaries(time_skipping, handle) == ["quiet hours"]
+    assert await time_skipping.get_current_time() >= now + timedelta(hours=1)
+
+
+def sent_to(store: Store, broadcast_id: str) -> set[str]:
+    """The users the broadcast's message was sent to."""
+    return {
+        user
+        for user in ("sleeping", "awake")
+        for d in store.deliveries_for_user(user)
+        if d.journey_id == f"broadcast:{broadcast_id}" and d.status == "sent"
+    }
+
+
+async def until(check: Any, timeout: float = 10.0) -> None:
+    """Wait (in real time) until `check()` holds."""
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.02)
