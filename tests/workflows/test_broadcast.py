@@ -49,7 +49,7 @@ async def run(
 
 def outcomes(store: Store, broadcast_id: str, *users: str) -> dict[str, tuple[str, str | None]]:
     """Each user's delivery of the broadcast as (status, reason), asserting there is one."""
-    found = {}
+    found: dict[str, tuple[str, str | None]] = {}
     source = f"broadcast:{broadcast_id}"
     for user in users:
         [delivery] = [d for d in store.deliveries_for_user(user) if d.journey_id == source]
