@@ -12,6 +12,7 @@ from journeys.routing import RoutingUnavailable
 from journeys.store import Store
 from tests.api.conftest import RecordingRouting
 from tests.api.helpers import ApiClient, assert_error, paths_of
+from tests.factories import broadcast_delivery
 
 
 def broadcast(broadcast_id: str = "spring-sale", **changes: Any) -> dict[str, Any]:
@@ -53,18 +54,7 @@ async def test_a_broadcast_is_started_once_and_shows_its_progress(
 
     # Progress is the broadcast's deliveries, by status.
     for user, status in (("a", "sent"), ("b", "sent"), ("c", "skipped")):
-        key = f"broadcast:spring-sale:{user}"
-        store.begin_delivery(
-            idempotency_key=key,
-            journey_id="broadcast:spring-sale",
-            version=0,
-            node_id="message",
-            user_id=user,
-            channel="email",
-            variant=None,
-            content={},
-        )
-        store.finish_delivery(key, status, None)  # type: ignore[arg-type]
+        broadcast_delivery(store, "spring-sale", user, status)  # type: ignore[arg-type]
     store.set_broadcast_status("spring-sale", "sending", targeted=4)
     shown = (await api.admin("GET", "/v1/broadcasts/spring-sale")).json()
     assert {k: shown[k] for k in ("targeted", "sent", "skipped", "failed", "pending")} == {

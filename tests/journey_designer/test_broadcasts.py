@@ -8,6 +8,7 @@ from datetime import date, time, timedelta
 from streamlit.testing.v1 import AppTest
 
 from journeys.store import Store
+from tests.factories import broadcast_delivery
 from tests.journey_designer.conftest import LiveApi
 from tests.journey_designer.helpers import at_path, button, errors, ok, start, texts
 
@@ -100,12 +101,7 @@ def test_progress_is_shown_and_a_running_broadcast_cancelled(api: LiveApi) -> No
     api.store.add_broadcast("running", definition, "sending")
     api.store.set_broadcast_status("running", "sending", targeted=4)
     for user in ("a", "b"):
-        key = f"broadcast:running:{user}"
-        api.store.begin_delivery(
-            idempotency_key=key, journey_id="broadcast:running", version=0, node_id="message",
-            user_id=user, channel="sms", variant=None, content={},
-        )  # fmt: skip
-        api.store.finish_delivery(key, "sent")
+        broadcast_delivery(api.store, "running", user)
     app = start(PAGE)
     metrics = {m.label: m.value for m in app.metric}
     assert (metrics["Targeted"], metrics["Sent"], metrics["Pending"]) == ("4", "2", "0")

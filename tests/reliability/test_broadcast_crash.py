@@ -22,7 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from journeys.store import NewEvent, Store
 from tests.receivers import HttpReceiver, Reply
-from tests.reliability.helpers import WorkerProcess, worker_environment
+from tests.reliability.helpers import WorkerProcess, webhook_worker_environment
 from tests.system import ADMIN, running_system
 
 MEMBERS = 5000
@@ -57,13 +57,7 @@ async def test_a_broadcast_delivers_once_to_every_member_through_a_worker_kill(
     store = Store(database_url)  # migrated here, before any worker starts
     add_members(store)
     task_queue = f"broadcast-{uuid.uuid4().hex[:8]}"
-    environment = worker_environment(
-        TEMPORAL_ADDRESS=dev_server.client.service_client.config.target_host,
-        JOURNEYS_TASK_QUEUE=task_queue,
-        JOURNEYS_DATABASE_URL=database_url,
-        JOURNEYS_UNSUBSCRIBE_SECRET="crash-test",
-        JOURNEYS_WEBHOOK_ALLOW="127.0.0.1",
-    )
+    environment = webhook_worker_environment(dev_server.client, task_queue, database_url)
     first, second = (WorkerProcess(name, environment, tmp_path) for name in ("first", "second"))
     broadcast_id = f"vip-{uuid.uuid4().hex[:8]}"
     with HttpReceiver(Reply.json({"ok": True}), idempotent=True) as receiver:

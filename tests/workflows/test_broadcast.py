@@ -17,6 +17,7 @@ from journeys.broadcasts import Broadcast, BroadcastOutcome
 from journeys.holdouts import in_global_holdout
 from journeys.store import Store
 from journeys.workspace import WorkspaceSettings, save_workspace_settings
+from tests.factories import sent_delivery
 from tests.workflows.helpers import workflow_task_failures
 from tests.workflows.test_summaries import timer_summaries
 from workflows.broadcast import BroadcastWorkflow
@@ -106,18 +107,7 @@ async def test_caps_unsubscribes_and_the_global_holdout_skip_members(
     store.update_traits(noaddress, {"plan": "vip"}, [])
     settings = {"frequency_caps": [{"max": 1, "per": "1d"}], "holdout": {"percent": 10}}
     save_workspace_settings(store, WorkspaceSettings.model_validate(settings))
-    store.begin_delivery(
-        idempotency_key="earlier",
-        journey_id="welcome",
-        version=1,
-        node_id="hello",
-        user_id=capped,
-        channel="email",
-        variant=None,
-        content={},
-    )
-    store.claim_delivery("earlier", {})
-    store.finish_delivery("earlier", "sent")
+    sent_delivery(store, "earlier", user_id=capped)  # from a journey, today
     _, outcome = await run(time_skipping, task_queue, broadcast(task_queue))
     assert outcomes(store, task_queue, fine, capped, gone, held, noaddress) == {
         fine: ("sent", None),
