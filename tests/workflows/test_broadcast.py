@@ -5,6 +5,7 @@ continue-as-new, the delivery path's skips (caps, unsubscribes, global holdout),
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -16,10 +17,12 @@ from temporalio.worker import Replayer, Worker
 from journeys.broadcasts import Broadcast, BroadcastOutcome
 from journeys.holdouts import in_global_holdout
 from journeys.store import Store
+from journeys.unsubscribe import Links
 from journeys.workspace import WorkspaceSettings, save_workspace_settings
 from tests.factories import sent_delivery
 from tests.workflows.helpers import workflow_task_failures
 from tests.workflows.test_summaries import timer_summaries
+from worker.main import build_worker
 from workflows.broadcast import BroadcastWorkflow
 from workflows.client import cancel_broadcast, start_broadcast
 
@@ -92,6 +95,35 @@ async def test_every_member_gets_one_message_across_pages_and_runs(
     latest = await time_skipping.client.get_workflow_handle(handle.id).describe()
     assert latest.run_id != handle.first_execution_run_id
     await replays(time_skipping, handle)
+
+
+async def test_a_broadcast_email_is_tracked_and_can_be_unsubscribed_from(
+    time_skipping: WorkflowEnvironment,
+    store: Store,
+    task_queue: str,
+    executor: ThreadPoolExecutor,
+) -> None:
+    members(store, "ada")
+    links = Links("https://journeys.test", "secret")
+    message = {
+        "channel": "email",
+        "content": {
+            "subject": "Sale",
+            "body": "See https://shop.test/sale",
+            "html": '<a href="https://shop.test/sale">Sale</a> '
+            '<a href="{{ unsubscribe_url }}">Unsubscribe</a>',
+        },
+    }
+    async with build_worker(time_skipping.client, store, task_queue, executor, links=links):
+        _, outcome = await run(time_skipping, task_queue, broadcast(task_queue, message=message))
+    assert outcome.counts.sent == 1
+    [delivery] = store.deliveries_for_user("ada")
+    html = delivery.content["html"]
+    assert "https://journeys.test/c/" in html  # the link, tracked
+    assert "https://journeys.test/o/" in html  # the open pixel
+    assert "https://journeys.test/unsubscribe?token=" in html  # never rewritten
+    assert "https://journeys.test/c/" in delivery.content["body"]
+    assert delivery.attribution()["journey_id"] == f"broadcast:{task_queue}"
 
 
 async def test_caps_unsubscribes_and_the_global_holdout_skip_members(
