@@ -14,6 +14,7 @@ from temporalio.exceptions import ApplicationError
 from activities.journey import PERMANENT_FAILURE, JourneyActivities
 from journeys.broadcasts import (
     BROADCAST_NODE,
+    PAGE_SIZE,
     Broadcast,
     BroadcastActivity,
     BroadcastCounts,
@@ -43,6 +44,7 @@ RETRY_DELAY = timedelta(seconds=10)
 """How long a member whose send failed for now waits, per attempt, unless the provider said."""
 HEARTBEAT_EVERY = 100
 QUIET_HOURS = "quiet hours"
+CANCELLED = "broadcast cancelled"
 
 
 class BroadcastActivities:
@@ -118,8 +120,9 @@ class BroadcastActivities:
         workspace = load_workspace_settings(self._store)
         result = SendResult()
         for done, user_id in enumerate(request.users):
-            if done % HEARTBEAT_EVERY == 0:
-                activity.heartbeat(done)
+            # Before every member: one slow provider call must not look like a dead worker
+            # (the SDK sends heartbeats at a bounded pace however often they are given).
+            activity.heartbeat(done)
             self._send_one(request, user_id, workspace, result)
         return result
 
@@ -170,7 +173,18 @@ class BroadcastActivities:
 
     @activity.defn(name=BroadcastActivity.CLOSE)
     def close_broadcast(self, request: CloseInput) -> None:
-        """Record how the broadcast ended, and how many members it took."""
+        """Record how the broadcast ended, and how many members it took. Cancelled, its
+        messages still waiting (put off by quiet hours, held back by a rate limit) are
+        recorded as skipped: none of them will go."""
+        if request.status == "cancelled":
+            source = broadcast_workflow_id(request.broadcast_id)
+            while waiting := self._store.unfinished_recipients(
+                source, None, PAGE_SIZE, statuses=("pending",)
+            ):
+                for user_id in waiting:
+                    key = broadcast_delivery_key(request.broadcast_id, user_id)
+                    self._store.finish_delivery(key, "skipped", CANCELLED)
+                activity.heartbeat(len(waiting))
         self._store.set_broadcast_status(
             request.broadcast_id, request.status, targeted=request.targeted
         )

@@ -48,8 +48,9 @@ with workflow.unsafe.imports_passed_through():
 SEND_BATCH = 50
 """Members per `send_broadcast` activity; a step's batches run at once."""
 SEND_TIMEOUT = timedelta(minutes=5)
-HEARTBEAT_TIMEOUT = timedelta(seconds=20)
-"""A worker that dies mid-batch is noticed this soon; its batch goes to another worker."""
+HEARTBEAT_TIMEOUT = timedelta(seconds=60)
+"""A worker that dies mid-batch is noticed this soon, and its batch goes to another worker;
+longer than a provider's own timeout, so one slow send is not taken for a dead worker."""
 PAGE_TIMEOUT = timedelta(minutes=10)
 
 Result = TypeVar("Result", bound=BaseModel)
@@ -221,6 +222,7 @@ class BroadcastWorkflow:
             CloseInput(
                 broadcast_id=self._broadcast.id, status=status, targeted=self._state.targeted
             ),
+            timeout=PAGE_TIMEOUT,
         )
         self._show(status)
         return BroadcastOutcome(

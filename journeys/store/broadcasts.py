@@ -4,13 +4,20 @@ members whose broadcast message is still unfinished."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from journeys.store.base import StoreBase
-from journeys.store.records import UNFINISHED, BroadcastRecord, DeliveryRecord, utcnow
+from journeys.store.records import (
+    UNFINISHED,
+    BroadcastRecord,
+    DeliveryRecord,
+    DeliveryStatus,
+    utcnow,
+)
 
 _FINAL = ("completed", "cancelled")
 
@@ -65,14 +72,21 @@ class BroadcastsAggregate(StoreBase):
             session.refresh(record)
             return record
 
-    def unfinished_recipients(self, journey_id: str, after: str | None, limit: int) -> list[str]:
+    def unfinished_recipients(
+        self,
+        journey_id: str,
+        after: str | None,
+        limit: int,
+        statuses: Sequence[DeliveryStatus] = UNFINISHED,
+    ) -> list[str]:
         """Users (by id, after `after`) whose delivery of `journey_id` is not finished yet:
-        pending (deferred, or held back) or claimed by an attempt that stopped."""
+        pending (put off, or held back) or claimed by an attempt that stopped (`sending`);
+        only those of `statuses`."""
         statement = (
             select(DeliveryRecord.user_id)
             .where(
                 DeliveryRecord.journey_id == journey_id,
-                col(DeliveryRecord.status).in_(UNFINISHED),
+                col(DeliveryRecord.status).in_(statuses),
             )
             .order_by(col(DeliveryRecord.user_id))
             .limit(limit)

@@ -1117,6 +1117,7 @@ def test_unfinished_recipients_page_through_one_broadcast(store: Store) -> None:
     assert store.unfinished_recipients("broadcast:sale", None, 2) == ["a", "c"]
     assert store.unfinished_recipients("broadcast:sale", "c", 2) == ["d"]
     assert store.unfinished_recipients("broadcast:sale", "d", 2) == []
+    assert store.unfinished_recipients("broadcast:sale", None, 5, ("pending",)) == ["a", "d"]
 
 
 def test_users_are_walked_after_a_user_id(store: Store) -> None:

@@ -9,7 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
-from temporalio.client import WorkflowHandle
+import pytest
+from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
@@ -207,6 +208,20 @@ async def test_cancelling_stops_further_sends_and_keeps_what_was_sent(
     assert record.status == "cancelled"
     await replays(time_skipping, handle)
 
+    # Cancelling the run itself (the Temporal UI's button) records the broadcast cancelled.
+    other = broadcast(f"{task_queue}-ui", rate="1/h")
+    handle = await start_broadcast(time_skipping.client, other, task_queue=task_queue)
+    source = f"broadcast:{other.id}"
+    await until(
+        lambda: any(d.journey_id == source for u in users for d in store.deliveries_for_user(u))
+    )
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    record = store.get_broadcast(other.id)
+    assert record is not None
+    assert (record.status, record.targeted) == ("cancelled", 4)
+
 
 async def test_members_in_their_quiet_hours_get_it_when_they_end(
     time_skipping: WorkflowEnvironment, worker: Worker, store: Store, task_queue: str
@@ -221,6 +236,17 @@ async def test_members_in_their_quiet_hours_get_it_when_they_end(
     assert (skipped.counts.sent, skipped.counts.skipped) == (1, 1)
     [asleep] = store.deliveries_for_user("sleeping")
     assert (asleep.status, asleep.reason) == ("skipped", "quiet hours")
+
+    # Cancelled while a member's message is put off: it is recorded as skipped.
+    cancelled = broadcast(f"{task_queue}-cancel", quiet_hours=quiet)
+    handle = await start_broadcast(time_skipping.client, cancelled, task_queue=task_queue)
+    await until(lambda: "awake" in sent_to(store, cancelled.id))
+    store.set_broadcast_status(cancelled.id, "cancelled")
+    await cancel_broadcast(time_skipping.client, cancelled.id)
+    assert (await handle.result()).status == "cancelled"
+    assert outcomes(store, cancelled.id, "sleeping") == {
+        "sleeping": ("skipped", "broadcast cancelled")
+    }
 
     # `delay`: the others go at once, the member in quiet hours when they end.
     handle = await start_broadcast(
