@@ -29,6 +29,10 @@ PAGES_PER_RUN = 20
 """Pages one run sends before it continues as new, so a broadcast to 100k members keeps a
 short history."""
 
+HISTORY_LIMIT = 10_000
+"""Events after which a run sending a page at a slow pace (a step and a timer per few members)
+continues as new in the middle of the page."""
+
 BroadcastStatus = Literal["scheduled", "sending", "completed", "cancelled"]
 FINAL_STATUSES: tuple[BroadcastStatus, ...] = ("completed", "cancelled")
 
@@ -100,6 +104,9 @@ class BroadcastInput(BaseModel):
     state: BroadcastState = Field(default_factory=BroadcastState)
     page_size: int = Field(default=PAGE_SIZE, ge=1, le=PAGE_SIZE)
     pages_per_run: int = Field(default=PAGES_PER_RUN, ge=1)
+    history_limit: int = Field(
+        default=HISTORY_LIMIT, ge=1, description="history length that makes a run go on anew"
+    )
 
 
 class BroadcastOutcome(BaseModel):

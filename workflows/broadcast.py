@@ -123,7 +123,7 @@ class BroadcastWorkflow:
             )
             self._state.targeted = page.targeted
             self._show()
-            await self._send_paced(page.users)
+            await self._send_paced(page.users, members=True)
             self._state.after = page.after
             self._state.members_done = page.done
 
@@ -151,9 +151,10 @@ class BroadcastWorkflow:
                 await self._send_paced(page.users)
                 after, done = page.after, page.done
 
-    async def _send_paced(self, users: list[str]) -> None:
+    async def _send_paced(self, users: list[str], *, members: bool = False) -> None:
         """Send to `users` in steps of at most the rate's count, each step taking its share
-        of the rate's window."""
+        of the rate's window. A slow pace makes many steps of a page: once the history is
+        long, a page of `members` goes on in a fresh run from the last member sent."""
         step = len(users) if self._rate is None else min(self._rate.count, self._input.page_size)
         for start in range(0, len(users), max(step, 1)):
             if self._cancelled:
@@ -165,6 +166,14 @@ class BroadcastWorkflow:
             if self._rate is not None:
                 share = self._rate.window * len(chunk) / self._rate.count
                 await self._pause_until(began + share, f"rate {self._rate.label}")
+            left = len(users) - start - len(chunk)
+            history = workflow.info().get_current_history_length()
+            if members and left and history >= self._input.history_limit and not self._cancelled:
+                # The page is read again from the last member sent: its rest is not yet taken.
+                self._state.after = chunk[-1]
+                self._state.targeted -= left
+                self._pages = self._input.pages_per_run
+                self._continue_as_new_if_long()
 
     async def _send(self, users: list[str]) -> None:
         """Send to `users` (batches at once), then again to those answered `again`."""

@@ -108,11 +108,17 @@ async def start_broadcast(
     task_queue: str,
     page_size: int | None = None,
     pages_per_run: int | None = None,
+    history_limit: int | None = None,
 ) -> WorkflowHandle[object, BroadcastOutcome]:
     """Start the broadcast's workflow (`broadcast:{id}`). An id whose workflow ever ran (within
     the namespace's retention) raises `WorkflowAlreadyStartedError`: a broadcast is sent once.
+    The sizes that make runs continue as new have defaults that suit (tests make them small).
     """
-    sizes = {"page_size": page_size, "pages_per_run": pages_per_run}
+    sizes = {
+        "page_size": page_size,
+        "pages_per_run": pages_per_run,
+        "history_limit": history_limit,
+    }
     run_input = BroadcastInput.model_validate(
         {"broadcast": broadcast, **{k: v for k, v in sizes.items() if v is not None}}
     )

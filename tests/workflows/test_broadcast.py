@@ -98,6 +98,31 @@ async def test_every_member_gets_one_message_across_pages_and_runs(
     await replays(time_skipping, handle)
 
 
+async def test_a_slow_page_goes_on_in_a_fresh_run_once_the_history_is_long(
+    time_skipping: WorkflowEnvironment, worker: Worker, store: Store, task_queue: str
+) -> None:
+    users = [f"u{n}" for n in range(5)]
+    members(store, *users)
+    handle, outcome = await run(
+        time_skipping, task_queue, broadcast(task_queue, rate="2/s"), history_limit=1
+    )
+    assert (outcome.status, outcome.targeted, outcome.counts.sent) == ("completed", 5, 5)
+    assert set(outcomes(store, task_queue, *users).values()) == {("sent", None)}
+    record = store.get_broadcast(task_queue)
+    assert record is not None
+    assert record.targeted == 5
+    # Steps of 2, 2 and 1 members from one page: each of the first two ended its run.
+    runs = 1
+    run_id: str | None = handle.first_execution_run_id
+    while run_id is not None:
+        history = time_skipping.client.get_workflow_handle(handle.id, run_id=run_id)
+        last = [event async for event in history.fetch_history_events()][-1]
+        attributes = last.workflow_execution_continued_as_new_event_attributes
+        run_id = attributes.new_execution_run_id or None
+        runs += 1 if run_id else 0
+    assert runs == 3
+
+
 async def test_a_broadcast_email_is_tracked_and_can_be_unsubscribed_from(
     time_skipping: WorkflowEnvironment,
     store: Store,
