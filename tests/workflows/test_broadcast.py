@@ -1,16 +1,21 @@
 """`BroadcastWorkflow` on the time-skipping server: one message per member across pages and
 continue-as-new, the delivery path's skips (caps, unsubscribes, global holdout), a scheduled
-`at`, pacing by `rate`, cancelling, and members put off by their quiet hours."""
+`at`, pacing by `rate`, cancelling, and members put off by their quiet hours. A stored history
+guards its determinism (refreshed, after an intended change behind `workflow.patched`, with
+`JOURNEYS_REFRESH_HISTORIES=1`, keeping the old one as `broadcast.v1.json`, as for journeys)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
@@ -304,3 +309,25 @@ async def until(check: Any, timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
         while not check():
             await asyncio.sleep(0.02)
+
+
+HISTORIES = Path(__file__).with_name("histories")
+
+
+async def test_stored_broadcast_histories_replay(
+    time_skipping: WorkflowEnvironment, worker: Worker, store: Store, task_queue: str
+) -> None:
+    if os.environ.get("JOURNEYS_REFRESH_HISTORIES") == "1":
+        members(store, "a", "b", "c")
+        quiet = {"start": "00:00", "end": "00:01", "action": "skip"}
+        paced = broadcast(task_queue, rate="2/m", quiet_hours=quiet)
+        handle, _ = await run(time_skipping, task_queue, paced)
+        history = await handle.fetch_history()
+        stored = json.dumps(json.loads(history.to_json()), indent=1)
+        (HISTORIES / "broadcast.json").write_text(stored)
+    files = sorted(HISTORIES.glob("broadcast*.json"))
+    assert files, "no stored broadcast history: run with JOURNEYS_REFRESH_HISTORIES=1"
+    replayer = Replayer(workflows=[BroadcastWorkflow], data_converter=pydantic_data_converter)
+    for stored_file in files:
+        history = WorkflowHistory.from_json("broadcast", stored_file.read_text())
+        await replayer.replay_workflow(history)
