@@ -311,7 +311,8 @@ async def until(check: Any, timeout: float = 10.0) -> None:
             await asyncio.sleep(0.02)
 
 
-HISTORIES = Path(__file__).with_name("histories")
+HISTORIES = Path(__file__).with_name("histories") / "broadcasts"
+"""Apart from the journeys' histories (`test_replay` replays each of those as a journey)."""
 
 
 async def test_stored_broadcast_histories_replay(
