@@ -1,5 +1,6 @@
 """Broadcasts page: send one message to every member of a segment, now or at a set time, at a
-chosen pace; follow each broadcast's progress and cancel one that is still going."""
+chosen pace, optionally within members' quiet hours; follow each broadcast's progress and
+cancel one that is still going."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import streamlit as st
 from journey_designer import widgets
 from journey_designer.api import call, require, settings, workflow_url
 from journey_designer.document import CONTENT_DEFAULTS, SLUG
+from journey_designer.forms.journey import quiet_hours_form
 from journey_designer.forms.messages import message_fields_form
 from journey_designer.state import catalog
 from journey_designer.widgets import Doc
@@ -130,6 +132,7 @@ def compose(segments: dict[str, str]) -> None:
             help="At most this many messages per second (/s), minute (/m) or hour (/h); the "
             "channels' rate limits (Settings) hold too.",
         )  # fmt: skip
+    quiet_hours_form(BROADCAST, ("quiet_hours",))
     BROADCAST.flag_within(())
     if st.button(
         "Send broadcast", icon=":material/campaign:", type="primary", key="broadcasts.send"

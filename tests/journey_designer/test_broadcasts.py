@@ -57,12 +57,17 @@ def test_a_broadcast_at_a_set_time_is_scheduled(api: LiveApi) -> None:
     day = date.today() + timedelta(days=60)
     app.date_input(key="broadcasts.day").set_value(day).run()
     app.time_input(key="broadcasts.time").set_value(time(8, 30)).run()
+    quiet = [c for c in app.checkbox if c.label.startswith("Quiet hours")]
+    quiet[0].check().run()
+    at_path(app.text_input, "quiet_hours.start").input("21:30").run()
     button(app, "Send broadcast").click().run()
     ok(app)
     assert "Broadcast 'later-sale' scheduled." in texts(app), errors(app)
     [sent] = api.routing.broadcasts
     assert sent.at is not None
     assert sent.at.isoformat() == f"{day.isoformat()}T08:30:00+00:00"
+    assert sent.quiet_hours is not None
+    assert (sent.quiet_hours.start, sent.quiet_hours.end) == ("21:30", "08:00")
 
 
 def test_a_refused_broadcast_shows_why_beside_its_fields(api: LiveApi) -> None:
