@@ -39,7 +39,8 @@ SCAN_LIMIT = 5000
 """Profiles one page reads at most, members or not: a sparse segment's page ends early rather
 than keeping one activity busy over every profile."""
 MAX_ATTEMPTS = 5
-"""Tries of a member whose send fails for now, before the message is recorded as failed."""
+"""Tries of a member whose send fails for now, before the message is recorded as failed (a
+rate limit's holding it back is no failure)."""
 RETRY_DELAY = timedelta(seconds=10)
 """How long a member whose send failed for now waits, per attempt, unless the provider said."""
 HEARTBEAT_EVERY = 100
@@ -148,12 +149,13 @@ class BroadcastActivities:
             if error.type == PERMANENT_FAILURE:  # recorded as failed
                 result.counts = result.counts.add(BroadcastCounts(failed=1))
                 return
-            if send.attempt >= MAX_ATTEMPTS:
+            failures = send.failures.get(user_id, 0) + 1
+            if failures >= MAX_ATTEMPTS:
                 self._store.finish_delivery(request.idempotency_key, "failed", error.message)
                 result.counts = result.counts.add(BroadcastCounts(failed=1))
                 return
-            delay = error.next_retry_delay or RETRY_DELAY * send.attempt
-            _again(result, user_id, delay)
+            _again(result, user_id, error.next_retry_delay or RETRY_DELAY * failures)
+            result.failing.append(user_id)
             return
         if outcome.status == "waiting":
             assert outcome.retry_after is not None

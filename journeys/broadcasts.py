@@ -169,11 +169,11 @@ class MembersPage(BaseModel):
 
 class SendInput(BaseModel):
     """Deliver the broadcast's message to these members (each at most once, whatever the
-    attempt); `attempt` counts the tries of members whose send failed for now."""
+    attempt); `failures` counts, per member, the sends that failed for now so far."""
 
     broadcast: Broadcast
     users: list[str]
-    attempt: int = 1
+    failures: dict[str, int] = Field(default_factory=dict)
     now: AwareDatetime = Field(
         description="the workflow's time: quiet hours are judged by the clock of its timers"
     )
@@ -186,6 +186,9 @@ class SendResult(BaseModel):
 
     counts: BroadcastCounts = Field(default_factory=BroadcastCounts)
     again: list[str] = Field(default_factory=list)
+    failing: list[str] = Field(
+        default_factory=list, description="those of `again` whose send failed for now"
+    )
     retry_after: timedelta | None = None
     deferred_until: datetime | None = None
     cancelled: bool = False

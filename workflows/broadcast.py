@@ -177,7 +177,7 @@ class BroadcastWorkflow:
 
     async def _send(self, users: list[str]) -> None:
         """Send to `users` (batches at once), then again to those answered `again`."""
-        attempt = 1
+        failures: dict[str, int] = {}
         while users and not self._cancelled:
             batches = [users[i : i + SEND_BATCH] for i in range(0, len(users), SEND_BATCH)]
             results = await asyncio.gather(
@@ -187,7 +187,7 @@ class BroadcastWorkflow:
                         SendInput(
                             broadcast=self._broadcast,
                             users=batch,
-                            attempt=attempt,
+                            failures={u: failures[u] for u in batch if u in failures},
                             now=workflow.now(),
                         ),
                         SendResult,
@@ -202,6 +202,8 @@ class BroadcastWorkflow:
                 self._state.counts = self._state.counts.add(result.counts)
                 self._cancelled = self._cancelled or result.cancelled
                 users += result.again
+                for user_id in result.failing:
+                    failures[user_id] = failures.get(user_id, 0) + 1
                 if result.retry_after is not None:
                     delays.append(result.retry_after)
                 due = result.deferred_until
@@ -212,7 +214,6 @@ class BroadcastWorkflow:
             if users:
                 self._show(f"{len(users)} members held back")
                 await self._pause_until(workflow.now() + min(delays), "held back")
-                attempt += 1
 
     async def _pause_until(self, until: datetime, why: str) -> None:
         """Wait until `until`, or until the broadcast is cancelled."""

@@ -43,11 +43,14 @@ def hook(receiver: HttpReceiver, **changes: object) -> Broadcast:
 
 
 def send(
-    activities: BroadcastActivities, broadcast: Broadcast, *users: str, attempt: int = 1
+    activities: BroadcastActivities, broadcast: Broadcast, *users: str, failures: int = 0
 ) -> SendResult:
     """Run the send activity for `users`."""
     request = SendInput(
-        broadcast=broadcast, users=list(users), attempt=attempt, now=datetime.now(UTC)
+        broadcast=broadcast,
+        users=list(users),
+        failures={user: failures for user in users if failures},
+        now=datetime.now(UTC),
     )
     result: SendResult = ActivityEnvironment().run(activities.send_broadcast, request)
     return result
@@ -79,12 +82,12 @@ def test_a_failure_for_now_is_tried_again_then_recorded_failed(
     receiver.respond = Reply.json({"error": "busy"}, status=503)
     broadcast = hook(receiver)
     first = send(activities, broadcast, "ada")
-    assert (first.again, first.counts.failed) == (["ada"], 0)
+    assert (first.again, first.failing, first.counts.failed) == (["ada"], ["ada"], 0)
     assert first.retry_after is not None
     assert first.retry_after > timedelta(0)
     [waiting] = store.deliveries_for_user("ada")
     assert waiting.status == "pending"
-    last = send(activities, broadcast, "ada", attempt=MAX_ATTEMPTS)
+    last = send(activities, broadcast, "ada", failures=MAX_ATTEMPTS - 1)
     assert (last.again, last.counts.failed) == ([], 1)
     [failed] = store.deliveries_for_user("ada")
     assert failed.status == "failed"
@@ -98,7 +101,7 @@ def test_a_channel_rate_limit_holds_members_back(
         store, WorkspaceSettings.model_validate({"rate_limits": {"webhook": "1/h"}})
     )
     result = send(activities, hook(receiver), "ada", "bo")
-    assert (result.counts.sent, result.again) == (1, ["bo"])
+    assert (result.counts.sent, result.again, result.failing) == (1, ["bo"], [])
     assert result.retry_after is not None
     assert timedelta(minutes=59) < result.retry_after <= timedelta(hours=1)
     assert len(receiver.requests) == 1
