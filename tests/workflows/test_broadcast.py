@@ -68,6 +68,18 @@ def outcomes(store: Store, broadcast_id: str, *users: str) -> dict[str, tuple[st
     return found
 
 
+async def runs_of(env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any]) -> int:
+    """How many runs the workflow took: its first, and each it continued as new into."""
+    runs = 0
+    run_id: str | None = handle.first_execution_run_id
+    while run_id:
+        history = env.client.get_workflow_handle(handle.id, run_id=run_id)
+        last = [event async for event in history.fetch_history_events()][-1]
+        run_id = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+        runs += 1
+    return runs
+
+
 async def replays(env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any]) -> None:
     """The run has no failed task and replays deterministically."""
     assert await workflow_task_failures(env.client, handle.id) == []
@@ -93,13 +105,7 @@ async def test_every_member_gets_one_message_across_pages_and_runs(
     assert record is not None
     assert (record.status, record.targeted) == ("completed", 7)
     # One page per run: the first run continued as new, and so on until the last page.
-    first = time_skipping.client.get_workflow_handle(
-        handle.id, run_id=handle.first_execution_run_id
-    )
-    events = [event async for event in first.fetch_history_events()]
-    assert events[-1].HasField("workflow_execution_continued_as_new_event_attributes")
-    latest = await time_skipping.client.get_workflow_handle(handle.id).describe()
-    assert latest.run_id != handle.first_execution_run_id
+    assert await runs_of(time_skipping, handle) == 4
     await replays(time_skipping, handle)
 
 
@@ -117,15 +123,7 @@ async def test_a_slow_page_goes_on_in_a_fresh_run_once_the_history_is_long(
     assert record is not None
     assert record.targeted == 5
     # Steps of 2, 2 and 1 members from one page: each of the first two ended its run.
-    runs = 1
-    run_id: str | None = handle.first_execution_run_id
-    while run_id is not None:
-        history = time_skipping.client.get_workflow_handle(handle.id, run_id=run_id)
-        last = [event async for event in history.fetch_history_events()][-1]
-        attributes = last.workflow_execution_continued_as_new_event_attributes
-        run_id = attributes.new_execution_run_id or None
-        runs += 1 if run_id else 0
-    assert runs == 3
+    assert await runs_of(time_skipping, handle) == 3
 
 
 async def test_a_broadcast_email_is_tracked_and_can_be_unsubscribed_from(
