@@ -269,15 +269,7 @@ class JourneyActivities:
         delivery that fails records none: the run still holds them and records them itself.
         """
         workspace = load_workspace_settings(self._store)
-        progress = self._progress(request, workspace)
-        record = self._begin(request)
-        if not record.finished:
-            return self._deliver(request, record, workspace, progress)
-        # An earlier attempt finished it, and its answer was lost: the steps are recorded
-        # again (which changes nothing if that attempt recorded them).
-        if progress is not None:
-            self._store.record_steps(progress.steps, enrollment=progress.enrollment)
-        return _outcome(record)
+        return self._delivered(request, workspace, self._progress(request, workspace))
 
     def _progress(self, request: DeliverInput, workspace: WorkspaceSettings) -> StepsInput | None:
         """What the delivery records of its run once it has its outcome: the steps it carries
@@ -289,6 +281,30 @@ class JourneyActivities:
         enrollment = carried.enrollment and self._marked(carried.enrollment, workspace)
         return StepsInput(enrollment=enrollment, steps=steps)
 
+    def deliver_message(self, request: DeliverInput) -> DeliveryOutcome:
+        """Deliver one message as `deliver` does, with no run's steps to record (broadcasts):
+        raises `ApplicationError` of type `PERMANENT_FAILURE` (recorded as failed) or
+        `TRANSIENT_FAILURE` (try again later, same key)."""
+        return self._delivered(request, load_workspace_settings(self._store), None)
+
+    def record_pending(self, request: DeliverInput) -> DeliveryRecord:
+        """The delivery's record, created "pending" if it is new (a message put off)."""
+        return self._begin(request)
+
+    def _delivered(
+        self, request: DeliverInput, workspace: WorkspaceSettings, progress: StepsInput | None
+    ) -> DeliveryOutcome:
+        """The delivery's outcome: sent (or sent again) now, or the one an earlier attempt
+        recorded; whatever finishes it records `progress` with its outcome."""
+        record = self._begin(request)
+        if not record.finished:
+            return self._deliver(request, record, workspace, progress)
+        # An earlier attempt finished it, and its answer was lost: the steps are recorded
+        # again (which changes nothing if that attempt recorded them).
+        if progress is not None:
+            self._store.record_steps(progress.steps, enrollment=progress.enrollment)
+        return _outcome(record)
+
     def _deliver(
         self,
         request: DeliverInput,
@@ -296,8 +312,6 @@ class JourneyActivities:
         workspace: WorkspaceSettings,
         progress: StepsInput | None,
     ) -> DeliveryOutcome:
-        """Send (or send again) a delivery not finished yet; whatever finishes it records
-        `progress` with its outcome."""
         provider = self._channels[request.channel]
         try:
             if record.status == "sending":

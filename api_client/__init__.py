@@ -179,6 +179,22 @@ class ApiClient:
         body: dict[str, Any] = self._admin("POST", "/v1/messages/preview", request)
         return body
 
+    def list_broadcasts(self) -> list[dict[str, Any]]:
+        """Every broadcast with its progress, newest first."""
+        listed: list[dict[str, Any]] = self._admin("GET", "/v1/broadcasts")
+        return listed
+
+    def create_broadcast(self, broadcast: dict[str, Any]) -> dict[str, Any]:
+        """Send a broadcast (`POST /v1/broadcasts`); the broadcast as recorded."""
+        created: dict[str, Any] = self._admin("POST", "/v1/broadcasts", broadcast)
+        return created
+
+    def cancel_broadcast(self, broadcast_id: str) -> dict[str, Any]:
+        """Stop a broadcast's further sends; the broadcast as it is now."""
+        path = f"/v1/broadcasts/{_segment(broadcast_id)}/cancel"
+        cancelled: dict[str, Any] = self._admin("POST", path)
+        return cancelled
+
     def get_settings(self) -> dict[str, Any]:
         """`GET /v1/settings`: the workspace settings (defaults until first set)."""
         body: dict[str, Any] = self._admin("GET", "/v1/settings")

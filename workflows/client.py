@@ -6,9 +6,17 @@ from __future__ import annotations
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from journeys.broadcasts import (
+    BROADCAST_WORKFLOW_TYPE,
+    CANCEL_SIGNAL,
+    Broadcast,
+    BroadcastInput,
+    BroadcastOutcome,
+    broadcast_workflow_id,
+)
 from journeys.contracts import (
     EVENT_SIGNAL,
     JOURNEY_ID,
@@ -99,3 +107,42 @@ async def signal_event(client: Client, journey_id: str, user_id: str, event: Jou
 async def signal_leave(client: Client, run_id: str, request: LeaveRequest) -> None:
     """Make the run with workflow id `run_id` leave its journey at once."""
     await client.get_workflow_handle(run_id).signal(LEAVE_SIGNAL, request)
+
+
+async def start_broadcast(
+    client: Client,
+    broadcast: Broadcast,
+    *,
+    task_queue: str,
+    page_size: int | None = None,
+    pages_per_run: int | None = None,
+    history_limit: int | None = None,
+) -> WorkflowHandle[object, BroadcastOutcome]:
+    """Start the broadcast's workflow (`broadcast:{id}`). An id whose workflow ever ran (within
+    the namespace's retention) raises `WorkflowAlreadyStartedError`: a broadcast is sent once.
+    The sizes that make runs continue as new have defaults that suit (tests make them small).
+    """
+    sizes = {
+        "page_size": page_size,
+        "pages_per_run": pages_per_run,
+        "history_limit": history_limit,
+    }
+    run_input = BroadcastInput.model_validate(
+        {"broadcast": broadcast, **{k: v for k, v in sizes.items() if v is not None}}
+    )
+    segment = f"segment {broadcast.segment}"
+    return await client.start_workflow(
+        BROADCAST_WORKFLOW_TYPE,
+        run_input,
+        id=broadcast_workflow_id(broadcast.id),
+        task_queue=task_queue,
+        result_type=BroadcastOutcome,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        static_summary=f"Broadcast {broadcast.id} · {broadcast.message.channel} · {segment}",
+    )
+
+
+async def cancel_broadcast(client: Client, broadcast_id: str) -> None:
+    """Tell the broadcast's run to stop sending (raises `RPCError` NOT_FOUND when it is not
+    running)."""
+    await client.get_workflow_handle(broadcast_workflow_id(broadcast_id)).signal(CANCEL_SIGNAL)
