@@ -806,7 +806,7 @@ def test_an_empty_database_is_migrated_once_however_many_open_it(empty_url: str)
     try:
         applied = [s.migration.applied for s in stores]
         revisions = [step.split(":")[0] for step in max(applied)]
-        assert revisions == ["0001", "0002", "0003", "0004", "0005", "0006", "0007"]
+        assert revisions == ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0010"]
         assert sorted(applied) == [(), (), (), max(applied)]  # one did the work
         assert {s.migration.head for s in stores} == {migrations.head()}
         with stores[0].engine.connect() as connection:
@@ -857,7 +857,7 @@ def test_upgrading_a_populated_database_keeps_its_data(empty_url: str) -> None:
     try:
         assert store.migration.found == "0001"
         assert [step.split(":")[0] for step in store.migration.applied] == [
-            "0002", "0003", "0004", "0005", "0006", "0007"
+            "0002", "0003", "0004", "0005", "0006", "0007", "0010"
         ]  # fmt: skip
         assert_populated_data_kept(store)
         with store.engine.connect() as connection:
@@ -982,7 +982,7 @@ def test_a_database_made_by_create_all_before_0002_is_adopted_and_upgraded(
     try:
         assert (store.migration.found, store.migration.adopted) == (None, "0001")
         assert [step.split(":")[0] for step in store.migration.applied] == [
-            "0002", "0003", "0004", "0005", "0006", "0007"
+            "0002", "0003", "0004", "0005", "0006", "0007", "0010"
         ]  # fmt: skip
         assert_populated_data_kept(store)
     finally:
