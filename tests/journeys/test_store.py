@@ -1032,10 +1032,10 @@ def test_journeys_migrate_says_what_it_did(tmp_path: Path) -> None:
     assert lines[0] == f"database sqlite:///{tmp_path / 'journeys.db'}"
     assert [line.split(":")[0] for line in lines[1:]] == [
         "applied 0001", "applied 0002", "applied 0003", "applied 0004", "applied 0005",
-        "applied 0006", "applied 0007", "now at revision 0007",
+        "applied 0006", "applied 0007", "applied 0010", "now at revision 0010",
     ]  # fmt: skip
     again = run_journeys("migrate", env={**os.environ, **environment})
-    assert again.stdout.splitlines()[1:] == ["already at revision 0007: nothing to do"]
+    assert again.stdout.splitlines()[1:] == ["already at revision 0010: nothing to do"]
 
 
 # --- experiments and predictions ---------------------------------------------------------------
