@@ -119,7 +119,12 @@ class MessageStats(LocaleStats):
 
     skipped: int = 0
     failed: int = 0
-    locales: dict[str, LocaleStats] | None = None
+    locales: dict[str, LocaleStats] | None = Field(
+        default=None,
+        exclude_if=lambda locales: locales is None,
+        description="per language the message was sent in (`base`: the base content), when "
+        "it has languages",
+    )
 
 
 class VariantStats(BaseModel):

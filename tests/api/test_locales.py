@@ -62,7 +62,7 @@ async def test_each_user_gets_the_content_of_their_language(
     stats = (await api.admin("GET", "/v1/journeys/welcome/stats")).json()["messages"]
     nothing = {"sent": 0, "opened": 0, "clicked": 0, "open_rate": None, "click_rate": None}
     assert stats["hello"]["locales"] == {"base": nothing, "de": nothing, "fr-CA": nothing}
-    assert stats["bye"]["locales"] is None  # no locales: no breakdown
+    assert "locales" not in stats["bye"]  # no languages: no breakdown
 
     journey = Journey.model_validate(WELCOME)
     for user, locale in USERS.items():
@@ -100,6 +100,8 @@ async def test_each_user_gets_the_content_of_their_language(
         "yui": (None, "Welcome, Yui"),
     }
     assert {d.locale for d in store.deliveries_for_user("greta") if d.node_id == "bye"} == {None}
+    shown = (await api.admin("GET", "/v1/users/heidi")).json()["deliveries"]
+    assert {d["node_id"]: d["locale"] for d in shown} == {"hello": "de", "bye": None}
 
     [greta] = [d for d in store.deliveries_for_user("greta") if d.node_id == "hello"]
     assert greta.id is not None
