@@ -49,6 +49,24 @@ def message_rows(stats: dict[str, Any], definition: dict[str, Any]) -> list[dict
     ]
 
 
+def locale_rows(stats: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per language of each message step that has languages (`base`: the base
+    content): those sent in it, its open and click rates and the users behind them."""
+    return [
+        {
+            "step": node_id,
+            "language": tag,
+            "sent": int(counts.get("sent", 0)),
+            "open rate": counts.get("open_rate"),
+            "click rate": counts.get("click_rate"),
+            "opened": int(counts.get("opened", 0)),
+            "clicked": int(counts.get("clicked", 0)),
+        }
+        for node_id, figures in (stats.get("messages") or {}).items()
+        for tag, counts in (figures.get("locales") or {}).items()
+    ]
+
+
 def variant_rows(experiment: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per variant: users, conversions, rate and the 95 % interval the API gives, and
     (when the API counts them) the users who clicked, the click-through rate and its 95 %

@@ -16,6 +16,7 @@ from journey_designer.state import JOURNEY
 from journey_designer.stats import (
     funnel,
     holdout_reading,
+    locale_rows,
     message_rows,
     next_look,
     variant_rows,
@@ -104,6 +105,18 @@ def deliveries(stats: dict[str, Any], definition: dict[str, Any]) -> None:
         "message (None until something is sent). Opens and clicks by link scanners and mail "
         "privacy proxies are left out; an untracked step has none."
     )
+    languages = locale_rows(stats)
+    if languages:
+        st.markdown("**By language**")
+        st.dataframe(
+            languages,
+            hide_index=True,
+            column_config={"open rate": PERCENT, "click rate": PERCENT},
+        )
+        st.caption(
+            "Steps written in several languages, per language the message was sent in (the "
+            "one each user's `locale` trait picked; base: the base content)."
+        )
 
 
 def experiments(stats: dict[str, Any], definition: dict[str, Any]) -> None:

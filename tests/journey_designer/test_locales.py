@@ -17,6 +17,7 @@ from tests.journey_designer.helpers import (
     errors,
     ok,
     open_in_editor,
+    start,
     texts,
 )
 
@@ -120,3 +121,22 @@ def test_preview_per_language(api: LiveApi) -> None:
     app.text_input(key="preview:reminder:user").input("heidi").run()
     button(app, "Render preview").click().run()
     assert "**Subject:** Noch da, Heidi?" in texts(app)
+
+
+def test_analytics_show_each_language_of_a_message(api: LiveApi) -> None:
+    document = localised_journey()
+    api.store.save_draft(document["id"], document)
+    api.store.publish(document["id"])
+    for user, locale in [("greta", "de"), ("heidi", "de"), ("yui", None)]:
+        api.store.begin_delivery(
+            idempotency_key=user, journey_id="cart-nudge", version=1, node_id="reminder",
+            user_id=user, channel="email", variant=None, content={},
+        )  # fmt: skip
+        api.store.claim_delivery(user, {"subject": "…"}, locale=locale)
+        api.store.finish_delivery(user, "sent")
+    app = ok(start("views/analytics.py"))
+    assert "By language" in texts(app)
+    table = app.dataframe[1].value.set_index("language")
+    assert list(table.index) == ["base", "de", "fr-CA"]
+    assert list(table["sent"]) == [1, 2, 0]
+    assert set(table["step"]) == {"reminder"}
