@@ -140,11 +140,12 @@ async def test_the_preview_renders_the_users_language(api: ApiClient, store: Sto
     merge_traits(store, "heidi", {"first_name": "Heidi", "locale": "de-CH"})
     content = WELCOME["nodes"]["hello"]["content"]
     request = {"channel": "email", "content": content}
-    for who, subject in [
+    asked: list[tuple[dict[str, Any], str]] = [
         ({"user_id": "heidi"}, "Willkommen, Heidi"),
         ({"context": {"user": {"first_name": "Ann", "locale": "fr-CA"}}}, "Bienvenue, Ann"),
         ({"context": {"user": {"first_name": "Yui", "locale": "ja"}}}, "Welcome, Yui"),
-    ]:
+    ]
+    for who, subject in asked:
         response = await api.admin("POST", "/v1/messages/preview", {**request, **who})
         assert response.status_code == 200, response.text
         rendered = response.json()
