@@ -195,3 +195,15 @@ async def test_a_template_with_a_bad_locale_is_refused(api: ApiClient) -> None:
     [detail] = error["details"]
     assert detail["path"] == "content.locales.de.body"
     assert "template does not parse" in detail["message"]
+
+
+async def test_a_stored_template_renders_in_the_users_language(api: ApiClient) -> None:
+    template = {
+        "channel": "sms",
+        "content": {"body": "Hi {{ user.first_name }}", "locales": {"pt-BR": {"body": "Olá"}}},
+    }
+    assert (await api.admin("PUT", "/v1/templates/hi", template)).status_code == 200
+    for locale, body in [("pt_BR", "Olá"), ("pt-PT", "Hi Rui"), (None, "Hi Rui")]:
+        user = {"first_name": "Rui", **({"locale": locale} if locale else {})}
+        response = await api.admin("POST", "/v1/templates/hi/preview", {"context": {"user": user}})
+        assert response.json() == {"body": body}
