@@ -951,6 +951,7 @@ def test_a_database_made_by_create_all_is_adopted(empty_url: str, tmp_path: Path
         "ALTER TABLE deliveries DROP COLUMN opened_at",
         "ALTER TABLE deliveries DROP COLUMN clicked_at",
         "ALTER TABLE deliveries DROP COLUMN waits_until",
+        "ALTER TABLE deliveries DROP COLUMN locale",
         "ALTER TABLE events DROP COLUMN partition_key",
         "DROP INDEX ix_enrollments_workflow_id",
         "ALTER TABLE enrollments DROP COLUMN holdout",
@@ -965,13 +966,14 @@ def test_a_database_made_by_create_all_is_adopted(empty_url: str, tmp_path: Path
             "0005",
             "0006",
             "0007",
+            "0010",
         ]
         assert store.get_user("u1").traits == {"plan": "pro"}  # type: ignore[union-attr]
     finally:
         store.close()
     reopened = Store(empty_url)
     reopened.close()
-    assert reopened.migration.describe() == "already at revision 0007: nothing to do"
+    assert reopened.migration.describe() == "already at revision 0010: nothing to do"
 
 
 def test_a_database_made_by_create_all_before_0002_is_adopted_and_upgraded(
