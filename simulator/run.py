@@ -1,0 +1,334 @@
+"""One simulation: the real interpreter and activities, an isolated store, a time-skipping
+engine of its own, and channels that send nothing.
+
+The run starts the way the router starts it (the entry event, stored then signalled with the
+start); each scripted event is stored when its offset comes, by skipping the engine's clock to
+it, and signalled to the run if the journey cares about it, as the router would. The engine's
+clock then skips to the horizon. What the run recorded in its store (its steps, its deliveries)
+becomes the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from temporalio import activity
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.channels import OutboxProvider, Provider
+from activities.journey import JourneyActivities
+from journeys import templates
+from journeys.contracts import (
+    ENTRY_LIMIT,
+    Activity,
+    DeliverInput,
+    DeliveryOutcome,
+    EntryContext,
+    JourneyOutcome,
+)
+from journeys.facts import entry_allowed, user_traits
+from journeys.model import CHANNELS, Channel, Journey, to_timedelta
+from journeys.reactions import entry_context, interest, journey_event
+from journeys.simulation import (
+    PathStep,
+    ScriptedEvent,
+    SimulatedMessage,
+    SimulationRequest,
+    SimulationResult,
+)
+from journeys.store import DeliveryRecord, EventRecord, NewEvent
+from simulator.engine import time_skipping_engine
+from simulator.scratch import ScratchStore, Workspace, scratch_store
+from workflows.client import signal_event, start_journey
+from workflows.journey import JourneyWorkflow
+
+TASK_QUEUE = "simulation"
+ACTIVITY_THREADS = 4
+NOT_ENTERED = "the entry's conditions do not hold for this user"
+Progress = Callable[[str], None]
+
+
+def _silent(_: str) -> None:
+    """No progress to show."""
+
+
+@dataclass
+class _Attempt:
+    """A delivery as the run asked for it, when (simulated), and the content shown for it
+    when the activity rendered none (a skipped or failed message)."""
+
+    request: DeliverInput
+    at: datetime
+    content: dict[str, Any] | None = None
+
+
+def recording_channels() -> dict[Channel, Provider]:
+    """Every channel takes its message without sending it anywhere (webhooks included): the
+    delivery record holds what would have gone."""
+    return {channel: OutboxProvider("simulation") for channel in CHANNELS}
+
+
+class _Deliveries:
+    """The `deliver` activity of a simulation: the real one, noting when each delivery was
+    asked for by the engine's clock and rendering what a skipped message would have said."""
+
+    def __init__(
+        self, env: WorkflowEnvironment, store: ScratchStore, activities: JourneyActivities
+    ) -> None:
+        self._env = env
+        self._store = store
+        self._activities = activities
+        self.attempts: dict[str, _Attempt] = {}
+
+    @activity.defn(name=Activity.DELIVER)
+    async def deliver(self, request: DeliverInput) -> DeliveryOutcome:
+        """Deliver through the real activity, on a thread as the worker would."""
+        # The engine's clock stands still while the run's task is in flight: this is when the
+        # message goes.
+        at = await self._env.get_current_time()
+        attempt = self.attempts.setdefault(request.idempotency_key, _Attempt(request, at))
+        sent = False
+        try:
+            outcome = await asyncio.to_thread(self._activities.deliver, request)
+            sent = outcome.status == "sent"
+        finally:
+            if not sent and attempt.content is None:
+                attempt.content = await asyncio.to_thread(self._render, request)
+        return outcome
+
+    def _render(self, request: DeliverInput) -> dict[str, Any]:
+        """The message as it would have read (the content as written if it does not render)."""
+        source = request.content or {}
+        if request.template is not None:
+            template = self._store.get_template(request.template)
+            source = template.content if template is not None else {}
+        traits = user_traits(self._store, request.user_id)
+        unsubscribe = "" if request.channel == "email" else None
+        namespaces = request.context.namespaces(
+            {**traits, "id": request.user_id}, unsubscribe_url=unsubscribe
+        )
+        try:
+            rendered: dict[str, Any] = templates.render_value(source, namespaces)
+        except templates.TemplateError:
+            return dict(source)
+        return rendered
+
+
+async def simulate(
+    journey: Journey,
+    version: int,
+    request: SimulationRequest,
+    workspace: Workspace | None = None,
+    *,
+    progress: Progress = _silent,
+) -> SimulationResult:
+    """Run `journey` (as version `version`) for the request's user and script on an engine of
+    its own; `progress` hears what the simulation is doing."""
+    began = time.perf_counter()
+    user_id = request.user_id
+    with scratch_store(journey, user_id, request.traits, workspace or Workspace()) as store:
+        progress("starting the time-skipping engine")
+        async with time_skipping_engine() as env:
+            entered_at = await env.get_current_time()
+            result = await _Simulation(env, store, journey, version, request, progress).run(
+                entered_at
+            )
+    result.duration = round(time.perf_counter() - began, 3)
+    return result
+
+
+class _Simulation:
+    def __init__(
+        self,
+        env: WorkflowEnvironment,
+        store: ScratchStore,
+        journey: Journey,
+        version: int,
+        request: SimulationRequest,
+        progress: Progress,
+    ) -> None:
+        self._env = env
+        self._store = store
+        self._journey = journey
+        self._version = version
+        self._request = request
+        self._progress = progress
+        self._user_id = request.user_id
+
+    async def run(self, entered_at: datetime) -> SimulationResult:
+        request = self._request
+        kept, ignored = request.within_horizon()
+        horizon_at = entered_at + to_timedelta(request.horizon)
+        blank = SimulationResult(
+            status="not_entered",
+            ended=NOT_ENTERED,
+            entered_at=entered_at,
+            horizon_at=horizon_at,
+            path=[],
+            messages=[],
+            ignored_events=ignored,
+            duration=0.0,
+        )
+        allowed = await asyncio.to_thread(
+            entry_allowed, self._store, self._journey, self._user_id, request.entry, entered_at
+        )
+        if not allowed:
+            return blank
+        activities = JourneyActivities(self._store, recording_channels())
+        deliveries = _Deliveries(self._env, self._store, activities)
+        others = [a for a in activities.all() if a.__name__ != "deliver"]
+        with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
+            async with Worker(
+                self._env.client,
+                task_queue=TASK_QUEUE,
+                workflows=[JourneyWorkflow],
+                activities=[*others, deliveries.deliver],
+                activity_executor=executor,
+            ):
+                self._progress("running the journey")
+                handle = await self._start(entered_at)
+                for scripted in kept:
+                    await self._skip_to(entered_at + to_timedelta(scripted.at))
+                    self._progress(f"{scripted.at} after entry: {scripted.event}")
+                    await self._perform(scripted, entered_at)
+                await self._skip_to(horizon_at)
+                outcome = await self._outcome(handle)
+        return self._answer(blank, outcome, deliveries.attempts)
+
+    async def _start(self, at: datetime) -> WorkflowHandle[object, JourneyOutcome]:
+        """Start the run as the router does: an entry event is stored, then the run is started
+        with it (signal-with-start); other entries start with their context alone."""
+        entry = self._journey.entry
+        name = entry.event or entry.page
+        kind = "track" if entry.event is not None else "page"
+        event = None
+        context = EntryContext(properties=self._request.entry, timestamp=at)
+        if name is not None:
+            event = await self._store_event(kind, name, self._request.entry, at)
+            context = entry_context(event)
+        return await start_journey(
+            self._env.client,
+            journey=self._journey,
+            version=self._version,
+            user_id=self._user_id,
+            entry=context,
+            task_queue=TASK_QUEUE,
+            event=event,
+        )
+
+    async def _store_event(
+        self, kind: str, name: str, properties: dict[str, Any], at: datetime
+    ) -> Any:
+        """Store an event of the user (conditions count them), and its signal payload."""
+        new = NewEvent(
+            message_id=f"simulated-{uuid.uuid4().hex}",
+            user_id=self._user_id,
+            type="track" if kind == "track" else "page",
+            name=name,
+            properties=properties,
+            timestamp=at,
+        )
+        await asyncio.to_thread(self._store.append_events, [new])
+        record = EventRecord(
+            message_id=new.message_id,
+            user_id=new.user_id,
+            type=new.type,
+            name=new.name,
+            properties=new.properties,
+            timestamp=new.timestamp,
+        )
+        return journey_event(record)
+
+    async def _perform(self, scripted: ScriptedEvent, entered_at: datetime) -> None:
+        """The user performs a scripted event: stored, and signalled to the run if the journey
+        cares about it (a run that has ended hears nothing)."""
+        at = entered_at + to_timedelta(scripted.at)
+        event = await self._store_event("track", scripted.event, scripted.properties, at)
+        if not interest(self._journey).covers(event):
+            return
+        try:
+            await signal_event(self._env.client, self._journey.id, self._user_id, event)
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
+
+    async def _skip_to(self, moment: datetime) -> None:
+        """Skip the engine's clock to `moment`, the run living through every timer on the way."""
+        remaining = moment - await self._env.get_current_time()
+        if remaining.total_seconds() > 0:
+            await self._env.sleep(remaining)
+
+    async def _outcome(
+        self, handle: WorkflowHandle[object, JourneyOutcome]
+    ) -> JourneyOutcome | None:
+        """How the run ended, or None while it is still inside at the horizon."""
+        described = await handle.describe()
+        if described.status == WorkflowExecutionStatus.RUNNING:
+            return None
+        with self._env.auto_time_skipping_disabled():
+            return await handle.result()
+
+    def _answer(
+        self,
+        blank: SimulationResult,
+        outcome: JourneyOutcome | None,
+        attempts: dict[str, _Attempt],
+    ) -> SimulationResult:
+        steps = self._store.steps
+        path: list[PathStep] = []
+        reached: set[str] = set()
+        converted_at = None
+        variant = None
+        for step in steps:
+            if step.node_id is not None and step.node_id not in reached:
+                reached.add(step.node_id)
+                path.append(PathStep(node=step.node_id, at=step.at))
+            if step.converted and converted_at is None:
+                converted_at = step.at
+            variant = step.variant or variant
+        messages = [
+            _message(record, attempts[record.idempotency_key])
+            for record in reversed(self._store.deliveries_for_user(self._user_id))
+            if record.finished and record.idempotency_key in attempts
+        ]
+        messages.sort(key=lambda message: message.at)
+        if outcome is None:
+            status, ended = "active", None
+        elif outcome.status == "exited" and outcome.reason == ENTRY_LIMIT:
+            status, ended = "not_entered", ENTRY_LIMIT
+        else:
+            status, ended = outcome.status, outcome.reason
+        return blank.model_copy(
+            update={
+                "status": status,
+                "ended": ended,
+                "path": path,
+                "messages": messages,
+                "converted_at": converted_at,
+                "variant": variant,
+            }
+        )
+
+
+def _message(record: DeliveryRecord, attempt: _Attempt) -> SimulatedMessage:
+    content = record.content if record.status == "sent" else attempt.content
+    return SimulatedMessage(
+        node=record.node_id,
+        channel=attempt.request.channel,
+        at=attempt.at,
+        status=record.status if record.status in ("sent", "skipped") else "failed",
+        content=content or {},
+        skipped=record.reason if record.status == "skipped" else None,
+        failed=record.reason if record.status == "failed" else None,
+        variant=record.variant,
+    )

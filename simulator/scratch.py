@@ -1,0 +1,110 @@
+"""The isolated store a simulation runs against: a SQLite file of its own in a temporary
+folder, seeded with what the run reads (the journey, the user, the workspace's segments,
+templates and settings), and recording the run's steps as the run reports them.
+
+Nothing the simulated run does reaches the real store: no delivery, no enrollment, no event,
+so nothing shows in real users' pages or in stats.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from journeys.contracts import EnrollInput, ProgressInput
+from journeys.model import Journey
+from journeys.store import Store
+
+_TEMPLATE_LOCK = threading.Lock()
+_template: Path | None = None
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """What a simulated run reads of the workspace: segments, templates and settings."""
+
+    segments: tuple[tuple[str, str, dict[str, Any]], ...] = ()
+    """(id, name, condition) of each segment."""
+    templates: tuple[tuple[str, str, dict[str, Any]], ...] = ()
+    """(id, channel, content) of each template."""
+    settings: dict[str, Any] = field(default_factory=dict)
+    """The stored workspace settings by key (frequency caps, time zone, rate limits...)."""
+
+    @classmethod
+    def of(cls, store: Store) -> Workspace:
+        """A copy of the real store's segments, templates and settings."""
+        return cls(
+            segments=tuple((s.id, s.name, s.condition) for s in store.list_segments()),
+            templates=tuple((t.id, t.channel, t.content) for t in store.list_templates()),
+            settings=store.get_settings(),
+        )
+
+
+class ScratchStore(Store):
+    """A store that also keeps, in order, every step the run recorded (node reached, variant,
+    conversion, end), each stamped with the run's own (simulated) time."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.steps: list[ProgressInput] = []
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def record_steps(
+        self, steps: Sequence[ProgressInput], *, enrollment: EnrollInput | None = None
+    ) -> None:
+        """Record as the store does, and keep each step once (a retried record repeats them)."""
+        super().record_steps(steps, enrollment=enrollment)
+        with self._lock:
+            for step in steps:
+                key = step.model_dump_json()
+                if key not in self._seen:
+                    self._seen.add(key)
+                    self.steps.append(step)
+
+
+def _migrated_template() -> Path:
+    """A SQLite file at the newest migration, made once per process: copying it is far
+    quicker than migrating a new database for every simulation."""
+    global _template
+    with _TEMPLATE_LOCK:
+        if _template is None or not _template.exists():
+            folder = Path(tempfile.mkdtemp(prefix="journeys-simulation-template-"))
+            path = folder / "template.db"
+            Store(f"sqlite:///{path}").close()
+            with closing(sqlite3.connect(path)) as connection:  # fold the WAL into the file
+                connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            _template = path
+        return _template
+
+
+@contextmanager
+def scratch_store(
+    journey: Journey, user_id: str, traits: dict[str, Any], workspace: Workspace
+) -> Iterator[ScratchStore]:
+    """A new isolated store holding the journey (live), the user and the workspace; deleted
+    with its folder after the block."""
+    with tempfile.TemporaryDirectory(prefix="journeys-simulation-") as folder:
+        path = Path(folder) / "simulation.db"
+        shutil.copyfile(_migrated_template(), path)
+        store = ScratchStore(f"sqlite:///{path}")
+        try:
+            for segment_id, name, condition in workspace.segments:
+                store.put_segment(segment_id, name, condition)
+            for template_id, channel, content in workspace.templates:
+                store.put_template(template_id, channel, content)
+            if workspace.settings:
+                store.put_settings(workspace.settings)
+            store.update_traits(user_id, traits, [])
+            store.save_draft(journey.id, journey.model_dump(mode="json", by_alias=True))
+            store.publish(journey.id)
+            yield store
+        finally:
+            store.close()
