@@ -34,6 +34,7 @@ from journeys.contracts import (
     DeliverInput,
     DeliveryOutcome,
     EntryContext,
+    JourneyEvent,
     JourneyOutcome,
 )
 from journeys.facts import entry_allowed, user_traits
@@ -140,16 +141,25 @@ async def simulate(
         progress("starting the time-skipping engine")
         async with time_skipping_engine() as env:
             entered_at = await env.get_current_time()
-            result = await _Simulation(env, store, journey, version, request, progress).run(
-                entered_at
+            simulation = _Simulation(
+                env=env,
+                store=store,
+                journey=journey,
+                version=version,
+                request=request,
+                progress=progress,
             )
+            result = await simulation.run(entered_at)
     result.duration = round(time.perf_counter() - began, 3)
     return result
 
 
 class _Simulation:
+    """One simulation under way: its engine, store, journey and script."""
+
     def __init__(
         self,
+        *,
         env: WorkflowEnvironment,
         store: ScratchStore,
         journey: Journey,
@@ -166,6 +176,7 @@ class _Simulation:
         self._user_id = request.user_id
 
     async def run(self, entered_at: datetime) -> SimulationResult:
+        """Enter the user at `entered_at`, play the script, skip to the horizon, answer."""
         request = self._request
         kept, ignored = request.within_horizon()
         horizon_at = entered_at + to_timedelta(request.horizon)
@@ -228,7 +239,7 @@ class _Simulation:
 
     async def _store_event(
         self, kind: str, name: str, properties: dict[str, Any], at: datetime
-    ) -> Any:
+    ) -> JourneyEvent:
         """Store an event of the user (conditions count them), and its signal payload."""
         new = NewEvent(
             message_id=f"simulated-{uuid.uuid4().hex}",

@@ -23,7 +23,8 @@ from journeys.model import Journey
 from journeys.store import Store
 
 _TEMPLATE_LOCK = threading.Lock()
-_template: Path | None = None
+_templates: dict[str, Path] = {}
+"""The migrated template file, once made."""
 
 
 @dataclass(frozen=True)
@@ -73,16 +74,16 @@ class ScratchStore(Store):
 def _migrated_template() -> Path:
     """A SQLite file at the newest migration, made once per process: copying it is far
     quicker than migrating a new database for every simulation."""
-    global _template
     with _TEMPLATE_LOCK:
-        if _template is None or not _template.exists():
+        made = _templates.get("head")
+        if made is None or not made.exists():
             folder = Path(tempfile.mkdtemp(prefix="journeys-simulation-template-"))
-            path = folder / "template.db"
-            Store(f"sqlite:///{path}").close()
-            with closing(sqlite3.connect(path)) as connection:  # fold the WAL into the file
+            made = folder / "template.db"
+            Store(f"sqlite:///{made}").close()
+            with closing(sqlite3.connect(made)) as connection:  # fold the WAL into the file
                 connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            _template = path
-        return _template
+            _templates["head"] = made
+        return made
 
 
 @contextmanager
