@@ -21,6 +21,7 @@ from api import (
     ops,
     predictions,
     sdk,
+    simulate,
     unsubscribe,
     users,
 )
@@ -114,6 +115,7 @@ def create_app(
         ingest.router,
         mixpanel.router,
         journeys.router,
+        simulate.router,
         catalog.router,
         users.router,
         inbox.router,

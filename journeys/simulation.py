@@ -36,7 +36,7 @@ class SimulationRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    version: int | Literal["draft"] = Field(
+    version: Annotated[int, Field(ge=1, le=2**31 - 1)] | Literal["draft"] = Field(
         default="draft", description='a published version number, or "draft"'
     )
     user: dict[str, Any] = Field(

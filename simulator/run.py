@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -55,6 +56,11 @@ from workflows.journey import JourneyWorkflow
 
 TASK_QUEUE = "simulation"
 ACTIVITY_THREADS = 4
+SIMULATIONS_AT_ONCE = 4
+"""Simulations one process runs at once (each has an engine of its own); more wait their turn."""
+_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
 NOT_ENTERED = "the entry's conditions do not hold for this user"
 Progress = Callable[[str], None]
 
@@ -136,8 +142,23 @@ async def simulate(
     """Run `journey` (as version `version`) for the request's user and script on an engine of
     its own; `progress` hears what the simulation is doing."""
     began = time.perf_counter()
-    user_id = request.user_id
-    with scratch_store(journey, user_id, request.traits, workspace or Workspace()) as store:
+    gate = _gates.setdefault(asyncio.get_running_loop(), asyncio.Semaphore(SIMULATIONS_AT_ONCE))
+    async with gate:
+        result = await _simulate(journey, version, request, workspace, progress)
+    result.duration = round(time.perf_counter() - began, 3)
+    return result
+
+
+async def _simulate(
+    journey: Journey,
+    version: int,
+    request: SimulationRequest,
+    workspace: Workspace | None,
+    progress: Progress,
+) -> SimulationResult:
+    seeds = (journey, request.user_id, request.traits, workspace or Workspace())
+    store = await asyncio.to_thread(scratch_store, *seeds)
+    try:
         progress("starting the time-skipping engine")
         async with time_skipping_engine() as env:
             entered_at = await env.get_current_time()
@@ -149,9 +170,9 @@ async def simulate(
                 request=request,
                 progress=progress,
             )
-            result = await simulation.run(entered_at)
-    result.duration = round(time.perf_counter() - began, 3)
-    return result
+            return await simulation.run(entered_at)
+    finally:
+        await asyncio.to_thread(store.close)
 
 
 class _Simulation:

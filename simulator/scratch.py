@@ -12,8 +12,8 @@ import shutil
 import sqlite3
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import closing, contextmanager
+from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,8 +52,9 @@ class ScratchStore(Store):
     """A store that also keeps, in order, every step the run recorded (node reached, variant,
     conversion, end), each stamped with the run's own (simulated) time."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, folder: Path) -> None:
         super().__init__(url)
+        self._folder = folder
         self.steps: list[ProgressInput] = []
         self._seen: set[str] = set()
         self._lock = threading.Lock()
@@ -69,6 +70,11 @@ class ScratchStore(Store):
                 if key not in self._seen:
                     self._seen.add(key)
                     self.steps.append(step)
+
+    def close(self) -> None:
+        """Close the database and delete its folder."""
+        super().close()
+        shutil.rmtree(self._folder, ignore_errors=True)
 
 
 def _migrated_template() -> Path:
@@ -86,26 +92,26 @@ def _migrated_template() -> Path:
         return made
 
 
-@contextmanager
 def scratch_store(
     journey: Journey, user_id: str, traits: dict[str, Any], workspace: Workspace
-) -> Iterator[ScratchStore]:
-    """A new isolated store holding the journey (live), the user and the workspace; deleted
-    with its folder after the block."""
-    with tempfile.TemporaryDirectory(prefix="journeys-simulation-") as folder:
-        path = Path(folder) / "simulation.db"
-        shutil.copyfile(_migrated_template(), path)
-        store = ScratchStore(f"sqlite:///{path}")
-        try:
-            for segment_id, name, condition in workspace.segments:
-                store.put_segment(segment_id, name, condition)
-            for template_id, channel, content in workspace.templates:
-                store.put_template(template_id, channel, content)
-            if workspace.settings:
-                store.put_settings(workspace.settings)
-            store.update_traits(user_id, traits, [])
-            store.save_draft(journey.id, journey.model_dump(mode="json", by_alias=True))
-            store.publish(journey.id)
-            yield store
-        finally:
-            store.close()
+) -> ScratchStore:
+    """A new isolated store holding the journey (live), the user and the workspace, in a
+    folder of its own that closing the store deletes."""
+    folder = Path(tempfile.mkdtemp(prefix="journeys-simulation-"))
+    path = folder / "simulation.db"
+    shutil.copyfile(_migrated_template(), path)
+    store = ScratchStore(f"sqlite:///{path}", folder)
+    try:
+        for segment_id, name, condition in workspace.segments:
+            store.put_segment(segment_id, name, condition)
+        for template_id, channel, content in workspace.templates:
+            store.put_template(template_id, channel, content)
+        if workspace.settings:
+            store.put_settings(workspace.settings)
+        store.update_traits(user_id, traits, [])
+        store.save_draft(journey.id, journey.model_dump(mode="json", by_alias=True))
+        store.publish(journey.id)
+    except BaseException:
+        store.close()
+        raise
+    return store
