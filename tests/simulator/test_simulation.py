@@ -151,7 +151,8 @@ async def test_an_invalid_address_fails_and_takes_on_failure() -> None:
     assert [step.node for step in result.path] == ["mail", "fallback"]
     failed, fallback = result.messages
     assert failed.status == "failed"
-    assert failed.failed is not None and "invalid email address" in failed.failed
+    assert failed.failed is not None
+    assert "invalid email address" in failed.failed
     assert fallback.status == "sent"
 
 
@@ -356,7 +357,8 @@ async def test_entry_conditions_keep_the_user_out() -> None:
     )
     result = await run(document, entry={"total": 0})
     assert result.status == "not_entered"
-    assert result.path == [] and result.messages == []
+    assert result.path == []
+    assert result.messages == []
 
 
 async def test_a_journey_with_a_day_long_wait_answers_in_seconds() -> None:
@@ -410,7 +412,8 @@ async def test_two_simulations_at_once_keep_their_own_clocks() -> None:
     assert offsets(quick)[-1] == ("mail", timedelta(minutes=10))
     assert offsets(slow)[-1] == ("mail", timedelta(hours=20))
     assert offsets(idle) == [("wait", timedelta(0))]
-    assert idle.messages == [] and idle.status == "completed"
+    assert idle.messages == []
+    assert idle.status == "completed"
 
 
 class _serving:
