@@ -79,6 +79,18 @@ class _Attempt:
     content: dict[str, Any] | None = None
 
 
+def _engine_clock(
+    env: WorkflowEnvironment, loop: asyncio.AbstractEventLoop
+) -> Callable[[], datetime]:
+    """The engine's time, for activities and the store on their threads: caps, windows and
+    looks go by the simulated clock, not this machine's."""
+
+    def now() -> datetime:
+        return asyncio.run_coroutine_threadsafe(env.get_current_time(), loop).result(timeout=30)
+
+    return now
+
+
 def recording_channels() -> dict[Channel, Provider]:
     """Every channel takes its message without sending it anywhere (webhooks included): the
     delivery record holds what would have gone."""
@@ -216,7 +228,9 @@ class _Simulation:
         )
         if not allowed:
             return blank
-        activities = JourneyActivities(self._store, recording_channels())
+        clock = _engine_clock(self._env, asyncio.get_running_loop())
+        self._store.clock = clock
+        activities = JourneyActivities(self._store, recording_channels(), clock=clock)
         deliveries = _Deliveries(self._env, self._store, activities)
         others = [a for a in activities.all() if a.__name__ != "deliver"]
         with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:

@@ -12,15 +12,17 @@ import shutil
 import sqlite3
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from journeys.contracts import EnrollInput, ProgressInput
+from journeys.contracts import EnrollInput, FinalDeliveryStatus, ProgressInput
+from journeys.facts import wall_clock
 from journeys.model import Journey
-from journeys.store import Store
+from journeys.store import DeliveryRecord, Store
 
 _TEMPLATE_LOCK = threading.Lock()
 _templates: dict[str, Path] = {}
@@ -50,7 +52,8 @@ class Workspace:
 
 class ScratchStore(Store):
     """A store that also keeps, in order, every step the run recorded (node reached, variant,
-    conversion, end), each stamped with the run's own (simulated) time."""
+    conversion, end), each stamped with the run's own (simulated) time, and that stamps a sent
+    message by `clock` (the engine's), so frequency caps count it when it went."""
 
     def __init__(self, url: str, folder: Path) -> None:
         super().__init__(url)
@@ -58,6 +61,34 @@ class ScratchStore(Store):
         self.steps: list[ProgressInput] = []
         self._seen: set[str] = set()
         self._lock = threading.Lock()
+        self.clock: Callable[[], datetime] = wall_clock
+
+    def finish_delivery(
+        self,
+        idempotency_key: str,
+        status: FinalDeliveryStatus,
+        reason: str | None = None,
+        content: dict[str, Any] | None = None,
+        *,
+        provider: str | None = None,
+        provider_message_id: str | None = None,
+    ) -> DeliveryRecord:
+        """Finish as the store does; a sent message is stamped by the engine's clock."""
+        record = super().finish_delivery(
+            idempotency_key,
+            status,
+            reason,
+            content,
+            provider=provider,
+            provider_message_id=provider_message_id,
+        )
+        if status == "sent":
+            with self._write() as session:
+                stored = session.get(DeliveryRecord, record.id)
+                assert stored is not None  # just finished
+                stored.sent_at = record.sent_at = self.clock()
+                session.add(stored)
+        return record
 
     def record_steps(
         self, steps: Sequence[ProgressInput], *, enrollment: EnrollInput | None = None

@@ -166,6 +166,44 @@ async def test_frequency_caps_skip_the_message_over_the_cap() -> None:
     assert second.skipped == "frequency cap: 1 per 1d"
 
 
+async def test_frequency_caps_count_by_the_simulated_clock() -> None:
+    workspace = Workspace(settings={"frequency_caps": [{"max": 1, "per": "24h"}]})
+    document = journey(
+        "first",
+        {
+            "first": email("pause"),
+            "pause": {"type": "delay", "duration": "25h", "next": "second"},
+            "second": email(),
+        },
+    )
+    result = await run(document, workspace=workspace)
+    assert [m.status for m in result.messages] == ["sent", "sent"]  # a day and an hour apart
+
+
+async def test_event_counts_look_back_from_the_simulated_clock() -> None:
+    viewed_recently = {
+        "event_count": {"event": "Product Viewed", "within": "1h"},
+        "op": "gte",
+        "value": 1,
+    }
+    document = journey(
+        "pause",
+        {
+            "pause": {"type": "delay", "duration": "1d", "next": "check"},
+            "check": {
+                "type": "branch",
+                "else": None,
+                "paths": [{"when": viewed_recently, "next": "mail"}],
+            },
+            "mail": email(),
+        },
+    )
+    stale = await run(document, events=[{"at": "2h", "event": "Product Viewed"}])
+    fresh = await run(document, events=[{"at": "PT23H30M", "event": "Product Viewed"}])
+    assert stale.messages == []
+    assert [m.node for m in fresh.messages] == ["mail"]
+
+
 async def test_quiet_hours_skip_or_delay_by_the_users_local_time() -> None:
     nodes = {
         "late": {"type": "delay", "until": {"time": "23:00", "timezone": "UTC"}, "next": "mail"},
