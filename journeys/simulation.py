@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from journeys.model import Channel, Duration, to_timedelta
 
@@ -18,6 +18,7 @@ DEFAULT_HORIZON = "30d"
 SIMULATED_USER = "simulated-user"
 """The user id of a simulation whose user has no `id` trait."""
 
+LAST_VERSION = 2**31 - 1
 SimulationStatus = Literal["completed", "exited", "active", "not_entered"]
 
 
@@ -36,7 +37,7 @@ class SimulationRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    version: Annotated[int, Field(ge=1, le=2**31 - 1)] | Literal["draft"] = Field(
+    version: int | Literal["draft"] = Field(
         default="draft", description='a published version number, or "draft"'
     )
     user: dict[str, Any] = Field(
@@ -51,6 +52,14 @@ class SimulationRequest(BaseModel):
     horizon: Duration = Field(
         default=DEFAULT_HORIZON, description="how long after entry to follow the user (≤ 365d)"
     )
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_or_draft(cls, value: Any) -> Any:
+        number = isinstance(value, int) and not isinstance(value, bool)
+        if value != "draft" and not (number and 1 <= value <= LAST_VERSION):
+            raise ValueError('a published version number (1 or more), or "draft"')
+        return value
 
     @property
     def user_id(self) -> str:
