@@ -16,7 +16,7 @@ from journeys.simulation import ScriptedEvent, SimulationRequest
 from journeys.store import Store
 from tests.api.helpers import ADMIN_TOKEN, SDK_AUTH, ApiClient, assert_error
 
-CHECKOUT = {
+CHECKOUT: dict[str, Any] = {
     "id": "checkout",
     "name": "Checkout reminder",
     "entry": {"event": "Added to Cart"},
