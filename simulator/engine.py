@@ -15,12 +15,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import WorkflowEnvironment
 
 from journeys.errors import ConfigurationError
 from workflows.client import register_search_attributes
 
 TEST_SERVER = "temporal-test-server"
+_runtimes: dict[str, Runtime] = {}
 
 
 def test_server_binary() -> str:
@@ -36,6 +38,18 @@ def test_server_binary() -> str:
     return found
 
 
+def _quiet_runtime() -> Runtime:
+    """The SDK runtime of every simulation in this process (made once): errors only, since
+    the SDK warns on every worker that the test server lacks a newer server's features, and
+    the command line's output must stay the simulation's."""
+    if "quiet" not in _runtimes:
+        errors_only = TelemetryFilter(core_level="ERROR", other_level="ERROR")
+        _runtimes["quiet"] = Runtime(
+            telemetry=TelemetryConfig(logging=LoggingConfig(filter=errors_only))
+        )
+    return _runtimes["quiet"]
+
+
 @asynccontextmanager
 async def time_skipping_engine() -> AsyncIterator[WorkflowEnvironment]:
     """A fresh time-skipping test server with the journeys search attributes, shut down after
@@ -43,6 +57,7 @@ async def time_skipping_engine() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
         test_server_existing_path=test_server_binary(),
+        runtime=_quiet_runtime(),
     )
     try:
         await register_search_attributes(env.client)
