@@ -7,7 +7,7 @@ import argparse
 import asyncio
 import json
 import sys
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from journeys.simulation import (
     SimulatedMessage,
     SimulationRequest,
     SimulationResult,
+    after_entry,
 )
 from journeys.validation import validate
 
@@ -166,22 +167,11 @@ def _event(text: str) -> dict[str, Any]:
     }
 
 
-def offset(span: timedelta) -> str:
-    """A time after entry, as people write it: `+0s`, `+30m`, `+1d 2h`."""
-    seconds = round(span.total_seconds())
-    if seconds < 60:
-        return f"+{seconds}s"
-    minutes = seconds // 60
-    days, hours, minutes = minutes // 1440, minutes // 60 % 24, minutes % 60
-    parts = [f"{n}{unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "m")) if n]
-    return "+" + " ".join(parts)
-
-
 def describe(journey: Journey, result: SimulationResult) -> list[str]:
     """The result as lines for people: the outcome, the path, the messages, what was left."""
 
     def after(moment: datetime) -> str:
-        return offset(moment - result.entered_at)
+        return after_entry(moment - result.entered_at)
 
     outcome = result.status.replace("_", " ") + (f" ({result.ended})" if result.ended else "")
     lines = [f"{journey.name} ({journey.id}): {outcome}", "path:"]

@@ -7,7 +7,7 @@ The `simulator` package runs it; the API, the command line and the designer shar
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -121,3 +121,14 @@ class SimulationResult(BaseModel):
         default_factory=list, description="scripted events beyond the horizon, not delivered"
     )
     duration: float = Field(description="seconds the simulation took (real time)")
+
+
+def after_entry(span: timedelta) -> str:
+    """A time after entry as people write it: `+0s`, `+30m`, `+1d 2h`."""
+    seconds = round(span.total_seconds())
+    if seconds < 60:
+        return f"+{seconds}s"
+    minutes = seconds // 60
+    days, hours, minutes = minutes // 1440, minutes // 60 % 24, minutes % 60
+    parts = [f"{n}{unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "m")) if n]
+    return "+" + " ".join(parts)
