@@ -62,6 +62,7 @@ def _after(entered: datetime, at: datetime) -> timedelta:
     return timedelta(minutes=round((at - entered).total_seconds() / 60))
 
 
+@pytest.mark.store_backends("sqlite", "postgresql")
 async def test_a_day_long_journey_answers_in_seconds_and_leaves_no_trace(
     api: ApiClient, served: str, store: Store
 ) -> None:
@@ -102,6 +103,7 @@ async def test_a_day_long_journey_answers_in_seconds_and_leaves_no_trace(
     assert stats["messages"]["vip"]["sent"] == 0
 
 
+@pytest.mark.store_backends("sqlite", "postgresql")
 async def test_the_draft_runs_with_the_workspaces_templates_segments_and_caps(
     api: ApiClient,
 ) -> None:
