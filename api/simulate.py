@@ -19,7 +19,7 @@ from journeys.errors import ConfigurationError, InvalidJourney, NotFound
 from journeys.model import Journey
 from journeys.simulation import SimulationRequest, SimulationResult
 from journeys.store import Store
-from simulator import Workspace, simulate
+from simulator import SimulationFailed, Workspace, simulate
 
 router = APIRouter(
     prefix="/v1/journeys",
@@ -64,8 +64,10 @@ async def simulate_journey(
     second whatever the journey's waits. Scripted events beyond the horizon are listed in
     `ignored_events`. Sends nothing and stores nothing."""
     journey, version = await run_in_threadpool(version_to_run, store, journey_id, body.version)
-    workspace = await run_in_threadpool(Workspace.of, store)
+    workspace = await run_in_threadpool(Workspace.of, store, journey)
     try:
         return await simulate(journey, version, body, workspace)
     except ConfigurationError as error:  # no test server installed
         raise ApiError(503, "unavailable", str(error)) from None
+    except SimulationFailed as error:
+        raise ApiError(503, "simulation_failed", str(error)) from None

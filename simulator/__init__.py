@@ -9,7 +9,13 @@ activities it runs: it builds its own worker, never the `worker` package's.
 from __future__ import annotations
 
 from simulator.engine import test_server_binary, time_skipping_engine
-from simulator.run import simulate
+from simulator.run import SimulationFailed, simulate
 from simulator.scratch import Workspace
 
-__all__ = ["Workspace", "simulate", "test_server_binary", "time_skipping_engine"]
+__all__ = [
+    "SimulationFailed",
+    "Workspace",
+    "simulate",
+    "test_server_binary",
+    "time_skipping_engine",
+]

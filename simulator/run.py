@@ -38,6 +38,7 @@ from journeys.contracts import (
     JourneyEvent,
     JourneyOutcome,
 )
+from journeys.errors import JourneysError
 from journeys.facts import entry_allowed, user_traits
 from journeys.model import CHANNELS, Channel, Journey, to_timedelta
 from journeys.reactions import entry_context, interest, journey_event
@@ -58,11 +59,18 @@ TASK_QUEUE = "simulation"
 ACTIVITY_THREADS = 4
 SIMULATIONS_AT_ONCE = 4
 """Simulations one process runs at once (each has an engine of its own); more wait their turn."""
+TIME_LIMIT = 60.0
+"""Seconds a simulation may take: far more than any journey needs, so only a run that cannot
+make progress (its tasks failing) reaches it."""
 _gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
     weakref.WeakKeyDictionary()
 )
 NOT_ENTERED = "the entry's conditions do not hold for this user"
 Progress = Callable[[str], None]
+
+
+class SimulationFailed(JourneysError):
+    """The simulated run could not be followed to its end or its horizon."""
 
 
 def _silent(_: str) -> None:
@@ -156,7 +164,13 @@ async def simulate(
     began = time.perf_counter()
     gate = _gates.setdefault(asyncio.get_running_loop(), asyncio.Semaphore(SIMULATIONS_AT_ONCE))
     async with gate:
-        result = await _simulate(journey, version, request, workspace, progress)
+        try:
+            async with asyncio.timeout(TIME_LIMIT):
+                result = await _simulate(journey, version, request, workspace, progress)
+        except TimeoutError:
+            raise SimulationFailed(
+                f"the simulation did not finish in {TIME_LIMIT:.0f} s (the run made no progress)"
+            ) from None
     result.duration = round(time.perf_counter() - began, 3)
     return result
 

@@ -21,9 +21,10 @@ from typing import Any
 
 from journeys.contracts import EnrollInput, FinalDeliveryStatus, ProgressInput
 from journeys.facts import wall_clock
-from journeys.model import Journey
+from journeys.model import ExperimentNode, Journey
 from journeys.store import DeliveryRecord, Store
 
+RATE_LIMITS = "rate_limits"
 _TEMPLATE_LOCK = threading.Lock()
 _templates: dict[str, Path] = {}
 """The migrated template file, once made."""
@@ -38,15 +39,27 @@ class Workspace:
     templates: tuple[tuple[str, str, dict[str, Any]], ...] = ()
     """(id, channel, content) of each template."""
     settings: dict[str, Any] = field(default_factory=dict)
-    """The stored workspace settings by key (frequency caps, time zone, rate limits...)."""
+    """The stored workspace settings by key (frequency caps, time zone, holdout...)."""
+    winners: dict[str, str] = field(default_factory=dict)
+    """The variant each experiment node of the journey has picked as its winner, if any."""
 
     @classmethod
-    def of(cls, store: Store) -> Workspace:
-        """A copy of the real store's segments, templates and settings."""
+    def of(cls, store: Store, journey: Journey | None = None) -> Workspace:
+        """A copy of the real store's segments, templates and settings, and of the winners
+        the journey's experiments picked. Channel rate limits are left out: they share a
+        channel among all users, and a simulated user has it to themselves."""
+        settings = {k: v for k, v in store.get_settings().items() if k != RATE_LIMITS}
+        winners = {}
+        for node_id, node in (journey.nodes if journey is not None else {}).items():
+            if isinstance(node, ExperimentNode) and journey is not None:
+                winner = store.experiment_decision(journey.id, node_id).winner
+                if winner is not None:
+                    winners[node_id] = winner
         return cls(
             segments=tuple((s.id, s.name, s.condition) for s in store.list_segments()),
             templates=tuple((t.id, t.channel, t.content) for t in store.list_templates()),
-            settings=store.get_settings(),
+            settings=settings,
+            winners=winners,
         )
 
 
@@ -142,6 +155,10 @@ def scratch_store(
         store.update_traits(user_id, traits, [])
         store.save_draft(journey.id, journey.model_dump(mode="json", by_alias=True))
         store.publish(journey.id)
+        for node_id, winner in workspace.winners.items():
+            store.record_experiment_look(
+                journey.id, node_id, after_looks=0, looks=1, winner=winner, p_value=None
+            )
     except BaseException:
         store.close()
         raise

@@ -12,12 +12,16 @@ from typing import Any
 
 import pytest
 
+import simulator.run
 from journeys.experiments import experiment_bucket
 from journeys.model import Journey
 from journeys.simulation import SIMULATED_USER, SimulationRequest, SimulationResult
-from simulator import Workspace, simulate
+from journeys.store import Store
+from simulator import SimulationFailed, Workspace, simulate
 
 EMAIL = {"subject": "Hi {{ user.first_name }}", "body": "Your cart: {{ entry.total }}"}
+BOTH_VARIANTS = ("u1", "u6", "u2", "u8")
+"""Users split between an even experiment's variants a and b (by the stable hash)."""
 ADA = {"first_name": "Ada", "email": "ada@example.com", "phone": "+15550001111"}
 
 
@@ -339,7 +343,7 @@ async def test_an_experiment_assigns_the_users_stable_variant() -> None:
             "to_a": email(None, subject="{{ variant }}", body="b"),
         },
     )
-    for user_id in ("u1", "u2", "u3", "u4"):
+    for user_id in BOTH_VARIANTS:
         expected = "a" if experiment_bucket("sim-test", "split", user_id) < 50 else "b"
         result = await run(document, user={**ADA, "id": user_id})
         assert result.variant == expected
@@ -468,3 +472,54 @@ class _serving:
     def __exit__(self, *_: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+async def test_a_winner_the_experiment_picked_takes_the_simulated_user(store: Store) -> None:
+    document = journey(
+        "split",
+        {
+            "split": {
+                "type": "experiment",
+                "variants": [
+                    {"name": "a", "weight": 50, "next": None},
+                    {"name": "b", "weight": 50, "next": None},
+                ],
+                "winner": {"after": "1d", "min_users": 100},
+            },
+        },
+    )
+    store.save_draft(document.id, document.model_dump(mode="json", by_alias=True))
+    for user_id in BOTH_VARIANTS:  # both variants by hash, before any winner
+        result = await run(document, user={"id": user_id})
+        hashed = "a" if experiment_bucket("sim-test", "split", user_id) < 50 else "b"
+        assert result.variant == hashed
+    assert {"a", "b"} == {
+        "a" if experiment_bucket("sim-test", "split", u) < 50 else "b" for u in BOTH_VARIANTS
+    }
+    store.record_experiment_look(
+        "sim-test", "split", after_looks=0, looks=1, winner="b", p_value=0.01
+    )
+    workspace = Workspace.of(store, document)
+    assert workspace.winners == {"split": "b"}
+    for user_id in BOTH_VARIANTS:
+        assert (await run(document, user={"id": user_id}, workspace=workspace)).variant == "b"
+
+
+async def test_rate_limits_do_not_hold_a_simulated_user_back(store: Store) -> None:
+    store.put_settings({"rate_limits": {"email": "1/h"}, "timezone": "UTC"})
+    workspace = Workspace.of(store)
+    assert workspace.settings == {"timezone": "UTC"}
+    document = journey("first", {"first": email("second"), "second": email()})
+    result = await run(document, workspace=workspace)
+    assert [(m.status, _minutes(m.at - result.entered_at)) for m in result.messages] == [
+        ("sent", timedelta(0)),
+        ("sent", timedelta(0)),
+    ]
+
+
+async def test_a_run_that_cannot_finish_in_time_fails_clearly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(simulator.run, "TIME_LIMIT", 0.001)
+    with pytest.raises(SimulationFailed, match="did not finish in 0 s"):
+        await run(journey("mail", {"mail": email()}))
