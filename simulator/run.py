@@ -187,7 +187,6 @@ async def _simulate(
     try:
         progress("starting the time-skipping engine")
         async with time_skipping_engine() as env:
-            entered_at = await env.get_current_time()
             simulation = _Simulation(
                 env=env,
                 store=store,
@@ -196,7 +195,7 @@ async def _simulate(
                 request=request,
                 progress=progress,
             )
-            return await simulation.run(entered_at)
+            return await simulation.run()
     finally:
         await asyncio.to_thread(store.close)
 
@@ -222,26 +221,15 @@ class _Simulation:
         self._progress = progress
         self._user_id = request.user_id
 
-    async def run(self, entered_at: datetime) -> SimulationResult:
-        """Enter the user at `entered_at`, play the script, skip to the horizon, answer."""
+    async def run(self) -> SimulationResult:
+        """Enter the user, play the script, skip to the horizon, answer."""
         request = self._request
-        kept, ignored = request.within_horizon()
-        horizon_at = entered_at + to_timedelta(request.horizon)
-        blank = SimulationResult(
-            status="not_entered",
-            ended=NOT_ENTERED,
-            entered_at=entered_at,
-            horizon_at=horizon_at,
-            path=[],
-            messages=[],
-            ignored_events=ignored,
-            duration=0.0,
-        )
+        arrived = await self._env.get_current_time()
         allowed = await asyncio.to_thread(
-            entry_allowed, self._store, self._journey, self._user_id, request.entry, entered_at
+            entry_allowed, self._store, self._journey, self._user_id, request.entry, arrived
         )
         if not allowed:
-            return blank
+            return self._blank(arrived)
         clock = _engine_clock(self._env, asyncio.get_running_loop())
         self._store.clock = clock
         activities = JourneyActivities(self._store, recording_channels(), clock=clock)
@@ -256,14 +244,30 @@ class _Simulation:
                 activity_executor=executor,
             ):
                 self._progress("running the journey")
+                # Entered once the worker is up: the engine's clock runs in real time until it
+                # skips, so the path's first times stay within milliseconds of the entry.
+                entered_at = await self._env.get_current_time()
                 handle = await self._start(entered_at)
-                for scripted in kept:
+                for scripted in request.within_horizon()[0]:
                     await self._skip_to(entered_at + to_timedelta(scripted.at))
                     self._progress(f"{scripted.at} after entry: {scripted.event}")
                     await self._perform(scripted, entered_at)
-                await self._skip_to(horizon_at)
+                await self._skip_to(entered_at + to_timedelta(request.horizon))
                 outcome = await self._outcome(handle)
-        return self._answer(blank, outcome, deliveries.attempts)
+        return self._answer(self._blank(entered_at), outcome, deliveries.attempts)
+
+    def _blank(self, entered_at: datetime) -> SimulationResult:
+        """The answer for a user who did not enter at `entered_at`; the base of every other."""
+        return SimulationResult(
+            status="not_entered",
+            ended=NOT_ENTERED,
+            entered_at=entered_at,
+            horizon_at=entered_at + to_timedelta(self._request.horizon),
+            path=[],
+            messages=[],
+            ignored_events=self._request.within_horizon()[1],
+            duration=0.0,
+        )
 
     async def _start(self, at: datetime) -> WorkflowHandle[object, JourneyOutcome]:
         """Start the run as the router does: an entry event is stored, then the run is started
