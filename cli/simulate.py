@@ -185,7 +185,7 @@ def describe(journey: Journey, result: SimulationResult) -> list[str]:
     if result.converted_at is not None:
         lines.append(f"converted: {after(result.converted_at)}")
     for event in result.ignored_events:
-        lines.append(f"ignored (after the horizon): {event.at} {event.event}")
+        lines.append(f"ignored (after the horizon): {event.at} {event.what}")
     horizon = after(result.horizon_at)
     lines.append(f"simulated up to {horizon} in {result.duration:.1f} s")
     return lines

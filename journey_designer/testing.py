@@ -196,7 +196,7 @@ def show_result(document: dict[str, Any], result: SimulationResult) -> None:
     st.caption(" · ".join(facts))
     for ignored in result.ignored_events:
         st.warning(
-            f"Not delivered: {escape(ignored.event)} at {escape(ignored.at)} is after the horizon.",
+            f"Not delivered: {escape(ignored.what)} at {escape(ignored.at)} is after the horizon.",
             icon=":material/schedule:",
         )
     walked = {step.node: after(step.at) for step in result.path}

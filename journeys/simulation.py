@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from journeys.model import Channel, Duration, to_timedelta
 
@@ -23,13 +23,28 @@ SimulationStatus = Literal["completed", "exited", "active", "not_entered"]
 
 
 class ScriptedEvent(BaseModel):
-    """A track event the simulated user performs `at` after entering."""
+    """What the simulated user does `at` after entering: a track `event` (with `properties`),
+    or a change of their traits (`traits`, as an identify call makes it)."""
 
     model_config = ConfigDict(extra="forbid")
 
     at: Duration = Field(description='after entry: "30m", "2d", "PT1H"')
-    event: Annotated[str, Field(min_length=1, max_length=200)]
+    event: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     properties: dict[str, Any] = Field(default_factory=dict)
+    traits: dict[str, Any] | None = Field(
+        default=None, description="traits the user's profile takes then (an identify call)"
+    )
+
+    @model_validator(mode="after")
+    def _event_or_traits(self) -> ScriptedEvent:
+        if (self.event is None) == (self.traits is None):
+            raise ValueError("give either event (a track event) or traits (an identify)")
+        return self
+
+    @property
+    def what(self) -> str:
+        """The event's name, or which traits change."""
+        return self.event or "traits: " + ", ".join(self.traits or {})
 
 
 class SimulationRequest(BaseModel):

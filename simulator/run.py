@@ -35,6 +35,7 @@ from journeys.contracts import (
     DeliverInput,
     DeliveryOutcome,
     EntryContext,
+    EventType,
     JourneyEvent,
     JourneyOutcome,
 )
@@ -250,7 +251,7 @@ class _Simulation:
                 handle = await self._start(entered_at)
                 for scripted in request.within_horizon()[0]:
                     await self._skip_to(entered_at + to_timedelta(scripted.at))
-                    self._progress(f"{scripted.at} after entry: {scripted.event}")
+                    self._progress(f"{scripted.at} after entry: {scripted.what}")
                     await self._perform(scripted, entered_at)
                 await self._skip_to(entered_at + to_timedelta(request.horizon))
                 outcome = await self._outcome(handle)
@@ -274,7 +275,7 @@ class _Simulation:
         with it (signal-with-start); other entries start with their context alone."""
         entry = self._journey.entry
         name = entry.event or entry.page
-        kind = "track" if entry.event is not None else "page"
+        kind: EventType = "track" if entry.event is not None else "page"
         event = None
         context = EntryContext(properties=self._request.entry, timestamp=at)
         if name is not None:
@@ -291,16 +292,22 @@ class _Simulation:
         )
 
     async def _store_event(
-        self, kind: str, name: str, properties: dict[str, Any], at: datetime
+        self,
+        kind: EventType,
+        name: str | None,
+        properties: dict[str, Any],
+        at: datetime,
     ) -> JourneyEvent:
-        """Store an event of the user (conditions count them), and its signal payload."""
+        """Store an event of the user (conditions count them; an identify changes the
+        profile), and its signal payload."""
         new = NewEvent(
             message_id=f"simulated-{uuid.uuid4().hex}",
             user_id=self._user_id,
-            type="track" if kind == "track" else "page",
+            type=kind,
             name=name,
             properties=properties,
             timestamp=at,
+            traits=properties if kind == "identify" else {},
         )
         await asyncio.to_thread(self._store.append_events, [new])
         record = EventRecord(
@@ -314,10 +321,13 @@ class _Simulation:
         return journey_event(record)
 
     async def _perform(self, scripted: ScriptedEvent, entered_at: datetime) -> None:
-        """The user performs a scripted event: stored, and signalled to the run if the journey
-        cares about it (a run that has ended hears nothing)."""
+        """The user performs a scripted event (or their traits change): stored, and signalled
+        to the run if the journey cares about it (a run that has ended hears nothing)."""
         at = entered_at + to_timedelta(scripted.at)
-        event = await self._store_event("track", scripted.event, scripted.properties, at)
+        if scripted.traits is not None:
+            event = await self._store_event("identify", None, scripted.traits, at)
+        else:
+            event = await self._store_event("track", scripted.event, scripted.properties, at)
         if not interest(self._journey).covers(event):
             return
         try:

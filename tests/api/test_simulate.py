@@ -174,7 +174,8 @@ async def test_unknown_journeys_and_versions_are_404(api: ApiClient) -> None:
     [
         ({"horizon": "400d"}, "horizon"),
         ({"horizon": "soon"}, "horizon"),
-        ({"events": [{"at": "1h"}]}, "events[0].event"),
+        ({"events": [{"at": "1h"}]}, "events[0]"),
+        ({"events": [{"at": "1h", "event": "X", "traits": {}}]}, "events[0]"),
         ({"events": [{"at": "-1h", "event": "X"}]}, "events[0].at"),
         ({"version": 0}, "version"),
         ({"version": "latest"}, "version"),

@@ -366,6 +366,20 @@ async def test_an_exit_rule_ends_a_delay_at_once() -> None:
     assert result.messages == []
 
 
+async def test_a_trait_change_meets_a_when_exit_rule() -> None:
+    document = journey(
+        "pause",
+        {"pause": {"type": "delay", "duration": "1d", "next": "mail"}, "mail": email()},
+        exit=[{"when": {"field": "user.unsubscribed", "op": "eq", "value": True}}],
+    )
+    result = await run(document, events=[{"at": "2h", "traits": {"unsubscribed": True}}])
+    assert (result.status, result.ended) == ("exited", "exit condition")
+    assert [s.node for s in result.path] == ["pause"]
+    stays = await run(document, events=[{"at": "2h", "traits": {"plan": "pro"}}])
+    assert stays.status == "completed"
+    assert [m.content["subject"] for m in stays.messages] == ["Hi Ada"]
+
+
 async def test_the_goal_converts_within_its_window() -> None:
     document = journey(
         "pause",
