@@ -174,6 +174,8 @@ def describe(journey: Journey, result: SimulationResult) -> list[str]:
         return after_entry(moment - result.entered_at)
 
     outcome = result.status.replace("_", " ") + (f" ({result.ended})" if result.ended else "")
+    if result.ended_at is not None:
+        outcome += f" at {after(result.ended_at)}"
     lines = [f"{journey.name} ({journey.id}): {outcome}", "path:"]
     lines += [f"  {after(step.at):>12}  {step.node}" for step in result.path] or ["  (none)"]
     lines.append("messages:")

@@ -187,7 +187,7 @@ def show_result(document: dict[str, Any], result: SimulationResult) -> None:
     if result.status == "active":
         summary += f" (still inside {after(result.horizon_at)} after entry)"
     st.info(summary, icon=":material/route:")
-    facts = []
+    facts = [] if result.ended_at is None else [f"ended {after(result.ended_at)} after entry"]
     if result.variant is not None:
         facts.append(f"experiment variant **{escape(result.variant)}**")
     if result.converted_at is not None:

@@ -130,6 +130,7 @@ class SimulationResult(BaseModel):
     horizon_at: datetime
     path: list[PathStep]
     messages: list[SimulatedMessage]
+    ended_at: datetime | None = Field(default=None, description="when the run ended, if it did")
     converted_at: datetime | None = Field(default=None, description="when the goal was met")
     variant: str | None = Field(default=None, description="the experiment variant taken")
     ignored_events: list[ScriptedEvent] = Field(

@@ -361,7 +361,7 @@ class _Simulation:
         steps = self._store.steps
         path: list[PathStep] = []
         reached: set[str] = set()
-        converted_at = None
+        converted_at = ended_at = None
         variant = None
         for step in steps:
             if step.node_id is not None and step.node_id not in reached:
@@ -369,6 +369,8 @@ class _Simulation:
                 path.append(PathStep(node=step.node_id, at=step.at))
             if step.converted and converted_at is None:
                 converted_at = step.at
+            if step.ended is not None and ended_at is None:
+                ended_at = step.at
             variant = step.variant or variant
         messages = [
             _message(record, attempts[record.idempotency_key])
@@ -388,6 +390,7 @@ class _Simulation:
                 "ended": ended,
                 "path": path,
                 "messages": messages,
+                "ended_at": ended_at,
                 "converted_at": converted_at,
                 "variant": variant,
             }

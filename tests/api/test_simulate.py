@@ -4,6 +4,7 @@ refused with a clear error."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,7 +15,7 @@ import pytest
 from api_client import ApiClient as Client
 from journeys.simulation import ScriptedEvent, SimulationRequest
 from journeys.store import Store
-from tests.api.helpers import ADMIN_TOKEN, SDK_AUTH, ApiClient, assert_error
+from tests.api.helpers import ADMIN_TOKEN, SDK_AUTH, ApiClient, assert_error, bearer
 
 CHECKOUT: dict[str, Any] = {
     "id": "checkout",
@@ -199,3 +200,27 @@ async def test_only_the_admin_token_may_simulate(api: ApiClient) -> None:
     for headers in ({}, SDK_AUTH):
         response = await http.post("/v1/journeys/checkout/simulate", json={}, headers=headers)
         assert_error(response, 401, "unauthorized")
+
+
+async def test_simulations_at_once_through_the_api_keep_apart(api: ApiClient, served: str) -> None:
+    await _live(api, CHECKOUT)
+
+    def body(order_at: str | None) -> dict[str, Any]:
+        events = [] if order_at is None else [{"at": order_at, "event": "Order Completed"}]
+        return {"version": 1, "user": ADA, "entry": {"total": 20}, "events": events}
+
+    async with httpx.AsyncClient(base_url=served, headers=bearer(ADMIN_TOKEN)) as http:
+        answers = await asyncio.gather(
+            *(
+                http.post("/v1/journeys/checkout/simulate", json=body(at), timeout=30)
+                for at in ("10m", "20h", None)
+            )
+        )
+    early, late, never = (response.json() for response in answers)
+    for result, ended in ((early, timedelta(minutes=10)), (late, timedelta(hours=20))):
+        assert [step["node"] for step in result["path"]] == ["wait"]
+        assert result["messages"] == []
+        entered, end = (datetime.fromisoformat(result[k]) for k in ("entered_at", "ended_at"))
+        assert _after(entered, end) == ended
+    assert [step["node"] for step in never["path"]] == ["wait", "by_value", "nudge"]
+    assert [m["content"]["body"] for m in never["messages"]] == ["20 in your cart"]

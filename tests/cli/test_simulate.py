@@ -55,7 +55,7 @@ def test_prints_the_path_and_the_rendered_messages(journey_file: Path) -> None:
     lines = result.stdout.splitlines()
     assert re.fullmatch(r" +\+[0-9]s  wait", lines[2])  # at entry, give or take the engine
     assert lines[:2] + lines[3:] == [
-        "Reminder (reminder): completed",
+        "Reminder (reminder): completed at +1d",
         "path:",
         "           +1d  nudge",
         "messages:",
