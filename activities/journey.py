@@ -37,7 +37,6 @@ from journeys.contracts import (
     DeliveryOutcome,
     EnrollInput,
     FailDeliveryInput,
-    FinalDeliveryStatus,
     LoadContextInput,
     ProgressInput,
     StepsInput,
@@ -234,14 +233,18 @@ class JourneyActivities:
         self._record_steps([], request)
 
     def _record_steps(self, steps: list[ProgressInput], enrollment: EnrollInput | None) -> None:
-        """Record steps, and the enrollment marked when its user is in the global holdout (a
-        mark that replaces the journey's own: such users are on neither side of the journey's
-        holdout comparison)."""
-        if enrollment is not None and self._globally_held_out(
-            enrollment.user_id, load_workspace_settings(self._store)
-        ):
-            enrollment = enrollment.model_copy(update={"holdout": GLOBAL_HOLDOUT})
+        """Record steps, and the enrollment as `_marked`."""
+        if enrollment is not None:
+            enrollment = self._marked(enrollment, load_workspace_settings(self._store))
         self._store.record_steps(steps, enrollment=enrollment)
+
+    def _marked(self, enrollment: EnrollInput, workspace: WorkspaceSettings) -> EnrollInput:
+        """The enrollment, marked when its user is in the global holdout (a mark that replaces
+        the journey's own: such users are on neither side of the journey's holdout
+        comparison)."""
+        if self._globally_held_out(enrollment.user_id, workspace):
+            return enrollment.model_copy(update={"holdout": GLOBAL_HOLDOUT})
+        return enrollment
 
     @staticmethod
     def _globally_held_out(user_id: str, workspace: WorkspaceSettings) -> bool:
@@ -269,28 +272,59 @@ class JourneyActivities:
         turn comes; the run calls again then, with the same key.
 
         Once the message went or was skipped, the run's steps it carries (its enrollment
-        too, the first time) and then the step it carries for `then` are recorded in one
-        transaction, as `record_steps` would. A delivery that fails records none: the run
-        still holds them and records them itself.
+        too, the first time) and then the step it carries for `then` are recorded, as
+        `record_steps` would, in the transaction that records the delivery's outcome. A
+        delivery that fails records none: the run still holds them and records them itself.
         """
-        outcome = self._deliver(request)
-        if outcome.status == "waiting":
-            return outcome  # the run delivers it again when its turn comes
+        workspace = load_workspace_settings(self._store)
+        return self._delivered(request, workspace, self._progress(request, workspace))
+
+    def _progress(self, request: DeliverInput, workspace: WorkspaceSettings) -> StepsInput | None:
+        """What the delivery records of its run once it has its outcome: the steps it carries
+        (and the enrollment, the first time), then `then`; None when there is nothing."""
         carried = request.steps or StepsInput()
         steps = [*carried.steps, *([request.then] if request.then is not None else [])]
-        if carried.enrollment is not None or steps:
-            self._record_steps(steps, carried.enrollment)
-        return outcome
+        if carried.enrollment is None and not steps:
+            return None
+        enrollment = carried.enrollment and self._marked(carried.enrollment, workspace)
+        return StepsInput(enrollment=enrollment, steps=steps)
 
-    def _deliver(self, request: DeliverInput) -> DeliveryOutcome:
+    def deliver_message(self, request: DeliverInput) -> DeliveryOutcome:
+        """Deliver one message as `deliver` does, with no run's steps to record (broadcasts):
+        raises `ApplicationError` of type `PERMANENT_FAILURE` (recorded as failed) or
+        `TRANSIENT_FAILURE` (try again later, same key)."""
+        return self._delivered(request, load_workspace_settings(self._store), None)
+
+    def record_pending(self, request: DeliverInput) -> DeliveryRecord:
+        """The delivery's record, created "pending" if it is new (a message put off)."""
+        return self._begin(request)
+
+    def _delivered(
+        self, request: DeliverInput, workspace: WorkspaceSettings, progress: StepsInput | None
+    ) -> DeliveryOutcome:
+        """The delivery's outcome: sent (or sent again) now, or the one an earlier attempt
+        recorded; whatever finishes it records `progress` with its outcome."""
         record = self._begin(request)
-        if record.finished:
-            return _outcome(record)
+        if not record.finished:
+            return self._deliver(request, record, workspace, progress)
+        # An earlier attempt finished it, and its answer was lost: the steps are recorded
+        # again (which changes nothing if that attempt recorded them).
+        if progress is not None:
+            self._store.record_steps(progress.steps, enrollment=progress.enrollment)
+        return _outcome(record)
+
+    def _deliver(
+        self,
+        request: DeliverInput,
+        record: DeliveryRecord,
+        workspace: WorkspaceSettings,
+        progress: StepsInput | None,
+    ) -> DeliveryOutcome:
         provider = self._channels[request.channel]
         try:
             if record.status == "sending":
-                return self._resend(request, record, provider)
-            return self._send(request, record, provider)
+                return self._resend(request, record, provider, workspace, progress)
+            return self._send(request, record, provider, workspace, progress)
         except PermanentDeliveryError as error:
             self._fail(request, error.reason)
         except TransientDeliveryError as error:
@@ -301,20 +335,24 @@ class JourneyActivities:
             ) from None
 
     def _send(
-        self, request: DeliverInput, record: DeliveryRecord, provider: Provider
+        self,
+        request: DeliverInput,
+        record: DeliveryRecord,
+        provider: Provider,
+        workspace: WorkspaceSettings,
+        progress: StepsInput | None,
     ) -> DeliveryOutcome:
         if request.skip_reason is not None:
-            return self._finish(request, "skipped", request.skip_reason)
-        workspace = load_workspace_settings(self._store)
+            return self._skip(request, request.skip_reason, progress)
         if not request.transactional and self._globally_held_out(request.user_id, workspace):
-            return self._finish(request, "skipped", GLOBAL_HOLDOUT)
+            return self._skip(request, GLOBAL_HOLDOUT, progress)
         traits = self._traits(request.user_id)
         refusal = None if request.transactional else unsubscribed(request.channel, traits)
         if refusal is not None:
-            return self._finish(request, "skipped", refusal)
+            return self._skip(request, refusal, progress)
         to = recipient(request.channel, traits)
         if to is None:
-            return self._finish(request, "skipped", NO_ADDRESS[request.channel])
+            return self._skip(request, NO_ADDRESS[request.channel], progress)
         unsubscribe_url = self._unsubscribe_url(request)
         content = self._render(request, traits, unsubscribe_url)
         if request.track and self._links is not None:
@@ -327,15 +365,21 @@ class JourneyActivities:
             content,
             () if request.transactional else _caps(workspace, traits, self._clock()),
             workspace.rate_limit(request.channel),
+            progress,
         )
         if claimed.waits_until is not None:  # held back by the channel's rate limit
             return _waiting(claimed)
         if claimed.status != "sending":  # capped
             return _outcome(claimed)
-        return self._hand_over(request, provider, to, content, unsubscribe_url)
+        return self._hand_over(request, provider, to, content, unsubscribe_url, progress=progress)
 
     def _resend(
-        self, request: DeliverInput, record: DeliveryRecord, provider: Provider
+        self,
+        request: DeliverInput,
+        record: DeliveryRecord,
+        provider: Provider,
+        workspace: WorkspaceSettings,
+        progress: StepsInput | None,
     ) -> DeliveryOutcome:
         if not provider.honours_idempotency_key:
             raise PermanentDeliveryError(
@@ -345,7 +389,7 @@ class JourneyActivities:
         to = recipient(request.channel, self._traits(request.user_id))
         if to is None:
             raise PermanentDeliveryError(NO_ADDRESS[request.channel])
-        rate = load_workspace_settings(self._store).rate_limit(request.channel)
+        rate = workspace.rate_limit(request.channel)
         if rate is not None:
             # The resend is a request the provider sees: it waits for a slot of its own.
             record = self._store.reclaim_delivery(request.idempotency_key, rate)
@@ -353,7 +397,9 @@ class JourneyActivities:
                 return _waiting(record)
         # The content the earlier attempt rendered, so the provider sees the same message.
         unsubscribe_url = self._unsubscribe_url(request)
-        return self._hand_over(request, provider, to, record.content, unsubscribe_url)
+        return self._hand_over(
+            request, provider, to, record.content, unsubscribe_url, progress=progress
+        )
 
     def _hand_over(
         self,
@@ -362,6 +408,8 @@ class JourneyActivities:
         to: Recipient,
         content: dict[str, Any],
         unsubscribe_url: str | None,
+        *,
+        progress: StepsInput | None,
     ) -> DeliveryOutcome:
         message = Message(
             idempotency_key=request.idempotency_key,
@@ -384,6 +432,7 @@ class JourneyActivities:
             "sent",
             provider=receipt.provider,
             provider_message_id=receipt.provider_message_id,
+            progress=progress,
         )
         return _outcome(record)
 
@@ -430,10 +479,13 @@ class JourneyActivities:
         self._store.finish_delivery(request.idempotency_key, "failed", reason)
         raise ApplicationError(reason, type=PERMANENT_FAILURE, non_retryable=True)
 
-    def _finish(
-        self, request: DeliverInput, status: FinalDeliveryStatus, reason: str | None
+    def _skip(
+        self, request: DeliverInput, reason: str, progress: StepsInput | None
     ) -> DeliveryOutcome:
-        return _outcome(self._store.finish_delivery(request.idempotency_key, status, reason))
+        skipped = self._store.finish_delivery(
+            request.idempotency_key, "skipped", reason, progress=progress
+        )
+        return _outcome(skipped)
 
     @activity.defn(name=Activity.FAIL_DELIVERY)
     def fail_delivery(self, request: FailDeliveryInput) -> None:

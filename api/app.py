@@ -10,6 +10,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 
 from api import (
+    broadcasts,
     catalog,
     engagement,
     errors,
@@ -122,6 +123,7 @@ def create_app(
         unsubscribe.router,
         engagement.router,
         predictions.router,
+        broadcasts.router,
         sdk.router,
     )
     for router in routers:

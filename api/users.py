@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from api.auth import ADMIN
 from api.deps import StoreDep, UserId
@@ -14,6 +14,7 @@ from api.errors import error_responses
 from journeys.contracts import EnrollmentStatus, EventType, FinalDeliveryStatus
 from journeys.errors import NotFound
 from journeys.store import DeliveryRecord, Store
+from journeys.timeline import Timeline, parse_place, user_timeline
 
 router = APIRouter(
     prefix="/v1/users", tags=["users"], dependencies=[ADMIN], responses=error_responses(401, 404)
@@ -112,6 +113,44 @@ def user_events(
     """The user's events, newest first."""
     _known(store, user_id)
     return [UserEvent(**e.model_dump()) for e in store.events_for_user(user_id, limit=limit)]
+
+
+def _place(text: str | None) -> str | None:
+    """Refuse a place that is neither a cursor nor a time with its zone (422, located)."""
+    if text is not None:
+        parse_place(text)
+    return text
+
+
+PlaceQuery = Annotated[str | None, AfterValidator(_place)]
+PLACE_HELP = "a cursor from a page (`next`, `previous`, an entry's `cursor`), or an ISO 8601 time"
+
+
+@router.get("/{user_id}/timeline", summary="A user's timeline")
+def user_timeline_page(
+    user_id: UserId,
+    store: StoreDep,
+    limit: Annotated[int, Query(ge=1, le=1000, description="at most this many entries")] = 200,
+    after: Annotated[PlaceQuery, Query(description=f"entries after: {PLACE_HELP}")] = None,
+    before: Annotated[
+        PlaceQuery, Query(description=f"entries before (the latest ones): {PLACE_HELP}")
+    ] = None,
+) -> Timeline:
+    """What happened to the user and why, oldest first: their events; each run's entry (or
+    why it did not enter), the steps it reached, what ended its waits and delays, its messages
+    with their outcome and engagement, its conversion and its end. A page holds the first
+    `limit` entries after `after` (or from the beginning), or, given only `before`, the last
+    ones before it; `next` and `previous` lead on."""
+    page = user_timeline(
+        store,
+        user_id,
+        limit=limit,
+        after=None if after is None else parse_place(after),
+        before=None if before is None else parse_place(before),
+    )
+    if page is None:
+        raise NotFound(f"no user '{user_id}'")
+    return page
 
 
 def _known(store: Store, user_id: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from types import TracebackType
 from typing import Any, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 
@@ -190,6 +190,22 @@ class ApiClient:
         body: dict[str, Any] = self._admin("POST", "/v1/messages/preview", request)
         return body
 
+    def list_broadcasts(self) -> list[dict[str, Any]]:
+        """Every broadcast with its progress, newest first."""
+        listed: list[dict[str, Any]] = self._admin("GET", "/v1/broadcasts")
+        return listed
+
+    def create_broadcast(self, broadcast: dict[str, Any]) -> dict[str, Any]:
+        """Send a broadcast (`POST /v1/broadcasts`); the broadcast as recorded."""
+        created: dict[str, Any] = self._admin("POST", "/v1/broadcasts", broadcast)
+        return created
+
+    def cancel_broadcast(self, broadcast_id: str) -> dict[str, Any]:
+        """Stop a broadcast's further sends; the broadcast as it is now."""
+        path = f"/v1/broadcasts/{_segment(broadcast_id)}/cancel"
+        cancelled: dict[str, Any] = self._admin("POST", path)
+        return cancelled
+
     def get_settings(self) -> dict[str, Any]:
         """`GET /v1/settings`: the workspace settings (defaults until first set)."""
         body: dict[str, Any] = self._admin("GET", "/v1/settings")
@@ -214,6 +230,21 @@ class ApiClient:
     def user_events(self, user_id: str, limit: int = 50) -> list[dict[str, Any]]:
         """`GET /v1/users/{id}/events`: the user's latest events, newest first."""
         return list(self._admin("GET", f"/v1/users/{_segment(user_id)}/events?limit={limit}"))
+
+    def user_timeline(
+        self,
+        user_id: str,
+        *,
+        limit: int = 100,
+        after: str | None = None,
+        before: str | None = None,
+    ) -> dict[str, Any]:
+        """`GET /v1/users/{id}/timeline`: a page of what happened to the user and why, oldest
+        first (`after`, `before`: a cursor of an earlier page, or an ISO 8601 time)."""
+        query = {"limit": limit, "after": after, "before": before}
+        given = urlencode({name: value for name, value in query.items() if value is not None})
+        body: dict[str, Any] = self._admin("GET", f"/v1/users/{_segment(user_id)}/timeline?{given}")
+        return body
 
     # --- ingest (write key) ---------------------------------------------------------------
 

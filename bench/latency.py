@@ -48,12 +48,18 @@ DRAIN_SECONDS = 30.0
 BODY = {"user": "{{ user.id }}", "step": STEP}
 
 
-def journey(journey_id: str, url: str) -> dict[str, Any]:
-    """Enter on `Latency Ping`, send one webhook, end."""
+def ping(rate: int) -> str:
+    """The entry event of the rate's journey: each rate's own, so the journeys of the rates
+    before it, still live, do not take its events too."""
+    return f"Latency Ping {rate}/s"
+
+
+def journey(journey_id: str, url: str, event: str) -> dict[str, Any]:
+    """Enter on `event`, send one webhook, end."""
     return {
         "id": journey_id,
         "name": "Bench: latency",
-        "entry": {"event": "Latency Ping"},
+        "entry": {"event": event},
         "start": "notify",
         "nodes": {
             "notify": {
@@ -107,10 +113,10 @@ async def _journeys_at_rate(
 ) -> dict[str, Any]:
     """Entry events through the API, each entering a new user into a one-message journey."""
     journey_id = f"bench-latency-{rate}-{uuid.uuid4().hex[:6]}"
-    await stack.publish(journey(journey_id, receiver.url))
+    await stack.publish(journey(journey_id, receiver.url, ping(rate)))
 
     async def send(user: str) -> bool:
-        body = {"userId": user, "event": "Latency Ping", "messageId": uuid.uuid4().hex}
+        body = {"userId": user, "event": ping(rate), "messageId": uuid.uuid4().hex}
         try:
             response = await stack.http.post("/v1/track", json=body)
         except httpx.HTTPError:
@@ -130,7 +136,7 @@ async def _bare_at_rate(
 
     async def send(user: str) -> bool:
         event = JourneyEvent(
-            message_id=uuid.uuid4().hex, name="Latency Ping", timestamp=datetime.now(UTC)
+            message_id=uuid.uuid4().hex, name=ping(rate), timestamp=datetime.now(UTC)
         )
         try:
             await stack.temporal.start_workflow(

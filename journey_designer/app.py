@@ -19,6 +19,7 @@ PAGES = {
     "editor": ("views/editor.py", "Editor", ":material/edit:"),
     "analytics": ("views/analytics.py", "Analytics", ":material/insights:"),
     "segments": ("views/segments.py", "Segments", ":material/group:"),
+    "broadcasts": ("views/broadcasts.py", "Broadcasts", ":material/campaign:"),
     "predictions": ("views/predictions.py", "Predictions", ":material/model_training:"),
     "users": ("views/users.py", "Users", ":material/person_search:"),
     "settings": ("views/settings.py", "Settings", ":material/settings:"),

@@ -165,6 +165,11 @@ class JourneyInput(BaseModel):
     continue_as_new_after: int | None = Field(
         default=None, description="history length that forces continue-as-new (tests)"
     )
+    revision: int | None = Field(
+        default=None,
+        description="the interpreter revision the run started on (`workflows.patches`); None "
+        "for runs started before revisions, whose patch markers tell how they behave",
+    )
 
 
 class JourneyOutcome(BaseModel):

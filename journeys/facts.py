@@ -80,6 +80,9 @@ def entry_allowed(
         return False  # this very entry already happened (routed again after a crash)
     if not may_reenter(journey, previous.entered_at if previous is not None else None, at):
         return False
+    entry_rules = (journey.entry.segment, journey.entry.where, journey.entry.audience)
+    if all(rule is None for rule in entry_rules):
+        return True  # nothing else to check: the traits need not be read
     traits = user_traits(store, user_id)
     facts = fact_answerer(store, user_id, traits)
     segment = journey.entry.segment

@@ -337,8 +337,10 @@ class JourneySettings(Strict):
 # --- nodes ----------------------------------------------------------------------------------
 
 
-class MessageNode(Strict):
-    type: Literal["message"]
+class MessageFields(Strict):
+    """What a message is: its channel, content (or template) and how it is sent. A journey's
+    message node and a broadcast's message both are one."""
+
     channel: Channel
     content: dict[str, Any] | None = None
     template: Annotated[str, Field(pattern=SLUG_PATTERN)] | None = None
@@ -350,11 +352,9 @@ class MessageNode(Strict):
             "default: on for email, sms, push and in_app unless transactional; never for webhooks"
         ),
     )
-    next: NodeRef = None
-    on_failure: NodeRef = None
 
     @model_validator(mode="after")
-    def _content_or_template(self) -> MessageNode:
+    def _content_or_template(self) -> MessageFields:
         if (self.content is None) == (self.template is None):
             raise PydanticCustomError(
                 "message_source", "a message needs exactly one of content, template"
@@ -370,6 +370,12 @@ class MessageNode(Strict):
         if self.track is not None:
             return self.track
         return not self.transactional
+
+
+class MessageNode(MessageFields):
+    type: Literal["message"]
+    next: NodeRef = None
+    on_failure: NodeRef = None
 
 
 class Until(Strict):

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
+from journeys.broadcasts import Broadcast
 from journeys.errors import JourneysError, NotFound
 from journeys.settings import Settings
 from journeys.store import Store
@@ -26,7 +27,7 @@ class NoLiveJourney(NotFound):
 
 
 class Routing(Protocol):
-    """Routes stored events to journeys and starts or ends runs on request."""
+    """Routes stored events to journeys and starts or ends runs (and broadcasts) on request."""
 
     def wake(self) -> None:
         """New events are stored: route them soon (returns at once)."""
@@ -41,6 +42,13 @@ class Routing(Protocol):
 
     async def archive(self, journey_id: str) -> int:
         """Make every user inside the (already archived) journey exit at once; how many."""
+
+    async def start_broadcast(self, broadcast: Broadcast) -> bool:
+        """Start the broadcast's workflow; False when a broadcast with its id was started
+        before. Raises `RoutingUnavailable` when Temporal is down."""
+
+    async def cancel_broadcast(self, broadcast_id: str) -> None:
+        """Tell the broadcast's workflow to stop sending (nothing when it is not running)."""
 
 
 class RoutingUnavailable(JourneysError):

@@ -33,6 +33,7 @@ from journeys.model import (
     Journey,
     Match,
     MessageCondition,
+    MessageFields,
     MessageNode,
     Node,
     NotOf,
@@ -333,7 +334,7 @@ def _check_node(
     base = f"nodes.{node_id}"
     match node:
         case MessageNode():
-            return _check_message(base, node, templates_known)
+            return message_problems(base, node, templates_known)
         case ExperimentNode(variants=variants):
             problems = []
             total = sum(v.weight for v in variants)
@@ -373,7 +374,11 @@ def _check_node(
     return []
 
 
-def _check_message(base: str, node: MessageNode, templates_known: set[str] | None) -> list[Problem]:
+def message_problems(
+    base: str, node: MessageFields, templates_known: set[str] | None
+) -> list[Problem]:
+    """Problems of a message (a journey's node or a broadcast's) at `base`: its content for
+    its channel (templates parsed and trial-rendered), a template it names, tracking."""
     problems = []
     if node.channel == "webhook" and node.track:
         problems.append(Problem(path=f"{base}.track", message="webhooks are never tracked"))

@@ -32,6 +32,7 @@ from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from journeys.broadcasts import Broadcast
 from journeys.contracts import (
     EntryContext,
     JourneyEvent,
@@ -46,7 +47,14 @@ from journeys.settings import Settings
 from journeys.store import EventRecord, Store
 from journeys.store.claims import ALL, Claim
 from relay.admission import Admission
-from workflows.client import connect, signal_event, signal_leave, start_journey
+from workflows.client import (
+    cancel_broadcast,
+    connect,
+    signal_event,
+    signal_leave,
+    start_broadcast,
+    start_journey,
+)
 
 logger = logging.getLogger("journeys.router")
 
@@ -334,6 +342,21 @@ class EventRouter:
         for run in inside:
             await self._call(signal_leave(client, run, leave))
         return len(inside)
+
+    async def start_broadcast(self, broadcast: Broadcast) -> bool:
+        """Start the broadcast's workflow; False when its id was used before."""
+        client = await self._temporal()
+        try:
+            await start_broadcast(client, broadcast, task_queue=self._task_queue)
+        except WorkflowAlreadyStartedError:
+            return False
+        except RPCError as error:
+            raise RoutingUnavailable(str(error)) from error
+        return True
+
+    async def cancel_broadcast(self, broadcast_id: str) -> None:
+        """Signal the broadcast's workflow to stop sending."""
+        await self._call(cancel_broadcast(await self._temporal(), broadcast_id))
 
     # --- Temporal -------------------------------------------------------------------------
 

@@ -41,7 +41,7 @@ from journeys.contracts import (
 )
 from journeys.errors import JourneysError
 from journeys.facts import entry_allowed, user_traits
-from journeys.model import CHANNELS, Channel, Journey, to_timedelta
+from journeys.model import CHANNELS, Channel, Journey, node_edges, to_timedelta
 from journeys.reactions import entry_context, interest, journey_event
 from journeys.simulation import (
     PathStep,
@@ -358,20 +358,15 @@ class _Simulation:
         outcome: JourneyOutcome | None,
         attempts: dict[str, _Attempt],
     ) -> SimulationResult:
-        steps = self._store.steps
-        path: list[PathStep] = []
-        reached: set[str] = set()
-        converted_at = ended_at = None
-        variant = None
-        for step in steps:
-            if step.node_id is not None and step.node_id not in reached:
-                reached.add(step.node_id)
-                path.append(PathStep(node=step.node_id, at=step.at))
-            if step.converted and converted_at is None:
-                converted_at = step.at
-            if step.ended is not None and ended_at is None:
-                ended_at = step.at
-            variant = step.variant or variant
+        """The answer from what the run recorded in its store: the nodes it reached (those
+        reached at one moment in the graph's order), its enrollment and its deliveries."""
+        order = _graph_order(self._journey)
+        visits = sorted(
+            self._store.visits_for_user(self._user_id),
+            key=lambda visit: (visit.reached_at, order.get(visit.node_id, len(order))),
+        )
+        enrolled = self._store.enrollments_for_user(self._user_id)
+        run = enrolled[0] if enrolled else None
         messages = [
             _message(record, attempts[record.idempotency_key])
             for record in reversed(self._store.deliveries_for_user(self._user_id))
@@ -388,13 +383,30 @@ class _Simulation:
             update={
                 "status": status,
                 "ended": ended,
-                "path": path,
+                "path": [PathStep(node=v.node_id, at=v.reached_at) for v in visits],
                 "messages": messages,
-                "ended_at": ended_at,
-                "converted_at": converted_at,
-                "variant": variant,
+                "ended_at": None if run is None else run.ended_at,
+                "converted_at": None if run is None else run.converted_at,
+                "variant": None if run is None else run.variant,
             }
         )
+
+
+def _graph_order(journey: Journey) -> dict[str, int]:
+    """Each node's place in a topological order of the (acyclic) graph from the start: of two
+    nodes reached at one moment, the one upstream was reached first."""
+    finished: list[str] = []
+    seen: set[str] = set()
+
+    def visit(node_id: str) -> None:
+        seen.add(node_id)
+        for _, target in node_edges(journey.nodes[node_id]):
+            if target is not None and target not in seen and target in journey.nodes:
+                visit(target)
+        finished.append(node_id)
+
+    visit(journey.start)
+    return {node_id: place for place, node_id in enumerate(reversed(finished))}
 
 
 def _message(record: DeliveryRecord, attempt: _Attempt) -> SimulatedMessage:

@@ -12,14 +12,14 @@ import shutil
 import sqlite3
 import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from journeys.contracts import EnrollInput, FinalDeliveryStatus, ProgressInput
+from journeys.contracts import FinalDeliveryStatus, StepsInput
 from journeys.facts import wall_clock
 from journeys.model import ExperimentNode, Journey
 from journeys.store import DeliveryRecord, Store
@@ -64,16 +64,12 @@ class Workspace:
 
 
 class ScratchStore(Store):
-    """A store that also keeps, in order, every step the run recorded (node reached, variant,
-    conversion, end), each stamped with the run's own (simulated) time, and that stamps a sent
-    message by `clock` (the engine's), so frequency caps count it when it went."""
+    """A store that stamps a sent message by `clock` (the engine's), so frequency caps count
+    it when it went in simulated time, not when the simulation ran."""
 
     def __init__(self, url: str, folder: Path) -> None:
         super().__init__(url)
         self._folder = folder
-        self.steps: list[ProgressInput] = []
-        self._seen: set[str] = set()
-        self._lock = threading.Lock()
         self.clock: Callable[[], datetime] = wall_clock
 
     def finish_delivery(
@@ -85,6 +81,7 @@ class ScratchStore(Store):
         *,
         provider: str | None = None,
         provider_message_id: str | None = None,
+        progress: StepsInput | None = None,
     ) -> DeliveryRecord:
         """Finish as the store does; a sent message is stamped by the engine's clock."""
         record = super().finish_delivery(
@@ -94,6 +91,7 @@ class ScratchStore(Store):
             content,
             provider=provider,
             provider_message_id=provider_message_id,
+            progress=progress,
         )
         if status == "sent":
             with self._write() as session:
@@ -102,18 +100,6 @@ class ScratchStore(Store):
                 stored.sent_at = record.sent_at = self.clock()
                 session.add(stored)
         return record
-
-    def record_steps(
-        self, steps: Sequence[ProgressInput], *, enrollment: EnrollInput | None = None
-    ) -> None:
-        """Record as the store does, and keep each step once (a retried record repeats them)."""
-        super().record_steps(steps, enrollment=enrollment)
-        with self._lock:
-            for step in steps:
-                key = step.model_dump_json()
-                if key not in self._seen:
-                    self._seen.add(key)
-                    self.steps.append(step)
 
     def close(self) -> None:
         """Close the database and delete its folder."""

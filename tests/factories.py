@@ -10,7 +10,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from journeys.contracts import AdmitInput, EndStatus, EnrollInput, EventType, ProgressInput
+from journeys.broadcasts import BROADCAST_NODE, broadcast_delivery_key, broadcast_workflow_id
+from journeys.contracts import (
+    AdmitInput,
+    EndStatus,
+    EnrollInput,
+    EventType,
+    FinalDeliveryStatus,
+    ProgressInput,
+)
 from journeys.model import EntryLimit
 from journeys.store import DeliveryRecord, EnrollmentRecord, NewEvent, Store, utcnow
 
@@ -135,6 +143,25 @@ def sent_delivery(
             record.sent_at = sent_at
             session.add(record)
     return record
+
+
+def broadcast_delivery(
+    store: Store, broadcast_id: str, user_id: str, status: FinalDeliveryStatus = "sent"
+) -> DeliveryRecord:
+    """The broadcast's message to the user, recorded and finished as the broadcast activity
+    records one (an email)."""
+    key = broadcast_delivery_key(broadcast_id, user_id)
+    store.begin_delivery(
+        idempotency_key=key,
+        journey_id=broadcast_workflow_id(broadcast_id),
+        version=0,
+        node_id=BROADCAST_NODE,
+        user_id=user_id,
+        channel="email",
+        variant=None,
+        content={},
+    )
+    return store.finish_delivery(key, status)
 
 
 def admit(store: Store, journey_id: str, run: str, at: datetime, limit: EntryLimit) -> bool:

@@ -13,6 +13,7 @@ secrets, the task queue), over the test credentials.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -89,9 +90,12 @@ async def running_system(
     temporal: WorkflowEnvironment | Client,
     store: Store,
     executor: ThreadPoolExecutor,
+    *,
+    worker: bool = True,
     **settings: Any,
 ) -> AsyncIterator[System]:
-    """Serve the API (with its relay) and run a worker until the block ends."""
+    """Serve the API (with its relay) and run a worker until the block ends (without
+    `worker`, the test runs its own, e.g. worker processes it kills)."""
     client = temporal.client if isinstance(temporal, WorkflowEnvironment) else temporal
     port = free_port()
     api_url = f"http://127.0.0.1:{port}"
@@ -125,7 +129,7 @@ async def running_system(
                 build_worker(
                     client, store, configured.task_queue, executor,
                     channels=channels, links=links,
-                ),
+                ) if worker else contextlib.nullcontext(),
                 httpx.AsyncClient(base_url=api_url, follow_redirects=False) as http,
             ):  # fmt: skip
                 yield System(api_url, configured, client, store, http)

@@ -31,6 +31,7 @@ from temporalio.client import (
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
+from activities.broadcasts import BroadcastActivities
 from activities.channels import Provider, build_channels, closing_channels, embedded_channels
 from activities.journey import JourneyActivities
 from activities.predictions import PredictionActivities
@@ -55,6 +56,7 @@ from journeys.settings import (
 )
 from journeys.store import Store
 from journeys.unsubscribe import Links
+from workflows.broadcast import BroadcastWorkflow
 from workflows.client import connect
 from workflows.journey import JourneyWorkflow
 from workflows.predictions import PredictionWorkflow
@@ -63,7 +65,7 @@ from workflows.segment_sweep import SegmentSweepWorkflow
 SWEEP_EVERY = timedelta(minutes=15)
 PREDICT_AT = ScheduleCalendarSpec(hour=[ScheduleRange(PREDICTION_HOUR_UTC)])
 """Every night: the conversion model is refitted and every user rescored."""
-WORKFLOWS = (JourneyWorkflow, SegmentSweepWorkflow, PredictionWorkflow)
+WORKFLOWS = (JourneyWorkflow, SegmentSweepWorkflow, PredictionWorkflow, BroadcastWorkflow)
 logger = logging.getLogger("journeys.worker")
 
 
@@ -122,8 +124,8 @@ def build_worker(
     links: Links | None = None,
     tuning: Tuning = Tuning(),
 ) -> Worker:
-    """A worker for the journey workflows and activities (synchronous activities run on
-    `executor`, which needs `tuning.max_concurrent_activities` threads), delivering through
+    """A worker for the journey and broadcast workflows and activities (synchronous activities
+    run on `executor`, which needs `tuning.max_concurrent_activities` threads), delivering through
     `channels` (default: the embedded outbox and inbox, and webhooks to public addresses) with
     unsubscribe and tracked links signed by `links`."""
     sweep = SweepActivities(store, client, task_queue)
@@ -136,6 +138,7 @@ def build_worker(
         workflows=list(WORKFLOWS),
         activities=[
             *journeys.all(),
+            *BroadcastActivities(store, journeys).all(),
             sweep.sweep_segment_entries,
             PredictionActivities(store).predict_conversions,
         ],

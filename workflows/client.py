@@ -9,9 +9,22 @@ from typing import Any
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDReusePolicy,
+)
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from journeys.broadcasts import (
+    BROADCAST_WORKFLOW_TYPE,
+    CANCEL_SIGNAL,
+    Broadcast,
+    BroadcastInput,
+    BroadcastOutcome,
+    broadcast_workflow_id,
+)
 from journeys.contracts import (
     EVENT_SIGNAL,
     JOURNEY_ID,
@@ -31,6 +44,10 @@ from journeys.contracts import (
 )
 from journeys.model import Journey
 from journeys.settings import Settings
+from workflows.patches import REVISION
+
+WAITING_NODES = frozenset({"wait_for_event", "wait_for_inactivity", "delay"})
+"""Node types where a run stops to wait, as a journey's first node: its run starts there."""
 
 
 async def connect(settings: Settings) -> Client:
@@ -83,7 +100,17 @@ async def start_journey(
         user_id=user_id,
         entry=entry,
         continue_as_new_after=continue_as_new_after,
+        revision=REVISION,
     )
+    identity: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(JOURNEY_ID, journey.id),
+        SearchAttributePair(JOURNEY_VERSION, version),
+        SearchAttributePair(USER_ID, user_id),
+    ]
+    if journey.nodes[journey.start].type in WAITING_NODES:
+        # A run that starts by waiting then has no node to publish; any other publishes the
+        # node where it first stops, and a run that never stops (sends and ends) none at all.
+        identity.append(SearchAttributePair(JOURNEY_NODE, journey.start))
     return await client.start_workflow(
         WORKFLOW_TYPE,
         run_input,
@@ -91,16 +118,8 @@ async def start_journey(
         task_queue=task_queue,
         result_type=JourneyOutcome,
         static_summary=static_summary(journey, version, user_id),
-        # Known at start, so visibility finds the run before its first task has run (and a
-        # run that starts by waiting has no node to publish).
-        search_attributes=TypedSearchAttributes(
-            [
-                SearchAttributePair(JOURNEY_ID, journey.id),
-                SearchAttributePair(JOURNEY_VERSION, version),
-                SearchAttributePair(USER_ID, user_id),
-                SearchAttributePair(JOURNEY_NODE, journey.start),
-            ]
-        ),
+        # Known at start, so visibility finds the run before its first task has run.
+        search_attributes=TypedSearchAttributes(identity),
         start_signal=EVENT_SIGNAL if event is not None else None,
         start_signal_args=[event] if event is not None else [],
     )
@@ -115,3 +134,42 @@ async def signal_event(client: Client, journey_id: str, user_id: str, event: Jou
 async def signal_leave(client: Client, run_id: str, request: LeaveRequest) -> None:
     """Make the run with workflow id `run_id` leave its journey at once."""
     await client.get_workflow_handle(run_id).signal(LEAVE_SIGNAL, request)
+
+
+async def start_broadcast(
+    client: Client,
+    broadcast: Broadcast,
+    *,
+    task_queue: str,
+    page_size: int | None = None,
+    pages_per_run: int | None = None,
+    history_limit: int | None = None,
+) -> WorkflowHandle[object, BroadcastOutcome]:
+    """Start the broadcast's workflow (`broadcast:{id}`). An id whose workflow ever ran (within
+    the namespace's retention) raises `WorkflowAlreadyStartedError`: a broadcast is sent once.
+    The sizes that make runs continue as new have defaults that suit (tests make them small).
+    """
+    sizes = {
+        "page_size": page_size,
+        "pages_per_run": pages_per_run,
+        "history_limit": history_limit,
+    }
+    run_input = BroadcastInput.model_validate(
+        {"broadcast": broadcast, **{k: v for k, v in sizes.items() if v is not None}}
+    )
+    segment = f"segment {broadcast.segment}"
+    return await client.start_workflow(
+        BROADCAST_WORKFLOW_TYPE,
+        run_input,
+        id=broadcast_workflow_id(broadcast.id),
+        task_queue=task_queue,
+        result_type=BroadcastOutcome,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        static_summary=f"Broadcast {broadcast.id} · {broadcast.message.channel} · {segment}",
+    )
+
+
+async def cancel_broadcast(client: Client, broadcast_id: str) -> None:
+    """Tell the broadcast's run to stop sending (raises `RPCError` NOT_FOUND when it is not
+    running)."""
+    await client.get_workflow_handle(broadcast_workflow_id(broadcast_id)).signal(CANCEL_SIGNAL)

@@ -183,7 +183,7 @@ class JourneyWorkflow:
     @workflow.run
     async def run(self, input: JourneyInput) -> JourneyOutcome:
         """Walk the graph from the start (or where the previous run left off) to an end."""
-        self._style = choose_run_style(lambda: self._state.current_node)
+        self._style = choose_run_style(lambda: self._state.current_node, input.revision)
         if not self._resuming:
             enrollment = EnrollInput(
                 enrollment_id=self._state.enrollment_id,

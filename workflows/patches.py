@@ -1,10 +1,24 @@
 """The interpreter's patches, and the behaviour of the runs that started before each.
 
 A run replays its history on whichever worker picks it up, so for as long as it lives the
-interpreter must issue the commands its history recorded. A change to those commands goes behind
-a `workflow.patched` id; every id is here, with the branch it replaced, so `workflows.journey`
-never tests one. A run's `RunStyle` is chosen once, first thing in the run:
+interpreter must issue the commands its history recorded. A run's `RunStyle` is chosen once,
+first thing in the run, and `workflows.journey` never asks anything else of a version.
 
+Runs started today carry the interpreter's `REVISION` in their input (`JourneyInput.revision`,
+set by `start_journey` and kept across continue-as-new): the input pins their behaviour, so they
+record no patch marker, and the SDK upserts no `TemporalChangeVersion` for them (a marker event
+and a visibility write on the server for every run they would cost). A change to
+the commands today's runs issue raises `REVISION`, and the style of the revision before it
+stays here for the runs pinned to it. A worker that meets a revision newer than its own fails
+the workflow task instead of guessing, so during a rolling upgrade such runs wait for a new
+worker (Temporal retries the task) and never run on old code.
+
+Runs started before revisions carry none, and their patch markers tell how they behave. Every
+patch id is here, with the branch it replaced:
+
+- revision 1 (`REVISION`): `Revision1`: `LocalCalls` with every patch below taken; a delivery
+  whose local attempt failed publishes where the run is before it is tried again as a normal
+  activity, so the store and `JourneyNode` show a run held up by its provider.
 - `local-calls` (`LOCAL_CALLS_PATCH`): `LocalCalls`; runs started before it are `LeanSteps` or
   older, as `lean-steps` says.
 - `lean-steps` (`LEAN_STEPS_PATCH`): `LeanSteps`; runs started before it are `PreLeanSteps`.
@@ -70,6 +84,9 @@ DELIVERY_RETRY_AFTER_LOCAL = dataclasses.replace(
 )
 """The normal activity after a local attempt failed: as many attempts in all as before."""
 
+REVISION = 1
+"""The revision runs start on today (see the module's docstring)."""
+
 LOCAL_CALLS_PATCH = "local-calls"
 """Runs that recorded this marker (at their start) are `LocalCalls`; the others are older styles
 (`LEAN_STEPS_PATCH` tells which). Retire it once no running run lacks it."""
@@ -94,14 +111,27 @@ Where = Callable[[], str | None]
 """Where the run is now: the node it reached (`JourneyState.current_node`), None once it ended."""
 
 
-def choose_run_style(where: Where) -> RunStyle:
-    """The style of this run; `where()` says where it is (at first, a node carried over by
-    continue-as-new).
+class UnknownRevision(Exception):
+    """A run pinned to a revision newer than this worker's. Not a Temporal failure, so it fails
+    the workflow task (retried, until a worker that knows the revision takes it), never the
+    run."""
 
-    Call it first thing in the run: that is where every run of today's code records the
+
+def choose_run_style(where: Where, revision: int | None) -> RunStyle:
+    """The style of this run, pinned to `revision` (None: a run started before revisions);
+    `where()` says where it is (at first, a node carried over by continue-as-new).
+
+    Call it first thing in the run: that is where runs started before revisions recorded the
     `local-calls` marker (and runs before it the `lean-steps` one), and where replay looks for
-    them. A run records one marker: today's runs never ask for `lean-steps`.
+    them. Such a run records one marker: none ever asks for `lean-steps` after `local-calls`.
     """
+    if revision is not None:
+        if revision > REVISION:
+            raise UnknownRevision(
+                f"this run started on interpreter revision {revision}, newer than this "
+                f"worker's {REVISION}: it waits for an upgraded worker"
+            )
+        return Revision1(where)
     if workflow.patched(LOCAL_CALLS_PATCH):
         return LocalCalls(where)
     if workflow.patched(LEAN_STEPS_PATCH):
@@ -175,18 +205,21 @@ class RunStyle(ABC):
         `step` at once."""
         return await _deliver(request, summary, DELIVERY_RETRY)
 
+    pinned = False
+    """Whether the run's revision (its input) says how it behaves, rather than its markers."""
+
     def asks_for_winner(self) -> bool:
         """Whether the run asks for an experiment's winner before splitting.
 
         Asked at the experiment node only: moving it would move its marker in new histories,
         and runs that reached an experiment before the patch must keep splitting by hash.
         """
-        return workflow.patched(EXPERIMENT_WINNER_PATCH)
+        return self.pinned or workflow.patched(EXPERIMENT_WINNER_PATCH)
 
     def ignores_machine_engagement(self) -> bool:
         """Whether an event marked `machine: true` matches nothing (asked of such events only,
         so histories without one never record the marker)."""
-        return workflow.patched(MACHINE_ENGAGEMENT_PATCH)
+        return self.pinned or workflow.patched(MACHINE_ENGAGEMENT_PATCH)
 
 
 def _moves(step: ProgressInput) -> bool:
@@ -416,6 +449,7 @@ class LocalCalls(LeanSteps):
             delay = _retry_delay(failure)
             if delay is None:
                 raise DeliveryFailed(_reason(failure)) from None
+            await self._held_up()
             if delay > timedelta(0):
                 await workflow.sleep(delay, summary=f"{summary}: retry after {delay}")
             # The steps are recorded again at the next publish whatever happens here (a
@@ -427,6 +461,24 @@ class LocalCalls(LeanSteps):
             self._recorded(unrecorded)
         self._recorded_then = then
         return outcome
+
+    async def _held_up(self) -> None:
+        """The local attempt failed and the delivery is tried again: nothing more, as runs of
+        this style did."""
+
+
+class Revision1(LocalCalls):
+    """Runs started on revision 1: `LocalCalls`, with every patch taken (the input says so, no
+    marker does), and publishing before a delivery is tried again: without it, a run whose
+    provider is down for hours stays unrecorded (not entered in the journey's stats, invisible
+    to its router's admission window) until the message finally goes."""
+
+    pinned = True
+
+    async def _held_up(self) -> None:
+        """Publish where the run is: its enrollment and steps, and `JourneyNode` at the
+        message."""
+        await self.publish()
 
 
 class PreLeanSteps(RunStyle):

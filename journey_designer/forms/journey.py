@@ -208,28 +208,34 @@ def goal_form(doc: Doc, catalog: Catalog) -> None:
     doc.flag_within(("goal",))
 
 
+def quiet_hours_form(doc: Doc, path: Path) -> None:
+    """Optional quiet hours at `path` (a journey's settings, a broadcast): from, until, and
+    what happens to messages due then."""
+    if widgets.optional(
+        doc, path, "Quiet hours (no marketing messages at night)",
+        lambda: {"start": "22:00", "end": "08:00"},
+        help="In the user's local time; transactional messages are not affected.",
+    ):  # fmt: skip
+        start, end, action = st.columns(3)
+        with start:
+            widgets.text(doc, (*path, "start"), "From (HH:MM)", keep_empty=True)
+        with end:
+            widgets.text(doc, (*path, "end"), "Until (HH:MM)", keep_empty=True)
+        with action:
+            widgets.select(
+                doc, (*path, "action"), "Messages due then",
+                ["delay", "skip"], default="delay",
+                labels={"delay": "wait until the end", "skip": "are skipped"}.__getitem__,
+            )  # fmt: skip
+
+
 def settings_form(doc: Doc) -> None:
     """The journey's time zone, quiet hours and holdout."""
     widgets.select(
         doc, ("settings", "timezone"), "Time zone", time_zones(), default="UTC",
         help="For users without a timezone trait (quiet hours, 'until' delays).",
     )  # fmt: skip
-    if widgets.optional(
-        doc, ("settings", "quiet_hours"), "Quiet hours (no marketing messages at night)",
-        lambda: {"start": "22:00", "end": "08:00"},
-        help="In the user's local time; transactional messages are not affected.",
-    ):  # fmt: skip
-        start, end, action = st.columns(3)
-        with start:
-            widgets.text(doc, ("settings", "quiet_hours", "start"), "From (HH:MM)", keep_empty=True)
-        with end:
-            widgets.text(doc, ("settings", "quiet_hours", "end"), "Until (HH:MM)", keep_empty=True)
-        with action:
-            widgets.select(
-                doc, ("settings", "quiet_hours", "action"), "Messages due then",
-                ["delay", "skip"], default="delay",
-                labels={"delay": "wait until the end", "skip": "are skipped"}.__getitem__,
-            )  # fmt: skip
+    quiet_hours_form(doc, ("settings", "quiet_hours"))
     doc.flag_within(("settings",))
     if widgets.optional(
         doc, ("holdout",), "Hold out a control group (measure the journey's lift)",

@@ -65,6 +65,20 @@ def _set_source(doc: Doc, base: Path, source: str, catalog: Catalog) -> None:
 def message_form(doc: Doc, node_id: str, catalog: Catalog) -> None:
     """Channel, content (per channel) or stored template, delivery options and ways out."""
     base: Path = ("nodes", node_id)
+    message_fields_form(doc, base, catalog)
+    goto(doc, (*base, "next"), "Then go to", node_id)
+    goto(
+        doc,
+        (*base, "on_failure"),
+        "If delivery fails for good, go to",
+        node_id,
+        help="Left at the end of the journey, a failure simply follows 'Then go to'.",
+    )
+
+
+def message_fields_form(doc: Doc, base: Path, catalog: Catalog) -> None:
+    """What a message is, at `base` (a journey's message step, a broadcast's message):
+    channel, content (per channel) or stored template, transactional, tracking."""
     channel = doc.get((*base, "channel"))
     widgets.select(
         doc,
@@ -103,14 +117,6 @@ def message_form(doc: Doc, node_id: str, catalog: Catalog) -> None:
         structural=True,  # tracking's default follows it
     )
     tracking_form(doc, base)
-    goto(doc, (*base, "next"), "Then go to", node_id)
-    goto(
-        doc,
-        (*base, "on_failure"),
-        "If delivery fails for good, go to",
-        node_id,
-        help="Left at the end of the journey, a failure simply follows 'Then go to'.",
-    )
 
 
 def tracking_form(doc: Doc, base: Path) -> None:

@@ -1,6 +1,7 @@
 """Users page: a user's predictions (conversion chance, preferred channel, most active hour),
-traits, recent events, journeys (with a link to each run in the Temporal Web UI) and
-deliveries (whether and when each was opened and clicked)."""
+traits, recent events, journeys (with a link to each run in the Temporal Web UI), deliveries
+(whether and when each was opened and clicked) and timeline (what happened to them and why,
+step by step, a page at a time)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,15 @@ import streamlit as st
 
 from api_client import ApiClient
 from journey_designer.api import call, settings, workflow_url
+from journey_designer.preview import escape
 from journey_designer.stats import engaged, hour_of_day, percent
+from journeys.settings import Settings
 
 KEY = "users.id"
+# The session state key of the timeline's page: whose timeline, and the place it starts from.
+# (A comment, not a docstring: Streamlit shows a bare string of a page script on the page.)
+PAGE = "users.timeline"
+TIMELINE_PAGE = 100
 
 
 def look_up(client: ApiClient, user_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -49,6 +56,59 @@ def predictions(traits: dict[str, Any]) -> None:
         )  # fmt: skip
         if hour is not None:
             st.caption(f"most active around {hour} (their time)")
+
+
+def timeline_line(config: Settings, entry: dict[str, Any]) -> str:
+    """One timeline entry as a line of Markdown: when, what kind, what happened and why, where
+    in which journey, and a link to its run in the Temporal Web UI."""
+    parts = [f"`{_moment(entry.get('at'))}`", f"**{escape(entry.get('kind'))}**"]
+    what = escape(entry.get("what"))
+    parts.append(what + (f" — _{escape(entry['why'])}_" if entry.get("why") else ""))
+    if entry.get("journey_id"):
+        step = f" › {escape(entry['node_id'])}" if entry.get("node_id") else ""
+        parts.append(f"{escape(entry['journey_id'])}{step}")
+    if entry.get("workflow_id"):
+        parts.append(f"[open the run]({workflow_url(config, entry['workflow_id'])})")
+    return " · ".join(parts)
+
+
+def _moment(at: str | None) -> str:
+    """A timeline time to the second (steps of one run often share a minute)."""
+    return (at or "").replace("T", " ")[:19] + (" UTC" if at else "")
+
+
+def timeline(user_id: str, config: Settings) -> None:
+    """The user's timeline, a page at a time: the first page, then earlier or later ones."""
+    st.subheader("Timeline", anchor=False)
+    place = st.session_state.get(PAGE)
+    if not isinstance(place, dict) or place.get("user") != user_id:
+        place = {"user": user_id}
+    page = call(
+        lambda client: client.user_timeline(
+            user_id, limit=TIMELINE_PAGE, after=place.get("after"), before=place.get("before")
+        ),
+        doing=f"read the timeline of '{user_id}'",
+    )
+    if page is None:
+        return
+    entries = page.get("entries") or []
+    if not entries:
+        st.caption("Nothing happened to this user yet.")
+        return
+    st.caption(
+        "What happened to the user and why, oldest first: their events, each journey they "
+        "entered (or why not), the steps they reached, what ended each wait, their messages "
+        "(why one was skipped; whether they opened it), their conversion and how each run "
+        "ended. Open a run in the Temporal Web UI for its full history."
+    )
+    st.markdown("\n".join(f"- {timeline_line(config, entry)}" for entry in entries))
+    earlier, later = st.columns(2)
+    if page.get("previous") and earlier.button("Earlier", key=f"{PAGE}.earlier"):
+        st.session_state[PAGE] = {"user": user_id, "before": page["previous"]}
+        st.rerun()
+    if page.get("next") and later.button("Later", key=f"{PAGE}.later"):
+        st.session_state[PAGE] = {"user": user_id, "after": page["next"]}
+        st.rerun()
 
 
 def main() -> None:
@@ -131,6 +191,7 @@ def main() -> None:
         )
     else:
         st.caption("No messages yet.")
+    timeline(user_id, config)
 
 
 main()

@@ -1,5 +1,5 @@
 """The app store: journeys and their versions, profiles, events, segments, templates,
-deliveries, enrollments and settings, as SQLModel tables behind one synchronous `Store`.
+deliveries, enrollments, broadcasts and settings, as SQLModel tables behind one synchronous `Store`.
 
 SQLite (embedded, the default) and PostgreSQL are supported; opening a store brings its schema
 to the newest migration (`journeys.migrations`). Every public method is one short
@@ -17,6 +17,7 @@ per aggregate, which `Store` brings together.
 
 from __future__ import annotations
 
+from journeys.store.broadcasts import BroadcastsAggregate
 from journeys.store.catalog import CatalogAggregate
 from journeys.store.deliveries import DeliveriesAggregate
 from journeys.store.enrollments import EnrollmentsAggregate
@@ -28,10 +29,12 @@ from journeys.store.records import (
     DELIVERY_STATUSES,
     IN_APP,
     UNFINISHED,
+    BroadcastRecord,
     CapWindow,
     DeliveryRecord,
     DeliveryStatus,
     EnrollmentRecord,
+    EntryAdmissionRecord,
     EventRecord,
     ExperimentDecisionRecord,
     JourneyRecord,
@@ -53,10 +56,12 @@ __all__ = [
     "DELIVERY_STATUSES",
     "IN_APP",
     "UNFINISHED",
+    "BroadcastRecord",
     "CapWindow",
     "DeliveryRecord",
     "DeliveryStatus",
     "EnrollmentRecord",
+    "EntryAdmissionRecord",
     "EventRecord",
     "ExperimentDecisionRecord",
     "JourneyRecord",
@@ -84,6 +89,7 @@ class Store(
     DeliveriesAggregate,
     EnrollmentsAggregate,
     ExperimentsAggregate,
+    BroadcastsAggregate,
 ):
     """The app store over one database URL (SQLite file, in-memory SQLite, or PostgreSQL).
 

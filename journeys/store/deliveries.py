@@ -14,11 +14,12 @@ from sqlalchemy import case
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
-from journeys.contracts import FinalDeliveryStatus
+from journeys.contracts import FinalDeliveryStatus, StepsInput
 from journeys.engagement import DELIVERY_ID, MACHINE, Engagement, state_of
 from journeys.errors import NotFound
 from journeys.ratelimits import Rate
 from journeys.store.base import StoreBase, once_more_on_conflict
+from journeys.store.enrollments import record_steps_in
 from journeys.store.events import store_events
 from journeys.store.ratelimits import finish_slot, take_slot
 from journeys.store.records import (
@@ -85,6 +86,7 @@ class DeliveriesAggregate(StoreBase):
         content: dict[str, Any],
         caps: Sequence[CapWindow] = (),
         rate: Rate | None = None,
+        progress: StepsInput | None = None,
     ) -> DeliveryRecord:
         """Claim a pending delivery for sending, unless a frequency cap is reached or its
         channel's `rate` has no slot for it yet.
@@ -96,9 +98,21 @@ class DeliveriesAggregate(StoreBase):
         it takes a slot of its channel (`journeys.store.ratelimits`): refused, it stays
         "pending" with `waits_until` set to when its turn comes and the wait as its reason.
         Otherwise it becomes "sending" with its rendered `content`. A delivery already claimed
-        (an interrupted attempt) or finished is returned unchanged. Raises NotFound for an
-        unknown key.
+        (an interrupted attempt) or finished is returned unchanged. A skipped delivery records
+        the run's `progress` in the same transaction. Raises NotFound for an unknown key.
         """
+        return once_more_on_conflict(
+            lambda: self._claim_delivery(idempotency_key, content, caps, rate, progress)
+        )
+
+    def _claim_delivery(
+        self,
+        idempotency_key: str,
+        content: dict[str, Any],
+        caps: Sequence[CapWindow],
+        rate: Rate | None,
+        progress: StepsInput | None,
+    ) -> DeliveryRecord:
         with self._rate_lock if rate is not None else nullcontext(), self._write() as session:
             record = self._locked_delivery(session, idempotency_key)
             if record.status != "pending":
@@ -124,6 +138,8 @@ class DeliveriesAggregate(StoreBase):
                 record.reason = f"frequency cap: {full.label}"
                 record.waits_until = None
                 finish_slot(session, record.channel, idempotency_key, utcnow())
+                if progress is not None:
+                    record_steps_in(session, progress.steps, progress.enrollment)
             elif rate is None or _takes_slot(session, record, rate):
                 # A limit removed while it waited: nothing holds it back any more.
                 record.reason, record.waits_until = None, None
@@ -192,11 +208,36 @@ class DeliveriesAggregate(StoreBase):
         *,
         provider: str | None = None,
         provider_message_id: str | None = None,
+        progress: StepsInput | None = None,
     ) -> DeliveryRecord:
-        """Set a delivery's final status and reason (and its content and provider, when given).
+        """Set a delivery's final status and reason (and its content and provider, when given),
+        and record the run's `progress` (`record_steps`) in the same transaction.
 
         A delivery that became "sent" records when. Raises NotFound for an unknown key.
         """
+        return once_more_on_conflict(
+            lambda: self._finish_delivery(
+                idempotency_key,
+                status=status,
+                reason=reason,
+                content=content,
+                provider=provider,
+                provider_message_id=provider_message_id,
+                progress=progress,
+            )
+        )
+
+    def _finish_delivery(
+        self,
+        idempotency_key: str,
+        *,
+        status: FinalDeliveryStatus,
+        reason: str | None,
+        content: dict[str, Any] | None,
+        provider: str | None,
+        provider_message_id: str | None,
+        progress: StepsInput | None,
+    ) -> DeliveryRecord:
         answered = utcnow()  # as in `release_delivery`
         with self._write() as session:
             record = self._locked_delivery(session, idempotency_key)
@@ -212,6 +253,8 @@ class DeliveriesAggregate(StoreBase):
             record.waits_until = None
             session.add(record)
             finish_slot(session, record.channel, idempotency_key, answered)
+            if progress is not None:
+                record_steps_in(session, progress.steps, progress.enrollment)
             return record
 
     @staticmethod

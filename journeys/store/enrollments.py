@@ -37,36 +37,7 @@ class EnrollmentsAggregate(StoreBase):
 
     def _record_steps(self, steps: Sequence[ProgressInput], enrollment: EnrollInput | None) -> None:
         with self._write() as session:
-            records: dict[str, EnrollmentRecord] = {}
-            if enrollment is not None:
-                records[enrollment.enrollment_id] = _enrollment_of(session, enrollment)
-            for step in steps:
-                if step.enrollment_id not in records:
-                    records[step.enrollment_id] = get_or_raise(
-                        session, EnrollmentRecord, step.enrollment_id, lock=True
-                    )
-            # The visits recorded already, in one query rather than one per step.
-            reached = {(step.enrollment_id, step.node_id) for step in steps if step.node_id}
-            visited: set[tuple[str, str]] = set()
-            if reached:
-                statement = select(NodeVisitRecord.enrollment_id, NodeVisitRecord.node_id).where(
-                    col(NodeVisitRecord.enrollment_id).in_({e for e, _ in reached}),
-                    col(NodeVisitRecord.node_id).in_({n for _, n in reached}),
-                )
-                visited = {(e, n) for e, n in session.exec(statement)}
-            for step in steps:
-                record = records[step.enrollment_id]
-                if step.node_id is not None:
-                    first = (step.enrollment_id, step.node_id) not in visited
-                    _reach(session, record, step.node_id, step.at, first=first)
-                    visited.add((step.enrollment_id, step.node_id))
-                if step.variant is not None:
-                    record.variant = step.variant
-                if step.converted and record.converted_at is None:
-                    record.converted_at = step.at
-                if step.ended is not None:
-                    _finish(session, record, step.ended, step.at)
-                session.add(record)
+            record_steps_in(session, steps, enrollment)
 
     def admit_entry(self, request: AdmitInput) -> bool:
         """Whether the new run of `request.enrollment` may enter its journey at `request.at`:
@@ -113,6 +84,30 @@ class EnrollmentsAggregate(StoreBase):
             select(EnrollmentRecord)
             .where(EnrollmentRecord.user_id == user_id)
             .order_by(col(EnrollmentRecord.entered_at).desc(), col(EnrollmentRecord.id).desc())
+        )
+        with self._read() as session:
+            return list(session.exec(statement))
+
+    def visits_for_user(self, user_id: str) -> list[NodeVisitRecord]:
+        """The nodes the user's enrollments reached, in every journey, oldest first."""
+        statement = (
+            select(NodeVisitRecord)
+            .join(EnrollmentRecord, col(EnrollmentRecord.id) == col(NodeVisitRecord.enrollment_id))
+            .where(EnrollmentRecord.user_id == user_id)
+            .order_by(col(NodeVisitRecord.reached_at), col(NodeVisitRecord.node_id))
+        )
+        with self._read() as session:
+            return list(session.exec(statement))
+
+    def refused_entries(self, user_id: str) -> list[EntryAdmissionRecord]:
+        """The user's runs an entry limit kept out, oldest first."""
+        statement = (
+            select(EntryAdmissionRecord)
+            .where(
+                EntryAdmissionRecord.user_id == user_id,
+                col(EntryAdmissionRecord.admitted).is_(False),
+            )
+            .order_by(col(EntryAdmissionRecord.at), col(EntryAdmissionRecord.enrollment_id))
         )
         with self._read() as session:
             return list(session.exec(statement))
@@ -234,6 +229,44 @@ class EnrollmentsAggregate(StoreBase):
                 if current_node is not None:
                     counts.setdefault(current_node, {"reached": 0, "waiting": 0})["waiting"] = count
         return counts
+
+
+def record_steps_in(
+    session: Session, steps: Sequence[ProgressInput], enrollment: EnrollInput | None
+) -> None:
+    """`EnrollmentsAggregate.record_steps` inside the caller's write transaction (a delivery
+    records the run's steps with its outcome). On PostgreSQL the enrollment's insert may lose a
+    race (IntegrityError): the caller runs its whole transaction once more."""
+    records: dict[str, EnrollmentRecord] = {}
+    if enrollment is not None:
+        records[enrollment.enrollment_id] = _enrollment_of(session, enrollment)
+    for step in steps:
+        if step.enrollment_id not in records:
+            records[step.enrollment_id] = get_or_raise(
+                session, EnrollmentRecord, step.enrollment_id, lock=True
+            )
+    # The visits recorded already, in one query rather than one per step.
+    reached = {(step.enrollment_id, step.node_id) for step in steps if step.node_id}
+    visited: set[tuple[str, str]] = set()
+    if reached:
+        statement = select(NodeVisitRecord.enrollment_id, NodeVisitRecord.node_id).where(
+            col(NodeVisitRecord.enrollment_id).in_({e for e, _ in reached}),
+            col(NodeVisitRecord.node_id).in_({n for _, n in reached}),
+        )
+        visited = {(e, n) for e, n in session.exec(statement)}
+    for step in steps:
+        record = records[step.enrollment_id]
+        if step.node_id is not None:
+            first = (step.enrollment_id, step.node_id) not in visited
+            _reach(session, record, step.node_id, step.at, first=first)
+            visited.add((step.enrollment_id, step.node_id))
+        if step.variant is not None:
+            record.variant = step.variant
+        if step.converted and record.converted_at is None:
+            record.converted_at = step.at
+        if step.ended is not None:
+            _finish(session, record, step.ended, step.at)
+        session.add(record)
 
 
 def _enrollment_of(session: Session, enrollment: EnrollInput) -> EnrollmentRecord:

@@ -8,7 +8,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from sqlalchemy import text
-from sqlmodel import Session, col, func, or_, select, update
+from sqlmodel import Session, and_, col, func, or_, select, update
 
 from journeys.store.base import StoreBase, once_more_on_conflict
 from journeys.store.claims import NOTIFY_CHANNEL, partition_key
@@ -102,6 +102,38 @@ class EventsAggregate(StoreBase):
             statement = statement.limit(limit)
         with self._read() as session:
             return list(session.exec(statement))
+
+    def events_page(
+        self,
+        user_id: str,
+        *,
+        after: tuple[datetime, int | None] | None = None,
+        before: tuple[datetime, int | None] | None = None,
+        limit: int,
+    ) -> list[EventRecord]:
+        """At most `limit` of the user's events strictly between two positions, oldest first:
+        the first ones after `after`, or, given only `before`, the last ones before it (keyset
+        paging, so a page costs the same however deep it is). A position is (timestamp, id);
+        an id of None stands past every event of that instant."""
+        statement = select(EventRecord).where(EventRecord.user_id == user_id)
+        at, ident = col(EventRecord.timestamp), col(EventRecord.id)
+        if after is not None:
+            moment, after_id = after
+            later = at > moment
+            if after_id is not None:
+                later = or_(later, and_(at == moment, ident > after_id))
+            statement = statement.where(later)
+        if before is not None:
+            moment, before_id = before
+            earlier = at <= moment if before_id is None else at < moment
+            if before_id is not None:
+                earlier = or_(earlier, and_(at == moment, ident < before_id))
+            statement = statement.where(earlier)
+        latest = after is None and before is not None
+        order = (at.desc(), ident.desc()) if latest else (at, ident)
+        with self._read() as session:
+            found = list(session.exec(statement.order_by(*order).limit(limit)))
+        return found[::-1] if latest else found
 
     def count_events(self, user_id: str, *, name: str | None, since: datetime | None) -> int:
         """How many events the user has (named `name`, at or after `since`, when given)."""

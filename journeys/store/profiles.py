@@ -72,10 +72,9 @@ class ProfilesAggregate(StoreBase):
         with self._write() as session:
             return merge_profile(session, {}, from_user_id, into_user_id)
 
-    def iter_users(self, page_size: int = 500) -> Iterator[UserRecord]:
-        """Every profile by user id, read a page at a time (each page one short transaction),
-        so a long walk never holds a transaction open."""
-        after: str | None = None
+    def iter_users(self, page_size: int = 500, after: str | None = None) -> Iterator[UserRecord]:
+        """Every profile by user id (those after `after`, when given), read a page at a time
+        (each page one short transaction), so a long walk never holds a transaction open."""
         while True:
             statement = select(UserRecord).order_by(col(UserRecord.user_id)).limit(page_size)
             if after is not None:

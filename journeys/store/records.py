@@ -146,6 +146,21 @@ class TemplateRecord(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_time_column())
 
 
+class BroadcastRecord(SQLModel, table=True):
+    """A broadcast: what was asked (`definition`), its status and how many members it took.
+    Its deliveries are the `deliveries` of `journey_id` `broadcast:{id}`."""
+
+    __tablename__ = "broadcasts"
+
+    id: str = Field(primary_key=True)
+    definition: dict[str, Any] = Field(default_factory=dict, sa_column=_json_column())
+    status: str
+    """scheduled, sending, completed or cancelled (`journeys.broadcasts.BroadcastStatus`)."""
+    targeted: int = 0
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_time_column())
+    finished_at: datetime | None = Field(default=None, sa_column=_time_column(nullable=True))
+
+
 class DeliveryRecord(SQLModel, table=True):
     """One message to one user from one node visit; `idempotency_key` makes retries safe."""
 

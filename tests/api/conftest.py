@@ -14,6 +14,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from api.app import create_app
+from journeys.broadcasts import Broadcast
 from journeys.routing import TriggerResult
 from journeys.settings import Settings
 from journeys.store import Store
@@ -25,7 +26,8 @@ class RecordingRouting:
     """A `Routing` that records what the API asks and answers as told.
 
     The real router is tested end to end elsewhere; here only the API's side of the contract
-    matters: when it wakes the router, and what it passes and answers for trigger and archive.
+    matters: when it wakes the router, and what it passes and answers for trigger, archive and
+    broadcasts.
     """
 
     wakes: int = 0
@@ -34,6 +36,9 @@ class RecordingRouting:
     archived: list[str] = field(default_factory=list)
     trigger_answer: list[TriggerResult] | Exception = field(default_factory=list)
     archive_answer: int | Exception = 0
+    broadcasts: list[Broadcast] = field(default_factory=list)
+    broadcast_answer: bool | Exception = True
+    cancelled: list[str] = field(default_factory=list)
 
     def wake(self) -> None:
         """Count the wake-up (then raise `wake_error`, if set)."""
@@ -56,6 +61,17 @@ class RecordingRouting:
         if isinstance(self.archive_answer, Exception):
             raise self.archive_answer
         return self.archive_answer
+
+    async def start_broadcast(self, broadcast: Broadcast) -> bool:
+        """Record the broadcast; answer or raise `broadcast_answer`."""
+        self.broadcasts.append(broadcast)
+        if isinstance(self.broadcast_answer, Exception):
+            raise self.broadcast_answer
+        return self.broadcast_answer
+
+    async def cancel_broadcast(self, broadcast_id: str) -> None:
+        """Record the cancel."""
+        self.cancelled.append(broadcast_id)
 
 
 @pytest.fixture

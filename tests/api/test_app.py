@@ -218,6 +218,7 @@ SPEC_PATHS = {
     "/v1/settings": {"get", "put"},
     "/v1/users/{user_id}": {"get"},
     "/v1/users/{user_id}/events": {"get"},
+    "/v1/users/{user_id}/timeline": {"get"},
     "/v1/users/{user_id}/inbox": {"get"},
     "/v1/users/{user_id}/inbox/{message_id}/read": {"post"},
     "/v1/users/{user_id}/inbox/stream": {"get"},

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from journeys.store import Store
 from tests.api.helpers import ADMIN_TOKEN
 from tests.factories import enroll, mark_converted, move
 from tests.journey_designer.conftest import LiveApi, free_port
+from tests.journey_designer.test_app import seed_activity
 from tests.receivers import wait_until_serving
 
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
@@ -118,77 +120,112 @@ def seed_runs(store: Store, journey_id: str) -> None:
             mark_converted(store, enrollment, now)
 
 
-def test_build_preview_and_publish_a_journey_in_the_browser(
-    live_api: LiveApi, designer: str
-) -> None:
+@contextmanager
+def opened(designer: str, *, height: int) -> Iterator[Page]:
+    """A headless Chromium page on the designer's first page, screenshots going to
+    `ARTIFACTS`; the browser closes after the block."""
     executable = chromium()
     ARTIFACTS.mkdir(exist_ok=True)
     expect.set_options(timeout=TIMEOUT_MS)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1500, "height": 1100})
+            page = browser.new_page(viewport={"width": 1500, "height": height})
             page.set_default_timeout(TIMEOUT_MS)
             page.goto(designer)
-            expect(page.get_by_role("heading", name="Journeys")).to_be_visible()
-            settle(page)
-
-            # From the gallery: the abandoned cart, under a name of our own.
-            page.get_by_role("button", name="Use this").first.click()
-            settle(page)
-            page.get_by_label("Name").fill("Cart from the browser")
-            page.get_by_role("button", name="Create and open in the editor").click()
-            expect(page.get_by_role("heading", name="Cart from the browser")).to_be_visible()
-            expect(page.get_by_text("The journey is valid.")).to_be_visible()
-            expect(page.locator('[data-testid="stGraphVizChart"] svg')).to_be_visible()
-            settle(page)
-
-            # Edit the reminder's subject in its step form.
-            page.get_by_label("Step", exact=True).click()
-            page.get_by_role("option", name="reminder_email").click()
-            settle(page)
-            subject = page.get_by_label("Subject")
-            subject.fill("Your cart misses you, {{ user.first_name | default: 'friend' }}")
-            subject.press("Enter")
-            settle(page)
-            expect(page.get_by_text("unsaved changes")).to_be_visible()
-
-            # Preview it for the sample context.
-            page.get_by_role("tab", name="Preview").click()
-            page.get_by_label("Message step").click()
-            page.get_by_role("option", name="reminder_email").click()
-            settle(page)
-            page.get_by_text("a sample context").click()
-            settle(page)
-            page.get_by_role("button", name="Render preview").click()
-            expect(page.get_by_text("Your cart misses you, Ada")).to_be_visible()
-            page.get_by_role("tab", name="Steps").click()
-            settle(page)
-            page.screenshot(path=str(ARTIFACTS / "designer-editor.png"), full_page=True)
-
-            # Publish, confirming.
-            page.get_by_role("button", name="Publish…").click()
-            expect(page.get_by_text("Publish version 1?")).to_be_visible()
-            page.get_by_role("button", name="Yes, publish").click()
-            expect(page.get_by_text("Published version 1: new entries get it")).to_be_visible()
-            settle(page)
-            stored = live_api.store.get_journey("cart-from-the-browser")
-            assert stored is not None
-            assert (stored.status, stored.version) == ("live", 1)
-            assert stored.draft["nodes"]["reminder_email"]["content"]["subject"].startswith(
-                "Your cart misses you"
-            )
-
-            # Users go through it; the analytics page shows where they are.
-            seed_runs(live_api.store, "cart-from-the-browser")
-            page.get_by_role("link", name="Analytics").click()
-            expect(page.get_by_role("heading", name="Analytics")).to_be_visible()
-            expect(page.get_by_text("Where users are")).to_be_visible()
-            expect(page.locator('[data-testid="stGraphVizChart"] svg')).to_be_visible()
-            expect(page.locator('[data-testid="stMetric"]').first).to_contain_text("6")
-            settle(page)
-            page.wait_for_timeout(500)  # let the charts finish drawing
-            page.screenshot(path=str(ARTIFACTS / "designer-analytics.png"), full_page=True)
-            no_exception(page)
+            yield page
         finally:
             browser.close()
+
+
+def test_build_preview_and_publish_a_journey_in_the_browser(
+    live_api: LiveApi, designer: str
+) -> None:
+    with opened(designer, height=1100) as page:
+        expect(page.get_by_role("heading", name="Journeys")).to_be_visible()
+        settle(page)
+
+        # From the gallery: the abandoned cart, under a name of our own.
+        page.get_by_role("button", name="Use this").first.click()
+        settle(page)
+        page.get_by_label("Name").fill("Cart from the browser")
+        page.get_by_role("button", name="Create and open in the editor").click()
+        expect(page.get_by_role("heading", name="Cart from the browser")).to_be_visible()
+        expect(page.get_by_text("The journey is valid.")).to_be_visible()
+        expect(page.locator('[data-testid="stGraphVizChart"] svg')).to_be_visible()
+        settle(page)
+
+        # Edit the reminder's subject in its step form.
+        page.get_by_label("Step", exact=True).click()
+        page.get_by_role("option", name="reminder_email").click()
+        settle(page)
+        subject = page.get_by_label("Subject")
+        subject.fill("Your cart misses you, {{ user.first_name | default: 'friend' }}")
+        subject.press("Enter")
+        settle(page)
+        expect(page.get_by_text("unsaved changes")).to_be_visible()
+
+        # Preview it for the sample context.
+        page.get_by_role("tab", name="Preview").click()
+        page.get_by_label("Message step").click()
+        page.get_by_role("option", name="reminder_email").click()
+        settle(page)
+        page.get_by_text("a sample context").click()
+        settle(page)
+        page.get_by_role("button", name="Render preview").click()
+        expect(page.get_by_text("Your cart misses you, Ada")).to_be_visible()
+        page.get_by_role("tab", name="Steps").click()
+        settle(page)
+        page.screenshot(path=str(ARTIFACTS / "designer-editor.png"), full_page=True)
+
+        # Publish, confirming.
+        page.get_by_role("button", name="Publish…").click()
+        expect(page.get_by_text("Publish version 1?")).to_be_visible()
+        page.get_by_role("button", name="Yes, publish").click()
+        expect(page.get_by_text("Published version 1: new entries get it")).to_be_visible()
+        settle(page)
+        stored = live_api.store.get_journey("cart-from-the-browser")
+        assert stored is not None
+        assert (stored.status, stored.version) == ("live", 1)
+        assert stored.draft["nodes"]["reminder_email"]["content"]["subject"].startswith(
+            "Your cart misses you"
+        )
+
+        # Users go through it; the analytics page shows where they are.
+        seed_runs(live_api.store, "cart-from-the-browser")
+        page.get_by_role("link", name="Analytics").click()
+        expect(page.get_by_role("heading", name="Analytics")).to_be_visible()
+        expect(page.get_by_text("Where users are")).to_be_visible()
+        expect(page.locator('[data-testid="stGraphVizChart"] svg')).to_be_visible()
+        expect(page.locator('[data-testid="stMetric"]').first).to_contain_text("6")
+        settle(page)
+        page.wait_for_timeout(500)  # let the charts finish drawing
+        page.screenshot(path=str(ARTIFACTS / "designer-analytics.png"), full_page=True)
+        no_exception(page)
+
+
+def test_a_users_timeline_opens_on_the_users_page(live_api: LiveApi, designer: str) -> None:
+    seed_activity(live_api.store)
+    with opened(designer, height=1400) as page:
+        settle(page)
+        page.get_by_role("link", name="Users").click()
+        expect(page.get_by_role("heading", name="Users")).to_be_visible()
+        user = page.get_by_label("User id")
+        user.fill("ada")
+        user.press("Enter")
+        expect(page.get_by_role("heading", name="Timeline")).to_be_visible()
+        settle(page)
+        timeline = page.locator('[data-testid="stMarkdownContainer"] li')
+        expect(timeline.first).to_contain_text("event Added to Cart")
+        entered = timeline.filter(has_text="entered Abandoned cart recovery")
+        expect(entered).to_contain_text("entry event Added to Cart")
+        expect(entered.get_by_role("link", name="open the run")).to_have_attribute(
+            "href", "http://127.0.0.1:8233/namespaces/default/workflows/"
+            "journey%3Aabandoned-cart%3Aada",
+        )  # fmt: skip
+        expect(timeline.filter(has_text="wait over at wait_checkout")).to_contain_text(
+            "timeout: no Checkout Started within 24h"
+        )
+        expect(timeline.filter(has_text="email message sent")).to_have_count(1)
+        page.screenshot(path=str(ARTIFACTS / "designer-timeline.png"), full_page=True)
+        no_exception(page)

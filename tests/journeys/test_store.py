@@ -806,7 +806,7 @@ def test_an_empty_database_is_migrated_once_however_many_open_it(empty_url: str)
     try:
         applied = [s.migration.applied for s in stores]
         revisions = [step.split(":")[0] for step in max(applied)]
-        assert revisions == ["0001", "0002", "0003", "0004", "0005", "0006", "0007"]
+        assert revisions == ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008"]
         assert sorted(applied) == [(), (), (), max(applied)]  # one did the work
         assert {s.migration.head for s in stores} == {migrations.head()}
         with stores[0].engine.connect() as connection:
@@ -857,7 +857,7 @@ def test_upgrading_a_populated_database_keeps_its_data(empty_url: str) -> None:
     try:
         assert store.migration.found == "0001"
         assert [step.split(":")[0] for step in store.migration.applied] == [
-            "0002", "0003", "0004", "0005", "0006", "0007"
+            "0002", "0003", "0004", "0005", "0006", "0007", "0008"
         ]  # fmt: skip
         assert_populated_data_kept(store)
         with store.engine.connect() as connection:
@@ -943,7 +943,13 @@ def test_a_database_made_by_create_all_is_adopted(empty_url: str, tmp_path: Path
     # As `SQLModel.metadata.create_all` left databases before migrations: tables, no history
     # (and none of the tables added since).
     engine = create_engine(empty_url)
-    added_since = {"experiment_decisions", "prediction_runs", "entry_admissions", "rate_grants"}
+    added_since = {
+        "experiment_decisions",
+        "prediction_runs",
+        "entry_admissions",
+        "rate_grants",
+        "broadcasts",
+    }
     tables = [t for name, t in SQLModel.metadata.tables.items() if name not in added_since]
     SQLModel.metadata.create_all(engine, tables=tables)
     engine.dispose()
@@ -965,13 +971,14 @@ def test_a_database_made_by_create_all_is_adopted(empty_url: str, tmp_path: Path
             "0005",
             "0006",
             "0007",
+            "0008",
         ]
         assert store.get_user("u1").traits == {"plan": "pro"}  # type: ignore[union-attr]
     finally:
         store.close()
     reopened = Store(empty_url)
     reopened.close()
-    assert reopened.migration.describe() == "already at revision 0007: nothing to do"
+    assert reopened.migration.describe() == "already at revision 0008: nothing to do"
 
 
 def test_a_database_made_by_create_all_before_0002_is_adopted_and_upgraded(
@@ -982,7 +989,7 @@ def test_a_database_made_by_create_all_before_0002_is_adopted_and_upgraded(
     try:
         assert (store.migration.found, store.migration.adopted) == (None, "0001")
         assert [step.split(":")[0] for step in store.migration.applied] == [
-            "0002", "0003", "0004", "0005", "0006", "0007"
+            "0002", "0003", "0004", "0005", "0006", "0007", "0008"
         ]  # fmt: skip
         assert_populated_data_kept(store)
     finally:
@@ -1032,10 +1039,10 @@ def test_journeys_migrate_says_what_it_did(tmp_path: Path) -> None:
     assert lines[0] == f"database sqlite:///{tmp_path / 'journeys.db'}"
     assert [line.split(":")[0] for line in lines[1:]] == [
         "applied 0001", "applied 0002", "applied 0003", "applied 0004", "applied 0005",
-        "applied 0006", "applied 0007", "now at revision 0007",
+        "applied 0006", "applied 0007", "applied 0008", "now at revision 0008",
     ]  # fmt: skip
     again = run_journeys("migrate", env={**os.environ, **environment})
-    assert again.stdout.splitlines()[1:] == ["already at revision 0007: nothing to do"]
+    assert again.stdout.splitlines()[1:] == ["already at revision 0008: nothing to do"]
 
 
 # --- experiments and predictions ---------------------------------------------------------------
@@ -1072,3 +1079,48 @@ def test_prediction_runs_newest_first(store: Store) -> None:
     for day in (1, 3, 2):
         store.record_prediction_run({"trained_at": f"2026-06-0{day}T03:00:00+00:00", "auc": day})
     assert [run["auc"] for run in store.prediction_runs(2)] == [3, 2]
+
+
+# --- broadcasts -------------------------------------------------------------------------------
+
+
+def test_a_broadcast_is_recorded_once_and_its_end_is_final(store: Store) -> None:
+    definition = {"id": "sale", "segment": "vips", "message": {"channel": "sms"}}
+    added = race(4, lambda _: store.add_broadcast("sale", definition, "scheduled"))
+    assert sorted(added) == [False, False, False, True]  # one recorded it, the others found it
+    assert store.add_broadcast("later", {**definition, "id": "later"}, "sending")
+    assert [b.id for b in store.list_broadcasts()] == ["later", "sale"]  # newest first
+    record = store.set_broadcast_status("sale", "sending", targeted=10)
+    assert record is not None
+    assert (record.status, record.targeted, record.finished_at) == ("sending", 10, None)
+    cancelled = store.set_broadcast_status("sale", "cancelled")
+    assert cancelled is not None
+    assert cancelled.finished_at is not None
+    # The workflow's own close after a cancel keeps the status, and records the count.
+    closed = store.set_broadcast_status("sale", "completed", targeted=12)
+    assert closed is not None
+    assert (closed.status, closed.targeted, closed.finished_at) == (
+        "cancelled",
+        12,
+        cancelled.finished_at,
+    )
+    assert store.set_broadcast_status("nothing", "sending") is None
+    assert store.get_broadcast("nothing") is None
+
+
+def test_unfinished_recipients_page_through_one_broadcast(store: Store) -> None:
+    for user in ("a", "b", "c", "d"):
+        begin(store, f"broadcast:sale:{user}", journey_id="broadcast:sale", user_id=user)
+    begin(store, "other", journey_id="broadcast:other", user_id="e")
+    store.finish_delivery("broadcast:sale:b", "sent")
+    store.claim_delivery("broadcast:sale:c", {})  # claimed by an attempt that stopped
+    assert store.unfinished_recipients("broadcast:sale", None, 2) == ["a", "c"]
+    assert store.unfinished_recipients("broadcast:sale", "c", 2) == ["d"]
+    assert store.unfinished_recipients("broadcast:sale", "d", 2) == []
+    assert store.unfinished_recipients("broadcast:sale", None, 5, ("pending",)) == ["a", "d"]
+
+
+def test_users_are_walked_after_a_user_id(store: Store) -> None:
+    for user in ("a", "b", "c"):
+        store.update_traits(user, {}, [])
+    assert [u.user_id for u in store.iter_users(page_size=1, after="a")] == ["b", "c"]

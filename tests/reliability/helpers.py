@@ -179,6 +179,20 @@ async def serve_api(app: FastAPI) -> AsyncIterator[str]:
             await asyncio.wait_for(serving, timeout=STOP_TIMEOUT)
 
 
+def webhook_worker_environment(
+    temporal: Client, task_queue: str, database_url: str
+) -> dict[str, str]:
+    """The environment of a `journeys worker` on that Temporal server, task queue and store,
+    whose webhooks may reach loopback receivers."""
+    return worker_environment(
+        TEMPORAL_ADDRESS=temporal.service_client.config.target_host,
+        JOURNEYS_TASK_QUEUE=task_queue,
+        JOURNEYS_DATABASE_URL=database_url,
+        JOURNEYS_UNSUBSCRIBE_SECRET="crash-test",
+        JOURNEYS_WEBHOOK_ALLOW="127.0.0.1",
+    )
+
+
 def worker_environment(**overrides: str) -> dict[str, str]:
     """This process's environment without any JOURNEYS_* or TEMPORAL_* setting, plus
     `overrides` (so a developer's own configuration never leaks into a test worker)."""

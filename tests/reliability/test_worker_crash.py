@@ -23,7 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 from journeys.contracts import JourneyOutcome
 from journeys.store import Store
 from tests.receivers import HttpReceiver, Reply
-from tests.reliability.helpers import WorkerProcess, worker_environment
+from tests.reliability.helpers import WorkerProcess, webhook_worker_environment
 from tests.workflows.helpers import make_journey, start
 
 USERS = 300
@@ -63,13 +63,7 @@ async def test_sigkilled_worker_delivers_every_message_exactly_once(
     moments = random.Random(seed)
     task_queue = f"crash-{uuid.uuid4().hex[:8]}"
     store = Store(database_url)  # migrated here, before any worker starts
-    environment = worker_environment(
-        TEMPORAL_ADDRESS=dev_server.client.service_client.config.target_host,
-        JOURNEYS_TASK_QUEUE=task_queue,
-        JOURNEYS_DATABASE_URL=database_url,
-        JOURNEYS_UNSUBSCRIBE_SECRET="crash-test",
-        JOURNEYS_WEBHOOK_ALLOW="127.0.0.1",
-    )
+    environment = webhook_worker_environment(dev_server.client, task_queue, database_url)
     worker = WorkerProcess("worker", environment, tmp_path)
     with HttpReceiver(Reply.json({"ok": True}), idempotent=True) as receiver:
         journey = make_journey(

@@ -4,6 +4,7 @@ retry or take `on_failure`, and frequency caps across journeys."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from temporalio.worker import Worker
 
 from activities.channels import Provider, build_channels, closing_channels
 from activities.journey import JourneyActivities
-from journeys.contracts import Activity, DeliverInput, DeliveryOutcome
+from journeys.contracts import JOURNEY_NODE, Activity, DeliverInput, DeliveryOutcome
 from journeys.model import Channel
 from journeys.settings import Settings
 from journeys.store import Store
@@ -221,6 +222,37 @@ async def test_a_permanent_failure_takes_on_failure_and_a_transient_one_retries(
     by_node = {d.node_id: d for d in store.deliveries_for_user("u1")}
     assert by_node["flaky"].status == "sent"
     assert (by_node["gone"].status, by_node["gone"].reason) == ("failed", "webhook 404: Not Found")
+
+
+async def test_a_run_held_up_by_its_provider_is_recorded_where_it_waits(
+    time_skipping: WorkflowEnvironment,
+    delivering_worker: Worker,
+    store: Store,
+    task_queue: str,
+    receivers: Receivers,
+) -> None:
+    # The local attempt fails and the provider asks for an hour: before the run waits for it,
+    # it records its enrollment and the node it is held up at, and publishes that node, so the
+    # journey's stats and the Temporal UI show a user held up by a provider.
+    http = receivers.http
+    http.script(Reply(503, {"Retry-After": "3600"}))
+    journey = make_journey("flaky", {"flaky": message("webhook", {"url": f"{http.url}/flaky"})})
+    handle = await start(time_skipping, task_queue, journey)
+    async with asyncio.timeout(10):
+        while not store.enrollments_for_user("u1"):
+            await asyncio.sleep(0.02)
+    [enrollment] = store.enrollments_for_user("u1")
+    assert (enrollment.status, enrollment.current_node) == ("active", "flaky")
+    assert store.node_counts(journey.id) == {"flaky": {"reached": 1, "waiting": 1}}
+    attributes = (await handle.describe()).typed_search_attributes
+    assert attributes.get(JOURNEY_NODE) == "flaky"
+    assert [d.status for d in store.deliveries_for_user("u1")] == ["pending"]
+
+    assert (await handle.result()).path == ["flaky"]  # an hour later, the provider took it
+    assert [r.path for r in http.requests] == ["/flaky", "/flaky"]
+    [enrollment] = store.enrollments_for_user("u1")
+    assert (enrollment.status, enrollment.current_node) == ("completed", None)
+    assert [d.status for d in store.deliveries_for_user("u1")] == ["sent"]
 
 
 async def test_frequency_caps_skip_across_journeys_and_the_journey_moves_on(

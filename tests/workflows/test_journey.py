@@ -569,12 +569,14 @@ async def test_a_run_ending_on_a_message_records_its_end_with_the_delivery(
     time_skipping: WorkflowEnvironment, worker: Worker, store: Store, task_queue: str
 ) -> None:
     # The last node's delivery records the enrollment, the node and, once the message went,
-    # the end: one local activity in all, one workflow task, and JourneyNode cleared at the end.
+    # the end: one local activity in all, one workflow task, and JourneyNode never set (the
+    # run started at a message, not a wait, and never stopped).
     merge_traits(store, "u1", {"email": "ada@example.com"})
     nodes = {"hello": {"type": "message", "channel": "email", "content": EMAIL}}
     handle = await start(time_skipping, task_queue, make_journey("hello", nodes))
     assert (await handle.result()).path == ["hello"]
-    assert await commands_of(handle) == (["deliver"], 1, 0)
+    assert await commands_of(handle) == (["deliver"], 0, 0)
+    assert (await handle.describe()).typed_search_attributes.get(JOURNEY_NODE) is None
     [enrollment] = store.enrollments_for_user("u1")
     assert (enrollment.status, enrollment.current_node) == ("completed", None)
     assert enrollment.ended_at is not None

@@ -23,6 +23,7 @@ from journeys.contracts import STATE_QUERY, StateView
 from journeys.durations import as_written
 from journeys.store import Store
 from tests.workflows.helpers import make_journey, reached, send, start, workflow_task_failures
+from workflows import client
 from workflows import journey as interpreter
 from workflows.journey import JourneyWorkflow
 from workflows.patches import PreLeanSteps
@@ -140,9 +141,10 @@ async def test_runs_started_before_lean_steps_name_their_timers_too(
         },
     )
     with pytest.MonkeyPatch.context() as patch:
-        # New runs take the branch of runs started before `lean-steps` (outside the sandbox,
-        # which would import the interpreter afresh).
-        patch.setattr(interpreter, "choose_run_style", lambda where: PreLeanSteps())
+        # New runs start as runs did before revisions, and take the branch of runs started
+        # before `lean-steps` (outside the sandbox, which would import the interpreter afresh).
+        patch.setattr(client, "REVISION", None)
+        patch.setattr(interpreter, "choose_run_style", lambda where, revision: PreLeanSteps())
         async with Worker(
             time_skipping.client,
             task_queue=task_queue,
