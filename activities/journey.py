@@ -25,7 +25,7 @@ from activities.channels import (
     PushTokensUnregistered,
     TransientDeliveryError,
 )
-from journeys import experiments, templates
+from journeys import experiments, locales, templates
 from journeys.conditions import fact_key
 from journeys.contracts import (
     ActiveHour,
@@ -354,7 +354,7 @@ class JourneyActivities:
         if to is None:
             return self._skip(request, NO_ADDRESS[request.channel], progress)
         unsubscribe_url = self._unsubscribe_url(request)
-        content = self._render(request, traits, unsubscribe_url)
+        content, locale = self._render(request, traits, unsubscribe_url)
         if request.track and self._links is not None:
             # Before the claim stores the content, so a resend carries the very same links.
             assert record.id is not None  # stored records have ids
@@ -365,7 +365,8 @@ class JourneyActivities:
             content,
             () if request.transactional else _caps(workspace, traits, self._clock()),
             workspace.rate_limit(request.channel),
-            progress,
+            progress=progress,
+            locale=locale,
         )
         if claimed.waits_until is not None:  # held back by the channel's rate limit
             return _waiting(claimed)
@@ -458,7 +459,9 @@ class JourneyActivities:
 
     def _render(
         self, request: DeliverInput, traits: dict[str, Any], unsubscribe_url: str | None
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], str | None]:
+        """The message's content (inline or its stored template's) in the locale the user's
+        `locale` trait picks, rendered; and that locale (None: the base content)."""
         source = request.content
         if request.template is not None:
             template = self._store.get_template(request.template)
@@ -469,11 +472,12 @@ class JourneyActivities:
             {**traits, "id": request.user_id},
             unsubscribe_url=(unsubscribe_url or "") if request.channel == "email" else None,
         )
+        localised = locales.for_user(source or {}, traits)
         try:
-            rendered: dict[str, Any] = templates.render_value(source or {}, namespaces)
+            rendered: dict[str, Any] = templates.render_value(localised.content, namespaces)
         except templates.TemplateError as error:
             raise PermanentDeliveryError(f"template does not render: {error}") from None
-        return rendered
+        return rendered, localised.locale
 
     def _fail(self, request: DeliverInput, reason: str) -> NoReturn:
         self._store.finish_delivery(request.idempotency_key, "failed", reason)

@@ -12,6 +12,7 @@ from api.auth import ADMIN
 from api.body import JsonModel
 from api.deps import AppState, StateDep, StoreDep
 from api.errors import ApiError, error_responses, problems_error
+from journeys import locales
 from journeys.conditions import evaluate
 from journeys.contracts import TemplateContext
 from journeys.errors import NotFound
@@ -329,7 +330,8 @@ def _render_preview(
         links = Links(state.settings.links_base_url, state.link_secret)
         unsubscribe_url = links.unsubscribe(str(user.get("id") or "preview"), "email")
     namespaces = context.namespaces(user, unsubscribe_url=unsubscribe_url)
-    rendered: dict[str, Any] = render_value(content, namespaces)
+    # In the locale the user's `locale` trait picks, as a delivery would be.
+    rendered: dict[str, Any] = render_value(locales.for_user(content, user).content, namespaces)
     return rendered
 
 

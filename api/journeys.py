@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
@@ -16,6 +16,7 @@ from api.errors import ApiError, error_responses
 from journeys import experiments
 from journeys.errors import Conflict, InvalidJourney, NotFound
 from journeys.holdouts import HOLDOUT, Lift, lift_of
+from journeys.locales import BASE, LOCALES
 from journeys.model import CLICK_WINDOW, ExperimentNode, Journey, MessageNode, to_timedelta
 from journeys.store import JourneyRecord, JourneyStatus, Store
 from journeys.validation import Problem, validate
@@ -89,18 +90,41 @@ class NodeStats(BaseModel):
     waiting: int = 0
 
 
-class MessageStats(BaseModel):
-    """Deliveries of a message node by outcome, the users who opened and who clicked them
-    (machine opens and clicks never count), and those as rates of `sent` (null when nothing
-    was sent)."""
+class LocaleStats(BaseModel):
+    """The deliveries of a message node sent in one locale, the users who opened and who
+    clicked them (machine opens and clicks never count), and those as rates of `sent`."""
 
     sent: int = 0
-    skipped: int = 0
-    failed: int = 0
     opened: int = 0
     clicked: int = 0
     open_rate: float | None = None
     click_rate: float | None = None
+
+    @classmethod
+    def of(cls, sent: int, opened: int, clicked: int) -> Self:
+        """The counts with their rates (null when nothing was sent)."""
+        return cls(
+            sent=sent,
+            opened=opened,
+            clicked=clicked,
+            open_rate=opened / sent if sent else None,
+            click_rate=clicked / sent if sent else None,
+        )
+
+
+class MessageStats(LocaleStats):
+    """Deliveries of a message node by outcome, the users who opened and who clicked them
+    (machine opens and clicks never count), and those as rates of `sent` (null when nothing
+    was sent); with localised content, the same per locale (`base`: the base content)."""
+
+    skipped: int = 0
+    failed: int = 0
+    locales: dict[str, LocaleStats] | None = Field(
+        default=None,
+        exclude_if=lambda locales: locales is None,
+        description="per language the message was sent in (`base`: the base content), when "
+        "it has languages",
+    )
 
 
 class VariantStats(BaseModel):
@@ -319,19 +343,21 @@ def stats(journey_id: JourneyId, store: StoreDep) -> JourneyStats:
         node_id: MessageStats() for node_id, node in nodes.items() if isinstance(node, MessageNode)
     }
     engaged = store.engagement_counts(journey_id)
+    by_locale = store.locale_counts(journey_id)
     for node_id, by_status in store.message_counts(journey_id).items():
         # Pending and sending deliveries are in flight; the contract counts outcomes only.
-        sent = by_status["sent"]
-        opened, clicked = engaged.get(node_id, (0, 0))
+        figures = LocaleStats.of(by_status["sent"], *engaged.get(node_id, (0, 0)))
         messages[node_id] = MessageStats(
-            sent=sent,
-            skipped=by_status["skipped"],
-            failed=by_status["failed"],
-            opened=opened,
-            clicked=clicked,
-            open_rate=opened / sent if sent else None,
-            click_rate=clicked / sent if sent else None,
+            **figures.model_dump(), skipped=by_status["skipped"], failed=by_status["failed"]
         )
+    for node_id, message in messages.items():
+        # Every locale the node has now, and any an earlier version's deliveries used.
+        found = by_locale.get(node_id, {})
+        tags = _tags(nodes.get(node_id))
+        if tags or found.keys() - {None}:
+            sent = {BASE if tag is None else tag: LocaleStats.of(*c) for tag, c in found.items()}
+            listed = {tag: LocaleStats() for tag in (BASE, *tags)}
+            messages[node_id] = message.model_copy(update={"locales": listed | sent})
 
     experiment_stats = {
         node_id: _experiment(store, document, node_id, node)
@@ -345,6 +371,14 @@ def stats(journey_id: JourneyId, store: StoreDep) -> JourneyStats:
         experiments=experiment_stats,
         holdout=_holdout(store, journey_id, document),
     )
+
+
+def _tags(node: Any) -> list[str]:
+    """The locale tags of a message node's inline content, as written."""
+    if not isinstance(node, MessageNode) or not isinstance(node.content, dict):
+        return []
+    found = node.content.get(LOCALES)
+    return list(found) if isinstance(found, dict) else []
 
 
 def _holdout(store: Store, journey_id: str, journey: Journey | None) -> Lift | None:

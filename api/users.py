@@ -49,6 +49,10 @@ class Delivery(BaseModel):
     reason: str | None
     content: dict[str, Any]
     variant: str | None
+    locale: str | None = Field(
+        default=None,
+        description="the language of `content.locales` it was sent in; null: the base content",
+    )
     created_at: datetime
     opened_at: datetime | None = Field(description="first opened (machine opens never count)")
     clicked_at: datetime | None = Field(description="first clicked (machine clicks never count)")

@@ -11,6 +11,8 @@ from typing import Any
 import streamlit as st
 
 from journey_designer.api import call
+from journey_designer.forms.locales import tags_of
+from journeys.locales import BASE, localise
 
 SAMPLE_CONTEXT: dict[str, Any] = {
     "user": {
@@ -53,7 +55,7 @@ def preview_panel(node: dict[str, Any], key: str) -> None:
     if node.get("template") is not None:
         request["template"] = node["template"]
     else:
-        request["content"] = node.get("content") or {}
+        request["content"] = _in_language(node.get("content") or {}, key)
     if who == "user":
         user_id = st.text_input("User id", key=f"{key}:user", placeholder="ada")
         request["user_id"] = user_id.strip()
@@ -78,6 +80,32 @@ def preview_panel(node: dict[str, Any], key: str) -> None:
     rendered = st.session_state.get(f"{key}:rendered")
     if isinstance(rendered, dict):
         show_message(str(node.get("channel")), rendered)
+
+
+AS_PICKED = "<picked>"
+"""The language choice that leaves it to the user's `locale` trait, as a delivery does."""
+
+
+def _in_language(content: dict[str, Any], key: str) -> dict[str, Any]:
+    """The content to render, in the language chosen (when the message has languages): as the
+    user's `locale` trait picks it, the base content, or one language's."""
+    tags = tags_of(content)
+    if not tags:
+        return content
+    chosen = st.selectbox(
+        "Language",
+        [AS_PICKED, BASE, *tags],
+        format_func=lambda tag: {
+            AS_PICKED: "as the user's locale picks it", BASE: "base content"
+        }.get(tag, tag),
+        key=f"{key}:locale",
+        on_change=lambda: st.session_state.pop(f"{key}:rendered", None),  # another language
+        help="A user's `locale` trait picks the content: the exact tag, then its language "
+        "(de-CH → de), else the base content.",
+    )  # fmt: skip
+    if chosen == AS_PICKED:
+        return content
+    return localise(content, None if chosen == BASE else chosen).content
 
 
 def show_message(channel: str, content: dict[str, Any]) -> None:

@@ -35,17 +35,35 @@ def message_rows(stats: dict[str, Any], definition: dict[str, Any]) -> list[dict
     return [
         {
             "step": node_id,
-            "sent": int(figures.get("sent", 0)),
-            "open rate": figures.get("open_rate"),
-            "click rate": figures.get("click_rate"),
-            "opened": int(figures.get("opened", 0)),
-            "clicked": int(figures.get("clicked", 0)),
+            **_engagement(figures),
             "skipped": int(figures.get("skipped", 0)),
             "failed": int(figures.get("failed", 0)),
             "channel": (nodes.get(node_id) or {}).get("channel"),
             "tracked": tracked(nodes.get(node_id)),
         }
         for node_id, figures in (stats.get("messages") or {}).items()
+    ]
+
+
+def _engagement(figures: dict[str, Any]) -> dict[str, Any]:
+    """Those sent, the open and click rates (None when nothing was sent) and the users behind
+    them, from the API's figures of a message (or of one of its languages)."""
+    return {
+        "sent": int(figures.get("sent", 0)),
+        "open rate": figures.get("open_rate"),
+        "click rate": figures.get("click_rate"),
+        "opened": int(figures.get("opened", 0)),
+        "clicked": int(figures.get("clicked", 0)),
+    }
+
+
+def locale_rows(stats: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per language of each message step that has languages (`base`: the base
+    content): those sent in it, its open and click rates and the users behind them."""
+    return [
+        {"step": node_id, "language": tag, **_engagement(counts)}
+        for node_id, figures in (stats.get("messages") or {}).items()
+        for tag, counts in (figures.get("locales") or {}).items()
     ]
 
 

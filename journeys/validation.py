@@ -17,8 +17,9 @@ from typing import Any
 import pydantic
 from pydantic import BaseModel
 
-from journeys import templates
+from journeys import locales, templates
 from journeys.engagement import events_of
+from journeys.locales import LOCALES
 from journeys.model import (
     MODEL_TAGS,
     NODE,
@@ -392,28 +393,78 @@ def message_problems(
 
 
 def check_content(base: str, channel: str, content: Mapping[str, Any]) -> list[Problem]:
-    """Problems of a message's content for its channel: fields, their shapes, templates."""
+    """Problems of a message's content for its channel: fields, their shapes, templates, and
+    the same of each of its `locales` (`journeys.locales`)."""
+    problems = _check_fields(base, channel, content, REQUIRED_CONTENT[channel], base=True)
+    problems += _check_anchor(base, channel, content, content)
+    if LOCALES in content:
+        problems += _check_locales(f"{base}.{LOCALES}", channel, content)
+    return problems
+
+
+def _check_fields(
+    path: str, channel: str, content: Mapping[str, Any], required: Iterable[str], *, base: bool
+) -> list[Problem]:
     fields = CONTENT_FIELDS[channel]
     problems = [
-        Problem(path=f"{base}.{field}", message=f"required for {channel} messages")
-        for field in REQUIRED_CONTENT[channel]
+        Problem(path=f"{path}.{field}", message=f"required for {channel} messages")
+        for field in required
         if not isinstance(content.get(field), str) or not content[field].strip()
     ]
     for field, value in content.items():
+        if base and field == LOCALES:
+            continue  # checked on its own
         if field not in fields:
             known = ", ".join(fields)
             message = f"unknown field for {channel} messages (known: {known})"
-            problems.append(Problem(path=f"{base}.{field}", message=message))
+            problems.append(Problem(path=f"{path}.{field}", message=message))
             continue
         fits, shape = fields[field]
         if not fits(value):
             if field not in REQUIRED_CONTENT[channel] or isinstance(value, str):
-                problems.append(Problem(path=f"{base}.{field}", message=shape))
+                problems.append(Problem(path=f"{path}.{field}", message=shape))
             continue
-        problems += _check_templates(f"{base}.{field}", value)
-    if channel == "in_app" and "anchor" in content and content.get("kind") != "tooltip":
-        message = 'only tooltips are anchored: set "kind": "tooltip"'
-        problems.append(Problem(path=f"{base}.anchor", message=message))
+        problems += _check_templates(f"{path}.{field}", value)
+    return problems
+
+
+def _check_anchor(
+    path: str, channel: str, content: Mapping[str, Any], given: Mapping[str, Any]
+) -> list[Problem]:
+    """Only tooltips are anchored (`content`: what a user gets; `given`: the fields written at
+    `path`, where a problem only they cause is reported)."""
+    if channel != "in_app" or "anchor" not in content or content.get("kind") == "tooltip":
+        return []
+    if "anchor" not in given and "kind" not in given:
+        return []  # the base's own problem, reported there
+    where = "anchor" if "anchor" in given else "kind"
+    message = 'only tooltips are anchored: set "kind": "tooltip"'
+    return [Problem(path=f"{path}.{where}", message=message)]
+
+
+def _check_locales(path: str, channel: str, content: Mapping[str, Any]) -> list[Problem]:
+    """Each locale's tag, and its fields as the base's are checked (those it leaves out are
+    the base's, so none is required)."""
+    given_by_tag = content[LOCALES]
+    if not isinstance(given_by_tag, dict) or not given_by_tag:
+        message = 'must be an object of contents by language tag, e.g. {"de": {"subject": ...}}'
+        return [Problem(path=path, message=message)]
+    problems: list[Problem] = []
+    seen: dict[str, str] = {}
+    for tag, given in given_by_tag.items():
+        where = f"{path}.{tag}"
+        problem = locales.tag_problem(tag)
+        if problem is None and tag.lower() in seen:
+            problem = f"the same tag as '{seen[tag.lower()]}' (tags ignore case)"
+        if problem is None and (not isinstance(given, dict) or not given):
+            problem = "must be an object of the content fields this language changes"
+        if problem is not None:
+            problems.append(Problem(path=where, message=problem))
+            continue
+        seen[tag.lower()] = tag
+        required = [name for name in REQUIRED_CONTENT[channel] if name in given]
+        problems += _check_fields(where, channel, given, required, base=False)
+        problems += _check_anchor(where, channel, {**content, **given}, given)
     return problems
 
 

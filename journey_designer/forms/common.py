@@ -4,6 +4,7 @@ parsers, the choice of where a way out leads, and the editor of keyed matches.""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,3 +84,15 @@ def match_form(doc: Doc, path: Path) -> None:
         add_label="Match an event property",
         value_help=TEMPLATE_HELP,
     )
+
+
+def button_fields(doc: Doc, path: Path, label: str, make: Callable[[], Any]) -> None:
+    """An in-app message's button (`cta`: label and link) at `path`, added (`make()`) and
+    removed by a checkbox labelled `label`."""
+    if widgets.optional(doc, path, label, make):
+        text, link = st.columns(2)
+        with text:
+            widgets.text(doc, (*path, "label"), "Button label", keep_empty=True)
+        with link:
+            widgets.text(doc, (*path, "url"), "Button link", keep_empty=True)
+        doc.flag(path)

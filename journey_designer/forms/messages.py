@@ -3,6 +3,8 @@ opens and clicks, delivery options and ways out."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import streamlit as st
 
 from journey_designer import widgets
@@ -16,11 +18,14 @@ from journey_designer.document import (
 from journey_designer.forms.common import (
     TEMPLATE_HELP,
     Catalog,
+    button_fields,
     goto,
     show_json,
 )
+from journey_designer.forms.locales import locale_tabs
 from journey_designer.widgets import Doc
 from journeys.engagement import TRACKED_CHANNELS
+from journeys.locales import LOCALES
 from journeys.validation import CONTENT_FIELDS
 
 IN_APP_KINDS = ("modal", "banner", "tooltip")
@@ -41,14 +46,27 @@ def _set_channel(doc: Doc, base: Path, channel: str) -> None:
         doc.drop((*base, "track"))  # a webhook is never tracked; asking it to be is an error
     content = doc.get((*base, "content"))
     if isinstance(content, dict):
-        kept = {
-            k: v
-            for k, v in content.items()
-            if k in ("subject", "title", "body") and k in CONTENT_FIELDS[channel]
+        # The words still apply, in every language: subject, title, body.
+        found = content.get(LOCALES)
+        languages = {
+            tag: kept
+            for tag, given in (found.items() if isinstance(found, dict) else [])
+            if isinstance(given, dict) and (kept := _words(given, channel))
         }
-        doc.set((*base, "content"), {**CONTENT_DEFAULTS[channel], **kept})
+        locales = {LOCALES: languages} if languages else {}
+        doc.set(
+            (*base, "content"), {**CONTENT_DEFAULTS[channel], **_words(content, channel), **locales}
+        )
     elif doc.get((*base, "template")) is not None:
         doc.set((*base, "template"), "")
+
+
+def _words(content: dict[str, Any], channel: str) -> dict[str, Any]:
+    return {
+        k: v
+        for k, v in content.items()
+        if k in ("subject", "title", "body") and k in CONTENT_FIELDS[channel]
+    }
 
 
 def _set_source(doc: Doc, base: Path, source: str, catalog: Catalog) -> None:
@@ -157,8 +175,13 @@ def _set_in_app_kind(doc: Doc, path: Path, kind: str) -> None:
 
 
 def content_form(doc: Doc, path: Path, channel: str) -> None:
-    """The content fields of a channel."""
+    """The content fields of a channel, and a tab per language the message is written in."""
     st.caption(TEMPLATE_HELP)
+    locale_tabs(doc, path, channel, lambda: _fields(doc, path, channel))
+    doc.flag_within(path)
+
+
+def _fields(doc: Doc, path: Path, channel: str) -> None:
     match channel:
         case "email":
             widgets.text(doc, (*path, "subject"), "Subject", keep_empty=True)
@@ -196,16 +219,10 @@ def content_form(doc: Doc, path: Path, channel: str) -> None:
                 )  # fmt: skip
             widgets.text(doc, (*path, "title"), "Title (optional)")
             widgets.text(doc, (*path, "body"), "Body", area=True, keep_empty=True)
-            if widgets.optional(
+            button_fields(
                 doc, (*path, "cta"), "Add a button (call to action)",
                 lambda: {"label": "Take a look", "url": "/"},
-            ):  # fmt: skip
-                label, url = st.columns(2)
-                with label:
-                    widgets.text(doc, (*path, "cta", "label"), "Button label", keep_empty=True)
-                with url:
-                    widgets.text(doc, (*path, "cta", "url"), "Button link", keep_empty=True)
-                doc.flag((*path, "cta"))
+            )  # fmt: skip
         case "webhook":
             widgets.text(doc, (*path, "url"), "URL", keep_empty=True)
             widgets.select(doc, (*path, "method"), "Method", list(METHODS), default="POST")
@@ -217,4 +234,3 @@ def content_form(doc: Doc, path: Path, channel: str) -> None:
                 doc, (*path, "body"), "Body (text, or a JSON object of strings)", area=True,
                 parse=parse_json_or_text, show=show_json,
             )  # fmt: skip
-    doc.flag_within(path)

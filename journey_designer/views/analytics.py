@@ -16,6 +16,7 @@ from journey_designer.state import JOURNEY
 from journey_designer.stats import (
     funnel,
     holdout_reading,
+    locale_rows,
     message_rows,
     next_look,
     variant_rows,
@@ -94,16 +95,25 @@ def deliveries(stats: dict[str, Any], definition: dict[str, Any]) -> None:
     if not rows:
         st.caption("No message steps.")
         return
-    st.dataframe(
+    _rates_table(
         rows,
-        hide_index=True,
-        column_config={"open rate": PERCENT, "click rate": PERCENT},
-    )
-    st.caption(
         "Open and click rates: the unique users who opened and clicked, of those sent the "
         "message (None until something is sent). Opens and clicks by link scanners and mail "
-        "privacy proxies are left out; an untracked step has none."
+        "privacy proxies are left out; an untracked step has none.",
     )
+    languages = locale_rows(stats)
+    if languages:
+        st.markdown("**By language**")
+        _rates_table(
+            languages,
+            "Steps written in several languages, per language the message was sent in (the "
+            "one each user's `locale` trait picked; base: the base content).",
+        )
+
+
+def _rates_table(rows: list[dict[str, Any]], caption: str) -> None:
+    st.dataframe(rows, hide_index=True, column_config={"open rate": PERCENT, "click rate": PERCENT})
+    st.caption(caption)
 
 
 def experiments(stats: dict[str, Any], definition: dict[str, Any]) -> None:

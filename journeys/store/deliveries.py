@@ -86,7 +86,9 @@ class DeliveriesAggregate(StoreBase):
         content: dict[str, Any],
         caps: Sequence[CapWindow] = (),
         rate: Rate | None = None,
+        *,
         progress: StepsInput | None = None,
+        locale: str | None = None,
     ) -> DeliveryRecord:
         """Claim a pending delivery for sending, unless a frequency cap is reached or its
         channel's `rate` has no slot for it yet.
@@ -97,12 +99,15 @@ class DeliveriesAggregate(StoreBase):
         full the delivery becomes "skipped" with the cap as its reason. Else, under a `rate`,
         it takes a slot of its channel (`journeys.store.ratelimits`): refused, it stays
         "pending" with `waits_until` set to when its turn comes and the wait as its reason.
-        Otherwise it becomes "sending" with its rendered `content`. A delivery already claimed
+        Otherwise it becomes "sending" with its rendered `content` and the `locale` of the
+        content it was rendered from (None: the base content). A delivery already claimed
         (an interrupted attempt) or finished is returned unchanged. A skipped delivery records
         the run's `progress` in the same transaction. Raises NotFound for an unknown key.
         """
         return once_more_on_conflict(
-            lambda: self._claim_delivery(idempotency_key, content, caps, rate, progress)
+            lambda: self._claim_delivery(
+                idempotency_key, content, caps, rate, progress=progress, locale=locale
+            )
         )
 
     def _claim_delivery(
@@ -111,7 +116,9 @@ class DeliveriesAggregate(StoreBase):
         content: dict[str, Any],
         caps: Sequence[CapWindow],
         rate: Rate | None,
+        *,
         progress: StepsInput | None,
+        locale: str | None,
     ) -> DeliveryRecord:
         with self._rate_lock if rate is not None else nullcontext(), self._write() as session:
             record = self._locked_delivery(session, idempotency_key)
@@ -145,6 +152,7 @@ class DeliveriesAggregate(StoreBase):
                 record.reason, record.waits_until = None, None
                 record.status = "sending"
                 record.content = copy.deepcopy(content)
+                record.locale = locale
             session.add(record)
             return record
 
@@ -442,6 +450,33 @@ class DeliveriesAggregate(StoreBase):
         )
         with self._read() as session:
             return {node_id: (o, c) for node_id, o, c in session.exec(statement)}
+
+    def locale_counts(self, journey_id: str) -> dict[str, dict[str | None, tuple[int, int, int]]]:
+        """Per message node of the journey and per locale its content came from (None: the
+        base content), the deliveries sent and the users who opened and who clicked them, as
+        (sent, opened, clicked); nodes and locales with no delivery sent are left out."""
+        sent_here = (DeliveryRecord.journey_id == journey_id, DeliveryRecord.status == "sent")
+        by = (col(DeliveryRecord.node_id), col(DeliveryRecord.locale))
+        # Two statements: a select of five columns has no typed form.
+        sends = select(DeliveryRecord.node_id, DeliveryRecord.locale, func.count())
+        engaged = select(
+            DeliveryRecord.node_id,
+            DeliveryRecord.locale,
+            _users_with(DeliveryRecord.opened_at),
+            _users_with(DeliveryRecord.clicked_at),
+        )
+        counts: dict[str, dict[str | None, tuple[int, int, int]]] = {}
+        with self._read() as session:
+            users = {
+                (node_id, locale): (opened, clicked)
+                for node_id, locale, opened, clicked in session.exec(
+                    engaged.where(*sent_here).group_by(*by)
+                )
+            }
+            for node_id, locale, count in session.exec(sends.where(*sent_here).group_by(*by)):
+                opened, clicked = users.get((node_id, locale), (0, 0))
+                counts.setdefault(node_id, {})[locale] = (count, opened, clicked)
+        return counts
 
 
 def _takes_slot(session: Session, record: DeliveryRecord, rate: Rate) -> bool:

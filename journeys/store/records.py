@@ -194,6 +194,9 @@ class DeliveryRecord(SQLModel, table=True):
     """When the user first clicked a tracked link in it (machine clicks never count)."""
     waits_until: datetime | None = Field(default=None, sa_column=_time_column(nullable=True))
     """Set while a pending delivery waits for its channel's rate limit: when its turn comes."""
+    locale: str | None = None
+    """The tag of the localised content it was sent with, as the message writes it; None
+    for the base content (`journeys.locales`)."""
 
     @property
     def finished(self) -> bool:

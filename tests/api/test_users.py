@@ -109,7 +109,7 @@ async def test_user_detail(api: ApiClient, store: Store) -> None:
     assert datetime.fromisoformat(user["deliveries"][0]["waits_until"]) == held.waits_until
     assert set(user["deliveries"][1]) == {
         "id", "journey_id", "node_id", "channel", "status", "reason", "content", "variant",
-        "created_at", "opened_at", "clicked_at", "waits_until",
+        "locale", "created_at", "opened_at", "clicked_at", "waits_until",
     }  # fmt: skip
     assert user["deliveries"][1]["waits_until"] is None
     assert user["deliveries"][2]["content"] == {"subject": "Hi", "body": "There"}

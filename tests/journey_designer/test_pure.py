@@ -31,6 +31,7 @@ from journey_designer.stats import (
     engaged,
     funnel,
     hour_of_day,
+    locale_rows,
     message_rows,
     next_look,
     percent,
@@ -339,6 +340,20 @@ def test_message_rows_carry_engagement() -> None:
          "failed": 1, "opened": 0, "clicked": 0, "open rate": None, "click rate": None},
     ]  # fmt: skip
     assert message_rows({}, document) == []
+
+
+def test_locale_rows_list_each_language_of_each_localised_step() -> None:
+    de = {"sent": 2, "opened": 1, "clicked": 0, "open_rate": 0.5, "click_rate": 0.0}
+    base = {"sent": 0, "opened": 0, "clicked": 0, "open_rate": None, "click_rate": None}
+    stats = {"messages": {"reminder": {"sent": 2, "locales": {"base": base, "de": de}},
+                          "receipt": {"sent": 1}}}  # fmt: skip
+    assert locale_rows(stats) == [
+        {"step": "reminder", "language": "base", "sent": 0, "open rate": None,
+         "click rate": None, "opened": 0, "clicked": 0},
+        {"step": "reminder", "language": "de", "sent": 2, "open rate": 0.5, "click rate": 0.0,
+         "opened": 1, "clicked": 0},
+    ]  # fmt: skip
+    assert locale_rows({}) == []
 
 
 def test_variant_rows_with_clicks_carry_the_ctr_and_its_interval() -> None:
