@@ -354,7 +354,7 @@ class JourneyActivities:
         if to is None:
             return self._skip(request, NO_ADDRESS[request.channel], progress)
         unsubscribe_url = self._unsubscribe_url(request)
-        content, locale = self._render(request, traits, unsubscribe_url)
+        content, locale = self.render(request, traits, unsubscribe_url)
         if request.track and self._links is not None:
             # Before the claim stores the content, so a resend carries the very same links.
             assert record.id is not None  # stored records have ids
@@ -457,11 +457,14 @@ class JourneyActivities:
         )
         return record
 
-    def _render(
+    def render(
         self, request: DeliverInput, traits: dict[str, Any], unsubscribe_url: str | None
     ) -> tuple[dict[str, Any], str | None]:
         """The message's content (inline or its stored template's) in the locale the user's
-        `locale` trait picks, rendered; and that locale (None: the base content)."""
+        `locale` trait picks, rendered; and that locale (None: the base content). Raises
+        `PermanentDeliveryError` for an unknown template or one that does not render.
+
+        A simulation also shows what a skipped message would have said with it."""
         source = request.content
         if request.template is not None:
             template = self._store.get_template(request.template)

@@ -114,6 +114,9 @@ class SimulatedMessage(BaseModel):
     skipped: str | None = Field(default=None, description="why it would not be sent")
     failed: str | None = Field(default=None, description="why it could not be delivered")
     variant: str | None = None
+    locale: str | None = Field(
+        default=None, description="the content's language picked by the `locale` trait"
+    )
 
 
 class SimulationResult(BaseModel):

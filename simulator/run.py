@@ -26,9 +26,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.channels import OutboxProvider, Provider
+from activities.channels import OutboxProvider, PermanentDeliveryError, Provider
 from activities.journey import JourneyActivities
-from journeys import templates
 from journeys.contracts import (
     ENTRY_LIMIT,
     Activity,
@@ -86,6 +85,7 @@ class _Attempt:
     request: DeliverInput
     at: datetime
     content: dict[str, Any] | None = None
+    locale: str | None = None
 
 
 def _engine_clock(
@@ -131,25 +131,18 @@ class _Deliveries:
             sent = outcome.status == "sent"
         finally:
             if not sent and attempt.content is None:
-                attempt.content = await asyncio.to_thread(self._render, request)
+                attempt.content, attempt.locale = await asyncio.to_thread(self._render, request)
         return outcome
 
-    def _render(self, request: DeliverInput) -> dict[str, Any]:
-        """The message as it would have read (the content as written if it does not render)."""
-        source = request.content or {}
-        if request.template is not None:
-            template = self._store.get_template(request.template)
-            source = template.content if template is not None else {}
+    def _render(self, request: DeliverInput) -> tuple[dict[str, Any], str | None]:
+        """The message as it would have read, and in which locale (the content as written
+        when it cannot render)."""
         traits = user_traits(self._store, request.user_id)
         unsubscribe = "" if request.channel == "email" else None
-        namespaces = request.context.namespaces(
-            {**traits, "id": request.user_id}, unsubscribe_url=unsubscribe
-        )
         try:
-            rendered: dict[str, Any] = templates.render_value(source, namespaces)
-        except templates.TemplateError:
-            return dict(source)
-        return rendered
+            return self._activities.render(request, traits, unsubscribe)
+        except PermanentDeliveryError:
+            return dict(request.content or {}), None
 
 
 async def simulate(
@@ -410,7 +403,8 @@ def _graph_order(journey: Journey) -> dict[str, int]:
 
 
 def _message(record: DeliveryRecord, attempt: _Attempt) -> SimulatedMessage:
-    content = record.content if record.status == "sent" else attempt.content
+    sent = record.status == "sent"
+    content = record.content if sent else attempt.content
     return SimulatedMessage(
         node=record.node_id,
         channel=attempt.request.channel,
@@ -420,4 +414,5 @@ def _message(record: DeliveryRecord, attempt: _Attempt) -> SimulatedMessage:
         skipped=record.reason if record.status == "skipped" else None,
         failed=record.reason if record.status == "failed" else None,
         variant=record.variant,
+        locale=record.locale if sent else attempt.locale,
     )

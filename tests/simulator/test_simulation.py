@@ -137,6 +137,26 @@ async def test_a_skipped_message_says_why_and_still_shows_its_content(
     assert message.content == {"subject": "Hi Ada", "body": "Your cart: 5"}
 
 
+async def test_messages_go_in_the_users_language_skipped_ones_too() -> None:
+    content = {
+        "subject": "Hello {{ user.first_name }}",
+        "body": "Your cart",
+        "locales": {"de": {"subject": "Hallo {{ user.first_name }}", "body": "Dein Warenkorb"}},
+    }
+    document = journey("mail", {"mail": {**email(), "content": content}})
+    swiss = await run(document, user={**ADA, "locale": "de-CH"})
+    japanese = await run(document, user={**ADA, "locale": "ja"})
+    unsubscribed = await run(document, user={**ADA, "locale": "de", "unsubscribed": True})
+    assert [(m.content["subject"], m.locale) for m in swiss.messages] == [("Hallo Ada", "de")]
+    assert [(m.content["subject"], m.locale) for m in japanese.messages] == [("Hello Ada", None)]
+    [skipped] = unsubscribed.messages
+    assert (skipped.status, skipped.content["body"], skipped.locale) == (
+        "skipped",
+        "Dein Warenkorb",
+        "de",
+    )
+
+
 async def test_an_invalid_address_fails_and_takes_on_failure() -> None:
     document = journey(
         "mail",
