@@ -196,7 +196,8 @@ def describe(journey: Journey, result: SimulationResult) -> list[str]:
 def _message(message: SimulatedMessage, after: Any) -> list[str]:
     why = message.skipped or message.failed
     status = message.status + (f" ({why})" if why else "")
-    lines = [f"  {after(message.at):>12}  {message.node} · {message.channel} · {status}"]
+    language = f" · {message.locale}" if message.locale else ""
+    lines = [f"  {after(message.at):>12}  {message.node} · {message.channel}{language} · {status}"]
     for field, value in message.content.items():
         shown = value if isinstance(value, str) else json.dumps(value)
         indent = " " * (20 + len(field))

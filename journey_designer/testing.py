@@ -211,6 +211,7 @@ def show_result(document: dict[str, Any], result: SimulationResult) -> None:
     for message in result.messages:
         why = message.skipped or message.failed
         line = f"{after(message.at)} · **{escape(message.node)}** · {message.channel} · "
+        line += f"{message.locale} · " if message.locale else ""
         line += message.status + (f" — {escape(why)}" if why else "")
         st.markdown(line)
         show_message(message.channel, message.content)
