@@ -20,6 +20,7 @@ COPY api ./api
 COPY relay ./relay
 COPY journey_designer ./journey_designer
 COPY cli ./cli
+COPY simulator ./simulator
 # Editable: the packages are read from /app, data files included (the demo journeys, the
 # designer's gallery), which a wheel built without package-data declarations would leave out.
 RUN /opt/journeys/bin/pip install --editable . \

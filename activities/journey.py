@@ -45,7 +45,7 @@ from journeys.contracts import (
     WinnerAnswer,
     WinnerInput,
 )
-from journeys.facts import fact_answerer, user_traits
+from journeys.facts import fact_answerer, user_traits, wall_clock
 from journeys.holdouts import GLOBAL_HOLDOUT, in_global_holdout
 from journeys.localtime import ACTIVE_HOUR_HISTORY, ACTIVE_HOUR_MIN_EVENTS, user_timezone
 from journeys.model import Channel, to_timedelta
@@ -118,14 +118,22 @@ def unsubscribed(channel: Channel, traits: dict[str, Any]) -> str | None:
 
 class JourneyActivities:
     """The activities, bound to one store, the providers of each channel, and the signer of
-    links (without one, emails carry no unsubscribe link and no message is tracked)."""
+    links (without one, emails carry no unsubscribe link and no message is tracked). `clock`
+    says what time it is for frequency caps, `event_count` windows, experiment looks and
+    send-time history: this machine's, or a simulation engine's."""
 
     def __init__(
-        self, store: Store, channels: Mapping[Channel, Provider], links: Links | None = None
+        self,
+        store: Store,
+        channels: Mapping[Channel, Provider],
+        links: Links | None = None,
+        *,
+        clock: Callable[[], datetime] = wall_clock,
     ) -> None:
         self._store = store
         self._channels = channels
         self._links = links
+        self._clock = clock
 
     def all(self) -> list[Callable[..., Any]]:
         """Every activity, for `Worker(activities=...)`."""
@@ -148,7 +156,7 @@ class JourneyActivities:
     def load_context(self, request: LoadContextInput) -> UserContext:
         """The user's traits and the answers to the facts the workflow's conditions need."""
         traits = self._traits(request.user_id)
-        answer = fact_answerer(self._store, request.user_id, traits)
+        answer = fact_answerer(self._store, request.user_id, traits, clock=self._clock)
         return UserContext(traits=traits, facts={fact_key(f): answer(f) for f in request.facts})
 
     def _traits(self, user_id: str) -> dict[str, Any]:
@@ -159,7 +167,7 @@ class JourneyActivities:
         """The local hour of day with most of the user's recent events (send-time
         optimisation); also kept as the `most_active_hour` trait, for people to see."""
         zone = ZoneInfo(request.timezone)
-        since = datetime.now(UTC) - ACTIVE_HOUR_HISTORY
+        since = self._clock() - ACTIVE_HOUR_HISTORY
         events = self._store.events_for_user(request.user_id, since=since)
         hours = Counter(e.timestamp.astimezone(zone).hour for e in events)
         if sum(hours.values()) < ACTIVE_HOUR_MIN_EVENTS:
@@ -181,7 +189,7 @@ class JourneyActivities:
         if decision.winner is not None:
             return WinnerAnswer(winner=decision.winner)
         published = self._store.get_version(request.journey_id, request.version)
-        now = datetime.now(UTC)
+        now = self._clock()
         if published is None or published.published_at + to_timedelta(request.after) > now:
             return WinnerAnswer()
         counts = self._store.variant_counts(request.journey_id, request.node_id)
@@ -346,7 +354,7 @@ class JourneyActivities:
         if to is None:
             return self._skip(request, NO_ADDRESS[request.channel], progress)
         unsubscribe_url = self._unsubscribe_url(request)
-        content, locale = self._render(request, traits, unsubscribe_url)
+        content, locale = self.render(request, traits, unsubscribe_url)
         if request.track and self._links is not None:
             # Before the claim stores the content, so a resend carries the very same links.
             assert record.id is not None  # stored records have ids
@@ -355,7 +363,7 @@ class JourneyActivities:
         claimed = self._store.claim_delivery(
             request.idempotency_key,
             content,
-            () if request.transactional else _caps(workspace, traits),
+            () if request.transactional else _caps(workspace, traits, self._clock()),
             workspace.rate_limit(request.channel),
             progress=progress,
             locale=locale,
@@ -449,11 +457,14 @@ class JourneyActivities:
         )
         return record
 
-    def _render(
+    def render(
         self, request: DeliverInput, traits: dict[str, Any], unsubscribe_url: str | None
     ) -> tuple[dict[str, Any], str | None]:
         """The message's content (inline or its stored template's) in the locale the user's
-        `locale` trait picks, rendered; and that locale (None: the base content)."""
+        `locale` trait picks, rendered; and that locale (None: the base content). Raises
+        `PermanentDeliveryError` for an unknown template or one that does not render.
+
+        A simulation also shows what a skipped message would have said with it."""
         source = request.content
         if request.template is not None:
             template = self._store.get_template(request.template)
@@ -513,9 +524,8 @@ class JourneyActivities:
         return UserContext(traits=self._store.update_traits(request.user_id, values, request.unset))
 
 
-def _caps(workspace: WorkspaceSettings, traits: dict[str, Any]) -> list[CapWindow]:
+def _caps(workspace: WorkspaceSettings, traits: dict[str, Any], now: datetime) -> list[CapWindow]:
     zone = user_timezone("user", traits, workspace.timezone)
-    now = datetime.now(UTC)
     return [cap.window(now, zone) for cap in workspace.frequency_caps]
 
 

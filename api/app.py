@@ -22,6 +22,7 @@ from api import (
     ops,
     predictions,
     sdk,
+    simulate,
     unsubscribe,
     users,
 )
@@ -115,6 +116,7 @@ def create_app(
         ingest.router,
         mixpanel.router,
         journeys.router,
+        simulate.router,
         catalog.router,
         users.router,
         inbox.router,

@@ -217,7 +217,7 @@ def validate_journey(
 ) -> ValidationResult:
     """Every problem of the document: structure and graph, and with `publish=true` also the
     segments and templates it refers to, as publishing would."""
-    problems = _publish_problems(store, document) if publish else validate(document)
+    problems = publish_problems(store, document) if publish else validate(document)
     return ValidationResult(valid=not problems, errors=problems)
 
 
@@ -246,13 +246,13 @@ def publish(journey_id: JourneyId, store: StoreDep) -> PublishResult:
     journey = _journey(store, journey_id)
     if journey.status == "archived":
         raise Conflict(f"journey '{journey_id}' is archived")
-    problems = _publish_problems(store, journey.draft)
+    problems = publish_problems(store, journey.draft)
     if problems:
         raise InvalidJourney(problems)
     return PublishResult(version=store.publish(journey_id, validated=journey.draft))
 
 
-def _publish_problems(store: Store, document: Any) -> list[Problem]:
+def publish_problems(store: Store, document: Any) -> list[Problem]:
     """The document's problems, with its segments and templates checked against the store."""
     channels = {template.id: template.channel for template in store.list_templates()}
     segments = {segment.id for segment in store.list_segments()}

@@ -15,6 +15,7 @@ from urllib.parse import quote, urlencode
 import httpx
 
 from journeys.errors import ConfigurationError, JourneysError
+from journeys.simulation import SimulationRequest, SimulationResult
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -116,6 +117,16 @@ class ApiClient:
         """`POST /v1/journeys/{id}/publish`: publish the draft; the new version number."""
         body = self._admin("POST", f"/v1/journeys/{_segment(journey_id)}/publish")
         return int(body["version"])
+
+    def simulate(self, journey_id: str, request: SimulationRequest) -> SimulationResult:
+        """`POST /v1/journeys/{id}/simulate`: run a version or the draft for one described
+        user, sending nothing; the path, its times and the rendered messages."""
+        body = self._admin(
+            "POST",
+            f"/v1/journeys/{_segment(journey_id)}/simulate",
+            request.model_dump(mode="json", exclude_defaults=True),
+        )
+        return SimulationResult.model_validate(body)
 
     def set_journey_status(
         self, journey_id: str, action: Literal["pause", "resume", "archive"]

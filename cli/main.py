@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cli import simulate
 from journeys.errors import ConfigurationError
 from journeys.model import Journey
 from journeys.validation import Problem, validate
@@ -352,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long to watch for messages after the traffic",
     )
     demo_cmd.set_defaults(handler=cmd_demo)
+    simulate.add_parser(commands)
     return parser
 
 

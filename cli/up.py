@@ -25,24 +25,21 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any, TextIO
 
 import httpx
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import (
-    AddSearchAttributesRequest,
-    ListSearchAttributesRequest,
-)
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKey
+from temporalio.common import SearchAttributeIndexedValueType
 
 from cli.shop import STOREFRONT, Storefront
 from journeys.contracts import SEARCH_ATTRIBUTES
 from journeys.errors import JourneysError
+from workflows.client import register_search_attributes
 
 HOST = "127.0.0.1"
 DEV_WRITE_KEY = "dev-write-key"
@@ -102,24 +99,6 @@ def accepts_connections(port: int, host: str = HOST) -> bool:
             return True
     except OSError:
         return False
-
-
-async def register_search_attributes(
-    client: Client, keys: Sequence[SearchAttributeKey[Any]] = SEARCH_ATTRIBUTES
-) -> None:
-    """Register search attributes in the client's namespace (the time-skipping test server,
-    which cannot list them, knows none until asked)."""
-    await client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=client.namespace,
-            search_attributes={
-                key.name: IndexedValueType.Value(
-                    f"INDEXED_VALUE_TYPE_{key.indexed_value_type.name}"
-                )
-                for key in keys
-            },
-        )
-    )
 
 
 async def ensure_search_attributes(client: Client) -> list[str]:

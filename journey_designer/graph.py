@@ -154,12 +154,14 @@ def journey_dot(
     messages: Mapping[str, Mapping[str, Any]] | None = None,
     flagged: Collection[str] = (),
     selected: str | None = None,
+    walked: Mapping[str, str] | None = None,
 ) -> str:
     """The DOT graph of a journey document (valid or not).
 
     `stats` (node id → `{reached, waiting}`) annotates the nodes, `messages` (node id → the
     stats of a message node) the message nodes; `flagged` node ids (those with validation
-    problems) are outlined red; `selected` is outlined blue.
+    problems) are outlined red; `selected` is outlined blue; the nodes a simulation `walked`
+    (node id → when it reached them) are outlined green and say when.
     """
     nodes = nodes_of(document)
     lines = [
@@ -185,11 +187,16 @@ def journey_dot(
         figures = (messages or {}).get(node_id)
         if figures is not None:
             label += "\n" + message_line(node, figures)
+        reached = (walked or {}).get(node_id)
+        if reached is not None:
+            label += f"\n✓ reached {reached}"
         attributes = [f"shape={shape}", f'fillcolor="{fill}"', f"label={quote(label)}"]
         if shape == "box":
             attributes.append('style="rounded,filled"')
         if node_id in flagged:
             attributes += ['color="#dc2626"', "penwidth=2.5"]
+        elif reached is not None:
+            attributes += ['color="#16a34a"', "penwidth=3"]
         elif node_id == selected:
             attributes += ['color="#2563eb"', "penwidth=2.5"]
         lines.append(f"  {quote(node_id)} [{', '.join(attributes)}];")

@@ -25,10 +25,21 @@ def user_traits(store: Store, user_id: str) -> dict[str, Any]:
     return dict(user.traits) if user is not None else {}
 
 
+def wall_clock() -> datetime:
+    """The time now, by this machine's clock (a simulation goes by its engine's instead)."""
+    return datetime.now(UTC)
+
+
 def fact_answerer(
-    store: Store, user_id: str, traits: dict[str, Any], visiting: frozenset[str] = frozenset()
+    store: Store,
+    user_id: str,
+    traits: dict[str, Any],
+    visiting: frozenset[str] = frozenset(),
+    *,
+    clock: Callable[[], datetime] = wall_clock,
 ) -> Callable[[Fact], bool | int]:
-    """Answers facts about one user from the store; `visiting` holds segments being evaluated."""
+    """Answers facts about one user from the store, `event_count` windows ending at `clock()`;
+    `visiting` holds segments being evaluated."""
     context = {"user": {**traits, "id": user_id}}
 
     def answer(fact: Fact) -> bool | int:
@@ -38,13 +49,13 @@ def fact_answerer(
                 # A segment defined through itself has no meaning: the loop counts as "no".
                 if segment is None or segment_id in visiting:
                     return False
-                inner = fact_answerer(store, user_id, traits, visiting | {segment_id})
+                inner = fact_answerer(store, user_id, traits, visiting | {segment_id}, clock=clock)
                 return evaluate(CONDITION.validate_python(segment.condition), context, inner)
             case EventCountCondition(event_count=count):
                 name = None if count.event == "*" else count.event
                 since = None
                 if count.within is not None:
-                    since = datetime.now(UTC) - to_timedelta(count.within)
+                    since = clock() - to_timedelta(count.within)
                 if count.where is None:
                     return store.count_events(user_id, name=name, since=since)
                 where = count.where

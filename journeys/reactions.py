@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from journeys.conditions import Fact, evaluate
 from journeys.contracts import EntryContext, JourneyEvent
@@ -26,6 +26,9 @@ from journeys.model import (
     to_timedelta,
 )
 from journeys.validation import conditions_of, leaf_conditions
+
+if TYPE_CHECKING:
+    from journeys.store import EventRecord
 
 ANY_EVENT = "*"
 
@@ -137,4 +140,17 @@ def entry_context(event: JourneyEvent) -> EntryContext:
         event=event.name,
         properties=event.properties,
         timestamp=event.timestamp,
+    )
+
+
+def journey_event(record: EventRecord) -> JourneyEvent:
+    """The signal payload of a stored event (identify events keep their traits in properties)."""
+    identify = record.type == "identify"
+    return JourneyEvent(
+        message_id=record.message_id,
+        type=record.type,
+        name=record.name,
+        properties={} if identify else record.properties,
+        traits=record.properties if identify else {},
+        timestamp=record.timestamp,
     )

@@ -41,7 +41,7 @@ from journeys.contracts import (
 )
 from journeys.facts import entry_allowed
 from journeys.model import Journey
-from journeys.reactions import Interest, enters_on, entry_context, interest
+from journeys.reactions import Interest, enters_on, entry_context, interest, journey_event
 from journeys.routing import NoLiveJourney, RoutingUnavailable, TriggerResult
 from journeys.settings import Settings
 from journeys.store import EventRecord, Store
@@ -87,19 +87,6 @@ class Published:
     """Accepts new entries (status live); paused journeys only serve users already inside."""
     interest: Interest
     """What running instances of any of its versions react to."""
-
-
-def journey_event(record: EventRecord) -> JourneyEvent:
-    """The signal payload of a stored event (identify events keep their traits in properties)."""
-    identify = record.type == "identify"
-    return JourneyEvent(
-        message_id=record.message_id,
-        type=record.type,
-        name=record.name,
-        properties={} if identify else record.properties,
-        traits=record.properties if identify else {},
-        timestamp=record.timestamp,
-    )
 
 
 class EventRouter:

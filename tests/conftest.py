@@ -30,11 +30,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from cli.up import register_search_attributes
 from journeys.contracts import SEARCH_ATTRIBUTES
 from journeys.settings import WORKER_ACTIVITIES
 from journeys.store import Store
 from worker.main import build_worker
+from workflows.client import register_search_attributes
 
 
 def installed_binary(name: str) -> str:

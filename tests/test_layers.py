@@ -73,6 +73,8 @@ def test_the_tree_keeps_its_contracts(tree: Path) -> None:
         ("relay/router.py", "from api import app", "Layers"),
         ("activities/sweep.py", "import api_client", "Layers"),
         ("journey_designer/api.py", "import worker.main", "Layers"),
+        ("simulator/run.py", "import api.app", "Layers"),
+        ("activities/journey.py", "import simulator", "Layers"),
         ("workflows/journey.py", "import httpx", "Workflow code is deterministic"),
     ],
 )

@@ -3,10 +3,18 @@ run's id, search attributes and summary at start, and the signals callers send t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDReusePolicy,
+)
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from journeys.broadcasts import (
@@ -23,6 +31,7 @@ from journeys.contracts import (
     JOURNEY_NODE,
     JOURNEY_VERSION,
     LEAVE_SIGNAL,
+    SEARCH_ATTRIBUTES,
     USER_ID,
     WORKFLOW_TYPE,
     EntryContext,
@@ -47,6 +56,24 @@ async def connect(settings: Settings) -> Client:
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
+    )
+
+
+async def register_search_attributes(
+    client: Client, keys: Sequence[SearchAttributeKey[Any]] = SEARCH_ATTRIBUTES
+) -> None:
+    """Register search attributes in the client's namespace (the time-skipping test server,
+    which cannot list them, knows none until asked)."""
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=client.namespace,
+            search_attributes={
+                key.name: IndexedValueType.Value(
+                    f"INDEXED_VALUE_TYPE_{key.indexed_value_type.name}"
+                )
+                for key in keys
+            },
+        )
     )
 
 

@@ -1,6 +1,6 @@
 """Editor page: the journey drawn live, a form per step, entry / exit / goal / settings,
-validation beside each field, save, publish, pause / resume / archive, preview, version
-history with diffs, and JSON import / export."""
+validation beside each field, save, publish, pause / resume / archive, preview, a test run for
+one user (simulated), version history with diffs, and JSON import / export."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from journey_designer.document import (
 from journey_designer.graph import edge_label, journey_dot
 from journey_designer.preview import preview_panel
 from journey_designer.state import JOURNEY, meta, open_journey, remember_saved, unsaved
+from journey_designer.testing import test_tab
 from journeys.validation import format_path
 
 DOC = JOURNEY
@@ -466,7 +467,9 @@ def main() -> None:
     if problems is not None:  # else the error says why there is no verdict
         problems_summary(problems)
     catalog = state.catalog()
-    tabs = st.tabs(["Steps", "Entry & exit", "Goal & settings", "Preview", "History", "JSON"])
+    tabs = st.tabs(
+        ["Steps", "Entry & exit", "Goal & settings", "Preview", "Test", "History", "JSON"]
+    )
     with tabs[0]:
         steps(catalog)
     with tabs[1]:
@@ -483,8 +486,10 @@ def main() -> None:
     with tabs[3]:
         preview_tab()
     with tabs[4]:
-        history_tab(journey_id)
+        test_tab(journey_id)
     with tabs[5]:
+        history_tab(journey_id)
+    with tabs[6]:
         json_tab(journey_id)
 
 
