@@ -42,6 +42,11 @@ class Routing(Protocol):
     async def archive(self, journey_id: str) -> int:
         """Make every user inside the (already archived) journey exit at once; how many."""
 
+    async def erase(self, user_id: str) -> int:
+        """End every run of the (already suppressed) user, reason `erased`, and wait a while
+        for them to end; how many were told. Raises `RoutingUnavailable` when Temporal is
+        down."""
+
 
 class RoutingUnavailable(JourneysError):
     """Temporal cannot be reached now; the request may be retried."""

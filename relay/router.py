@@ -50,6 +50,9 @@ from workflows.client import connect, signal_event, signal_leave, start_journey
 
 logger = logging.getLogger("journeys.router")
 
+ERASED = "erased"
+"""The reason a run ends with when its user is erased."""
+
 BATCH = 500
 USERS_AT_ONCE = 64
 IDLE_POLL = 1.0
@@ -57,6 +60,8 @@ IDLE_POLL = 1.0
 REBALANCE = 2.0
 """Seconds between two rebalances of the outbox's partitions among routers: how soon a router
 that joins gets work, and how soon the partitions of one that died are routed again."""
+ERASE_WAIT = 30.0
+"""Seconds an erasure waits for the user's runs to end before it erases the store."""
 MAX_BACKOFF = 5.0
 """Seconds between attempts at most while Temporal is away: a retry is one cheap RPC."""
 UNAVAILABLE = {
@@ -185,6 +190,9 @@ class EventRouter:
             return 0
         client = await self._temporal()
         catalog = await asyncio.to_thread(self._catalog)
+        # An erased user's events still in the outbox are dropped (marked routed): the erasure
+        # deletes them, but this batch may have been read first.
+        erased = await asyncio.to_thread(self._store.suppressed, {e.user_id for e in events})
         by_user: dict[str, list[EventRecord]] = defaultdict(list)
         for record in events:
             by_user[record.user_id].append(record)
@@ -196,7 +204,8 @@ class EventRouter:
             async with gate:
                 for record in records:
                     try:
-                        await self._route(client, catalog, record)
+                        if record.user_id not in erased:
+                            await self._route(client, catalog, record)
                     except RoutingUnavailable:
                         break
                     except (ValidationError, PydanticSerializationError) as error:
@@ -299,9 +308,10 @@ class EventRouter:
         client = await self._temporal()
         now = datetime.now(UTC)
         results = []
+        erased = await asyncio.to_thread(self._store.suppressed, {user_id})
         for published in targets:
             journey = published.journey
-            started = await asyncio.to_thread(
+            started = not erased and await asyncio.to_thread(
                 entry_allowed, self._store, journey, user_id, content, now
             )
             if started:
@@ -347,6 +357,39 @@ class EventRouter:
         for run in inside:
             await self._call(signal_leave(client, run, leave))
         return len(inside)
+
+    async def erase(self, user_id: str) -> int:
+        """Make every run of the user leave, reason `erased`, and wait up to `ERASE_WAIT`
+        seconds for them to end (so what they record as they end is in the store before the
+        erasure); how many runs were told.
+
+        The runs are found by their ids (one per journey and user), which Temporal knows at
+        once, rather than through visibility, which may lag and cannot quote every user id.
+        """
+        client = await self._temporal()
+        journeys = await asyncio.to_thread(self._store.list_journeys)
+        leave = LeaveRequest(reason=ERASED)
+        told = []
+        for journey in journeys:
+            run = workflow_id(journey.id, user_id)
+            try:
+                await signal_leave(client, run, leave)
+            except RPCError as error:
+                if error.status == RPCStatusCode.NOT_FOUND:
+                    continue  # not in that journey (or no longer)
+                raise RoutingUnavailable(str(error)) from error
+            told.append(client.get_workflow_handle(run))
+        if told:
+            ends = asyncio.gather(*(h.result() for h in told), return_exceptions=True)
+            try:
+                await asyncio.wait_for(ends, timeout=ERASE_WAIT)
+            except TimeoutError:
+                # The runs still end (their record of it finds nothing of the user); the
+                # erasure goes on rather than keep the user's data waiting for a worker.
+                logger.warning(
+                    "%d runs had not ended %.0f s after an erasure", len(told), ERASE_WAIT
+                )
+        return len(told)
 
     # --- Temporal -------------------------------------------------------------------------
 

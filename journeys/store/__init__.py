@@ -23,6 +23,7 @@ from journeys.store.enrollments import EnrollmentsAggregate
 from journeys.store.events import EventsAggregate
 from journeys.store.experiments import ExperimentsAggregate
 from journeys.store.journeys import JourneysAggregate
+from journeys.store.privacy import PrivacyAggregate, UserData
 from journeys.store.profiles import ProfilesAggregate
 from journeys.store.records import (
     DELIVERY_STATUSES,
@@ -43,6 +44,7 @@ from journeys.store.records import (
     PredictionRunRecord,
     SegmentRecord,
     SettingRecord,
+    SuppressionRecord,
     TemplateRecord,
     TraitOperation,
     UserRecord,
@@ -70,9 +72,11 @@ __all__ = [
     "SegmentRecord",
     "SettingRecord",
     "Store",
+    "SuppressionRecord",
     "TemplateRecord",
     "TraitOperation",
     "UTCDateTime",
+    "UserData",
     "UserRecord",
     "utcnow",
 ]
@@ -86,6 +90,7 @@ class Store(
     DeliveriesAggregate,
     EnrollmentsAggregate,
     ExperimentsAggregate,
+    PrivacyAggregate,
 ):
     """The app store over one database URL (SQLite file, in-memory SQLite, or PostgreSQL).
 
