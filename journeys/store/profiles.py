@@ -11,6 +11,7 @@ from typing import Any
 from sqlmodel import Session, col, select, update
 
 from journeys.store.base import StoreBase, once_more_on_conflict
+from journeys.store.privacy import suppressed_in
 from journeys.store.records import EventRecord, TraitOperation, UserRecord, utcnow
 
 
@@ -70,6 +71,8 @@ class ProfilesAggregate(StoreBase):
 
     def _merge_profiles(self, from_user_id: str, into_user_id: str) -> bool:
         with self._write() as session:
+            if suppressed_in(session, {into_user_id}):
+                return False  # an erased user: an alias must not bring a profile back
             return merge_profile(session, {}, from_user_id, into_user_id)
 
     def iter_users(self, page_size: int = 500) -> Iterator[UserRecord]:
