@@ -25,15 +25,18 @@ class RecordingRouting:
     """A `Routing` that records what the API asks and answers as told.
 
     The real router is tested end to end elsewhere; here only the API's side of the contract
-    matters: when it wakes the router, and what it passes and answers for trigger and archive.
+    matters: when it wakes the router, and what it passes and answers for trigger, archive and
+    erase.
     """
 
     wakes: int = 0
     wake_error: Exception | None = None
     triggers: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     archived: list[str] = field(default_factory=list)
+    erased: list[str] = field(default_factory=list)
     trigger_answer: list[TriggerResult] | Exception = field(default_factory=list)
     archive_answer: int | Exception = 0
+    erase_answer: int | Exception = 0
 
     def wake(self) -> None:
         """Count the wake-up (then raise `wake_error`, if set)."""
@@ -56,6 +59,13 @@ class RecordingRouting:
         if isinstance(self.archive_answer, Exception):
             raise self.archive_answer
         return self.archive_answer
+
+    async def erase(self, user_id: str) -> int:
+        """Record the erasure; answer or raise `erase_answer`."""
+        self.erased.append(user_id)
+        if isinstance(self.erase_answer, Exception):
+            raise self.erase_answer
+        return self.erase_answer
 
 
 @pytest.fixture
