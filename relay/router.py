@@ -212,7 +212,9 @@ class EventRouter:
                         # Stored, but no journey can take it (nor can Temporal carry it, as an
                         # event nested too deep stored before the API refused those): it must
                         # not hold the outbox up.
-                        logger.error("event %s cannot be routed: %s", record.message_id, error)
+                        logger.error(
+                            "event %s cannot be routed: %s", record.message_id, _where(error)
+                        )
                     assert record.id is not None
                     done.append(record.id)
             return done
@@ -441,6 +443,15 @@ class EventRouter:
             assert stored is not None, f"published version {key} is missing"
             self._versions[key] = Journey.model_validate(stored.definition)
         return self._versions[key]
+
+
+def _where(error: ValidationError | PydanticSerializationError) -> str:
+    """What is wrong with an event, by field: never the values (logs carry no personal data,
+    and pydantic's own message quotes the input)."""
+    if isinstance(error, ValidationError):
+        fields = sorted({".".join(map(str, e["loc"])) or "event" for e in error.errors()})
+        return "invalid " + ", ".join(fields)
+    return "cannot be serialised"
 
 
 def build_router(
