@@ -251,8 +251,8 @@ def main() -> None:
         )
     else:
         st.caption("No messages yet.")
-    timeline(user_id, config)
     privacy(user_id)
+    timeline(user_id, config)
 
 
 main()
