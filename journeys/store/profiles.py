@@ -24,7 +24,8 @@ class ProfilesAggregate(StoreBase):
             return session.get(UserRecord, user_id)
 
     def update_traits(self, user_id: str, set: dict[str, Any], unset: list[str]) -> dict[str, Any]:
-        """Set then remove traits (creating the profile if needed); the resulting traits."""
+        """Set then remove traits (creating the profile if needed, unless the user was
+        erased: then nothing, and no traits); the resulting traits."""
         return once_more_on_conflict(lambda: self._update_traits(user_id, set, unset))
 
     def _update_traits(
@@ -33,6 +34,8 @@ class ProfilesAggregate(StoreBase):
         with self._write() as session:
             user = session.get(UserRecord, user_id, with_for_update=True)
             if user is None:
+                if suppressed_in(session, {user_id}):
+                    return {}  # erased: a run still ending must not bring the profile back
                 user = UserRecord(user_id=user_id)
             merged = {**user.traits, **copy.deepcopy(values)}
             for name in unset:

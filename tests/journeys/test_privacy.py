@@ -10,7 +10,7 @@ from sqlmodel import select
 from journeys.contracts import AdmitInput, EnrollInput, ProgressInput
 from journeys.model import EntryLimit
 from journeys.ratelimits import parse_rate
-from journeys.store import DeliveryRecord, NewEvent, Store
+from journeys.store import DeliveryRecord, EventRecord, NewEvent, Store
 from journeys.store.privacy import ERASED, user_hash
 from tests.factories import append_event, enroll, move, rows_holding, sent_delivery
 
@@ -96,6 +96,15 @@ def _populate(store: Store, user_id: str, run: str) -> None:
     store.claim_delivery(f"{run}:inbox", {"title": f"Hello {user_id}"}, rate=parse_rate("1/h"))
 
 
+def _all_deliveries(store: Store) -> list[DeliveryRecord]:
+    with store._read() as session:
+        return list(session.exec(select(DeliveryRecord)))
+
+
+def _never(_record: DeliveryRecord, _recent: list[EventRecord]) -> NewEvent:
+    raise AssertionError("no engagement event is made for an erased user's message")
+
+
 def test_erasure_leaves_no_row_with_the_id_or_address(store: Store) -> None:
     _populate(store, ADA, RUN)
     bob_run = RUN.replace(ADA, BOB)
@@ -127,8 +136,7 @@ def test_erased_rows_are_anonymous_but_counted(store: Store) -> None:
     _populate(store, ADA, RUN)
     store.erase_user(ADA)
     assert store.deliveries_for_user(ADA) == []
-    with store._read() as session:
-        deliveries = list(session.exec(select(DeliveryRecord)))
+    deliveries = _all_deliveries(store)
     assert {d.content.get("to") for d in deliveries} == {None}
     assert all(d.user_id.startswith(ERASED) for d in deliveries)
     assert len({d.user_id for d in deliveries}) == 1  # one marker per erased user
@@ -148,6 +156,10 @@ def test_a_suppressed_user_comes_back_only_with_consent(store: Store) -> None:
     assert store.append_events([later, _identify(ADA, "no-consent")]) == [False, False]
     assert not store.holds_user(ADA)
     assert store.merge_profiles("anon:x", ADA) is False  # an alias brings nothing back
+    assert store.update_traits(ADA, {"plan": "gold"}, []) == {}  # nor a run's update
+    [email] = [d for d in _all_deliveries(store) if d.channel == "email"]
+    assert email.id is not None
+    assert store.record_engagement(email.id, _never) is None  # nor a late click
     assert not store.holds_user(ADA)
 
     assert store.append_events([_identify(ADA, "agreed", consent=True)]) == [True]
