@@ -204,6 +204,7 @@ def parse_call(raw: Any, kind: str | None, at: Sequence[str | int], now: datetim
         received_at=now,
         traits=message.traits if kind == "identify" else {},
         merge_from=merge_from,
+        consent=message.context.get("consent") is True,
     )
 
 

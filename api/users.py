@@ -1,4 +1,5 @@
-"""Users (admin): profile, journeys and deliveries, events. The inbox is `api.inbox`."""
+"""Users (admin): profile, journeys and deliveries, events, timeline; erasure and export. The
+inbox is `api.inbox`."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import AfterValidator, BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from api.auth import ADMIN
-from api.deps import StoreDep, UserId
+from api.deps import RoutingDep, StoreDep, UserId
 from api.errors import error_responses
 from journeys.contracts import EnrollmentStatus, EventType, FinalDeliveryStatus
 from journeys.errors import NotFound
-from journeys.store import DeliveryRecord, Store
+from journeys.store import DeliveryRecord, Store, UserData
 from journeys.timeline import Timeline, parse_place, user_timeline
 
 router = APIRouter(
@@ -92,6 +94,92 @@ class UserEvent(BaseModel):
     routed_at: datetime | None
 
 
+class Erasure(BaseModel):
+    """An accepted erasure: the user's runs told to leave (reason `erased`)."""
+
+    user_id: str
+    runs_ended: int = Field(description="runs of the user told to end, reason `erased`")
+
+
+class ExportedProfile(BaseModel):
+    """The user's profile."""
+
+    traits: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class ExportedRun(UserJourney):
+    """One run of the user, with the nodes it reached and when."""
+
+    variant: str | None
+    converted_at: datetime | None
+    holdout: str | None
+    reached: dict[str, datetime] = Field(description="node id: when the run first reached it")
+
+
+class ExportedAdmission(BaseModel):
+    """A run's admission under its journey's entry limit."""
+
+    journey_id: str
+    workflow_id: str
+    admitted: bool
+    at: datetime
+
+
+class ExportedDelivery(BaseModel):
+    """One message to the user, whatever its state, with its content."""
+
+    id: int
+    journey_id: str
+    version: int
+    node_id: str
+    channel: str
+    status: str
+    reason: str | None
+    content: dict[str, Any]
+    variant: str | None
+    transactional: bool
+    provider: str | None
+    created_at: datetime
+    sent_at: datetime | None
+    read_at: datetime | None
+    opened_at: datetime | None
+    clicked_at: datetime | None
+
+
+class UserExport(BaseModel):
+    """Everything stored about a user."""
+
+    user_id: str
+    profile: ExportedProfile | None
+    events: list[UserEvent] = Field(description="oldest first")
+    journeys: list[ExportedRun] = Field(description="oldest first")
+    admissions: list[ExportedAdmission]
+    deliveries: list[ExportedDelivery] = Field(
+        description="oldest first; in-app messages are the inbox, engagement is in the times"
+    )
+
+    @classmethod
+    def of(cls, user_id: str, data: UserData) -> UserExport:
+        """The export of what the store holds."""
+        reached: dict[str, dict[str, datetime]] = {}
+        for visit in data.visits:
+            reached.setdefault(visit.enrollment_id, {})[visit.node_id] = visit.reached_at
+        profile = data.profile
+        return cls(
+            user_id=user_id,
+            profile=None if profile is None else ExportedProfile(**profile.model_dump()),
+            events=[UserEvent(**e.model_dump()) for e in data.events],
+            journeys=[
+                ExportedRun(**e.model_dump(), reached=reached.get(e.id, {}))
+                for e in data.enrollments
+            ],
+            admissions=[ExportedAdmission(**a.model_dump()) for a in data.admissions],
+            deliveries=[ExportedDelivery(**d.model_dump()) for d in data.deliveries],
+        )
+
+
 @router.get("/{user_id}", summary="Get a user")
 def get_user(user_id: UserId, store: StoreDep) -> UserDetail:
     """The user's traits, journeys and latest deliveries, newest first."""
@@ -155,6 +243,36 @@ def user_timeline_page(
     if page is None:
         raise NotFound(f"no user '{user_id}'")
     return page
+
+
+@router.delete(
+    "/{user_id}", status_code=202, summary="Erase a user", responses=error_responses(503)
+)
+async def erase_user(user_id: UserId, store: StoreDep, routing: RoutingDep) -> Erasure:
+    """Erase everything stored about the user and end their runs (reason `erased`). Their
+    later events are dropped until they are identified again with `context.consent: true`.
+    Deliveries and enrollments stay, without content or user id, for the statistics.
+
+    The user is suppressed first (so nothing arriving meanwhile recreates them), then their
+    runs are told to leave and given a moment to end, then the store is erased. 503 when
+    Temporal is unreachable: the user stays suppressed, and erasing again finishes it."""
+    if not await run_in_threadpool(store.holds_user, user_id):
+        raise NotFound(f"no user '{user_id}'")
+    await run_in_threadpool(store.suppress, user_id)
+    ended = await routing.erase(user_id)
+    await run_in_threadpool(store.erase_user, user_id)
+    return Erasure(user_id=user_id, runs_ended=ended)
+
+
+@router.get("/{user_id}/export", summary="Export a user's data")
+def export_user(user_id: UserId, store: StoreDep) -> UserExport:
+    """Everything stored about the user, as one document: profile, events, runs with the nodes
+    they reached, entry admissions, and deliveries with their content and engagement (the
+    in-app ones are the inbox)."""
+    data = store.export_user(user_id)
+    if data is None:
+        raise NotFound(f"no user '{user_id}'")
+    return UserExport.of(user_id, data)
 
 
 def _known(store: Store, user_id: str) -> None:

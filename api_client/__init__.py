@@ -246,6 +246,17 @@ class ApiClient:
         body: dict[str, Any] = self._admin("GET", f"/v1/users/{_segment(user_id)}/timeline?{given}")
         return body
 
+    def export_user(self, user_id: str) -> dict[str, Any]:
+        """`GET /v1/users/{id}/export`: everything stored about the user, as one document."""
+        body: dict[str, Any] = self._admin("GET", f"/v1/users/{_segment(user_id)}/export")
+        return body
+
+    def erase_user(self, user_id: str) -> dict[str, Any]:
+        """`DELETE /v1/users/{id}`: erase the user and end their runs (reason `erased`); how
+        many runs were told to end."""
+        body: dict[str, Any] = self._admin("DELETE", f"/v1/users/{_segment(user_id)}")
+        return body
+
     # --- ingest (write key) ---------------------------------------------------------------
 
     def batch(self, messages: list[dict[str, Any]]) -> None:

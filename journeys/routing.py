@@ -50,6 +50,11 @@ class Routing(Protocol):
     async def cancel_broadcast(self, broadcast_id: str) -> None:
         """Tell the broadcast's workflow to stop sending (nothing when it is not running)."""
 
+    async def erase(self, user_id: str) -> int:
+        """End every run of the (already suppressed) user, reason `erased`, and wait a while
+        for them to end; how many were told. Raises `RoutingUnavailable` when Temporal is
+        down."""
+
 
 class RoutingUnavailable(JourneysError):
     """Temporal cannot be reached now; the request may be retried."""

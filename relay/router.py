@@ -58,6 +58,9 @@ from workflows.client import (
 
 logger = logging.getLogger("journeys.router")
 
+ERASED = "erased"
+"""The reason a run ends with when its user is erased."""
+
 BATCH = 500
 USERS_AT_ONCE = 64
 IDLE_POLL = 1.0
@@ -65,6 +68,8 @@ IDLE_POLL = 1.0
 REBALANCE = 2.0
 """Seconds between two rebalances of the outbox's partitions among routers: how soon a router
 that joins gets work, and how soon the partitions of one that died are routed again."""
+ERASE_WAIT = 30.0
+"""Seconds an erasure waits for the user's runs to end before it erases the store."""
 MAX_BACKOFF = 5.0
 """Seconds between attempts at most while Temporal is away: a retry is one cheap RPC."""
 UNAVAILABLE = {
@@ -180,6 +185,9 @@ class EventRouter:
             return 0
         client = await self._temporal()
         catalog = await asyncio.to_thread(self._catalog)
+        # An erased user's events still in the outbox are dropped (marked routed): the erasure
+        # deletes them, but this batch may have been read first.
+        erased = await asyncio.to_thread(self._store.suppressed, {e.user_id for e in events})
         by_user: dict[str, list[EventRecord]] = defaultdict(list)
         for record in events:
             by_user[record.user_id].append(record)
@@ -191,14 +199,17 @@ class EventRouter:
             async with gate:
                 for record in records:
                     try:
-                        await self._route(client, catalog, record)
+                        if record.user_id not in erased:
+                            await self._route(client, catalog, record)
                     except RoutingUnavailable:
                         break
                     except (ValidationError, PydanticSerializationError) as error:
                         # Stored, but no journey can take it (nor can Temporal carry it, as an
                         # event nested too deep stored before the API refused those): it must
                         # not hold the outbox up.
-                        logger.error("event %s cannot be routed: %s", record.message_id, error)
+                        logger.error(
+                            "event %s cannot be routed: %s", record.message_id, _where(error)
+                        )
                     assert record.id is not None
                     done.append(record.id)
             return done
@@ -294,9 +305,10 @@ class EventRouter:
         client = await self._temporal()
         now = datetime.now(UTC)
         results = []
+        erased = await asyncio.to_thread(self._store.suppressed, {user_id})
         for published in targets:
             journey = published.journey
-            started = await asyncio.to_thread(
+            started = not erased and await asyncio.to_thread(
                 entry_allowed, self._store, journey, user_id, content, now
             )
             if started:
@@ -358,6 +370,39 @@ class EventRouter:
         """Signal the broadcast's workflow to stop sending."""
         await self._call(cancel_broadcast(await self._temporal(), broadcast_id))
 
+    async def erase(self, user_id: str) -> int:
+        """Make every run of the user leave, reason `erased`, and wait up to `ERASE_WAIT`
+        seconds for them to end (so what they record as they end is in the store before the
+        erasure); how many runs were told.
+
+        The runs are found by their ids (one per journey and user), which Temporal knows at
+        once, rather than through visibility, which may lag and cannot quote every user id.
+        """
+        client = await self._temporal()
+        journeys = await asyncio.to_thread(self._store.list_journeys)
+        leave = LeaveRequest(reason=ERASED)
+        told = []
+        for journey in journeys:
+            run = workflow_id(journey.id, user_id)
+            try:
+                await signal_leave(client, run, leave)
+            except RPCError as error:
+                if error.status == RPCStatusCode.NOT_FOUND:
+                    continue  # not in that journey (or no longer)
+                raise RoutingUnavailable(str(error)) from error
+            told.append(client.get_workflow_handle(run))
+        if told:
+            ends = asyncio.gather(*(h.result() for h in told), return_exceptions=True)
+            try:
+                await asyncio.wait_for(ends, timeout=ERASE_WAIT)
+            except TimeoutError:
+                # The runs still end (their record of it finds nothing of the user); the
+                # erasure goes on rather than keep the user's data waiting for a worker.
+                logger.warning(
+                    "%d runs had not ended %.0f s after an erasure", len(told), ERASE_WAIT
+                )
+        return len(told)
+
     # --- Temporal -------------------------------------------------------------------------
 
     async def _temporal(self) -> Client:
@@ -408,6 +453,15 @@ class EventRouter:
             assert stored is not None, f"published version {key} is missing"
             self._versions[key] = Journey.model_validate(stored.definition)
         return self._versions[key]
+
+
+def _where(error: ValidationError | PydanticSerializationError) -> str:
+    """What is wrong with an event, by field: never the values (logs carry no personal data,
+    and pydantic's own message quotes the input)."""
+    if isinstance(error, ValidationError):
+        fields = sorted({".".join(map(str, e["loc"])) or "event" for e in error.errors()})
+        return "invalid " + ", ".join(fields)
+    return "cannot be serialised"
 
 
 def build_router(

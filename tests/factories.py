@@ -7,8 +7,12 @@ steps through `record_steps` (as the journey activities do), one step per call.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
+
+from sqlalchemy import select
+from sqlmodel import SQLModel
 
 from journeys.broadcasts import BROADCAST_NODE, broadcast_delivery_key, broadcast_workflow_id
 from journeys.contracts import (
@@ -176,3 +180,16 @@ def admit(store: Store, journey_id: str, run: str, at: datetime, limit: EntryLim
         entered_at=at,
     )
     return store.admit_entry(AdmitInput(enrollment=enrollment, limit=limit, at=at))
+
+
+def rows_holding(store: Store, *needles: str) -> list[tuple[str, str, str]]:
+    """Every (table, column, value) in the store whose text or JSON holds one of `needles`:
+    every column of every table is read, so nothing is missed that a new column adds."""
+    found = []
+    with store._read() as session:
+        for table in SQLModel.metadata.sorted_tables:
+            for row in session.connection().execute(select(table)).mappings():
+                for column, value in row.items():
+                    text = value if isinstance(value, str) else json.dumps(value, default=str)
+                    found += [(table.name, column, text) for n in needles if n in text]
+    return found

@@ -1,10 +1,12 @@
 """Users page: a user's predictions (conversion chance, preferred channel, most active hour),
 traits, recent events, journeys (with a link to each run in the Temporal Web UI), deliveries
 (whether and when each was opened and clicked) and timeline (what happened to them and why,
-step by step, a page at a time)."""
+step by step, a page at a time); the export of everything stored about them, and their erasure
+(after a confirmation)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import streamlit as st
@@ -20,6 +22,11 @@ KEY = "users.id"
 # (A comment, not a docstring: Streamlit shows a bare string of a page script on the page.)
 PAGE = "users.timeline"
 TIMELINE_PAGE = 100
+# Privacy: the export fetched for download, the erasure awaiting confirmation, and what the
+# last erasure did (shown once the user is gone), each for the user id it is about.
+EXPORT = "users.export"
+ERASING = "users.erasing"
+ERASED = "users.erased"
 
 
 def look_up(client: ApiClient, user_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -111,12 +118,65 @@ def timeline(user_id: str, config: Settings) -> None:
         st.rerun()
 
 
+def privacy(user_id: str) -> None:
+    """Export everything stored about the user (as a JSON download), or erase them after a
+    confirmation that says what erasing does."""
+    st.subheader("Privacy", anchor=False)
+    export, erase, _ = st.columns([1, 1, 3])
+    if export.button("Export", icon=":material/download:", key="users.export.fetch"):
+        data = call(lambda client: client.export_user(user_id), doing=f"export '{user_id}'")
+        st.session_state[EXPORT] = None if data is None else {"user": user_id, "data": data}
+    if erase.button("Erase…", icon=":material/delete_forever:", key="users.erase"):
+        st.session_state[ERASING] = user_id
+    fetched = st.session_state.get(EXPORT)
+    if isinstance(fetched, dict) and fetched.get("user") == user_id:
+        st.download_button(
+            "Download the export",
+            json.dumps(fetched["data"], indent=2),
+            file_name=f"{user_id}.json",
+            mime="application/json",
+            key="users.export.download",
+        )
+    if st.session_state.get(ERASING) == user_id:
+        confirm_erasure(user_id)
+
+
+def confirm_erasure(user_id: str) -> None:
+    """Say what erasing does; erase only on a second, explicit click."""
+    with st.container(border=True):
+        st.warning(
+            f"Erase '{user_id}'? This is final: their profile, events, inbox and the content "
+            "and addresses of their messages are deleted, and every journey they are in ends "
+            "for them (reason `erased`). Counts in the statistics stay, without them. Their "
+            "later events are dropped until they identify again with `context.consent: true`."
+        )
+        yes, no, _ = st.columns([1, 1, 4])
+        if yes.button("Yes, erase", key="users.erase.yes", type="primary"):
+            st.session_state[ERASING] = None
+            done = call(lambda client: client.erase_user(user_id), doing=f"erase '{user_id}'")
+            if done is not None:
+                st.session_state[ERASED] = done
+                st.session_state[EXPORT] = None
+                st.rerun()
+        if no.button("Cancel", key="users.erase.no"):
+            st.session_state[ERASING] = None
+            st.rerun()
+
+
 def main() -> None:
     """Render the page."""
     st.title("Users")
     user_id = st.text_input("User id", key=KEY, placeholder="ada").strip()
     if not user_id:
         st.caption("Enter a user id to see their traits, events, journeys and messages.")
+        return
+    erased = st.session_state.pop(ERASED, None)
+    if isinstance(erased, dict) and erased.get("user_id") == user_id:
+        st.success(
+            f"Erased '{user_id}': nothing about them is stored any more, and "
+            f"{erased.get('runs_ended', 0)} journey run(s) ended for them.",
+            icon=":material/check_circle:",
+        )
         return
     found = call(lambda client: look_up(client, user_id), doing=f"look up '{user_id}'")
     if found is None:
@@ -191,6 +251,7 @@ def main() -> None:
         )
     else:
         st.caption("No messages yet.")
+    privacy(user_id)
     timeline(user_id, config)
 
 

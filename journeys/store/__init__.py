@@ -24,6 +24,7 @@ from journeys.store.enrollments import EnrollmentsAggregate
 from journeys.store.events import EventsAggregate
 from journeys.store.experiments import ExperimentsAggregate
 from journeys.store.journeys import JourneysAggregate
+from journeys.store.privacy import PrivacyAggregate, UserData
 from journeys.store.profiles import ProfilesAggregate
 from journeys.store.records import (
     DELIVERY_STATUSES,
@@ -45,6 +46,7 @@ from journeys.store.records import (
     PredictionRunRecord,
     SegmentRecord,
     SettingRecord,
+    SuppressionRecord,
     TemplateRecord,
     TraitOperation,
     UserRecord,
@@ -73,9 +75,11 @@ __all__ = [
     "SegmentRecord",
     "SettingRecord",
     "Store",
+    "SuppressionRecord",
     "TemplateRecord",
     "TraitOperation",
     "UTCDateTime",
+    "UserData",
     "UserRecord",
     "utcnow",
 ]
@@ -90,6 +94,7 @@ class Store(
     EnrollmentsAggregate,
     ExperimentsAggregate,
     BroadcastsAggregate,
+    PrivacyAggregate,
 ):
     """The app store over one database URL (SQLite file, in-memory SQLite, or PostgreSQL).
 

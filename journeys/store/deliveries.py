@@ -21,6 +21,7 @@ from journeys.ratelimits import Rate
 from journeys.store.base import StoreBase, once_more_on_conflict
 from journeys.store.enrollments import record_steps_in
 from journeys.store.events import store_events
+from journeys.store.privacy import ERASED
 from journeys.store.ratelimits import finish_slot, take_slot
 from journeys.store.records import (
     DELIVERY_STATUSES,
@@ -389,7 +390,8 @@ class DeliveriesAggregate(StoreBase):
     ) -> bool | None:
         """Store the engagement event `event(delivery, recent)` makes for a delivery, and mark
         the delivery opened or clicked by it (`mark_engaged`); None when there is no delivery
-        `delivery_id`, else whether the event was new (a stored `message_id` drops it).
+        `delivery_id` (or its user was erased), else whether the event was new (a stored
+        `message_id` drops it).
 
         `recent` holds the delivery's engagement events at or after `since` (none without
         it). The delivery's row stays locked from the read of `recent` to the write, so two
@@ -399,8 +401,8 @@ class DeliveriesAggregate(StoreBase):
         def write() -> bool | None:
             with self._write() as session:
                 record = session.get(DeliveryRecord, delivery_id, with_for_update=True)
-                if record is None:
-                    return None
+                if record is None or record.user_id.startswith(ERASED):
+                    return None  # gone, or its user erased: a late hit brings nobody back
                 recent = [] if since is None else _recent_engagement(session, record, since)
                 made = event(record, recent)
                 [new] = store_events(session, [made])

@@ -11,6 +11,7 @@ from sqlmodel import Session, col, func, select
 from journeys.contracts import AdmitInput, EndStatus, EnrollInput, ProgressInput
 from journeys.model import to_timedelta
 from journeys.store.base import StoreBase, get_or_raise, once_more_on_conflict
+from journeys.store.privacy import erased_run, suppressed_in
 from journeys.store.records import (
     EnrollmentRecord,
     EntryAdmissionRecord,
@@ -239,9 +240,15 @@ def record_steps_in(
     race (IntegrityError): the caller runs its whole transaction once more."""
     records: dict[str, EnrollmentRecord] = {}
     if enrollment is not None:
-        records[enrollment.enrollment_id] = _enrollment_of(session, enrollment)
+        record = _enrollment_of(session, enrollment)
+        if record is None:
+            return  # the user was erased: nothing of the run is recorded any more
+        records[enrollment.enrollment_id] = record
     for step in steps:
         if step.enrollment_id not in records:
+            found = session.get(EnrollmentRecord, step.enrollment_id, with_for_update=True)
+            if found is None and erased_run(session, step.enrollment_id):
+                return  # a run ending after its user was erased: its record went with them
             records[step.enrollment_id] = get_or_raise(
                 session, EnrollmentRecord, step.enrollment_id, lock=True
             )
@@ -269,10 +276,13 @@ def record_steps_in(
         session.add(record)
 
 
-def _enrollment_of(session: Session, enrollment: EnrollInput) -> EnrollmentRecord:
-    """The enrollment's record, locked, or a new one if it has none yet."""
+def _enrollment_of(session: Session, enrollment: EnrollInput) -> EnrollmentRecord | None:
+    """The enrollment's record, locked, or a new one if it has none yet; None for a user who
+    was erased (whose runs are ending: none is recorded again)."""
     record = session.get(EnrollmentRecord, enrollment.enrollment_id, with_for_update=True)
     if record is None:
+        if suppressed_in(session, {enrollment.user_id}):
+            return None
         record = EnrollmentRecord(
             id=enrollment.enrollment_id,
             user_id=enrollment.user_id,

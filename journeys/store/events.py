@@ -12,6 +12,7 @@ from sqlmodel import Session, and_, col, func, or_, select, update
 
 from journeys.store.base import StoreBase, once_more_on_conflict
 from journeys.store.claims import NOTIFY_CHANNEL, partition_key
+from journeys.store.privacy import admitted_events
 from journeys.store.profiles import apply_operations, merge_profile, profile_of, profiles_of
 from journeys.store.records import EventRecord, NewEvent, utcnow
 
@@ -23,9 +24,11 @@ class EventsAggregate(StoreBase):
         """Store many events in one transaction; for each, whether it was new.
 
         An event whose `message_id` is already stored, or appears earlier in `events`, is
-        skipped (not an error) and has no effect at all. For each new event, in order:
-        `merge_from` is merged into `user_id` (as `merge_profiles` does), the event is stored,
-        the profile of `user_id` is created if need be and `traits` are merged into it.
+        skipped (not an error) and has no effect at all; so is an event of an erased user,
+        unless it is an identify with `consent`, which lifts the suppression. For each new
+        event, in order: `merge_from` is merged into `user_id` (as `merge_profiles` does),
+        the event is stored, the profile of `user_id` is created if need be and `traits` are
+        merged into it.
         All or nothing: when anything fails, nothing is written.
         """
         if not events:
@@ -151,6 +154,9 @@ def store_events(session: Session, events: Sequence[NewEvent]) -> list[bool]:
     """`EventsAggregate.append_events` inside the caller's write transaction."""
     received = utcnow()
     stored = _stored_message_ids(session, [item.message_id for item in events])
+    # An erased user's later events are dropped as if seen before (`journeys.store.privacy`).
+    admitted = admitted_events(session, events)
+    stored.update(e.message_id for e, ok in zip(events, admitted, strict=True) if not ok)
     # Every new event's profile: each is locked or created below in any case.
     profiles = profiles_of(
         session, [item.user_id for item in events if item.message_id not in stored]

@@ -11,6 +11,7 @@ from typing import Any
 from sqlmodel import Session, col, select, update
 
 from journeys.store.base import StoreBase, once_more_on_conflict
+from journeys.store.privacy import suppressed_in
 from journeys.store.records import EventRecord, TraitOperation, UserRecord, utcnow
 
 
@@ -23,7 +24,8 @@ class ProfilesAggregate(StoreBase):
             return session.get(UserRecord, user_id)
 
     def update_traits(self, user_id: str, set: dict[str, Any], unset: list[str]) -> dict[str, Any]:
-        """Set then remove traits (creating the profile if needed); the resulting traits."""
+        """Set then remove traits (creating the profile if needed, unless the user was
+        erased: then nothing, and no traits); the resulting traits."""
         return once_more_on_conflict(lambda: self._update_traits(user_id, set, unset))
 
     def _update_traits(
@@ -32,6 +34,8 @@ class ProfilesAggregate(StoreBase):
         with self._write() as session:
             user = session.get(UserRecord, user_id, with_for_update=True)
             if user is None:
+                if suppressed_in(session, {user_id}):
+                    return {}  # erased: a run still ending must not bring the profile back
                 user = UserRecord(user_id=user_id)
             merged = {**user.traits, **copy.deepcopy(values)}
             for name in unset:
@@ -70,6 +74,8 @@ class ProfilesAggregate(StoreBase):
 
     def _merge_profiles(self, from_user_id: str, into_user_id: str) -> bool:
         with self._write() as session:
+            if suppressed_in(session, {into_user_id}):
+                return False  # an erased user: an alias must not bring a profile back
             return merge_profile(session, {}, from_user_id, into_user_id)
 
     def iter_users(self, page_size: int = 500, after: str | None = None) -> Iterator[UserRecord]:

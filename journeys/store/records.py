@@ -321,6 +321,17 @@ class PredictionRunRecord(SQLModel, table=True):
     report: dict[str, Any] = Field(default_factory=dict, sa_column=_json_column())
 
 
+class SuppressionRecord(SQLModel, table=True):
+    """An erased user: events for the user id are dropped at ingest until the user is
+    identified again with consent. Holds a hash of the id (`journeys.store.privacy`), never
+    the id itself."""
+
+    __tablename__ = "suppressions"
+
+    user_hash: str = Field(primary_key=True)
+    erased_at: datetime = Field(default_factory=utcnow, sa_column=_time_column())
+
+
 class SettingRecord(SQLModel, table=True):
     """One global setting (e.g. `frequency_caps`, `timezone`) as JSON."""
 
@@ -368,6 +379,10 @@ class NewEvent:
     operations: tuple[TraitOperation, ...] = ()
     """Applied to the profile after `traits`, in order; what they change is also recorded in
     the stored event's properties (a removed trait as null)."""
+    consent: bool = False
+    """The call said `context.consent: true`: an identify with it lifts the user's
+    suppression (an erased user who came back and agreed); without it, events for a
+    suppressed user are dropped."""
 
 
 @dataclass(frozen=True)

@@ -27,18 +27,20 @@ class RecordingRouting:
 
     The real router is tested end to end elsewhere; here only the API's side of the contract
     matters: when it wakes the router, and what it passes and answers for trigger, archive and
-    broadcasts.
+    broadcasts, erase.
     """
 
     wakes: int = 0
     wake_error: Exception | None = None
     triggers: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     archived: list[str] = field(default_factory=list)
+    erased: list[str] = field(default_factory=list)
     trigger_answer: list[TriggerResult] | Exception = field(default_factory=list)
     archive_answer: int | Exception = 0
     broadcasts: list[Broadcast] = field(default_factory=list)
     broadcast_answer: bool | Exception = True
     cancelled: list[str] = field(default_factory=list)
+    erase_answer: int | Exception = 0
 
     def wake(self) -> None:
         """Count the wake-up (then raise `wake_error`, if set)."""
@@ -72,6 +74,13 @@ class RecordingRouting:
     async def cancel_broadcast(self, broadcast_id: str) -> None:
         """Record the cancel."""
         self.cancelled.append(broadcast_id)
+
+    async def erase(self, user_id: str) -> int:
+        """Record the erasure; answer or raise `erase_answer`."""
+        self.erased.append(user_id)
+        if isinstance(self.erase_answer, Exception):
+            raise self.erase_answer
+        return self.erase_answer
 
 
 @pytest.fixture

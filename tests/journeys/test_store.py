@@ -806,7 +806,18 @@ def test_an_empty_database_is_migrated_once_however_many_open_it(empty_url: str)
     try:
         applied = [s.migration.applied for s in stores]
         revisions = [step.split(":")[0] for step in max(applied)]
-        assert revisions == ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009"]
+        assert revisions == [
+            "0001",
+            "0002",
+            "0003",
+            "0004",
+            "0005",
+            "0006",
+            "0007",
+            "0008",
+            "0009",
+            "0010",
+        ]
         assert sorted(applied) == [(), (), (), max(applied)]  # one did the work
         assert {s.migration.head for s in stores} == {migrations.head()}
         with stores[0].engine.connect() as connection:
@@ -857,7 +868,7 @@ def test_upgrading_a_populated_database_keeps_its_data(empty_url: str) -> None:
     try:
         assert store.migration.found == "0001"
         assert [step.split(":")[0] for step in store.migration.applied] == [
-            "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009"
+            "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010"
         ]  # fmt: skip
         assert_populated_data_kept(store)
         with store.engine.connect() as connection:
@@ -949,6 +960,7 @@ def test_a_database_made_by_create_all_is_adopted(empty_url: str, tmp_path: Path
         "entry_admissions",
         "rate_grants",
         "broadcasts",
+        "suppressions",
     }
     tables = [t for name, t in SQLModel.metadata.tables.items() if name not in added_since]
     SQLModel.metadata.create_all(engine, tables=tables)
@@ -974,13 +986,14 @@ def test_a_database_made_by_create_all_is_adopted(empty_url: str, tmp_path: Path
             "0007",
             "0008",
             "0009",
+            "0010",
         ]
         assert store.get_user("u1").traits == {"plan": "pro"}  # type: ignore[union-attr]
     finally:
         store.close()
     reopened = Store(empty_url)
     reopened.close()
-    assert reopened.migration.describe() == "already at revision 0009: nothing to do"
+    assert reopened.migration.describe() == "already at revision 0010: nothing to do"
 
 
 def test_a_database_made_by_create_all_before_0002_is_adopted_and_upgraded(
@@ -991,7 +1004,7 @@ def test_a_database_made_by_create_all_before_0002_is_adopted_and_upgraded(
     try:
         assert (store.migration.found, store.migration.adopted) == (None, "0001")
         assert [step.split(":")[0] for step in store.migration.applied] == [
-            "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009"
+            "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010"
         ]  # fmt: skip
         assert_populated_data_kept(store)
     finally:
@@ -1041,10 +1054,11 @@ def test_journeys_migrate_says_what_it_did(tmp_path: Path) -> None:
     assert lines[0] == f"database sqlite:///{tmp_path / 'journeys.db'}"
     assert [line.split(":")[0] for line in lines[1:]] == [
         "applied 0001", "applied 0002", "applied 0003", "applied 0004", "applied 0005",
-        "applied 0006", "applied 0007", "applied 0008", "applied 0009", "now at revision 0009",
+        "applied 0006", "applied 0007", "applied 0008", "applied 0009", "applied 0010",
+        "now at revision 0010",
     ]  # fmt: skip
     again = run_journeys("migrate", env={**os.environ, **environment})
-    assert again.stdout.splitlines()[1:] == ["already at revision 0009: nothing to do"]
+    assert again.stdout.splitlines()[1:] == ["already at revision 0010: nothing to do"]
 
 
 # --- experiments and predictions ---------------------------------------------------------------
