@@ -45,6 +45,7 @@ from journeys.contracts import (
     WinnerAnswer,
     WinnerInput,
 )
+from journeys.errors import Conflict
 from journeys.facts import fact_answerer, user_traits, wall_clock
 from journeys.holdouts import GLOBAL_HOLDOUT, in_global_holdout
 from journeys.localtime import ACTIVE_HOUR_HISTORY, ACTIVE_HOUR_MIN_EVENTS, user_timezone
@@ -360,14 +361,23 @@ class JourneyActivities:
             assert record.id is not None  # stored records have ids
             tracker = Tracker(self._links, record.id, unsubscribe_url)
             content = tracker.content(request.channel, content)
-        claimed = self._store.claim_delivery(
-            request.idempotency_key,
-            content,
-            () if request.transactional else _caps(workspace, traits, self._clock()),
-            workspace.rate_limit(request.channel),
-            progress=progress,
-            locale=locale,
-        )
+        try:
+            claimed = self._store.claim_delivery(
+                request.idempotency_key,
+                content,
+                () if request.transactional else _caps(workspace, traits, self._clock()),
+                workspace.rate_limit(request.channel),
+                progress=progress,
+                locale=locale,
+                only_pending=True,
+            )
+        except Conflict:
+            # An attempt overlapping this one (a retry of an attempt that is still running)
+            # claimed it since this one found it pending: that one sends it. This one tries
+            # again later and finds its outcome, or its claim to send again.
+            raise ApplicationError(
+                "another attempt is sending this message", type=TRANSIENT_FAILURE
+            ) from None
         if claimed.waits_until is not None:  # held back by the channel's rate limit
             return _waiting(claimed)
         if claimed.status != "sending":  # capped

@@ -11,12 +11,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, col, func, select
 
 from journeys.contracts import FinalDeliveryStatus, StepsInput
 from journeys.engagement import DELIVERY_ID, MACHINE, Engagement, state_of
-from journeys.errors import NotFound
+from journeys.errors import Conflict, NotFound
 from journeys.ratelimits import Rate
 from journeys.store.base import StoreBase, once_more_on_conflict
 from journeys.store.enrollments import record_steps_in
@@ -90,6 +90,7 @@ class DeliveriesAggregate(StoreBase):
         *,
         progress: StepsInput | None = None,
         locale: str | None = None,
+        only_pending: bool = False,
     ) -> DeliveryRecord:
         """Claim a pending delivery for sending, unless a frequency cap is reached or its
         channel's `rate` has no slot for it yet.
@@ -102,60 +103,68 @@ class DeliveriesAggregate(StoreBase):
         "pending" with `waits_until` set to when its turn comes and the wait as its reason.
         Otherwise it becomes "sending" with its rendered `content` and the `locale` of the
         content it was rendered from (None: the base content). A delivery already claimed
-        (an interrupted attempt) or finished is returned unchanged. A skipped delivery records
-        the run's `progress` in the same transaction. Raises NotFound for an unknown key.
+        (an interrupted attempt) or finished is returned unchanged, unless `only_pending`: then
+        it raises Conflict, as another attempt took it since the caller saw it pending. A
+        skipped delivery records the run's `progress` (`_record_progress`). Raises NotFound for
+        an unknown key.
         """
-        return once_more_on_conflict(
-            lambda: self._claim_delivery(
-                idempotency_key, content, caps, rate, progress=progress, locale=locale
+        with self._rate_lock if rate is not None else nullcontext(), self._write() as session:
+            record = self._locked_delivery(session, idempotency_key)
+            if record.status != "pending":
+                if only_pending:
+                    raise Conflict(f"delivery {idempotency_key!r} was claimed by another attempt")
+                return record
+            failure = self._claim(
+                session, record, content, caps, rate, progress=progress, locale=locale
             )
-        )
+        if failure is not None:
+            raise failure
+        return record
 
-    def _claim_delivery(
+    def _claim(
         self,
-        idempotency_key: str,
+        session: Session,
+        record: DeliveryRecord,
         content: dict[str, Any],
         caps: Sequence[CapWindow],
         rate: Rate | None,
         *,
         progress: StepsInput | None,
         locale: str | None,
-    ) -> DeliveryRecord:
-        with self._rate_lock if rate is not None else nullcontext(), self._write() as session:
-            record = self._locked_delivery(session, idempotency_key)
-            if record.status != "pending":
-                return record
-            if caps and session.get_bind().dialect.name == "postgresql":
-                # The row lock above covers this delivery only: without this lock, two claims
-                # for one user would each count the other's slot as free (SQLite's write lock
-                # already serialises them).
-                session.exec(
-                    select(func.pg_advisory_xact_lock(_CAP_LOCKS, func.hashtext(record.user_id)))
-                ).one()
-            full = next(
-                (
-                    cap
-                    for cap in caps
-                    if cap.channel in (None, record.channel)
-                    and self._cap_used(session, record, cap) >= cap.max
-                ),
-                None,
-            )
-            if full is not None:
-                record.status = "skipped"
-                record.reason = f"frequency cap: {full.label}"
-                record.waits_until = None
-                finish_slot(session, record.channel, idempotency_key, utcnow())
-                if progress is not None:
-                    record_steps_in(session, progress.steps, progress.enrollment)
-            elif rate is None or _takes_slot(session, record, rate):
-                # A limit removed while it waited: nothing holds it back any more.
-                record.reason, record.waits_until = None, None
-                record.status = "sending"
-                record.content = copy.deepcopy(content)
-                record.locale = locale
-            session.add(record)
-            return record
+    ) -> Exception | None:
+        """Claim the pending `record` (locked) in `session`: capped, held back or "sending".
+        The error recording `progress` met, if any, for the caller to raise once committed."""
+        if caps and session.get_bind().dialect.name == "postgresql":
+            # The row lock above covers this delivery only: without this lock, two claims
+            # for one user would each count the other's slot as free (SQLite's write lock
+            # already serialises them).
+            session.exec(
+                select(func.pg_advisory_xact_lock(_CAP_LOCKS, func.hashtext(record.user_id)))
+            ).one()
+        full = next(
+            (
+                cap
+                for cap in caps
+                if cap.channel in (None, record.channel)
+                and self._cap_used(session, record, cap) >= cap.max
+            ),
+            None,
+        )
+        failure = None
+        if full is not None:
+            record.status = "skipped"
+            record.reason = f"frequency cap: {full.label}"
+            record.waits_until = None
+            finish_slot(session, record.channel, record.idempotency_key, utcnow())
+            failure = _record_progress(session, progress)
+        elif rate is None or _takes_slot(session, record, rate):
+            # A limit removed while it waited: nothing holds it back any more.
+            record.reason, record.waits_until = None, None
+            record.status = "sending"
+            record.content = copy.deepcopy(content)
+            record.locale = locale
+        session.add(record)
+        return failure
 
     def reclaim_delivery(self, idempotency_key: str, rate: Rate) -> DeliveryRecord:
         """Take a new slot under its channel's `rate` for a claimed delivery about to be sent
@@ -220,33 +229,10 @@ class DeliveriesAggregate(StoreBase):
         progress: StepsInput | None = None,
     ) -> DeliveryRecord:
         """Set a delivery's final status and reason (and its content and provider, when given),
-        and record the run's `progress` (`record_steps`) in the same transaction.
+        and record the run's `progress` with it (`_record_progress`).
 
         A delivery that became "sent" records when. Raises NotFound for an unknown key.
         """
-        return once_more_on_conflict(
-            lambda: self._finish_delivery(
-                idempotency_key,
-                status=status,
-                reason=reason,
-                content=content,
-                provider=provider,
-                provider_message_id=provider_message_id,
-                progress=progress,
-            )
-        )
-
-    def _finish_delivery(
-        self,
-        idempotency_key: str,
-        *,
-        status: FinalDeliveryStatus,
-        reason: str | None,
-        content: dict[str, Any] | None,
-        provider: str | None,
-        provider_message_id: str | None,
-        progress: StepsInput | None,
-    ) -> DeliveryRecord:
         answered = utcnow()  # as in `release_delivery`
         with self._write() as session:
             record = self._locked_delivery(session, idempotency_key)
@@ -258,13 +244,14 @@ class DeliveriesAggregate(StoreBase):
                 record.provider = provider
                 record.provider_message_id = provider_message_id
             if status == "sent":
-                record.sent_at = utcnow()
+                record.sent_at = answered
             record.waits_until = None
             session.add(record)
             finish_slot(session, record.channel, idempotency_key, answered)
-            if progress is not None:
-                record_steps_in(session, progress.steps, progress.enrollment)
-            return record
+            failure = _record_progress(session, progress)
+        if failure is not None:
+            raise failure
+        return record
 
     @staticmethod
     def _locked_delivery(session: Session, idempotency_key: str) -> DeliveryRecord:
@@ -479,6 +466,22 @@ class DeliveriesAggregate(StoreBase):
                 opened, clicked = users.get((node_id, locale), (0, 0))
                 counts.setdefault(node_id, {})[locale] = (count, opened, clicked)
         return counts
+
+
+def _record_progress(session: Session, progress: StepsInput | None) -> Exception | None:
+    """Record a run's `progress` in the transaction that records its delivery's outcome, in a
+    savepoint: when it fails (an enrollment inserted by a racing worker, a store error), the
+    outcome still commits, since the message went or was skipped for good whatever the steps,
+    and the error is returned for the caller to raise after the commit. The activity then fails
+    and its retry, finding the outcome, records the steps on their own."""
+    if progress is None:
+        return None
+    try:
+        with session.begin_nested():
+            record_steps_in(session, progress.steps, progress.enrollment)
+    except (SQLAlchemyError, NotFound) as error:
+        return error
+    return None
 
 
 def _takes_slot(session: Session, record: DeliveryRecord, rate: Rate) -> bool:

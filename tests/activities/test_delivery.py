@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -18,10 +19,11 @@ from temporalio.exceptions import ApplicationError
 
 from activities.channels import Message, Provider, Receipt, build_channels, embedded_channels
 from activities.journey import PERMANENT_FAILURE, TRANSIENT_FAILURE, JourneyActivities
-from journeys.contracts import DeliverInput, TemplateContext
+from journeys.contracts import DeliverInput, EnrollInput, ProgressInput, TemplateContext
+from journeys.errors import NotFound
 from journeys.model import Channel
 from journeys.settings import Settings
-from journeys.store import Store
+from journeys.store import DeliveryRecord, Store
 from journeys.unsubscribe import Links, Unsubscribe, verify
 from journeys.workspace import FrequencyCap, WorkspaceSettings, save_workspace_settings
 from tests.factories import merge_traits
@@ -245,6 +247,75 @@ def test_a_crash_after_the_smtp_server_took_an_email_never_sends_it_twice(
     record = store.deliveries_for_user(USER)[0]
     assert record.status == "failed"
     assert "not sent again" in (record.reason or "")
+
+
+def test_overlapping_attempts_send_once(
+    activities: JourneyActivities, store: Store, smtp: SmtpReceiver
+) -> None:
+    # A retry (B) starts while the first attempt (A) still runs, as after a heartbeat timeout:
+    # both find the delivery pending, A claims it first, then B tries to. B must not send.
+    claim = store.claim_delivery
+    b_began, a_claimed = threading.Event(), threading.Event()
+
+    def claiming(*args: Any, **kwargs: Any) -> DeliveryRecord:
+        if threading.current_thread().name == "B":
+            b_began.set()
+            assert a_claimed.wait(5)
+            return claim(*args, **kwargs)
+        assert b_began.wait(5)
+        try:
+            return claim(*args, **kwargs)
+        finally:
+            a_claimed.set()
+
+    outcomes: dict[str, Any] = {}
+
+    def attempt() -> None:
+        try:
+            outcomes[threading.current_thread().name] = activities.deliver(deliver_input())
+        except ApplicationError as error:
+            outcomes[threading.current_thread().name] = error
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(store, "claim_delivery", claiming)
+        threads = [threading.Thread(target=attempt, name=name) for name in "AB"]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+    assert outcomes["A"].status == "sent"
+    lost = outcomes["B"]
+    assert isinstance(lost, ApplicationError)
+    assert (lost.type, lost.non_retryable) == (TRANSIENT_FAILURE, False)
+    assert len(smtp.messages) == 1
+    # B's retry finds A's outcome.
+    assert activities.deliver(deliver_input()) == outcomes["A"]
+    assert len(smtp.messages) == 1
+
+
+def test_a_message_that_went_stays_sent_when_recording_the_run_fails(
+    activities: JourneyActivities, store: Store, smtp: SmtpReceiver
+) -> None:
+    # The run's steps go in the transaction of the outcome; when they cannot be recorded (here
+    # a step of an enrollment the store does not know yet), the outcome is kept all the same,
+    # the attempt fails, and its retry records the steps without sending again.
+    at = datetime.now(UTC)
+    request = deliver_input().model_copy(
+        update={"then": ProgressInput(enrollment_id="enr-1", at=at, node_id="next")}
+    )
+    with pytest.raises(NotFound):
+        activities.deliver(request)
+    [record] = store.deliveries_for_user(USER)
+    assert (record.status, len(smtp.messages)) == ("sent", 1)
+
+    enrollment = EnrollInput(
+        enrollment_id="enr-1", user_id=USER, journey_id="cart", version=2,
+        workflow_id="journey:cart:ada", entered_at=at,
+    )  # fmt: skip
+    store.record_steps([], enrollment=enrollment)
+    assert activities.deliver(request).status == "sent"
+    assert len(smtp.messages) == 1
+    assert store.node_counts("cart")["next"]["reached"] == 1
 
 
 def test_a_retry_after_the_outcome_was_recorded_sends_nothing(
