@@ -52,6 +52,9 @@ TimelineKind = Literal[
 
 MESSAGES_READ = 10_000
 """The most messages of one user a timeline reads (their latest)."""
+SEQ_MAX = 2**31 - 1
+"""The largest `seq` a cursor may hold: the largest event id the store keeps (an INTEGER on
+PostgreSQL, which refuses to compare one with a larger number)."""
 SLACK = timedelta(seconds=5)
 """How far an event's time (the sender's clock) may be after the step it caused (Temporal's)."""
 
@@ -124,12 +127,17 @@ def parse_place(text: str) -> Place:
 
 
 def _decode(cursor: str) -> Place:
+    problem = "not a cursor of this timeline, nor an ISO 8601 time"
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         at, rank, group, seq = json.loads(raw)
         place = Place(_utc(datetime.fromisoformat(at)), int(rank), str(group), int(seq))
-    except (ValueError, TypeError) as bad:  # binascii.Error and JSON errors are ValueErrors
-        raise ValueError("not a cursor of this timeline, nor an ISO 8601 time") from bad
+    # binascii.Error and JSON errors are ValueErrors; a number like 1e400 is inf, no int.
+    except (ValueError, TypeError, OverflowError) as bad:
+        raise ValueError(problem) from bad
+    # Only what `Place.cursor` writes: a crafted number would fail in the store's query.
+    if place.rank not in (-1, 0, 1) or not 0 <= place.seq <= SEQ_MAX:
+        raise ValueError(problem)
     return place
 
 

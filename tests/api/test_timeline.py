@@ -4,6 +4,7 @@ conversion, refused entries and holdouts, and paging."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -18,6 +19,7 @@ from journeys.contracts import EVENT_SIGNAL, EntryContext, JourneyEvent
 from journeys.holdouts import in_journey_holdout
 from journeys.model import Journey
 from journeys.store import Store
+from journeys.timeline import SEQ_MAX
 from tests.api.helpers import SDK_AUTH, ApiClient, assert_error
 from tests.workflows.helpers import reached
 from worker.main import build_worker
@@ -395,6 +397,12 @@ async def test_unknown_user_is_404(api: ApiClient) -> None:
     assert_error(response, 404, "not_found")
 
 
+def crafted(rank: str, seq: str) -> str:
+    """A cursor as `Place.cursor` writes one, with these numbers written as given."""
+    raw = f'["2026-01-01T00:00:00+00:00", {rank}, "", {seq}]'
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
 @pytest.mark.parametrize(
     "query",
     [
@@ -404,6 +412,12 @@ async def test_unknown_user_is_404(api: ApiClient) -> None:
         {"after": "not-a-cursor"},
         {"before": "2026-12-01T10:00:00"},  # no zone
         {"after": "WzEsMiwzXQ"},  # base64 JSON, but not a place
+        {"after": crafted("1e400", "0")},  # a rank of inf
+        {"before": crafted("0", "NaN")},
+        {"after": crafted("0", str(10**23))},  # past any id the store holds
+        {"before": crafted("0", str(SEQ_MAX + 1))},
+        {"after": crafted("0", "-1")},
+        {"after": crafted("2", "0")},  # no such rank
     ],
 )
 async def test_bad_query_parameters_are_422_located(api: ApiClient, query: dict[str, str]) -> None:
@@ -412,6 +426,17 @@ async def test_bad_query_parameters_are_422_located(api: ApiClient, query: dict[
     error = assert_error(response, 422, "validation_error")
     [name] = query
     assert [detail["path"] for detail in error["details"]] == [f"query.{name}"]
+
+
+@pytest.mark.store_backends("sqlite", "postgresql")
+async def test_a_cursor_at_the_largest_id_reads_on_every_store(api: ApiClient) -> None:
+    # At the cursor's instant, so the store compares the event's id with the cursor's.
+    body = {"userId": "ada", "event": "Viewed", "timestamp": "2026-01-01T00:00:00Z"}
+    assert (await api.ingest("/v1/track", body)).is_success
+    after = await timeline(api, "ada", after=crafted("0", str(SEQ_MAX)))
+    assert after["entries"] == []
+    before = await timeline(api, "ada", before=crafted("0", str(SEQ_MAX)))
+    assert [e["what"] for e in before["entries"]] == ["event Viewed"]
 
 
 async def test_a_time_is_a_place_and_an_empty_page_leads_nowhere(api: ApiClient) -> None:
