@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
+from journeys.broadcasts import broadcast_of
 from journeys.contracts import delivery_key
 from journeys.durations import as_written
 from journeys.model import (
@@ -73,7 +74,10 @@ class TimelineEntry(BaseModel):
     delivery_id: int | None = None
     details: dict[str, Any] = Field(
         default_factory=dict,
-        description="an event's properties; a message's channel, status, variant and content",
+        description=(
+            "an event's properties; a message's channel, status, variant and content (and "
+            "`broadcast`: the broadcast it came from)"
+        ),
     )
     cursor: str = Field(description="this entry's place: `after` or `before` it for a page")
 
@@ -231,7 +235,8 @@ def _run_entries(store: Store, user_id: str) -> list[tuple[Place, TimelineEntry]
         placed += run.entries(visits.get(enrollment.id, []), deliveries)
     for refused in store.refused_entries(user_id):
         placed.append(_refused_entry(refused, graphs.latest(refused.journey_id)))
-    for delivery in deliveries.values():  # messages of no run of the user (none so far)
+    # Messages of no run of the user: a broadcast's (and one of a run no longer stored).
+    for delivery in deliveries.values():
         placed += _placed(f"delivery:{delivery.id}", _message_entries(delivery))
     return placed
 
@@ -295,30 +300,38 @@ def _refused_entry(
 
 
 def _message_entries(delivery: DeliveryRecord) -> list[TimelineEntry]:
-    """A message's outcome, then how the user engaged with it."""
+    """A message's outcome, then how the user engaged with it. A broadcast's message names
+    the broadcast and its workflow, and no journey: its `journey_id` is the workflow's."""
     status = {
         "pending": "waiting for its channel's rate limit" if delivery.waits_until else "queued",
         "sending": "being sent",
     }.get(delivery.status, delivery.status)
-    common: dict[str, Any] = {
-        "journey_id": delivery.journey_id,
-        "version": delivery.version,
-        "node_id": delivery.node_id,
-        "delivery_id": delivery.id,
-        "cursor": "",
-    }
+    broadcast = broadcast_of(delivery.journey_id)
+    common: dict[str, Any] = {"delivery_id": delivery.id, "cursor": ""}
+    if broadcast is None:
+        common |= {
+            "journey_id": delivery.journey_id,
+            "version": delivery.version,
+            "node_id": delivery.node_id,
+        }
+    else:
+        common["workflow_id"] = delivery.journey_id
     details = {
         "channel": delivery.channel,
         "status": delivery.status,
         "variant": delivery.variant,
         "content": delivery.content,
     }
+    why = delivery.reason
+    if broadcast is not None:
+        details["broadcast"] = broadcast
+        why = f"broadcast {broadcast}" + (f"; {why}" if why else "")
     entries = [
         TimelineEntry(
             at=delivery.sent_at or delivery.created_at,
             kind="message",
             what=f"{delivery.channel} message {status}",
-            why=delivery.reason,
+            why=why,
             details=details,
             **common,
         )

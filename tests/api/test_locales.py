@@ -211,7 +211,8 @@ async def test_a_template_whose_language_leaves_the_html_to_the_base_is_refused(
     api: ApiClient,
 ) -> None:
     content = {"subject": "Hi", "body": "Hi", "html": "<p>Hi</p>"}
-    template = {"channel": "email", "content": {**content, "locales": {"de": {"body": "Hallo"}}}}
+    german = {"body": "Hallo"}
+    template = {"channel": "email", "content": {**content, "locales": {"de": german}}}
     error = assert_error(
         await api.admin("PUT", "/v1/templates/hi", template), 422, "validation_error"
     )
@@ -219,7 +220,7 @@ async def test_a_template_whose_language_leaves_the_html_to_the_base_is_refused(
     assert detail["path"] == "content.locales.de.html"
     assert "translate html too" in detail["message"]
     assert (await api.admin("GET", "/v1/templates/hi")).status_code == 404
-    template["content"]["locales"]["de"]["html"] = "<p>Hallo</p>"
+    german["html"] = "<p>Hallo</p>"
     assert (await api.admin("PUT", "/v1/templates/hi", template)).status_code == 200
 
 

@@ -15,12 +15,14 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from journeys.broadcasts import BROADCAST_NODE, broadcast_delivery_key, broadcast_workflow_id
 from journeys.contracts import EVENT_SIGNAL, EntryContext, JourneyEvent
 from journeys.holdouts import in_journey_holdout
 from journeys.model import Journey
 from journeys.store import Store
 from journeys.timeline import SEQ_MAX
 from tests.api.helpers import SDK_AUTH, ApiClient, assert_error
+from tests.factories import broadcast_delivery
 from tests.workflows.helpers import reached
 from worker.main import build_worker
 from workflows.client import start_journey
@@ -390,6 +392,28 @@ def _users(journey: Journey, *, held_out: bool) -> str:
         for user in (f"user-{n}" for n in range(100))
         if in_journey_holdout(journey, user) == held_out
     )
+
+
+async def test_a_broadcasts_message_says_which_broadcast_and_names_no_journey(
+    api: ApiClient, store: Store
+) -> None:
+    broadcast_delivery(store, "spring-sale", "ada")
+    key = broadcast_delivery_key("autumn", "ada")
+    store.begin_delivery(
+        idempotency_key=key, journey_id=broadcast_workflow_id("autumn"), version=0,
+        node_id=BROADCAST_NODE, user_id="ada", channel="sms", variant=None, content={},
+    )  # fmt: skip
+    store.finish_delivery(key, "skipped", "unsubscribed from sms")
+    page = await timeline(api, "ada")
+    assert story(page) == [
+        ("message", "email message sent", "broadcast spring-sale"),
+        ("message", "sms message skipped", "broadcast autumn; unsubscribed from sms"),
+    ]
+    for entry, broadcast in zip(page["entries"], ["spring-sale", "autumn"], strict=True):
+        assert (entry["journey_id"], entry["version"], entry["node_id"]) == (None, None, None)
+        assert entry["workflow_id"] == f"broadcast:{broadcast}"  # the broadcast's workflow
+        assert entry["details"]["broadcast"] == broadcast
+        assert entry["delivery_id"] is not None
 
 
 async def test_unknown_user_is_404(api: ApiClient) -> None:
