@@ -42,6 +42,13 @@ def broadcast_workflow_id(broadcast_id: str) -> str:
     return f"broadcast:{broadcast_id}"
 
 
+def broadcast_of(journey_id: str) -> str | None:
+    """The broadcast a delivery's `journey_id` names (`broadcast:{id}`), or None for a
+    journey's (a journey's id is a slug, so it never holds the ':')."""
+    prefix = broadcast_workflow_id("")
+    return journey_id.removeprefix(prefix) if journey_id.startswith(prefix) else None
+
+
 def broadcast_delivery_key(broadcast_id: str, user_id: str) -> str:
     """The idempotency key of the broadcast's one message to the user."""
     return f"{broadcast_workflow_id(broadcast_id)}:{user_id}"

@@ -6,7 +6,9 @@ ever shorter prefixes of it (`zh-Hant-TW` → `zh-Hant` → `zh`), then none, me
 content. Tags compare without regard to case, and a trait written the POSIX way (`de_CH`,
 `de_CH.UTF-8`) counts as its tag (`de-CH`). The picked locale's fields replace the base's
 one by one (`localise`): a field the locale leaves out is the base's, so a translation may
-give only the words and keep the base's links, data and headers.
+give only the words and keep the base's links, data and headers. Some fields say one thing
+twice (an email's plain-text `body` and its `html`): a language changes both or neither
+(`half_translated`), or its users would read the base's words in the one their client shows.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ LOCALES = "locales"
 """The content field that holds the localised contents, by tag."""
 LOCALE_TRAIT = "locale"
 """The user trait that picks the content."""
+TOGETHER: Mapping[str, tuple[tuple[str, str], ...]] = {"email": (("body", "html"),)}
+"""Per channel, the fields that say the same thing in two forms: translated together."""
 BASE = "base"
 """How stats name the base content; never a tag, as a tag's language has 2 or 3 letters."""
 
@@ -96,3 +100,23 @@ def localise(content: Mapping[str, Any], wanted: Any) -> Localised:
 def for_user(content: Mapping[str, Any], traits: Mapping[str, Any]) -> Localised:
     """`localise` by the user's `locale` trait."""
     return localise(content, traits.get(LOCALE_TRAIT))
+
+
+def half_translated(
+    channel: str, content: Mapping[str, Any], given: Mapping[str, Any]
+) -> list[tuple[str, str]]:
+    """The fields a language (`given`) must translate too, with why: one of two fields that
+    say the same thing (`TOGETHER`) it leaves to the base while it changes the other, when the
+    base has both."""
+    missing = []
+    for pair in TOGETHER.get(channel, ()):
+        if all(isinstance(content.get(name), str) for name in pair):
+            gives = [name in given for name in pair]
+            if any(gives) and not all(gives):
+                changed, left = pair if gives[0] else pair[::-1]
+                why = (
+                    f"translate {left} too: this language changes {changed}, so its users "
+                    f"would get the base's {left} with it"
+                )
+                missing.append((left, why))
+    return missing

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
+from journeys.broadcasts import broadcast_of
 from journeys.contracts import delivery_key
 from journeys.durations import as_written
 from journeys.model import (
@@ -52,6 +53,9 @@ TimelineKind = Literal[
 
 MESSAGES_READ = 10_000
 """The most messages of one user a timeline reads (their latest)."""
+SEQ_MAX = 2**31 - 1
+"""The largest `seq` a cursor may hold: the largest event id the store keeps (an INTEGER on
+PostgreSQL, which refuses to compare one with a larger number)."""
 SLACK = timedelta(seconds=5)
 """How far an event's time (the sender's clock) may be after the step it caused (Temporal's)."""
 
@@ -70,7 +74,10 @@ class TimelineEntry(BaseModel):
     delivery_id: int | None = None
     details: dict[str, Any] = Field(
         default_factory=dict,
-        description="an event's properties; a message's channel, status, variant and content",
+        description=(
+            "an event's properties; a message's channel, status, variant and content (and "
+            "`broadcast`: the broadcast it came from)"
+        ),
     )
     cursor: str = Field(description="this entry's place: `after` or `before` it for a page")
 
@@ -124,12 +131,17 @@ def parse_place(text: str) -> Place:
 
 
 def _decode(cursor: str) -> Place:
+    problem = "not a cursor of this timeline, nor an ISO 8601 time"
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         at, rank, group, seq = json.loads(raw)
         place = Place(_utc(datetime.fromisoformat(at)), int(rank), str(group), int(seq))
-    except (ValueError, TypeError) as bad:  # binascii.Error and JSON errors are ValueErrors
-        raise ValueError("not a cursor of this timeline, nor an ISO 8601 time") from bad
+    # binascii.Error and JSON errors are ValueErrors; a number like 1e400 is inf, no int.
+    except (ValueError, TypeError, OverflowError) as bad:
+        raise ValueError(problem) from bad
+    # Only what `Place.cursor` writes: a crafted number would fail in the store's query.
+    if place.rank not in (-1, 0, 1) or not 0 <= place.seq <= SEQ_MAX:
+        raise ValueError(problem)
     return place
 
 
@@ -223,7 +235,8 @@ def _run_entries(store: Store, user_id: str) -> list[tuple[Place, TimelineEntry]
         placed += run.entries(visits.get(enrollment.id, []), deliveries)
     for refused in store.refused_entries(user_id):
         placed.append(_refused_entry(refused, graphs.latest(refused.journey_id)))
-    for delivery in deliveries.values():  # messages of no run of the user (none so far)
+    # Messages of no run of the user: a broadcast's (and one of a run no longer stored).
+    for delivery in deliveries.values():
         placed += _placed(f"delivery:{delivery.id}", _message_entries(delivery))
     return placed
 
@@ -287,30 +300,38 @@ def _refused_entry(
 
 
 def _message_entries(delivery: DeliveryRecord) -> list[TimelineEntry]:
-    """A message's outcome, then how the user engaged with it."""
+    """A message's outcome, then how the user engaged with it. A broadcast's message names
+    the broadcast and its workflow, and no journey: its `journey_id` is the workflow's."""
     status = {
         "pending": "waiting for its channel's rate limit" if delivery.waits_until else "queued",
         "sending": "being sent",
     }.get(delivery.status, delivery.status)
-    common: dict[str, Any] = {
-        "journey_id": delivery.journey_id,
-        "version": delivery.version,
-        "node_id": delivery.node_id,
-        "delivery_id": delivery.id,
-        "cursor": "",
-    }
+    broadcast = broadcast_of(delivery.journey_id)
+    common: dict[str, Any] = {"delivery_id": delivery.id, "cursor": ""}
+    if broadcast is None:
+        common |= {
+            "journey_id": delivery.journey_id,
+            "version": delivery.version,
+            "node_id": delivery.node_id,
+        }
+    else:
+        common["workflow_id"] = delivery.journey_id
     details = {
         "channel": delivery.channel,
         "status": delivery.status,
         "variant": delivery.variant,
         "content": delivery.content,
     }
+    why = delivery.reason
+    if broadcast is not None:
+        details["broadcast"] = broadcast
+        why = f"broadcast {broadcast}" + (f"; {why}" if why else "")
     entries = [
         TimelineEntry(
             at=delivery.sent_at or delivery.created_at,
             kind="message",
             what=f"{delivery.channel} message {status}",
-            why=delivery.reason,
+            why=why,
             details=details,
             **common,
         )

@@ -465,6 +465,8 @@ def _check_locales(path: str, channel: str, content: Mapping[str, Any]) -> list[
         required = [name for name in REQUIRED_CONTENT[channel] if name in given]
         problems += _check_fields(where, channel, given, required, base=False)
         problems += _check_anchor(where, channel, {**content, **given}, given)
+        for name, why in locales.half_translated(channel, content, given):
+            problems.append(Problem(path=f"{where}.{name}", message=why))
     return problems
 
 

@@ -13,7 +13,7 @@ from journey_designer import widgets
 from journey_designer.document import Path, parse_json_or_text
 from journey_designer.forms.common import button_fields, show_json
 from journey_designer.widgets import Doc
-from journeys.locales import LOCALES, tag_problem
+from journeys.locales import LOCALES, TOGETHER, tag_problem
 from journeys.validation import REQUIRED_CONTENT, format_path
 
 TRANSLATED: dict[str, tuple[tuple[str, str], ...]] = {
@@ -108,8 +108,8 @@ def _add_locale(doc: Doc, path: Path, channel: str) -> None:
 
 
 def _added(doc: Doc, path: Path, channel: str, key: str) -> None:
-    """Add the language typed, starting from the base's required fields (to translate), or
-    say why it cannot be added."""
+    """Add the language typed, starting from the base's required fields and those translated
+    with them (to translate), or say why it cannot be added."""
     tag = str(st.session_state.get(key) or "").strip()
     existing = {t.lower(): t for t in tags_of(doc.get(path))}
     if not tag:
@@ -122,6 +122,9 @@ def _added(doc: Doc, path: Path, channel: str, key: str) -> None:
     if problem is not None:
         return
     base = doc.get(path) or {}
-    starter = {n: base[n] for n in REQUIRED_CONTENT[channel] if isinstance(base.get(n), str)}
+    # An email's html says what its body says: seeded too, so neither stays the base's.
+    together = (name for pair in TOGETHER.get(channel, ()) for name in pair)
+    names = dict.fromkeys([*REQUIRED_CONTENT[channel], *together])
+    starter = {n: base[n] for n in names if isinstance(base.get(n), str)}
     doc.set((*path, LOCALES), {**(doc.get((*path, LOCALES)) or {}), tag: starter})
     doc.bump()

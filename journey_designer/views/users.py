@@ -67,7 +67,7 @@ def predictions(traits: dict[str, Any]) -> None:
 
 def timeline_line(config: Settings, entry: dict[str, Any]) -> str:
     """One timeline entry as a line of Markdown: when, what kind, what happened and why, where
-    in which journey, and a link to its run in the Temporal Web UI."""
+    in which journey, and a link to its run (or broadcast) in the Temporal Web UI."""
     parts = [f"`{_moment(entry.get('at'))}`", f"**{escape(entry.get('kind'))}**"]
     what = escape(entry.get("what"))
     parts.append(what + (f" — _{escape(entry['why'])}_" if entry.get("why") else ""))
@@ -75,7 +75,10 @@ def timeline_line(config: Settings, entry: dict[str, Any]) -> str:
         step = f" › {escape(entry['node_id'])}" if entry.get("node_id") else ""
         parts.append(f"{escape(entry['journey_id'])}{step}")
     if entry.get("workflow_id"):
-        parts.append(f"[open the run]({workflow_url(config, entry['workflow_id'])})")
+        details = entry.get("details")
+        # A broadcast's message has no run of the user: its link is the broadcast's workflow.
+        run = "broadcast" if isinstance(details, dict) and details.get("broadcast") else "run"
+        parts.append(f"[open the {run}]({workflow_url(config, entry['workflow_id'])})")
     return " · ".join(parts)
 
 

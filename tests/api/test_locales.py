@@ -184,6 +184,16 @@ async def test_bad_locales_are_refused_where_they_are(
     assert [e["path"] for e in checked["errors"]] == [path]
 
 
+async def test_a_language_that_leaves_the_html_to_the_base_is_refused(api: ApiClient) -> None:
+    journey = localised({"de": {"subject": "Hallo", "body": "Hallo"}})
+    journey["nodes"]["hello"]["content"]["html"] = "<p>Your account is ready</p>"
+    error = assert_error(
+        await api.admin("PUT", "/v1/journeys/welcome", journey), 422, "invalid_journey"
+    )
+    assert [d["path"] for d in error["details"]] == ["nodes.hello.content.locales.de.html"]
+    assert "translate html too" in error["details"][0]["message"]
+
+
 async def test_a_template_with_a_bad_locale_is_refused(api: ApiClient) -> None:
     template = {
         "channel": "sms",
@@ -195,6 +205,23 @@ async def test_a_template_with_a_bad_locale_is_refused(api: ApiClient) -> None:
     [detail] = error["details"]
     assert detail["path"] == "content.locales.de.body"
     assert "template does not parse" in detail["message"]
+
+
+async def test_a_template_whose_language_leaves_the_html_to_the_base_is_refused(
+    api: ApiClient,
+) -> None:
+    content = {"subject": "Hi", "body": "Hi", "html": "<p>Hi</p>"}
+    german = {"body": "Hallo"}
+    template = {"channel": "email", "content": {**content, "locales": {"de": german}}}
+    error = assert_error(
+        await api.admin("PUT", "/v1/templates/hi", template), 422, "validation_error"
+    )
+    [detail] = error["details"]
+    assert detail["path"] == "content.locales.de.html"
+    assert "translate html too" in detail["message"]
+    assert (await api.admin("GET", "/v1/templates/hi")).status_code == 404
+    german["html"] = "<p>Hallo</p>"
+    assert (await api.admin("PUT", "/v1/templates/hi", template)).status_code == 200
 
 
 async def test_a_stored_template_renders_in_the_users_language(api: ApiClient) -> None:

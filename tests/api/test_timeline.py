@@ -4,6 +4,7 @@ conversion, refused entries and holdouts, and paging."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -14,11 +15,14 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from journeys.broadcasts import BROADCAST_NODE, broadcast_delivery_key, broadcast_workflow_id
 from journeys.contracts import EVENT_SIGNAL, EntryContext, JourneyEvent
 from journeys.holdouts import in_journey_holdout
 from journeys.model import Journey
 from journeys.store import Store
+from journeys.timeline import SEQ_MAX
 from tests.api.helpers import SDK_AUTH, ApiClient, assert_error
+from tests.factories import broadcast_delivery
 from tests.workflows.helpers import reached
 from worker.main import build_worker
 from workflows.client import start_journey
@@ -390,9 +394,37 @@ def _users(journey: Journey, *, held_out: bool) -> str:
     )
 
 
+async def test_a_broadcasts_message_says_which_broadcast_and_names_no_journey(
+    api: ApiClient, store: Store
+) -> None:
+    broadcast_delivery(store, "spring-sale", "ada")
+    key = broadcast_delivery_key("autumn", "ada")
+    store.begin_delivery(
+        idempotency_key=key, journey_id=broadcast_workflow_id("autumn"), version=0,
+        node_id=BROADCAST_NODE, user_id="ada", channel="sms", variant=None, content={},
+    )  # fmt: skip
+    store.finish_delivery(key, "skipped", "unsubscribed from sms")
+    page = await timeline(api, "ada")
+    assert story(page) == [
+        ("message", "email message sent", "broadcast spring-sale"),
+        ("message", "sms message skipped", "broadcast autumn; unsubscribed from sms"),
+    ]
+    for entry, broadcast in zip(page["entries"], ["spring-sale", "autumn"], strict=True):
+        assert (entry["journey_id"], entry["version"], entry["node_id"]) == (None, None, None)
+        assert entry["workflow_id"] == f"broadcast:{broadcast}"  # the broadcast's workflow
+        assert entry["details"]["broadcast"] == broadcast
+        assert entry["delivery_id"] is not None
+
+
 async def test_unknown_user_is_404(api: ApiClient) -> None:
     response = await api.admin("GET", "/v1/users/nobody/timeline")
     assert_error(response, 404, "not_found")
+
+
+def crafted(rank: str, seq: str) -> str:
+    """A cursor as `Place.cursor` writes one, with these numbers written as given."""
+    raw = f'["2026-01-01T00:00:00+00:00", {rank}, "", {seq}]'
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
 @pytest.mark.parametrize(
@@ -404,6 +436,12 @@ async def test_unknown_user_is_404(api: ApiClient) -> None:
         {"after": "not-a-cursor"},
         {"before": "2026-12-01T10:00:00"},  # no zone
         {"after": "WzEsMiwzXQ"},  # base64 JSON, but not a place
+        {"after": crafted("1e400", "0")},  # a rank of inf
+        {"before": crafted("0", "NaN")},
+        {"after": crafted("0", str(10**23))},  # past any id the store holds
+        {"before": crafted("0", str(SEQ_MAX + 1))},
+        {"after": crafted("0", "-1")},
+        {"after": crafted("2", "0")},  # no such rank
     ],
 )
 async def test_bad_query_parameters_are_422_located(api: ApiClient, query: dict[str, str]) -> None:
@@ -412,6 +450,17 @@ async def test_bad_query_parameters_are_422_located(api: ApiClient, query: dict[
     error = assert_error(response, 422, "validation_error")
     [name] = query
     assert [detail["path"] for detail in error["details"]] == [f"query.{name}"]
+
+
+@pytest.mark.store_backends("sqlite", "postgresql")
+async def test_a_cursor_at_the_largest_id_reads_on_every_store(api: ApiClient) -> None:
+    # At the cursor's instant, so the store compares the event's id with the cursor's.
+    body = {"userId": "ada", "event": "Viewed", "timestamp": "2026-01-01T00:00:00Z"}
+    assert (await api.ingest("/v1/track", body)).is_success
+    after = await timeline(api, "ada", after=crafted("0", str(SEQ_MAX)))
+    assert after["entries"] == []
+    before = await timeline(api, "ada", before=crafted("0", str(SEQ_MAX)))
+    assert [e["what"] for e in before["entries"]] == ["event Viewed"]
 
 
 async def test_a_time_is_a_place_and_an_empty_page_leads_nowhere(api: ApiClient) -> None:

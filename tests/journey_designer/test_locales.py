@@ -22,7 +22,7 @@ from tests.journey_designer.helpers import (
 )
 
 NEW = "nodes.reminder.content.locales<new>"
-EDITOR_TABS = {"Steps", "Entry & exit", "Goal & settings", "Preview", "History", "JSON"}
+EDITOR_TABS = {"Steps", "Entry & exit", "Goal & settings", "Preview", "Test", "History", "JSON"}
 
 
 def languages(app: AppTest) -> list[str]:
@@ -83,6 +83,33 @@ def test_add_edit_and_remove_a_language(api: LiveApi) -> None:
     stored = api.store.get_journey("cart-nudge")
     assert stored is not None
     assert "locales" not in stored.draft["nodes"]["reminder"]["content"]
+
+
+def test_a_new_language_of_an_email_with_html_starts_from_its_html_too(api: LiveApi) -> None:
+    document = copy.deepcopy(engagement_journey())
+    document["nodes"]["reminder"]["content"]["html"] = "<p>Still there?</p>"
+    app = open_in_editor(api.store, document)
+    choose(app.selectbox(key="editor.node"), "reminder").run()
+    at_path(app.text_input, NEW).input("de").run()
+    button(app, "Add language").click().run()
+    html = at_path(app.text_area, "nodes.reminder.content.locales.de.html")
+    assert html.value == "<p>Still there?</p>"  # to translate with the body
+    at_path(app.text_area, "nodes.reminder.content.locales.de.body").input("Noch da?").run()
+    html.input("").run()  # left to the base: German users would read the English html
+    button(app, "Save draft").click().run()
+    assert any(
+        "nodes.reminder.content.locales.de.html" in e and "translate html too" in e
+        for e in errors(app)
+    ), errors(app)
+    at_path(app.text_area, "nodes.reminder.content.locales.de.html").input("<p>Noch da?</p>").run()
+    button(app, "Save draft").click().run()
+    ok(app)
+    assert not errors(app)
+    stored = api.store.get_journey("cart-nudge")
+    assert stored is not None
+    assert stored.draft["nodes"]["reminder"]["content"]["locales"]["de"] == {
+        "subject": "Still there?", "body": "Noch da?", "html": "<p>Noch da?</p>"
+    }  # fmt: skip
 
 
 def localised_journey() -> dict[str, Any]:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from streamlit.testing.v1 import AppTest
 
 from journeys.store import NewEvent
+from tests.factories import broadcast_delivery, merge_traits
 from tests.journey_designer.conftest import TEMPORAL_UI, LiveApi
 from tests.journey_designer.helpers import button, errors, ok, start
 from tests.journey_designer.test_app import seed_activity
@@ -74,3 +75,17 @@ def test_a_long_timeline_pages_later_and_earlier(api: LiveApi) -> None:
     assert lines(app) == first
     app.text_input(key="users.id").input("nobody").run()
     assert "Could not look up 'nobody'. Not found: no user 'nobody'" in errors(app)
+
+
+def test_a_broadcasts_message_links_its_broadcast_and_no_journey(api: LiveApi) -> None:
+    merge_traits(api.store, "bea", {"email": "bea@example.com"})
+    broadcast_delivery(api.store, "spring-sale", "bea")
+    app = start("views/users.py")
+    app.text_input(key="users.id").input("bea").run()
+    ok(app)
+    [line] = lines(app)
+    broadcast = f"{TEMPORAL_UI}/namespaces/default/workflows/broadcast%3Aspring-sale"
+    assert line.endswith(
+        "**message** · email message sent — _broadcast spring\\-sale_ · "
+        f"[open the broadcast]({broadcast})"
+    ), line

@@ -202,6 +202,16 @@ LOC = "nodes.email.content.locales"
             id="kind-drops-the-tooltip",
         ),
         pytest.param(
+            localised("email", {"de": {"body": "Hallo"}}, subject="S", body="Hi", html="<p>Hi"),
+            [(f"{LOC}.de.html", "translate html too: this language changes body")],
+            id="body-without-html",
+        ),
+        pytest.param(
+            localised("email", {"fr": {"html": "<p>Salut"}}, subject="S", body="Hi", html="<p>"),
+            [(f"{LOC}.fr.body", "translate body too: this language changes html")],
+            id="html-without-body",
+        ),
+        pytest.param(
             localised("sms", {"de": {}}),
             [(f"{LOC}.de", "must be an object of the content fields")],
             id="empty-locale",
@@ -225,6 +235,20 @@ LOC = "nodes.email.content.locales"
 )
 def test_bad_locales(edits: list[Edit], expected: Expected) -> None:
     assert_problems(validate(changed(*edits)), expected)
+
+
+@pytest.mark.parametrize(
+    "locales",
+    [
+        {"de": {"subject": "Hallo"}},  # the words of neither: both the base's
+        {"de": {"body": "Hallo", "html": "<p>Hallo</p>"}},
+    ],
+)
+def test_a_language_of_an_email_with_html_translates_body_and_html_together(
+    locales: Any,
+) -> None:
+    edits = localised("email", locales, subject="S", body="Hi", html="<p>Hi</p>")
+    assert validate(changed(*edits)) == []
 
 
 def test_a_template_is_checked_per_locale_too() -> None:
