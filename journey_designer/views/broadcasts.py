@@ -126,9 +126,7 @@ def compose(segments: dict[str, str]) -> None:
         if later == "later":
             # The API takes a time up to 366 days ahead (UTC days: the time is UTC too).
             today = datetime.now(UTC).date()
-            st.date_input(
-                "Day", key=DAY, min_value=today, max_value=today + timedelta(days=366)
-            )
+            st.date_input("Day", key=DAY, min_value=today, max_value=today + timedelta(days=366))
             st.time_input("Time (UTC)", key=HOUR, value=time(9, 0))
     with rate:
         widgets.text(
