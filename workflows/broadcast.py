@@ -5,9 +5,11 @@ segment's members a page at a time (so membership is taken when sending) and han
 `send_broadcast` activity in steps paced by the broadcast's `rate`: a step of n members takes
 n/rate of the window, however fast the activities answer. Members a channel's rate limit holds
 back, or whose send failed for now, are tried again after the delay the activity gives; those
-put off by their quiet hours are sent when the earliest of them ends, in a last pass over the
-broadcast's unfinished deliveries. Each delivery's key is the broadcast's and the member's, so
-retries, a worker's crash and continue-as-new (every `pages_per_run` pages) never send twice.
+put off by their quiet hours are sent in passes over the broadcast's unfinished deliveries, each
+pass starting when the earliest of their quiet hours seen so far ends. Each delivery's key is
+the broadcast's and the member's, so retries, a worker's crash and continue-as-new (every
+`pages_per_run` pages, or sooner once the history is long) never send twice; a send names the
+broadcast, whose message the activity reads from the store, to keep the history small.
 
 Progress shows in the run's current details (Temporal UI) and in the store (API). The `cancel`
 signal (or cancelling the run) stops further sends: steps under way finish, nothing new starts.
