@@ -32,7 +32,7 @@ from journeys.conditions import evaluate
 from journeys.contracts import DeliverInput, TemplateContext
 from journeys.facts import CONDITION, fact_answerer, user_traits
 from journeys.localtime import quiet_hours_end, user_timezone
-from journeys.store import Store
+from journeys.store import BroadcastRecord, Store
 from journeys.workspace import WorkspaceSettings, load_workspace_settings
 
 SCAN_LIMIT = 5000
@@ -54,6 +54,7 @@ class BroadcastActivities:
     def __init__(self, store: Store, messages: JourneyActivities) -> None:
         self._store = store
         self._messages = messages
+        self._broadcasts: dict[str, Broadcast] = {}
 
     def all(self) -> list[Any]:
         """Every broadcast activity, for `Worker(activities=...)`."""
@@ -108,31 +109,54 @@ class BroadcastActivities:
         after = users[-1] if users else request.after
         return MembersPage(users=users, after=after, done=len(users) < request.limit)
 
-    @activity.defn(name=BroadcastActivity.SEND)
+    @activity.defn(name=BroadcastActivity.SEND, no_thread_cancel_exception=True)
     def send_broadcast(self, request: SendInput) -> SendResult:
         """Deliver the message to each member at most once (its key is the broadcast's and
         the member's). Members held back by a rate limit, or whose send failed for now, are
         answered `again`; members in their quiet hours (`delay`) are put off, their delivery
-        left pending. Nothing is sent once the broadcast is cancelled."""
-        broadcast = request.broadcast
-        recorded = self._store.get_broadcast(broadcast.id)
+        left pending. Nothing is sent once the broadcast is cancelled.
+
+        A cancelled activity stops between members, never inside one: an exception raised in
+        this thread between a provider's answer and its record would leave the delivery
+        `sending` for good (hence `no_thread_cancel_exception`)."""
+        recorded = self._store.get_broadcast(request.broadcast_id)
         if recorded is not None and recorded.status == "cancelled":
             return SendResult(cancelled=True)
+        if recorded is None:
+            raise ApplicationError(
+                f"no broadcast '{request.broadcast_id}' recorded", non_retryable=True
+            )
+        broadcast = self._definition(recorded)
         workspace = load_workspace_settings(self._store)
         result = SendResult()
         for done, user_id in enumerate(request.users):
             # Before every member: one slow provider call must not look like a dead worker
             # (the SDK sends heartbeats at a bounded pace however often they are given).
             activity.heartbeat(done)
-            self._send_one(request, user_id, workspace, result)
+            if activity.is_cancelled():
+                result.cancelled = True
+                break
+            self._send_one(broadcast, request, user_id, workspace, result)
         return result
 
+    def _definition(self, recorded: BroadcastRecord) -> Broadcast:
+        """The broadcast as recorded, parsed once per worker (a broadcast never changes)."""
+        broadcast = self._broadcasts.get(recorded.id)
+        if broadcast is None:
+            broadcast = Broadcast.model_validate(recorded.definition)
+            self._broadcasts[recorded.id] = broadcast
+        return broadcast
+
     def _send_one(
-        self, send: SendInput, user_id: str, workspace: WorkspaceSettings, result: SendResult
+        self,
+        broadcast: Broadcast,
+        send: SendInput,
+        user_id: str,
+        workspace: WorkspaceSettings,
+        result: SendResult,
     ) -> None:
-        broadcast = send.broadcast
         request = delivery_of(broadcast, user_id)
-        quiet_end = self._quiet_hours_end(send, user_id, workspace)
+        quiet_end = self._quiet_hours_end(broadcast, send.now, user_id, workspace)
         if quiet_end is not None:
             assert broadcast.quiet_hours is not None
             if broadcast.quiet_hours.action == "skip":
@@ -164,14 +188,14 @@ class BroadcastActivities:
         result.counts = result.counts.add(BroadcastCounts.model_validate({outcome.status: 1}))
 
     def _quiet_hours_end(
-        self, send: SendInput, user_id: str, workspace: WorkspaceSettings
+        self, broadcast: Broadcast, now: datetime, user_id: str, workspace: WorkspaceSettings
     ) -> datetime | None:
-        quiet = send.broadcast.quiet_hours
-        if quiet is None or send.broadcast.message.transactional:
+        quiet = broadcast.quiet_hours
+        if quiet is None or broadcast.message.transactional:
             return None
         traits = user_traits(self._store, user_id)
         zone = user_timezone("user", traits, workspace.timezone)
-        return quiet_hours_end(send.now, quiet, zone)
+        return quiet_hours_end(now, quiet, zone)
 
     @activity.defn(name=BroadcastActivity.CLOSE)
     def close_broadcast(self, request: CloseInput) -> None:
@@ -185,7 +209,8 @@ class BroadcastActivities:
             ):
                 for user_id in waiting:
                     key = broadcast_delivery_key(request.broadcast_id, user_id)
-                    self._store.finish_delivery(key, "skipped", CANCELLED)
+                    # Only if still pending: one sent since it was listed stays sent.
+                    self._store.skip_if_pending(key, CANCELLED)
                 activity.heartbeat(len(waiting))
         self._store.set_broadcast_status(
             request.broadcast_id, request.status, targeted=request.targeted

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path
@@ -33,6 +33,12 @@ router = APIRouter(
 )
 
 BroadcastId = Annotated[str, Path(pattern=SLUG_PATTERN, description="a slug")]
+
+AT_MOST_AHEAD = timedelta(days=366)
+"""How far ahead `at` may be: a year and a day; further is taken for a typo (a wrong year)."""
+AT_MOST_PAST = timedelta(hours=1)
+"""How long ago `at` may be (it is then sent at once): a form filled in slowly, or a clock a
+little behind; earlier is taken for a mistake rather than sent now."""
 
 
 class BroadcastOut(BaseModel):
@@ -91,11 +97,19 @@ def _broadcast(store: Store, broadcast_id: str) -> BroadcastRecord:
 
 
 def _problems(store: Store, broadcast: Broadcast) -> list[Problem]:
-    problems = []
+    problems = _at_problems(broadcast.at, utcnow())
     if store.get_segment(broadcast.segment) is None:
         problems.append(Problem(path="segment", message=f"unknown segment '{broadcast.segment}'"))
     templates = {template.id for template in store.list_templates()}
     return problems + message_problems("message", broadcast.message, templates)
+
+
+def _at_problems(at: datetime | None, now: datetime) -> list[Problem]:
+    if at is not None and at > now + AT_MOST_AHEAD:
+        return [Problem(path="at", message="at most 366 days ahead")]
+    if at is not None and at < now - AT_MOST_PAST:
+        return [Problem(path="at", message="in the past (more than an hour ago)")]
+    return []
 
 
 @router.post(
@@ -111,8 +125,9 @@ async def create_broadcast(
 ) -> BroadcastOut:
     """Send the message to every member of the segment, at `at` (or now), at most `rate`.
 
-    422 for an unknown segment or a message that is not valid (content validated and its
-    templates trial-rendered, as in a journey); 409 when the id was used before; 503 when
+    422 for an unknown segment, a message that is not valid (content validated and its
+    templates trial-rendered, as in a journey) or an `at` more than 366 days ahead or more
+    than an hour ago (within the hour: sent at once); 409 when the id was used before; 503 when
     Temporal cannot be reached (nothing is recorded then: the request may be retried).
     """
     if await run_in_threadpool(store.get_broadcast, body.id) is not None:

@@ -102,6 +102,12 @@ class BroadcastState(BaseModel):
     deferred_until: AwareDatetime | None = Field(
         default=None, description="when the first member deferred by quiet hours may have it"
     )
+    in_pass: bool = Field(
+        default=False, description="a pass over the unfinished deliveries is under way"
+    )
+    pass_after: str | None = Field(
+        default=None, description="the last user id that pass read: a fresh run goes on there"
+    )
 
 
 class BroadcastInput(BaseModel):
@@ -176,9 +182,11 @@ class MembersPage(BaseModel):
 
 class SendInput(BaseModel):
     """Deliver the broadcast's message to these members (each at most once, whatever the
-    attempt); `failures` counts, per member, the sends that failed for now so far."""
+    attempt); `failures` counts, per member, the sends that failed for now so far. The
+    broadcast is named, not carried: its stored definition (content and all) is read by the
+    activity, so each scheduled send adds little to the workflow's history."""
 
-    broadcast: Broadcast
+    broadcast_id: str
     users: list[str]
     failures: dict[str, int] = Field(default_factory=dict)
     now: AwareDatetime = Field(

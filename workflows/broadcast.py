@@ -5,9 +5,11 @@ segment's members a page at a time (so membership is taken when sending) and han
 `send_broadcast` activity in steps paced by the broadcast's `rate`: a step of n members takes
 n/rate of the window, however fast the activities answer. Members a channel's rate limit holds
 back, or whose send failed for now, are tried again after the delay the activity gives; those
-put off by their quiet hours are sent when the earliest of them ends, in a last pass over the
-broadcast's unfinished deliveries. Each delivery's key is the broadcast's and the member's, so
-retries, a worker's crash and continue-as-new (every `pages_per_run` pages) never send twice.
+put off by their quiet hours are sent in passes over the broadcast's unfinished deliveries, each
+pass starting when the earliest of their quiet hours seen so far ends. Each delivery's key is
+the broadcast's and the member's, so retries, a worker's crash and continue-as-new (every
+`pages_per_run` pages, or sooner once the history is long) never send twice; a send names the
+broadcast, whose message the activity reads from the store, to keep the history small.
 
 Progress shows in the run's current details (Temporal UI) and in the store (API). The `cancel`
 signal (or cancelling the run) stops further sends: steps under way finish, nothing new starts.
@@ -129,32 +131,40 @@ class BroadcastWorkflow:
 
     async def _send_deferred(self) -> None:
         """Members put off by their quiet hours: a pass over the broadcast's unfinished
-        deliveries when the first of them may have it, until none is left."""
-        while self._state.deferred_until is not None and not self._cancelled:
-            due, self._state.deferred_until = self._state.deferred_until, None
-            self._show(f"waiting for quiet hours to end ({due.isoformat()})")
-            await self._pause_until(due, "quiet hours")
-            after: str | None = None
-            done = False
-            while not done and not self._cancelled:
-                if self._pages >= self._input.pages_per_run:
-                    # The next run starts this pass again: those sent meanwhile are finished.
-                    self._state.deferred_until = workflow.now()
+        deliveries when the first of them may have it, until none is left. A pass carried
+        into a fresh run goes on from where it stopped; the next pass waits for the earliest
+        end of quiet hours seen during this one."""
+        while not self._cancelled:
+            if not self._state.in_pass:
+                due = self._state.deferred_until
+                if due is None:
+                    return
+                self._show(f"waiting for quiet hours to end ({due.isoformat()})")
+                await self._pause_until(due, "quiet hours")
+                if self._cancelled:
+                    return
+                self._state.deferred_until = None
+                self._state.in_pass, self._state.pass_after = True, None
+            while self._state.in_pass and not self._cancelled:
                 self._continue_as_new_if_long()
                 page = await self._call(
                     BroadcastActivity.UNFINISHED,
                     UnfinishedInput(
-                        broadcast_id=self._broadcast.id, after=after, limit=self._input.page_size
+                        broadcast_id=self._broadcast.id,
+                        after=self._state.pass_after,
+                        limit=self._input.page_size,
                     ),
                     MembersPage,
                 )
                 await self._send_paced(page.users)
-                after, done = page.after, page.done
+                self._state.pass_after = page.after
+                self._state.in_pass = not page.done
 
     async def _send_paced(self, users: list[str], *, members: bool = False) -> None:
         """Send to `users` in steps of at most the rate's count, each step taking its share
         of the rate's window. A slow pace makes many steps of a page: once the history is
-        long, a page of `members` goes on in a fresh run from the last member sent."""
+        long, the page (of `members`, or of the unfinished pass) goes on in a fresh run from
+        the last member sent."""
         step = len(users) if self._rate is None else min(self._rate.count, self._input.page_size)
         for start in range(0, len(users), max(step, 1)):
             if self._cancelled:
@@ -167,11 +177,13 @@ class BroadcastWorkflow:
                 share = self._rate.window * len(chunk) / self._rate.count
                 await self._pause_until(began + share, f"rate {self._rate.label}")
             left = len(users) - start - len(chunk)
-            history = workflow.info().get_current_history_length()
-            if members and left and history >= self._input.history_limit and not self._cancelled:
+            if left and self._history_is_long() and not self._cancelled:
                 # The page is read again from the last member sent: its rest is not yet taken.
-                self._state.after = chunk[-1]
-                self._state.targeted -= left
+                if members:
+                    self._state.after = chunk[-1]
+                    self._state.targeted -= left
+                else:
+                    self._state.pass_after = chunk[-1]
                 self._pages = self._input.pages_per_run
                 self._continue_as_new_if_long()
 
@@ -185,7 +197,7 @@ class BroadcastWorkflow:
                     self._call(
                         BroadcastActivity.SEND,
                         SendInput(
-                            broadcast=self._broadcast,
+                            broadcast_id=self._broadcast.id,
                             users=batch,
                             failures={u: failures[u] for u in batch if u in failures},
                             now=workflow.now(),
@@ -240,10 +252,19 @@ class BroadcastWorkflow:
         )
 
     def _continue_as_new_if_long(self) -> None:
-        """After `pages_per_run` pages, hand the state to a fresh run (a short history)."""
-        if self._pages >= self._input.pages_per_run:
+        """After `pages_per_run` pages, or once the history is long (in events or in bytes,
+        as the server suggests), hand the state to a fresh run (a short history)."""
+        # A page at least per run, however long the history: each run makes progress.
+        if self._pages >= self._input.pages_per_run or (self._pages and self._history_is_long()):
             workflow.continue_as_new(self._input.model_copy(update={"state": self._state}))
         self._pages += 1
+
+    def _history_is_long(self) -> bool:
+        info = workflow.info()
+        return (
+            info.get_current_history_length() >= self._input.history_limit
+            or info.is_continue_as_new_suggested()
+        )
 
     def _show(self, note: str | None = None) -> None:
         """The run's current details: the progress, and what it waits for."""

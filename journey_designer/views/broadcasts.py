@@ -4,7 +4,7 @@ cancel one that is still going."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import streamlit as st
@@ -124,7 +124,9 @@ def compose(segments: dict[str, str]) -> None:
             format_func={"now": "Now", "later": "At a set time (UTC)"}.__getitem__,
         )  # fmt: skip
         if later == "later":
-            st.date_input("Day", key=DAY)
+            # The API takes a time up to 366 days ahead (UTC days: the time is UTC too).
+            today = datetime.now(UTC).date()
+            st.date_input("Day", key=DAY, min_value=today, max_value=today + timedelta(days=366))
             st.time_input("Time (UTC)", key=HOUR, value=time(9, 0))
     with rate:
         widgets.text(

@@ -253,6 +253,22 @@ class DeliveriesAggregate(StoreBase):
             raise failure
         return record
 
+    def skip_if_pending(self, idempotency_key: str, reason: str) -> bool:
+        """Record a delivery skipped for `reason` if it is still pending, judged under its row
+        lock: one claimed or finished since the caller saw it pending (sent meanwhile) is left
+        as it is. True when it was skipped. Raises NotFound for an unknown key."""
+        with self._write() as session:
+            record = self._locked_delivery(session, idempotency_key)
+            if record.status != "pending":
+                return False
+            record.status = "skipped"
+            record.reason = reason
+            record.waits_until = None
+            session.add(record)
+            # A reservation of its channel's rate it held goes back to the others.
+            finish_slot(session, record.channel, idempotency_key, utcnow())
+            return True
+
     @staticmethod
     def _locked_delivery(session: Session, idempotency_key: str) -> DeliveryRecord:
         statement = (

@@ -4,6 +4,7 @@ broadcast's deliveries; cancelling marks it and tells its workflow."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -71,10 +72,33 @@ async def test_a_broadcast_is_started_once_and_shows_its_progress(
 
 
 async def test_a_broadcast_at_a_later_time_is_scheduled(api: ApiClient) -> None:
-    created = await api.admin("POST", "/v1/broadcasts", broadcast(at="2999-01-01T09:00:00+01:00"))
+    at = (datetime.now(UTC) + timedelta(days=365)).astimezone(timezone(timedelta(hours=1)))
+    created = await api.admin("POST", "/v1/broadcasts", broadcast(at=at.isoformat()))
     assert created.status_code == 201, created.text
     assert created.json()["status"] == "scheduled"
-    assert created.json()["at"] == "2999-01-01T09:00:00+01:00"
+    assert datetime.fromisoformat(created.json()["at"]) == at
+    # A few minutes ago (a form filled in slowly): sent at once.
+    just = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
+    created = await api.admin("POST", "/v1/broadcasts", broadcast("now-sale", at=just))
+    assert created.status_code == 201, created.text
+    assert created.json()["status"] == "sending"
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        timedelta(days=367),  # a year and more ahead
+        timedelta(days=365 * 1000),  # thousands of years
+        -timedelta(hours=2),  # in the past
+    ],
+)
+async def test_an_at_too_far_ahead_or_in_the_past_is_422_located(
+    api: ApiClient, routing: RecordingRouting, at: timedelta
+) -> None:
+    body = broadcast(at=(datetime.now(UTC) + at).isoformat())
+    error = assert_error(await api.admin("POST", "/v1/broadcasts", body), 422, "validation_error")
+    assert paths_of(error) == ["at"], error
+    assert routing.broadcasts == []
 
 
 async def test_an_id_used_before_is_409(api: ApiClient, routing: RecordingRouting) -> None:

@@ -3,7 +3,7 @@ a set time), see its problems beside its fields when refused, follow its progres
 
 from __future__ import annotations
 
-from datetime import date, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from streamlit.testing.v1 import AppTest
 
@@ -55,7 +55,12 @@ def test_a_broadcast_at_a_set_time_is_scheduled(api: LiveApi) -> None:
     write(app, "later-sale")
     app.radio(key="broadcasts.when").set_value("later").run()
     day = date.today() + timedelta(days=60)
-    app.date_input(key="broadcasts.day").set_value(day).run()
+    picker = app.date_input(key="broadcasts.day")
+    # Only the days the API takes: from today to 366 days ahead (UTC, as the time is).
+    today = datetime.now(UTC).date()
+    last = today + timedelta(days=366)
+    assert (picker.proto.min, picker.proto.max) == (today.isoformat(), last.isoformat())
+    picker.set_value(day).run()
     app.time_input(key="broadcasts.time").set_value(time(8, 30)).run()
     quiet = [c for c in app.checkbox if c.label.startswith("Quiet hours")]
     quiet[0].check().run()

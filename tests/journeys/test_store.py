@@ -1136,6 +1136,27 @@ def test_unfinished_recipients_page_through_one_broadcast(store: Store) -> None:
     assert store.unfinished_recipients("broadcast:sale", None, 5, ("pending",)) == ["a", "d"]
 
 
+def test_skip_if_pending_leaves_a_delivery_claimed_or_finished_as_it_is(store: Store) -> None:
+    for key in ("waiting", "claimed", "sent"):
+        begin(store, key, user_id=key)
+    store.claim_delivery("claimed", {})
+    store.claim_delivery("sent", {})
+    store.finish_delivery("sent", "sent")
+    skipped = {
+        key: store.skip_if_pending(key, "broadcast cancelled")
+        for key in ("waiting", "claimed", "sent")
+    }
+    assert skipped == {"waiting": True, "claimed": False, "sent": False}
+    status = {k: (d.status, d.reason) for k in skipped for d in store.deliveries_for_user(k)}
+    assert status == {
+        "waiting": ("skipped", "broadcast cancelled"),
+        "claimed": ("sending", None),
+        "sent": ("sent", None),
+    }
+    with pytest.raises(NotFound):
+        store.skip_if_pending("nothing", "broadcast cancelled")
+
+
 def test_users_are_walked_after_a_user_id(store: Store) -> None:
     for user in ("a", "b", "c"):
         store.update_traits(user, {}, [])

@@ -7,6 +7,7 @@ guards its determinism (refreshed, after an intended change behind `workflow.pat
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -15,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
@@ -68,16 +71,33 @@ def outcomes(store: Store, broadcast_id: str, *users: str) -> dict[str, tuple[st
     return found
 
 
-async def runs_of(env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any]) -> int:
-    """How many runs the workflow took: its first, and each it continued as new into."""
-    runs = 0
+async def run_histories(
+    env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any]
+) -> list[list[HistoryEvent]]:
+    """The events of each run of the workflow: its first, and each it continued as new into."""
+    runs: list[list[HistoryEvent]] = []
     run_id: str | None = handle.first_execution_run_id
     while run_id:
         history = env.client.get_workflow_handle(handle.id, run_id=run_id)
-        last = [event async for event in history.fetch_history_events()][-1]
+        runs.append([event async for event in history.fetch_history_events()])
+        last = runs[-1][-1]
         run_id = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
-        runs += 1
     return runs
+
+
+async def runs_of(env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any]) -> int:
+    """How many runs the workflow took."""
+    return len(await run_histories(env, handle))
+
+
+def scheduled(events: list[HistoryEvent], activity: str) -> list[HistoryEvent]:
+    """The events that scheduled `activity`."""
+    return [
+        event
+        for event in events
+        if event.HasField("activity_task_scheduled_event_attributes")
+        and event.activity_task_scheduled_event_attributes.activity_type.name == activity
+    ]
 
 
 async def replays(env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any]) -> None:
@@ -290,6 +310,67 @@ async def test_members_in_their_quiet_hours_get_it_when_they_end(
     assert outcome.counts.sent == 2
     assert await timer_summaries(time_skipping, handle) == ["quiet hours"]
     assert await time_skipping.get_current_time() >= now + timedelta(hours=1)
+
+
+async def test_a_pass_over_deferred_members_goes_on_where_it_stopped_in_a_fresh_run(
+    time_skipping: WorkflowEnvironment, worker: Worker, store: Store, task_queue: str
+) -> None:
+    now = await time_skipping.get_current_time()
+    quiet = {"start": f"{(now.hour - 1) % 24:02d}:00", "end": f"{(now.hour + 2) % 24:02d}:00"}
+    members(store, "b1", "b2", timezone="Etc/GMT+1")  # UTC-1: theirs end an hour after z's
+    members(store, "z", timezone="UTC")
+    # Two pages per run, a member per page: the pass that may send z first reads b1 and b2
+    # (still in their quiet hours), continues as new, and must go on to z, not start again.
+    handle = await start_broadcast(
+        time_skipping.client,
+        broadcast(task_queue, quiet_hours=quiet),
+        task_queue=task_queue,
+        page_size=1,
+        pages_per_run=2,
+    )
+    try:
+        async with asyncio.timeout(20):
+            outcome = await handle.result()
+    finally:
+        with contextlib.suppress(RPCError):  # ended already
+            await handle.terminate()
+    assert outcome.counts.sent == 3
+    assert set(outcomes(store, task_queue, "b1", "b2", "z").values()) == {("sent", None)}
+    # One wait for z's quiet hours to end, one (after that pass) for b1's and b2's.
+    runs = await run_histories(time_skipping, handle)
+    timers = [e for events in runs for e in events if e.HasField("timer_started_event_attributes")]
+    assert len(timers) == 2
+    assert len(runs) <= 6
+    assert await time_skipping.get_current_time() >= now + timedelta(hours=1)
+
+
+async def test_a_large_message_and_many_pages_keep_each_run_small(
+    time_skipping: WorkflowEnvironment, worker: Worker, store: Store, task_queue: str
+) -> None:
+    users = ["a", "b", "c", "d"]
+    members(store, *users, timezone="UTC")
+    now = await time_skipping.get_current_time()
+    quiet = {"start": f"{now.hour:02d}:00", "end": f"{(now.hour + 1) % 24:02d}:00"}
+    html = "<p>" + "x" * 60_000 + "</p>"
+    message = {"channel": "email", "content": {"subject": "s", "body": "b", "html": html}}
+    sent = broadcast(task_queue, message=message, quiet_hours=quiet)
+    # A page per run at most once the history is long (here: at once), in both passes.
+    handle, outcome = await run(
+        time_skipping, task_queue, sent, page_size=1, pages_per_run=100, history_limit=1
+    )
+    assert (outcome.counts.sent, outcome.targeted) == (4, 4)
+    runs = await run_histories(time_skipping, handle)
+    sends = [event for events in runs for event in scheduled(events, "send_broadcast")]
+    assert len(sends) == 8  # each member put off, then sent when their quiet hours end
+    # A send names the broadcast: its content is read by the activity, not put in the history.
+    assert max(event.ByteSize() for event in sends) < 2_000
+    for events in runs:
+        assert len(scheduled(events, "broadcast_members")) <= 1
+        assert len(scheduled(events, "broadcast_unfinished")) <= 1
+        # The broadcast is in the run's input and the next run's (and the first run's open
+        # activity): no more, however many members the run sends to.
+        assert sum(event.ByteSize() for event in events) < 4 * len(html)
+    await replays(time_skipping, handle)
 
 
 def sent_to(store: Store, broadcast_id: str) -> set[str]:
