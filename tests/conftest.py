@@ -10,6 +10,7 @@ ten times longer); without it they skip, and under `JOURNEYS_TEST_STRICT=1` (CI)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -20,13 +21,16 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 from sqlmodel import SQLModel
+from temporalio import client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -236,16 +240,61 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         db.close()
 
 
+class _Recording(client.OutboundInterceptor):
+    def __init__(self, next: client.OutboundInterceptor, started: list[str]) -> None:
+        super().__init__(next)
+        self._started = started
+
+    async def start_workflow(
+        self, input: client.StartWorkflowInput
+    ) -> client.WorkflowHandle[Any, Any]:
+        handle = await super().start_workflow(input)
+        self._started.append(handle.id)
+        return handle
+
+
+class StartedWorkflows(client.Interceptor):
+    """Records the id of every workflow a client starts (signal-with-start included)."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+
+    def intercept_client(self, next: client.OutboundInterceptor) -> client.OutboundInterceptor:
+        """Wrap the client's calls."""
+        return _Recording(next, self.ids)
+
+
+STARTED_ON_TIME_SKIPPING = StartedWorkflows()
+
+
 @pytest.fixture(scope="session")
 async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
     """One real time-skipping test server for the whole session."""
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
         test_server_existing_path=installed_binary("temporal-test-server"),
+        interceptors=[STARTED_ON_TIME_SKIPPING],
     )
     await register_search_attributes(env.client)
     yield env
     await env.shutdown()
+
+
+@pytest.fixture(autouse=True)
+async def no_runs_left_on_the_shared_clock(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Terminate what a test started on the time-skipping server and left running.
+
+    The server's clock is the session's: a run left waiting on a timer (a 24 h wait, a
+    broadcast scheduled for next month) is where the server skips to whenever a later test
+    waits for a result, so a later test could see hours pass between two of its own steps."""
+    yield
+    if "time_skipping" not in request.fixturenames:
+        return
+    env: WorkflowEnvironment = request.getfixturevalue("time_skipping")
+    started, STARTED_ON_TIME_SKIPPING.ids[:] = list(STARTED_ON_TIME_SKIPPING.ids), []
+    for workflow_id in dict.fromkeys(started):
+        with contextlib.suppress(RPCError):  # ended already
+            await env.client.get_workflow_handle(workflow_id).terminate("test over")
 
 
 @pytest.fixture(scope="session")
