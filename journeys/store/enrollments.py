@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, func, select
 
 from journeys.contracts import AdmitInput, EndStatus, EnrollInput, ProgressInput
+from journeys.errors import NotFound
 from journeys.model import to_timedelta
 from journeys.store.base import StoreBase, get_or_raise, once_more_on_conflict
 from journeys.store.privacy import erased_run, suppressed_in
@@ -237,23 +238,30 @@ def record_steps_in(
 ) -> None:
     """`EnrollmentsAggregate.record_steps` inside the caller's write transaction (a delivery
     records the run's steps with its outcome). On PostgreSQL the enrollment's insert may lose a
-    race (IntegrityError): the caller runs its whole transaction once more."""
+    race (IntegrityError): `record_steps` then runs its transaction once more, and a delivery
+    commits its outcome and fails, for its retry to record the steps."""
     records: dict[str, EnrollmentRecord] = {}
+    new: set[str] = set()
     if enrollment is not None:
-        record = _enrollment_of(session, enrollment)
+        record, created = _enrollment_of(session, enrollment)
         if record is None:
             return  # the user was erased: nothing of the run is recorded any more
         records[enrollment.enrollment_id] = record
+        if created:
+            new.add(enrollment.enrollment_id)
     for step in steps:
         if step.enrollment_id not in records:
             found = session.get(EnrollmentRecord, step.enrollment_id, with_for_update=True)
-            if found is None and erased_run(session, step.enrollment_id):
-                return  # a run ending after its user was erased: its record went with them
-            records[step.enrollment_id] = get_or_raise(
-                session, EnrollmentRecord, step.enrollment_id, lock=True
-            )
-    # The visits recorded already, in one query rather than one per step.
-    reached = {(step.enrollment_id, step.node_id) for step in steps if step.node_id}
+            if found is None:
+                if erased_run(session, step.enrollment_id):
+                    return  # a run ending after its user was erased: its record went with them
+                raise NotFound(f"no enrollment {step.enrollment_id!r}")
+            records[step.enrollment_id] = found
+    # The visits recorded already, in one query rather than one per step (an enrollment
+    # recorded just now has none).
+    reached = {
+        (e, n) for step in steps if (n := step.node_id) and (e := step.enrollment_id) not in new
+    }
     visited: set[tuple[str, str]] = set()
     if reached:
         statement = select(NodeVisitRecord.enrollment_id, NodeVisitRecord.node_id).where(
@@ -276,25 +284,28 @@ def record_steps_in(
         session.add(record)
 
 
-def _enrollment_of(session: Session, enrollment: EnrollInput) -> EnrollmentRecord | None:
-    """The enrollment's record, locked, or a new one if it has none yet; None for a user who
-    was erased (whose runs are ending: none is recorded again)."""
+def _enrollment_of(
+    session: Session, enrollment: EnrollInput
+) -> tuple[EnrollmentRecord | None, bool]:
+    """The enrollment's record, locked, or a new one if it has none yet (and whether it is
+    new); None for a user who was erased (whose runs are ending: none is recorded again)."""
     record = session.get(EnrollmentRecord, enrollment.enrollment_id, with_for_update=True)
-    if record is None:
-        if suppressed_in(session, {enrollment.user_id}):
-            return None
-        record = EnrollmentRecord(
-            id=enrollment.enrollment_id,
-            user_id=enrollment.user_id,
-            journey_id=enrollment.journey_id,
-            version=enrollment.version,
-            workflow_id=enrollment.workflow_id,
-            entered_at=enrollment.entered_at,
-            holdout=enrollment.holdout,
-        )
-        session.add(record)
-        session.flush()  # before its visits, which refer to it
-    return record
+    if record is not None:
+        return record, False
+    if suppressed_in(session, {enrollment.user_id}):
+        return None, False
+    record = EnrollmentRecord(
+        id=enrollment.enrollment_id,
+        user_id=enrollment.user_id,
+        journey_id=enrollment.journey_id,
+        version=enrollment.version,
+        workflow_id=enrollment.workflow_id,
+        entered_at=enrollment.entered_at,
+        holdout=enrollment.holdout,
+    )
+    session.add(record)
+    session.flush()  # before its visits, which refer to it
+    return record, True
 
 
 def _reach(
