@@ -1,4 +1,4 @@
-"""The interpreter's patches, and the behaviour of the runs that started before each.
+"""The interpreter's revisions and patches, and the behaviour of the runs that started before each.
 
 A run replays its history on whichever worker picks it up, so for as long as it lives the
 interpreter must issue the commands its history recorded. A run's `RunStyle` is chosen once,
@@ -7,9 +7,9 @@ first thing in the run, and `workflows.journey` never asks anything else of a ve
 Runs started today carry the interpreter's `REVISION` in their input (`JourneyInput.revision`,
 set by `start_journey` and kept across continue-as-new): the input pins their behaviour, so they
 record no patch marker, and the SDK upserts no `TemporalChangeVersion` for them (a marker event
-and a visibility write on the server for every run they would cost). A change to
-the commands today's runs issue raises `REVISION`, and the style of the revision before it
-stays here for the runs pinned to it. A worker that meets a revision newer than its own fails
+and a visibility write on the server for every run they would cost). A change to the commands
+today's runs issue raises `REVISION`, and the style of the revision before it stays here for
+the runs pinned to it. A worker that meets a revision newer than its own fails
 the workflow task instead of guessing, so during a rolling upgrade such runs wait for a new
 worker (Temporal retries the task) and never run on old code.
 
