@@ -16,6 +16,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 from sqlmodel import SQLModel
 from temporalio import client
@@ -118,6 +120,10 @@ def require_postgres() -> str:
     return url
 
 
+DROP_ATTEMPTS = 10
+"""Tries at dropping a test database (half a second apart) before its error stands."""
+
+
 class PostgresServer:
     """Creates and drops throwaway databases on the test PostgreSQL server."""
 
@@ -158,10 +164,20 @@ class PostgresServer:
             engine.dispose()
 
     def drop(self, url: str) -> None:
-        """Drop the database at `url`, closing whatever still uses it."""
+        """Drop the database at `url`, closing whatever still uses it.
+
+        An autovacuum worker (the server's, which this role may not end) can be in the database
+        just then, after a test wrote a lot: the drop is tried again for a few seconds."""
         name = make_url(url).database
-        with self._admin.connect() as connection:
-            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        for attempt in range(DROP_ATTEMPTS):
+            try:
+                with self._admin.connect() as connection:
+                    connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                return
+            except DBAPIError:
+                if attempt == DROP_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.5)
 
     def close(self) -> None:
         """Drop the template."""
