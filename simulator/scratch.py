@@ -12,17 +12,13 @@ import shutil
 import sqlite3
 import tempfile
 import threading
-from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from journeys.contracts import FinalDeliveryStatus, StepsInput
-from journeys.facts import wall_clock
 from journeys.model import ExperimentNode, Journey
-from journeys.store import DeliveryRecord, Store
+from journeys.store import Store
 
 RATE_LIMITS = "rate_limits"
 _TEMPLATE_LOCK = threading.Lock()
@@ -64,42 +60,13 @@ class Workspace:
 
 
 class ScratchStore(Store):
-    """A store that stamps a sent message by `clock` (the engine's), so frequency caps count
-    it when it went in simulated time, not when the simulation ran."""
+    """A store in a folder of its own, deleted with it; the engine sets its `clock`, so
+    frequency caps count a message when it went in simulated time, not when the simulation
+    ran."""
 
     def __init__(self, url: str, folder: Path) -> None:
         super().__init__(url)
         self._folder = folder
-        self.clock: Callable[[], datetime] = wall_clock
-
-    def finish_delivery(
-        self,
-        idempotency_key: str,
-        status: FinalDeliveryStatus,
-        reason: str | None = None,
-        content: dict[str, Any] | None = None,
-        *,
-        provider: str | None = None,
-        provider_message_id: str | None = None,
-        progress: StepsInput | None = None,
-    ) -> DeliveryRecord:
-        """Finish as the store does; a sent message is stamped by the engine's clock."""
-        record = super().finish_delivery(
-            idempotency_key,
-            status,
-            reason,
-            content,
-            provider=provider,
-            provider_message_id=provider_message_id,
-            progress=progress,
-        )
-        if status == "sent":
-            with self._write() as session:
-                stored = session.get(DeliveryRecord, record.id)
-                assert stored is not None  # just finished
-                stored.sent_at = record.sent_at = self.clock()
-                session.add(stored)
-        return record
 
     def close(self) -> None:
         """Close the database and delete its folder."""

@@ -12,6 +12,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import datetime
 from pathlib import Path
 from typing import Self, TypeVar
 
@@ -25,7 +26,7 @@ from journeys.errors import NotFound
 from journeys.migrations import Migration, upgrade
 from journeys.settings import Settings
 from journeys.store.claims import OutboxBell, OutboxClaims, outbox_claims
-from journeys.store.records import EnrollmentRecord, JourneyRecord
+from journeys.store.records import EnrollmentRecord, JourneyRecord, utcnow
 
 _WRITE_OPTION = "journeys_write"
 _Record = TypeVar("_Record", JourneyRecord, EnrollmentRecord)
@@ -88,6 +89,8 @@ class StoreBase:
         # claimers queue here first, so at most one of them holds a pooled connection while it
         # waits, and the connections stay free for the sends that must finish to free slots.
         self._rate_lock = threading.Lock()
+        self.clock: Callable[[], datetime] = utcnow
+        """When a message went, as deliveries record it (a simulation sets its engine's)."""
         try:
             self.migration: Migration = upgrade(self._writer)
         except BaseException:

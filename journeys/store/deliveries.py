@@ -233,7 +233,7 @@ class DeliveriesAggregate(StoreBase):
 
         A delivery that became "sent" records when. Raises NotFound for an unknown key.
         """
-        answered = utcnow()  # as in `release_delivery`
+        answered = self.clock()
         with self._write() as session:
             record = self._locked_delivery(session, idempotency_key)
             record.status = status
