@@ -300,7 +300,8 @@ async def test_members_in_their_quiet_hours_get_it_when_they_end(
     handle = await start_broadcast(
         time_skipping.client, broadcast(task_queue, quiet_hours=quiet), task_queue=task_queue
     )
-    await until(lambda: "awake" in sent_to(store, task_queue))
+    # The page is sent in the members' order: awake's message, then sleeping's put off.
+    await until(lambda: "awake" in sent_to(store, task_queue) and put_off(store, task_queue))
     assert outcomes(store, task_queue, "sleeping")["sleeping"] == ("pending", None)
     outcome = await handle.result()
     assert outcomes(store, task_queue, "sleeping", "awake") == {
@@ -381,6 +382,14 @@ def sent_to(store: Store, broadcast_id: str) -> set[str]:
         for d in store.deliveries_for_user(user)
         if d.journey_id == f"broadcast:{broadcast_id}" and d.status == "sent"
     }
+
+
+def put_off(store: Store, broadcast_id: str) -> bool:
+    """Whether sleeping's message of the broadcast is recorded, waiting for their quiet hours."""
+    return any(
+        d.journey_id == f"broadcast:{broadcast_id}" and d.status == "pending"
+        for d in store.deliveries_for_user("sleeping")
+    )
 
 
 async def until(check: Any, timeout: float = 10.0) -> None:
