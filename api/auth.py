@@ -1,14 +1,18 @@
-"""Credentials: the write key for ingest, the admin token for management.
+"""Credentials: the write key for ingest; for management, the admin token or a personal
+token, each acting under a role (`journeys.access`).
 
 Ingest accepts the write key as HTTP Basic username with an empty password (what Segment SDKs
 send) or as a Bearer token (the live inbox stream, opened by EventSource, which sends no
-headers, takes it as `?key=`); management accepts only `Authorization: Bearer <admin token>`,
-so the write key, which ships inside apps and web pages, can never change journeys.
+headers, takes it as `?key=`); management accepts only `Authorization: Bearer <token>`, so the
+write key, which ships inside apps and web pages, can never change journeys. A management
+request without a valid token gets 401 (unknown, revoked and expired tokens alike); one whose
+role is too small gets 403 `forbidden`, and changes nothing.
 """
 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Query, Security
@@ -21,6 +25,8 @@ from fastapi.security import (
 
 from api.deps import AppState, app_state
 from api.errors import ApiError
+from journeys.access import BOOTSTRAP, Principal, Role
+from journeys.store import utcnow
 
 _WRITE_KEY_BASIC = HTTPBasic(
     scheme_name="writeKeyBasic",
@@ -33,9 +39,10 @@ _WRITE_KEY_BEARER = HTTPBearer(
     description="`Authorization: Bearer <write key>`.",
     auto_error=False,
 )
-_ADMIN_BEARER = HTTPBearer(
-    scheme_name="adminToken",
-    description="`Authorization: Bearer <admin token>`.",
+_MANAGEMENT_BEARER = HTTPBearer(
+    scheme_name="managementToken",
+    description="`Authorization: Bearer <token>`: the admin token, or a personal token "
+    "(`/v1/tokens`) acting under its role.",
     auto_error=False,
 )
 
@@ -89,20 +96,45 @@ async def require_write_key_in_query(
         raise ApiError(401, "unauthorized", "invalid write key")
 
 
-async def require_admin(
+def principal(
     state: Annotated[AppState, Depends(app_state)],
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_ADMIN_BEARER)],
-) -> None:
-    """Refuse the request (401) unless it carries the admin token."""
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_MANAGEMENT_BEARER)],
+) -> Principal:
+    """Who the request acts for (401 without a valid token). A plain function: FastAPI runs
+    it in a worker thread, as a personal token is looked up in the store."""
     if bearer is None:
-        raise _unauthorized(
-            "missing credentials: send 'Authorization: Bearer <admin token>'", "Bearer"
-        )
-    if not _same(bearer.credentials, state.settings.admin_token):
-        raise _unauthorized("invalid admin token", "Bearer")
+        raise _unauthorized("missing credentials: send 'Authorization: Bearer <token>'", "Bearer")
+    given = bearer.credentials
+    if _same(given, state.settings.admin_token):
+        return Principal(actor=BOOTSTRAP, role=Role.ADMIN)
+    token = state.store.active_token(given, utcnow())
+    if token is None:
+        raise _unauthorized("invalid token: unknown, revoked or expired", "Bearer")
+    return Principal(actor=token.name, role=Role(token.role), token_id=token.id)
 
+
+def _allowing(role: Role) -> Callable[[Principal], Principal]:
+    def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
+        if not who.role.includes(role):
+            raise ApiError(
+                403, "forbidden", f"this needs the {role} role; {who.actor!r} is a {who.role}"
+            )
+        return who
+
+    check.__name__ = f"require_{role}"
+    return check
+
+
+Viewer = Annotated[Principal, Depends(_allowing(Role.VIEWER))]
+"""A handler's parameter: the principal, who may read (every management token may)."""
+Editor = Annotated[Principal, Depends(_allowing(Role.EDITOR))]
+"""A handler's parameter: the principal, who may edit drafts, segments and templates."""
+Publisher = Annotated[Principal, Depends(_allowing(Role.PUBLISHER))]
+"""A handler's parameter: the principal, who may publish, broadcast and change settings."""
+Admin = Annotated[Principal, Depends(_allowing(Role.ADMIN))]
+"""A handler's parameter: the principal, who may manage people and tokens and erase users."""
 
 WRITE_KEY = Depends(require_write_key)
 """Router dependency: ingest endpoints."""
-ADMIN = Depends(require_admin)
+ADMIN = Depends(_allowing(Role.ADMIN))
 """Router dependency: management endpoints."""

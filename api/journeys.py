@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import ADMIN
+from api.auth import ADMIN, Publisher
 from api.body import DOCUMENT_LIMIT, RawJson
 from api.deps import NO_NUL, ROW_ID, RoutingDep, StoreDep
 from api.errors import ApiError, error_responses
@@ -18,7 +18,7 @@ from journeys.errors import Conflict, InvalidJourney, NotFound
 from journeys.holdouts import HOLDOUT, Lift, lift_of
 from journeys.locales import BASE, LOCALES
 from journeys.model import CLICK_WINDOW, ExperimentNode, Journey, MessageNode, to_timedelta
-from journeys.store import JourneyRecord, JourneyStatus, Store
+from journeys.store import JourneyRecord, JourneyStatus, JourneyVersionRecord, Store
 from journeys.validation import Problem, validate
 
 router = APIRouter(
@@ -47,6 +47,18 @@ class Published(BaseModel):
 
     version: int
     published_at: datetime
+    published_by: str | None = Field(
+        description="who published it (a token's name or a person); null if not recorded"
+    )
+
+    @classmethod
+    def of(cls, record: JourneyVersionRecord) -> Published:
+        """The version as listed."""
+        return cls(
+            version=record.version,
+            published_at=record.published_at,
+            published_by=record.published_by,
+        )
 
 
 class JourneyDetail(BaseModel):
@@ -195,7 +207,7 @@ def _detail(store: Store, journey: JourneyRecord) -> JourneyDetail:
     latest = None if journey.version is None else store.get_version(journey.id, journey.version)
     published = None
     if latest is not None:
-        published = Published(version=latest.version, published_at=latest.published_at)
+        published = Published.of(latest)
     return JourneyDetail(
         draft=journey.draft, status=journey.status, version=journey.version, published=published
     )
@@ -240,7 +252,7 @@ def get_journey(journey_id: JourneyId, store: StoreDep) -> JourneyDetail:
 
 
 @router.post("/{journey_id}/publish", summary="Publish the draft", responses=error_responses(409))
-def publish(journey_id: JourneyId, store: StoreDep) -> PublishResult:
+def publish(journey_id: JourneyId, store: StoreDep, who: Publisher) -> PublishResult:
     """Validate the draft against the stored segments and templates, then publish it as a new
     version. Users already in the journey keep theirs."""
     journey = _journey(store, journey_id)
@@ -249,7 +261,8 @@ def publish(journey_id: JourneyId, store: StoreDep) -> PublishResult:
     problems = publish_problems(store, journey.draft)
     if problems:
         raise InvalidJourney(problems)
-    return PublishResult(version=store.publish(journey_id, validated=journey.draft))
+    version = store.publish(journey_id, validated=journey.draft, published_by=who.actor)
+    return PublishResult(version=version)
 
 
 def publish_problems(store: Store, document: Any) -> list[Problem]:
@@ -306,10 +319,7 @@ async def archive(journey_id: JourneyId, store: StoreDep, routing: RoutingDep) -
 def list_versions(journey_id: JourneyId, store: StoreDep) -> list[Published]:
     """Every published version, oldest first."""
     _journey(store, journey_id)
-    return [
-        Published(version=v.version, published_at=v.published_at)
-        for v in store.list_versions(journey_id)
-    ]
+    return [Published.of(v) for v in store.list_versions(journey_id)]
 
 
 @router.get("/{journey_id}/versions/{version}", summary="Get a published version")
@@ -321,9 +331,7 @@ def get_version(
     record = store.get_version(journey_id, version)
     if record is None:
         raise NotFound(f"journey '{journey_id}' has no version {version}")
-    return VersionDetail(
-        version=record.version, published_at=record.published_at, definition=record.definition
-    )
+    return VersionDetail(**Published.of(record).model_dump(), definition=record.definition)
 
 
 @router.get("/{journey_id}/stats", summary="Journey statistics")

@@ -1,5 +1,6 @@
 """The app store: journeys and their versions, profiles, events, segments, templates,
-deliveries, enrollments, broadcasts and settings, as SQLModel tables behind one synchronous `Store`.
+deliveries, enrollments, broadcasts, settings, tokens and the audit log, as SQLModel tables
+behind one synchronous `Store`.
 
 SQLite (embedded, the default) and PostgreSQL are supported; opening a store brings its schema
 to the newest migration (`journeys.migrations`). Every public method is one short
@@ -17,6 +18,7 @@ per aggregate, which `Store` brings together.
 
 from __future__ import annotations
 
+from journeys.store.access import AccessAggregate
 from journeys.store.broadcasts import BroadcastsAggregate
 from journeys.store.catalog import CatalogAggregate
 from journeys.store.deliveries import DeliveriesAggregate
@@ -30,6 +32,7 @@ from journeys.store.records import (
     DELIVERY_STATUSES,
     IN_APP,
     UNFINISHED,
+    AuditRecord,
     BroadcastRecord,
     CapWindow,
     DeliveryRecord,
@@ -48,6 +51,7 @@ from journeys.store.records import (
     SettingRecord,
     SuppressionRecord,
     TemplateRecord,
+    TokenRecord,
     TraitOperation,
     UserRecord,
     UTCDateTime,
@@ -58,6 +62,7 @@ __all__ = [
     "DELIVERY_STATUSES",
     "IN_APP",
     "UNFINISHED",
+    "AuditRecord",
     "BroadcastRecord",
     "CapWindow",
     "DeliveryRecord",
@@ -77,6 +82,7 @@ __all__ = [
     "Store",
     "SuppressionRecord",
     "TemplateRecord",
+    "TokenRecord",
     "TraitOperation",
     "UTCDateTime",
     "UserData",
@@ -95,6 +101,7 @@ class Store(
     ExperimentsAggregate,
     BroadcastsAggregate,
     PrivacyAggregate,
+    AccessAggregate,
 ):
     """The app store over one database URL (SQLite file, in-memory SQLite, or PostgreSQL).
 

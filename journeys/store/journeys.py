@@ -48,8 +48,15 @@ class JourneysAggregate(StoreBase):
         with self._read() as session:
             return list(session.exec(select(JourneyRecord).order_by(col(JourneyRecord.id))))
 
-    def publish(self, journey_id: str, validated: dict[str, Any] | None = None) -> int:
-        """Copy the draft into a new immutable version and return its number.
+    def publish(
+        self,
+        journey_id: str,
+        validated: dict[str, Any] | None = None,
+        *,
+        published_by: str | None = None,
+    ) -> int:
+        """Copy the draft into a new immutable version (recording who published it) and
+        return its number.
 
         The journey becomes "live", except that a paused journey stays paused.
         Raises NotFound for an unknown journey and Conflict for an archived one. With
@@ -70,6 +77,7 @@ class JourneysAggregate(StoreBase):
                     version=version,
                     definition=copy.deepcopy(journey.draft),
                     published_at=now,
+                    published_by=published_by,
                 )
             )
             journey.version = version

@@ -87,6 +87,9 @@ class JourneyVersionRecord(SQLModel, table=True):
     version: int = Field(primary_key=True)
     definition: dict[str, Any] = Field(default_factory=dict, sa_column=_json_column())
     published_at: datetime = Field(default_factory=utcnow, sa_column=_time_column())
+    published_by: str | None = None
+    """Who published it (the audit log's actor); None for versions published before it was
+    recorded."""
 
 
 class UserRecord(SQLModel, table=True):
@@ -330,6 +333,34 @@ class SuppressionRecord(SQLModel, table=True):
 
     user_hash: str = Field(primary_key=True)
     erased_at: datetime = Field(default_factory=utcnow, sa_column=_time_column())
+
+
+class TokenRecord(SQLModel, table=True):
+    """A personal API token (`journeys.access`): only the hash of its key is kept."""
+
+    __tablename__ = "tokens"
+
+    id: str = Field(primary_key=True)
+    name: str
+    role: str
+    key_hash: str
+    created_by: str
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_time_column())
+    expires_at: datetime | None = Field(default=None, sa_column=_time_column(nullable=True))
+    revoked_at: datetime | None = Field(default=None, sa_column=_time_column(nullable=True))
+
+
+class AuditRecord(SQLModel, table=True):
+    """One management change: who made it, what and on what."""
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, sa_column=_time_column())
+    actor: str
+    action: str
+    target: str
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=_json_column())
 
 
 class SettingRecord(SQLModel, table=True):

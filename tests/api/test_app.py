@@ -251,7 +251,7 @@ async def test_openapi_documents_bodies_credentials_and_errors(api: ApiClient) -
         "writeKeyBasic",
         "writeKeyBearer",
     }
-    assert put_journey["security"] == [{"adminToken": []}]
+    assert put_journey["security"] == [{"managementToken": []}]
     assert track["responses"]["413"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "/ErrorBody"
     )

@@ -127,7 +127,8 @@ async def test_publish_versions_and_detail(api: ApiClient, store: Store) -> None
     assert [v["version"] for v in versions] == [1, 2]
     first = (await api.admin("GET", "/v1/journeys/abandoned-cart/versions/1")).json()
     assert first["definition"]["name"] == "Abandoned cart recovery"
-    assert set(first) == {"version", "published_at", "definition"}
+    assert set(first) == {"version", "published_at", "published_by", "definition"}
+    assert first["published_by"] == "bootstrap"
     response = await api.admin("GET", "/v1/journeys/abandoned-cart/versions/3")
     assert_error(response, 404, "not_found")
 

@@ -806,18 +806,7 @@ def test_an_empty_database_is_migrated_once_however_many_open_it(empty_url: str)
     try:
         applied = [s.migration.applied for s in stores]
         revisions = [step.split(":")[0] for step in max(applied)]
-        assert revisions == [
-            "0001",
-            "0002",
-            "0003",
-            "0004",
-            "0005",
-            "0006",
-            "0007",
-            "0008",
-            "0009",
-            "0010",
-        ]
+        assert revisions == ["0001", *AFTER_0001]
         assert sorted(applied) == [(), (), (), max(applied)]  # one did the work
         assert {s.migration.head for s in stores} == {migrations.head()}
         with stores[0].engine.connect() as connection:
@@ -826,6 +815,10 @@ def test_an_empty_database_is_migrated_once_however_many_open_it(empty_url: str)
         for opened in stores:
             opened.close()
 
+
+HEAD = migrations.head()
+AFTER_0001 = [f"{number:04d}" for number in range(2, int(HEAD) + 1)]
+"""The revisions a database at 0001 is migrated through."""
 
 POPULATED_AT_0001 = (
     "INSERT INTO journeys (id, draft, status, version, created_at, updated_at) "
@@ -867,9 +860,7 @@ def test_upgrading_a_populated_database_keeps_its_data(empty_url: str) -> None:
     store = Store(empty_url)
     try:
         assert store.migration.found == "0001"
-        assert [step.split(":")[0] for step in store.migration.applied] == [
-            "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010"
-        ]  # fmt: skip
+        assert [step.split(":")[0] for step in store.migration.applied] == AFTER_0001
         assert_populated_data_kept(store)
         with store.engine.connect() as connection:
             assert migrations.differences(connection) == []
@@ -961,6 +952,8 @@ def test_a_database_made_by_create_all_is_adopted(empty_url: str, tmp_path: Path
         "rate_grants",
         "broadcasts",
         "suppressions",
+        "tokens",
+        "audit_log",
     }
     tables = [t for name, t in SQLModel.metadata.tables.items() if name not in added_since]
     SQLModel.metadata.create_all(engine, tables=tables)
@@ -973,27 +966,19 @@ def test_a_database_made_by_create_all_is_adopted(empty_url: str, tmp_path: Path
         "ALTER TABLE events DROP COLUMN partition_key",
         "DROP INDEX ix_enrollments_workflow_id",
         "ALTER TABLE enrollments DROP COLUMN holdout",
+        "ALTER TABLE journey_versions DROP COLUMN published_by",
     ]
     execute(empty_url, *dropped, *POPULATED_AT_0001[:2])
     store = Store(empty_url)
     try:
         assert (store.migration.found, store.migration.adopted) == (None, "0002")
-        assert [step.split(":")[0] for step in store.migration.applied] == [
-            "0003",
-            "0004",
-            "0005",
-            "0006",
-            "0007",
-            "0008",
-            "0009",
-            "0010",
-        ]
+        assert [step.split(":")[0] for step in store.migration.applied] == AFTER_0001[1:]
         assert store.get_user("u1").traits == {"plan": "pro"}  # type: ignore[union-attr]
     finally:
         store.close()
     reopened = Store(empty_url)
     reopened.close()
-    assert reopened.migration.describe() == "already at revision 0010: nothing to do"
+    assert reopened.migration.describe() == f"already at revision {HEAD}: nothing to do"
 
 
 def test_a_database_made_by_create_all_before_0002_is_adopted_and_upgraded(
@@ -1003,9 +988,7 @@ def test_a_database_made_by_create_all_before_0002_is_adopted_and_upgraded(
     store = Store(empty_url)
     try:
         assert (store.migration.found, store.migration.adopted) == (None, "0001")
-        assert [step.split(":")[0] for step in store.migration.applied] == [
-            "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010"
-        ]  # fmt: skip
+        assert [step.split(":")[0] for step in store.migration.applied] == AFTER_0001
         assert_populated_data_kept(store)
     finally:
         store.close()
@@ -1053,12 +1036,11 @@ def test_journeys_migrate_says_what_it_did(tmp_path: Path) -> None:
     lines = first.stdout.splitlines()
     assert lines[0] == f"database sqlite:///{tmp_path / 'journeys.db'}"
     assert [line.split(":")[0] for line in lines[1:]] == [
-        "applied 0001", "applied 0002", "applied 0003", "applied 0004", "applied 0005",
-        "applied 0006", "applied 0007", "applied 0008", "applied 0009", "applied 0010",
-        "now at revision 0010",
-    ]  # fmt: skip
+        *(f"applied {revision}" for revision in ("0001", *AFTER_0001)),
+        f"now at revision {HEAD}",
+    ]
     again = run_journeys("migrate", env={**os.environ, **environment})
-    assert again.stdout.splitlines()[1:] == ["already at revision 0010: nothing to do"]
+    assert again.stdout.splitlines()[1:] == [f"already at revision {HEAD}: nothing to do"]
 
 
 # --- experiments and predictions ---------------------------------------------------------------

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from api.auth import require_admin, require_write_key, require_write_key_in_query
+from api.auth import principal, require_write_key, require_write_key_in_query
 from api.body import BodyReader
 from tests.api.helpers import bearer
 
@@ -91,7 +91,7 @@ def endpoints(app: FastAPI) -> list[Endpoint]:
             continue
         calls = list(_calls(route.dependant))
         credential: Credential = "none"
-        if require_admin in calls:
+        if principal in calls:
             credential = "admin"
         if require_write_key in calls:
             assert credential == "none", f"{route.path} asks for both credentials"

@@ -29,7 +29,7 @@ def credentials(operation: Any) -> dict[str, str]:
     """The headers for the credential the operation declares (none for public ones)."""
     security = operation.definition.raw.get("security", [])
     declared = {name for option in security for name in option}
-    if "adminToken" in declared:
+    if "managementToken" in declared:
         return ADMIN
     if declared & {"writeKeyBasic", "writeKeyBearer"}:
         return WRITE
