@@ -10,8 +10,6 @@ ten times longer); without it they skip, and under `JOURNEYS_TEST_STRICT=1` (CI)
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import shutil
 import sqlite3
@@ -22,9 +20,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
-from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -32,9 +28,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 from sqlmodel import SQLModel
-from temporalio import client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -258,110 +252,22 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         db.close()
 
 
-class _Recording(client.OutboundInterceptor):
-    def __init__(self, next: client.OutboundInterceptor, started: list[str]) -> None:
-        super().__init__(next)
-        self._started = started
-
-    async def start_workflow(
-        self, input: client.StartWorkflowInput
-    ) -> client.WorkflowHandle[Any, Any]:
-        handle = await super().start_workflow(input)
-        self._started.append(handle.id)
-        return handle
-
-
-class StartedWorkflows(client.Interceptor):
-    """Records the id of every workflow a client starts (signal-with-start included)."""
-
-    def __init__(self) -> None:
-        self.ids: list[str] = []
-
-    def intercept_client(self, next: client.OutboundInterceptor) -> client.OutboundInterceptor:
-        """Wrap the client's calls."""
-        return _Recording(next, self.ids)
-
-
-class TimeSkippingServer:
-    """The session's time-skipping test server, replaced when a test leaves it unable to skip.
-
-    The server's clock is the session's: a run a test leaves waiting on a timer (a 24 h wait, a
-    broadcast scheduled for next month) is where the server skips to whenever a later test
-    waits for a result, so a later test could see hours pass between two of its own steps.
-    What a test started and left running is therefore terminated after it. But the server
-    does not release the hold that an outstanding workflow task or activity keeps on its clock
-    when their run is terminated (as in temporalio/sdk-java#1138): after a test that failed
-    while its run had work under way, no timer would fire again and every later test would
-    hang. The clock is probed after a termination, and a server that no longer skips is
-    replaced."""
-
-    PROBE = timedelta(minutes=1)
-    """How far the probe asks the clock to skip: at once on a healthy server."""
-
-    PROBE_PATIENCE = 5.0
-    """Seconds of real time the probe waits before calling the server stuck."""
-
-    def __init__(self) -> None:
-        self.started = StartedWorkflows()
-        self.env: WorkflowEnvironment | None = None
-
-    async def start(self) -> WorkflowEnvironment:
-        """Start a server (the journeys search attributes registered)."""
-        self.env = await WorkflowEnvironment.start_time_skipping(
-            data_converter=pydantic_data_converter,
-            test_server_existing_path=installed_binary("temporal-test-server"),
-            interceptors=[self.started],
-        )
-        await register_search_attributes(self.env.client)
-        return self.env
-
-    async def end_leftover_runs(self) -> None:
-        """Terminate what was started and is still running; replace a server left stuck."""
-        assert self.env is not None
-        started, self.started.ids[:] = list(self.started.ids), []
-        terminated = False
-        for workflow_id in dict.fromkeys(started):
-            with contextlib.suppress(RPCError):  # ended already
-                await self.env.client.get_workflow_handle(workflow_id).terminate("test over")
-                terminated = True
-        if terminated and not await self._skips():
-            await self.env.shutdown()
-            await self.start()
-
-    async def _skips(self) -> bool:
-        assert self.env is not None
-        try:
-            async with asyncio.timeout(self.PROBE_PATIENCE):
-                await self.env.sleep(self.PROBE)
-        except TimeoutError:
-            return False
-        return True
-
-
-@pytest.fixture(scope="session")
-async def time_skipping_server() -> AsyncIterator[TimeSkippingServer]:
-    """One real time-skipping test server for the session (while it stays healthy)."""
-    server = TimeSkippingServer()
-    await server.start()
-    yield server
-    assert server.env is not None
-    await server.env.shutdown()
-
-
 @pytest.fixture
-def time_skipping(time_skipping_server: TimeSkippingServer) -> WorkflowEnvironment:
-    """The session's time-skipping server, for this test."""
-    assert time_skipping_server.env is not None
-    return time_skipping_server.env
+async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
+    """A real time-skipping test server of the test's own (one starts in about a tenth of a
+    second).
 
-
-@pytest.fixture(autouse=True)
-async def no_runs_left_on_the_shared_clock(request: pytest.FixtureRequest) -> AsyncIterator[None]:
-    """After a test on the time-skipping server, end what it left running there."""
-    yield
-    if "time_skipping" in request.fixturenames:
-        server: TimeSkippingServer = request.getfixturevalue("time_skipping_server")
-        await server.end_leftover_runs()
+    Its clock is global to the server: shared between tests, a run one test left waiting on a
+    timer (a 24 h wait, a broadcast scheduled for next month) is where the server would skip
+    to whenever a later test waits for a result, and a run terminated while it had a task
+    outstanding would hold the clock still for good (as in temporalio/sdk-java#1138)."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=installed_binary("temporal-test-server"),
+    )
+    await register_search_attributes(env.client)
+    yield env
+    await env.shutdown()
 
 
 @pytest.fixture(scope="session")

@@ -47,8 +47,7 @@ def members(store: Store, *users: str, **traits: Any) -> None:
 
 
 def broadcast(broadcast_id: str, **changes: Any) -> Broadcast:
-    """A broadcast of `MESSAGE` to the `vips` segment (the test server outlives tests: each
-    test's ids are its own, e.g. its task queue's name)."""
+    """A broadcast of `MESSAGE` to the `vips` segment."""
     document = {"id": broadcast_id, "segment": "vips", "message": MESSAGE, **changes}
     return Broadcast.model_validate(document)
 

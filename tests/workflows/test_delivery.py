@@ -244,8 +244,10 @@ async def test_a_run_held_up_by_its_provider_is_recorded_where_it_waits(
     [enrollment] = store.enrollments_for_user("u1")
     assert (enrollment.status, enrollment.current_node) == ("active", "flaky")
     assert store.node_counts(journey.id) == {"flaky": {"reached": 1, "waiting": 1}}
-    attributes = (await handle.describe()).typed_search_attributes
-    assert attributes.get(JOURNEY_NODE) == "flaky"
+    # The enrollment is recorded by an activity, the node published by the workflow task after.
+    async with asyncio.timeout(10):
+        while (await handle.describe()).typed_search_attributes.get(JOURNEY_NODE) != "flaky":
+            await asyncio.sleep(0.02)
     assert [d.status for d in store.deliveries_for_user("u1")] == ["pending"]
 
     assert (await handle.result()).path == ["flaky"]  # an hour later, the provider took it
