@@ -21,6 +21,8 @@ prove that the revisions make exactly the models' schema.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -105,7 +107,7 @@ def upgrade(engine: Engine) -> Migration:
     """
     where = engine.url.render_as_string(hide_password=True)
     try:
-        with engine.begin() as connection:
+        with engine.connect() as connection, _patient(connection), connection.begin():
             if connection.dialect.name == "postgresql":
                 # Held until commit: a second process waits here, then finds the work done.
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
@@ -117,6 +119,29 @@ def upgrade(engine: Engine) -> Migration:
     if migration.adopted is not None or migration.applied:
         logger.info("migrated %s: %s", where, migration.describe().replace("\n", "; "))
     return migration
+
+
+MIGRATION_WAIT_MS = 120_000
+"""How long a process opening a SQLite store waits for another one migrating it (each write
+transaction otherwise waits 5 s): the first start of several processes at once, on a slow
+disk, may take that long."""
+
+
+@contextmanager
+def _patient(connection: Connection) -> Iterator[None]:
+    """On SQLite, wait up to `MIGRATION_WAIT_MS` for the write lock while in the block."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    # On the driver's connection: through SQLAlchemy's, the PRAGMA would begin a transaction.
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    (before,) = driver.execute("PRAGMA busy_timeout").fetchone()
+    driver.execute(f"PRAGMA busy_timeout={MIGRATION_WAIT_MS}")
+    try:
+        yield
+    finally:
+        driver.execute(f"PRAGMA busy_timeout={before}")
 
 
 def _upgrade(connection: Connection, where: str) -> Migration:

@@ -38,8 +38,8 @@ def _sqlite_connect(dbapi_connection: sqlite3.Connection, _record: ConnectionPoo
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
+        cursor.execute("PRAGMA busy_timeout=5000")  # first: switching to WAL may have to wait
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=5000")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
     finally:

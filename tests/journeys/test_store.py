@@ -5,7 +5,9 @@ from __future__ import annotations
 import inspect
 import os
 import re
+import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
@@ -799,6 +801,25 @@ def test_migrations_make_exactly_the_models(store: Store) -> None:
         assert set(SQLModel.metadata.tables) <= set(
             store.engine.dialect.get_table_names(connection)
         )
+
+
+def test_opening_waits_for_a_migration_that_holds_sqlite_longer_than_a_write_would(
+    tmp_path: Path,
+) -> None:
+    # Another process holds the write lock (as one migrating a new database on a slow disk)
+    # past the 5 s an ordinary write waits: opening waits on, then finds the database usable.
+    path = tmp_path / "journeys.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA journal_mode=WAL")  # as the store's connections leave it
+    holder.execute("BEGIN IMMEDIATE")
+    opening = ThreadPoolExecutor(1).submit(Store, f"sqlite:///{path}")
+    time.sleep(6)
+    assert not opening.done()
+    holder.execute("COMMIT")
+    holder.close()
+    store = opening.result(timeout=60)
+    store.close()
+    assert store.migration.head == migrations.head()
 
 
 def test_an_empty_database_is_migrated_once_however_many_open_it(empty_url: str) -> None:
