@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -15,6 +17,7 @@ from journeys.contracts import RetentionInput, RetentionReport
 from journeys.store import Store
 from journeys.workspace import WorkspaceSettings, save_workspace_settings
 from tests.factories import aged_event
+from tests.workflows.helpers import replay_stored_histories
 from workflows.retention import EventRetentionWorkflow
 
 DAY = timedelta(days=1)
@@ -105,3 +108,20 @@ async def test_nothing_goes_while_a_live_window_reads_every_event(
     )
     assert (report.cutoff, report.scanned, report.deleted) == (None, 0, 0)
     assert [e.message_id for e in store.events_for_user("ada")] == [old]
+
+
+async def test_stored_retention_histories_replay(
+    time_skipping: WorkflowEnvironment, worker: Worker, store: Store, task_queue: str
+) -> None:
+    async def record() -> WorkflowHandle[Any, RetentionReport]:
+        long_ago = datetime.now(UTC) - 900 * DAY
+        for _ in range(3):
+            aged_event(store, "ada", "Viewed", long_ago, routed_at=long_ago)
+        return await time_skipping.client.start_workflow(
+            EventRetentionWorkflow.run,
+            RetentionInput(batch_size=2, batches_per_call=1),
+            id=f"retention-{uuid.uuid4().hex[:8]}",
+            task_queue=task_queue,
+        )
+
+    await replay_stored_histories("retention", "retention", EventRetentionWorkflow, record)
