@@ -84,10 +84,7 @@ async def test_the_schedules_are_created_once(dev_server: WorkflowEnvironment) -
     assert retention.schedule.policy.overlap == ScheduleOverlapPolicy.SKIP
     action = retention.schedule.action
     assert isinstance(action, ScheduleActionStartWorkflow)
-    assert (action.workflow, action.task_queue) == (
-        RETENTION_WORKFLOW_TYPE,
-        "journeys-schedule-test",
-    )
+    assert action.workflow == RETENTION_WORKFLOW_TYPE
     await sweep.delete()
     await predictions.delete()
     await dev_server.client.get_schedule_handle(RETENTION_SCHEDULE_ID).delete()
