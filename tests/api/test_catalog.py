@@ -292,6 +292,7 @@ async def test_settings_defaults_and_replace(api: ApiClient, store: Store) -> No
         ({"events_retention_days": "400"}, ["events_retention_days"]),
         ({"events_retention_days": 30.5}, ["events_retention_days"]),
         ({"events_retention_days": None}, ["events_retention_days"]),
+        ({"events_retention_days": True}, ["events_retention_days"]),
     ],
 )
 async def test_invalid_settings_are_422(
