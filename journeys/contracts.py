@@ -31,6 +31,10 @@ PREDICTION_WORKFLOW_TYPE = "PredictionWorkflow"
 PREDICTION_SCHEDULE_ID = "journeys-predictions"
 PREDICTION_HOUR_UTC = 3
 """The hour (UTC) of the nightly prediction run."""
+RETENTION_WORKFLOW_TYPE = "EventRetentionWorkflow"
+RETENTION_SCHEDULE_ID = "journeys-event-retention"
+RETENTION_HOUR_UTC = 4
+"""The hour (UTC) of the nightly deletion of expired events, after the predictions."""
 
 
 class Activity(StrEnum):
@@ -49,6 +53,7 @@ class Activity(StrEnum):
     PREDICT_CONVERSIONS = "predict_conversions"
     EXPERIMENT_WINNER = "experiment_winner"
     ADMIT_ENTRY = "admit_entry"
+    DELETE_EXPIRED_EVENTS = "delete_expired_events"
 
 
 ENTRY_LIMIT = "entry limit"
@@ -392,3 +397,41 @@ class PredictionReport(BaseModel):
     )
     coefficients: dict[str, float] = Field(default_factory=dict)
     message: str = ""
+
+
+class RoutedAt(BaseModel):
+    """A place in the events' routing order, where retention goes on from."""
+
+    routed_at: AwareDatetime
+    id: int
+
+
+class RetentionInput(BaseModel):
+    """Delete the routed events past retention (the nightly schedule), from `after` on."""
+
+    after: RoutedAt | None = None
+    batch_size: int = Field(default=1000, ge=1, le=10_000, description="events per transaction")
+    batches_per_call: int = Field(
+        default=100, ge=1, le=10_000, description="batches one activity call deletes at most"
+    )
+    calls_per_run: int = Field(
+        default=50, ge=1, le=1000, description="activity calls before the run continues as new"
+    )
+    deleted: int = Field(default=0, ge=0, description="deleted by the runs before this one")
+    scanned: int = Field(default=0, ge=0, description="looked at by the runs before this one")
+
+
+class RetentionReport(BaseModel):
+    """What retention did (counts only: no event or user in it)."""
+
+    cutoff: AwareDatetime | None = Field(
+        description="events older than this were deleted (None: a window in use reads every "
+        "event for good, so none was)"
+    )
+    names_kept_longer: int = Field(
+        default=0, description="event names a longer window in use keeps past the cutoff"
+    )
+    scanned: int = 0
+    deleted: int = 0
+    after: RoutedAt | None = None
+    finished: bool = True

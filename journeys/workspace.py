@@ -1,5 +1,5 @@
-"""Workspace settings: global frequency caps, the default time zone, the global holdout and
-channel rate limits.
+"""Workspace settings: global frequency caps, the default time zone, the global holdout,
+channel rate limits and how long events are kept.
 
 They are stored as one store setting per field (`frequency_caps`, `timezone`), so each can be
 read on its own; a field never set reads as its default.
@@ -17,6 +17,7 @@ from journeys.holdouts import GLOBAL_HOLDOUT_MAX
 from journeys.localtime import period_start
 from journeys.model import Channel, Duration, Strict, TimeZoneName, to_timedelta
 from journeys.ratelimits import Rate, RateText, parse_rate
+from journeys.retention import RETENTION_DAYS, RetentionDays
 from journeys.store import CapWindow, Store
 
 
@@ -55,6 +56,9 @@ class WorkspaceSettings(Strict):
     holdout: GlobalHoldout | None = None
     rate_limits: dict[Channel, RateText] = Field(default_factory=dict)
     """The most messages each channel sends, across every worker (`"20/s"`)."""
+    events_retention_days: RetentionDays = RETENTION_DAYS
+    """Routed events older than this are deleted, unless a window in use still reads them
+    (`journeys.retention`)."""
 
     def rate_limit(self, channel: Channel) -> Rate | None:
         """The channel's rate limit, if it has one."""

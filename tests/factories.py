@@ -8,6 +8,7 @@ steps through `record_steps` (as the journey activities do), one step per call.
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -51,6 +52,23 @@ def append_event(
     )
     [new] = store.append_events([event])
     return new
+
+
+def aged_event(
+    store: Store, user_id: str, name: str | None, at: datetime, *, routed_at: datetime | None
+) -> str:
+    """Store a track event (an identify when `name` is None) of time `at`, routed at
+    `routed_at` (None: left in the outbox); its message id."""
+    message_id = uuid.uuid4().hex
+    append_event(
+        store, message_id=message_id, user_id=user_id, type="track" if name else "identify",
+        name=name, properties={}, timestamp=at,
+    )  # fmt: skip
+    if routed_at is not None:
+        [stored] = [e for e in store.unrouted_events(10_000) if e.message_id == message_id]
+        assert stored.id is not None
+        store.mark_routed([stored.id], at=routed_at)
+    return message_id
 
 
 def merge_traits(store: Store, user_id: str, traits: dict[str, Any]) -> dict[str, Any]:

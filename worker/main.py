@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from pydantic import BaseModel
 from temporalio.client import (
     Client,
     Schedule,
@@ -25,6 +26,8 @@ from temporalio.client import (
     ScheduleAlreadyRunningError,
     ScheduleCalendarSpec,
     ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
     ScheduleRange,
     ScheduleSpec,
 )
@@ -35,14 +38,19 @@ from activities.broadcasts import BroadcastActivities
 from activities.channels import Provider, build_channels, closing_channels, embedded_channels
 from activities.journey import JourneyActivities
 from activities.predictions import PredictionActivities
+from activities.retention import RetentionActivities
 from activities.sweep import SweepActivities
 from journeys.contracts import (
     PREDICTION_HOUR_UTC,
     PREDICTION_SCHEDULE_ID,
     PREDICTION_WORKFLOW_TYPE,
+    RETENTION_HOUR_UTC,
+    RETENTION_SCHEDULE_ID,
+    RETENTION_WORKFLOW_TYPE,
     SWEEP_SCHEDULE_ID,
     SWEEP_WORKFLOW_TYPE,
     PredictInput,
+    RetentionInput,
     SweepInput,
 )
 from journeys.errors import ConfigurationError
@@ -60,12 +68,21 @@ from workflows.broadcast import BroadcastWorkflow
 from workflows.client import connect
 from workflows.journey import JourneyWorkflow
 from workflows.predictions import PredictionWorkflow
+from workflows.retention import EventRetentionWorkflow
 from workflows.segment_sweep import SegmentSweepWorkflow
 
 SWEEP_EVERY = timedelta(minutes=15)
 PREDICT_AT = ScheduleCalendarSpec(hour=[ScheduleRange(PREDICTION_HOUR_UTC)])
 """Every night: the conversion model is refitted and every user rescored."""
-WORKFLOWS = (JourneyWorkflow, SegmentSweepWorkflow, PredictionWorkflow, BroadcastWorkflow)
+RETAIN_AT = ScheduleCalendarSpec(hour=[ScheduleRange(RETENTION_HOUR_UTC)])
+"""Every night: routed events past retention are deleted."""
+WORKFLOWS = (
+    JourneyWorkflow,
+    SegmentSweepWorkflow,
+    PredictionWorkflow,
+    BroadcastWorkflow,
+    EventRetentionWorkflow,
+)
 logger = logging.getLogger("journeys.worker")
 
 
@@ -141,6 +158,7 @@ def build_worker(
             *BroadcastActivities(store, journeys).all(),
             sweep.sweep_segment_entries,
             PredictionActivities(store).predict_conversions,
+            RetentionActivities(store).delete_expired_events,
         ],
         activity_executor=executor,
         max_concurrent_activities=tuning.max_concurrent_activities,
@@ -225,24 +243,31 @@ def serve_metrics(address: str) -> None:
 
 async def ensure_schedules(client: Client, task_queue: str) -> None:
     """The Temporal Schedules the worker's workflows run on (each created once): the segment
-    sweep every 15 minutes, and the conversion predictions every night."""
-    schedules = {
-        SWEEP_SCHEDULE_ID: Schedule(
-            action=ScheduleActionStartWorkflow(
-                SWEEP_WORKFLOW_TYPE, SweepInput(), id=SWEEP_SCHEDULE_ID, task_queue=task_queue
-            ),
-            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=SWEEP_EVERY)]),
+    sweep every 15 minutes, and the conversion predictions and the deletion of expired events
+    every night. A run still going when its next is due makes the schedule skip that one."""
+    every_quarter = ScheduleSpec(intervals=[ScheduleIntervalSpec(every=SWEEP_EVERY)])
+    schedules: list[tuple[str, str, BaseModel, ScheduleSpec]] = [
+        (SWEEP_SCHEDULE_ID, SWEEP_WORKFLOW_TYPE, SweepInput(), every_quarter),
+        (
+            PREDICTION_SCHEDULE_ID,
+            PREDICTION_WORKFLOW_TYPE,
+            PredictInput(),
+            ScheduleSpec(calendars=[PREDICT_AT]),
         ),
-        PREDICTION_SCHEDULE_ID: Schedule(
-            action=ScheduleActionStartWorkflow(
-                PREDICTION_WORKFLOW_TYPE,
-                PredictInput(),
-                id=PREDICTION_SCHEDULE_ID,
-                task_queue=task_queue,
-            ),
-            spec=ScheduleSpec(calendars=[PREDICT_AT]),
+        (
+            RETENTION_SCHEDULE_ID,
+            RETENTION_WORKFLOW_TYPE,
+            RetentionInput(),
+            ScheduleSpec(calendars=[RETAIN_AT]),
         ),
-    }
-    for schedule_id, schedule in schedules.items():
+    ]
+    for schedule_id, workflow_type, request, spec in schedules:
+        schedule = Schedule(
+            action=ScheduleActionStartWorkflow(
+                workflow_type, request, id=schedule_id, task_queue=task_queue
+            ),
+            spec=spec,
+            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+        )
         with contextlib.suppress(ScheduleAlreadyRunningError):  # another worker made it first
             await client.create_schedule(schedule_id, schedule)

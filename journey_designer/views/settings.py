@@ -10,6 +10,7 @@ import streamlit as st
 from journey_designer.api import call, require
 from journey_designer.rate_limits import rate_limits
 from journeys.holdouts import GLOBAL_HOLDOUT_MAX
+from journeys.retention import RETENTION_DAYS, RETENTION_DAYS_MAX
 
 
 def global_holdout(stored: dict[str, Any]) -> None:
@@ -39,12 +40,40 @@ def global_holdout(stored: dict[str, Any]) -> None:
                 st.success(f"Saved: {percent:g}% of all users are held out.")
 
 
+def event_retention(stored: dict[str, Any]) -> None:
+    """How long routed events are kept."""
+    st.subheader("Event retention", anchor=False)
+    st.caption(
+        "Events older than this are deleted every night, once they have reached their "
+        "journeys. Events that a live journey or a segment still counts (an event count, with "
+        "its 'within' window or without one) are kept as long as that window reads them, and "
+        "so are events not yet routed."
+    )
+    current = int(stored.get("events_retention_days", RETENTION_DAYS))
+    with st.form("settings.retention"):
+        days = st.number_input(
+            f"Days to keep events (1 to {RETENTION_DAYS_MAX})",
+            min_value=1,
+            max_value=RETENTION_DAYS_MAX,
+            value=current,
+            step=1,
+        )
+        if st.form_submit_button("Save retention"):
+            saved = call(
+                lambda client: client.change_settings("events_retention_days", int(days)),
+                doing="save the retention",
+            )
+            if saved is not None:
+                st.success(f"Saved: events are kept {saved['events_retention_days']} days.")
+
+
 def main() -> None:
     """Render the page."""
     st.title("Settings")
     stored = require(lambda client: client.get_settings(), doing="load the settings")
     global_holdout(stored)
     rate_limits(stored)
+    event_retention(stored)
 
 
 main()

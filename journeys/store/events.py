@@ -1,20 +1,37 @@
 """Events and the routing outbox: batched, deduplicated appends (which also merge profiles
-and traits), the events not yet routed, and per-user reads and counts."""
+and traits), the events not yet routed, per-user reads and counts, and the batches of
+retention that delete routed events."""
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import text
-from sqlmodel import Session, and_, col, func, or_, select, update
+from sqlalchemy import literal, text, tuple_
+from sqlmodel import Session, and_, col, delete, func, or_, select, update
 
 from journeys.store.base import StoreBase, once_more_on_conflict
 from journeys.store.claims import NOTIFY_CHANNEL, partition_key
 from journeys.store.privacy import admitted_events
 from journeys.store.profiles import apply_operations, merge_profile, profile_of, profiles_of
-from journeys.store.records import EventRecord, NewEvent, utcnow
+from journeys.store.records import EventRecord, NewEvent, UTCDateTime, utcnow
+
+RoutedPosition = tuple[datetime, int]
+"""A place in routing order: (routed_at, id)."""
+Expired = Callable[[str | None, datetime], bool]
+"""Whether an event of this name (None for an identify) and time may be deleted."""
+
+
+@dataclass(frozen=True)
+class RetentionBatch:
+    """What one batch of retention looked at and deleted."""
+
+    scanned: int
+    deleted: int
+    last: RoutedPosition | None
+    """The last event looked at, where the next batch starts; None: none was left."""
 
 
 class EventsAggregate(StoreBase):
@@ -79,6 +96,43 @@ class EventsAggregate(StoreBase):
         )
         with self._read() as session:
             return session.exec(statement).one()
+
+    def delete_expired_events(
+        self,
+        routed_before: datetime,
+        expired: Expired,
+        *,
+        after: RoutedPosition | None = None,
+        limit: int = 1000,
+    ) -> RetentionBatch:
+        """One batch of retention, in one short transaction: of the next `limit` events routed
+        before `routed_before` (after `after`, in routing order), delete those `expired` says.
+
+        Unrouted events are never looked at. Rows are found through the `routed_at` index and
+        deleted by primary key, so PostgreSQL locks only those rows: events are appended,
+        routed and read meanwhile."""
+        routed = (col(EventRecord.routed_at), col(EventRecord.id))
+        statement = select(
+            col(EventRecord.id), col(EventRecord.routed_at), EventRecord.name, EventRecord.timestamp
+        ).where(routed[0] < routed_before)
+        if after is not None:
+            # Typed as the column, or PostgreSQL would compare an aware value in its own zone.
+            at, event_id = after
+            statement = statement.where(
+                tuple_(*routed) > tuple_(literal(at, UTCDateTime()), event_id)
+            )
+        statement = statement.order_by(*routed).limit(limit)
+        with self._write() as session:
+            found = list(session.exec(statement))
+            doomed = [event_id for event_id, _, name, at in found if expired(name, at)]
+            if doomed:
+                session.exec(delete(EventRecord).where(col(EventRecord.id).in_(doomed)))
+        if not found:
+            return RetentionBatch(scanned=0, deleted=0, last=None)
+        last_id, last_routed, _, _ = found[-1]
+        assert last_id is not None
+        assert last_routed is not None
+        return RetentionBatch(scanned=len(found), deleted=len(doomed), last=(last_routed, last_id))
 
     def events_for_user(
         self,

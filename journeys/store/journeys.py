@@ -6,11 +6,17 @@ import copy
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import col, exists, or_, select
 
 from journeys.errors import Conflict
 from journeys.store.base import StoreBase, get_or_raise
-from journeys.store.records import JourneyRecord, JourneyStatus, JourneyVersionRecord, utcnow
+from journeys.store.records import (
+    EnrollmentRecord,
+    JourneyRecord,
+    JourneyStatus,
+    JourneyVersionRecord,
+    utcnow,
+)
 
 
 class JourneysAggregate(StoreBase):
@@ -116,6 +122,26 @@ class JourneysAggregate(StoreBase):
             select(JourneyVersionRecord)
             .where(JourneyVersionRecord.journey_id == journey_id)
             .order_by(col(JourneyVersionRecord.version))
+        )
+        with self._read() as session:
+            return list(session.exec(statement))
+
+    def versions_in_use(self) -> list[JourneyVersionRecord]:
+        """The published versions a run may still evaluate: of every journey live or paused,
+        the latest version and each older one that an active run is on; by journey id and
+        version."""
+        version = JourneyVersionRecord
+        running = exists().where(
+            col(EnrollmentRecord.journey_id) == col(version.journey_id),
+            col(EnrollmentRecord.status) == "active",
+            col(EnrollmentRecord.version) == col(version.version),
+        )
+        statement = (
+            select(version)
+            .join(JourneyRecord, col(JourneyRecord.id) == col(version.journey_id))
+            .where(col(JourneyRecord.status).in_(("live", "paused")))
+            .where(or_(col(JourneyRecord.version) == col(version.version), running))
+            .order_by(col(version.journey_id), col(version.version))
         )
         with self._read() as session:
             return list(session.exec(statement))

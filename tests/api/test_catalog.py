@@ -236,14 +236,23 @@ async def test_message_preview_errors(api: ApiClient, store: Store) -> None:
         assert_error(await api.admin("POST", "/v1/messages/preview", body), status, code)
 
 
+DEFAULT_SETTINGS = {
+    "frequency_caps": [],
+    "timezone": "UTC",
+    "rate_limits": {},
+    "events_retention_days": 400,
+}
+
+
 async def test_settings_defaults_and_replace(api: ApiClient, store: Store) -> None:
     response = await api.admin("GET", "/v1/settings")
     assert response.status_code == 200
-    assert response.json() == {"frequency_caps": [], "timezone": "UTC", "rate_limits": {}}
+    assert response.json() == DEFAULT_SETTINGS
     settings = {
         "frequency_caps": [{"max": 3, "per": "1d", "channel": "push"}, {"max": 10, "per": "P7D"}],
         "timezone": "Europe/Paris",
         "rate_limits": {"sms": "10/s", "email": "600/m", "push": "5000/h"},
+        "events_retention_days": 90,
     }
     response = await api.admin("PUT", "/v1/settings", settings)
     assert response.status_code == 200
@@ -252,7 +261,7 @@ async def test_settings_defaults_and_replace(api: ApiClient, store: Store) -> No
     assert store.get_settings()["timezone"] == "Europe/Paris"
     # Replace: what is left out returns to its default.
     response = await api.admin("PUT", "/v1/settings", {"timezone": "UTC"})
-    assert response.json() == {"frequency_caps": [], "timezone": "UTC", "rate_limits": {}}
+    assert response.json() == DEFAULT_SETTINGS
     # Rates are kept as written, spaces aside.
     response = await api.admin("PUT", "/v1/settings", {"rate_limits": {"sms": " 20 / s "}})
     assert response.json()["rate_limits"] == {"sms": "20/s"}
@@ -277,6 +286,13 @@ async def test_settings_defaults_and_replace(api: ApiClient, store: Store) -> No
         ({"rate_limits": {"sms": 20}}, ["rate_limits.sms"]),
         ({"rate_limits": {"fax": "10/s"}}, ["rate_limits.fax"]),
         ({"rate_limits": "10/s"}, ["rate_limits"]),
+        ({"events_retention_days": 0}, ["events_retention_days"]),
+        ({"events_retention_days": -30}, ["events_retention_days"]),
+        ({"events_retention_days": 3651}, ["events_retention_days"]),
+        ({"events_retention_days": "400"}, ["events_retention_days"]),
+        ({"events_retention_days": 30.5}, ["events_retention_days"]),
+        ({"events_retention_days": None}, ["events_retention_days"]),
+        ({"events_retention_days": True}, ["events_retention_days"]),
     ],
 )
 async def test_invalid_settings_are_422(

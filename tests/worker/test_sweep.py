@@ -6,11 +6,13 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
-from temporalio.client import ScheduleRange
+from temporalio.client import ScheduleActionStartWorkflow, ScheduleOverlapPolicy, ScheduleRange
 from temporalio.testing import WorkflowEnvironment
 
 from journeys.contracts import (
     PREDICTION_SCHEDULE_ID,
+    RETENTION_SCHEDULE_ID,
+    RETENTION_WORKFLOW_TYPE,
     SWEEP_SCHEDULE_ID,
     SweepInput,
     SweepResult,
@@ -76,5 +78,13 @@ async def test_the_schedules_are_created_once(dev_server: WorkflowEnvironment) -
     predictions = dev_server.client.get_schedule_handle(PREDICTION_SCHEDULE_ID)
     [nightly] = (await predictions.describe()).schedule.spec.calendars
     assert (list(nightly.hour), list(nightly.minute)) == ([ScheduleRange(3, 3)], [ScheduleRange(0)])
+    retention = await dev_server.client.get_schedule_handle(RETENTION_SCHEDULE_ID).describe()
+    [after_predictions] = retention.schedule.spec.calendars
+    assert list(after_predictions.hour) == [ScheduleRange(4, 4)]
+    assert retention.schedule.policy.overlap == ScheduleOverlapPolicy.SKIP
+    action = retention.schedule.action
+    assert isinstance(action, ScheduleActionStartWorkflow)
+    assert action.workflow == RETENTION_WORKFLOW_TYPE
     await sweep.delete()
     await predictions.delete()
+    await dev_server.client.get_schedule_handle(RETENTION_SCHEDULE_ID).delete()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import os
 import signal
@@ -12,8 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from temporalio.client import ScheduleActionStartWorkflow
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from journeys.contracts import RETENTION_SCHEDULE_ID, RETENTION_WORKFLOW_TYPE
 from journeys.store import Store
 from tests.conftest import installed_binary, run_journeys
 from tests.factories import merge_traits
@@ -46,6 +50,9 @@ async def test_worker_process_delivers_as_configured_and_stops_cleanly_on_sigter
         "JOURNEYS_SMTP_URL": smtp.url,
         "JOURNEYS_EMAIL_FROM": "shop@example.com",
     }
+    retention = dev_server.client.get_schedule_handle(RETENTION_SCHEDULE_ID)
+    with contextlib.suppress(RPCError):  # made by another test's worker, or not there
+        await retention.delete()
     process = await asyncio.create_subprocess_exec(
         installed_binary("journeys"),
         "worker",
@@ -73,6 +80,10 @@ async def test_worker_process_delivers_as_configured_and_stops_cleanly_on_sigter
         assert (mail.message["Subject"], mail.recipients) == ("Hi Ada", ("ada@example.com",))
         unsubscribe = mail.message["List-Unsubscribe"]
         assert unsubscribe.startswith("<https://shop.example/api/unsubscribe?token=")
+        # The worker made its schedules at start, on its own task queue.
+        action = (await retention.describe()).schedule.action
+        assert isinstance(action, ScheduleActionStartWorkflow)
+        assert (action.workflow, action.task_queue) == (RETENTION_WORKFLOW_TYPE, task_queue)
     finally:
         process.send_signal(signal.SIGTERM)
         output, _ = await asyncio.wait_for(process.communicate(), timeout=30)

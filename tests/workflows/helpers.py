@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from temporalio.api.enums.v1 import WorkflowTaskFailedCause
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
+from temporalio.worker import Replayer, Worker
 
 from activities.journey import JourneyActivities
 from journeys.contracts import (
@@ -139,3 +143,31 @@ async def run_delivering_with(
         activity_executor=executor,
     ):
         return await (await start(env, task_queue, journey)).result()
+
+
+HISTORIES = Path(__file__).with_name("histories")
+
+
+async def replay_stored_histories(
+    folder: str,
+    name: str,
+    workflow: type,
+    record: Callable[[], Awaitable[WorkflowHandle[Any, Any]]],
+) -> None:
+    """Replay every history stored in `histories/{folder}` on today's `workflow`; with
+    `JOURNEYS_REFRESH_HISTORIES=1`, first store the one of the run `record` makes, as
+    `{name}.json` (keep an older one beside it, renamed `{name}.v1.json`, after an intended
+    change behind `workflow.patched`)."""
+    stored = HISTORIES / folder
+    if os.environ.get("JOURNEYS_REFRESH_HISTORIES") == "1":
+        handle = await record()
+        await handle.result()
+        history = await handle.fetch_history()
+        stored.mkdir(exist_ok=True)
+        text = json.dumps(json.loads(history.to_json()), indent=1)
+        (stored / f"{name}.json").write_text(text)
+    files = sorted(stored.glob("*.json"))
+    assert files, f"no stored {folder} history: run with JOURNEYS_REFRESH_HISTORIES=1"
+    replayer = Replayer(workflows=[workflow], data_converter=pydantic_data_converter)
+    for stored_file in files:
+        await replayer.replay_workflow(WorkflowHistory.from_json(name, stored_file.read_text()))

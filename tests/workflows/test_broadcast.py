@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from temporalio.api.history.v1 import HistoryEvent
-from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowHistory
+from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -29,7 +26,7 @@ from journeys.store import Store
 from journeys.unsubscribe import Links
 from journeys.workspace import WorkspaceSettings, save_workspace_settings
 from tests.factories import sent_delivery
-from tests.workflows.helpers import workflow_task_failures
+from tests.workflows.helpers import replay_stored_histories, workflow_task_failures
 from tests.workflows.test_summaries import timer_summaries
 from worker.main import build_worker
 from workflows.broadcast import BroadcastWorkflow
@@ -398,24 +395,13 @@ async def until(check: Any, timeout: float = 10.0) -> None:
             await asyncio.sleep(0.02)
 
 
-HISTORIES = Path(__file__).with_name("histories") / "broadcasts"
-"""Apart from the journeys' histories (`test_replay` replays each of those as a journey)."""
-
-
 async def test_stored_broadcast_histories_replay(
     time_skipping: WorkflowEnvironment, worker: Worker, store: Store, task_queue: str
 ) -> None:
-    if os.environ.get("JOURNEYS_REFRESH_HISTORIES") == "1":
+    async def record() -> WorkflowHandle[Any, BroadcastOutcome]:
         members(store, "a", "b", "c")
         quiet = {"start": "00:00", "end": "00:01", "action": "skip"}
         paced = broadcast(task_queue, rate="2/m", quiet_hours=quiet)
-        handle, _ = await run(time_skipping, task_queue, paced)
-        history = await handle.fetch_history()
-        stored = json.dumps(json.loads(history.to_json()), indent=1)
-        (HISTORIES / "broadcast.json").write_text(stored)
-    files = sorted(HISTORIES.glob("broadcast*.json"))
-    assert files, "no stored broadcast history: run with JOURNEYS_REFRESH_HISTORIES=1"
-    replayer = Replayer(workflows=[BroadcastWorkflow], data_converter=pydantic_data_converter)
-    for stored_file in files:
-        history = WorkflowHistory.from_json("broadcast", stored_file.read_text())
-        await replayer.replay_workflow(history)
+        return await start_broadcast(time_skipping.client, paced, task_queue=task_queue)
+
+    await replay_stored_histories("broadcasts", "broadcast", BroadcastWorkflow, record)
