@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -66,7 +67,7 @@ ROLES: dict[str, Role] = {
     "DELETE /v1/tokens/{token_id}": ADMIN_ROLE,
     "GET /v1/audit": ADMIN_ROLE,
 }
-"""The role each management route needs (the contract: docs/api.md, "Roles")."""
+"""The role each management route needs (docs/api.md, "Roles", lists them the same)."""
 
 NOT_CHANGES = {
     "POST /v1/journeys/validate",
@@ -121,6 +122,17 @@ async def test_every_management_route_has_its_role_in_the_table(app: FastAPI) ->
         assert operation["x-required-role"] == role, route
         assert f"Role: `{role}`" in operation["description"], route
         assert ("403" in operation["responses"]) == (role != VIEWER), route
+
+
+def test_the_reference_lists_each_route_under_its_role() -> None:
+    text = (Path(__file__).parents[2] / "docs" / "api.md").read_text(encoding="utf-8")
+    table = text[text.index("| role | endpoints |") :].split("\n\n")[0]
+    documented = {
+        route: Role(row.split("`")[1])
+        for row in table.splitlines()[2:]
+        for route in re.findall(r"`([A-Z]+ /[^`]+)`", row)
+    }
+    assert documented == ROLES
 
 
 async def test_each_role_gets_past_its_routes_and_403_below_them(
