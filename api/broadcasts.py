@@ -174,8 +174,9 @@ async def cancel_broadcast(
     record = await run_in_threadpool(_broadcast, store, broadcast_id)
     if record.status in FINAL_STATUSES:
         raise ApiError(409, "conflict", f"broadcast '{broadcast_id}' is {record.status} already")
-    # The store first: the sending activities check it before each batch.
+    # The store first: the sending activities check it before each batch. Recorded then, as
+    # the cancel holds from there even if telling the workflow fails (a 503).
     await run_in_threadpool(store.set_broadcast_status, broadcast_id, "cancelled")
-    await routing.cancel_broadcast(broadcast_id)
     await run_in_threadpool(store.record_audit, who.actor, "broadcast.cancelled", broadcast_id)
+    await routing.cancel_broadcast(broadcast_id)
     return await run_in_threadpool(_out, store, _broadcast(store, broadcast_id))
