@@ -10,6 +10,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 
 from api import (
+    access,
     broadcasts,
     catalog,
     engagement,
@@ -40,10 +41,12 @@ DESCRIPTION = """\
 Segment-compatible ingest, API-triggered entry and management of journeys, segments,
 templates and settings. Ingest and inbox endpoints take the write key (HTTP Basic username with
 an empty password, or `Authorization: Bearer <write key>`; the live inbox stream, opened by
-EventSource, takes it as `?key=`); management endpoints take
-`Authorization: Bearer <admin token>`. Tracked links (`/c/{token}`), the open pixel
-(`/o/{token}.gif`) and unsubscribe links take no credential: their signed token is the
-authority. Errors are `{"error": {"code", "message", "details"}}`.
+EventSource, takes it as `?key=`); management endpoints take `Authorization: Bearer <token>`:
+the admin token (acting as `admin`) or a personal token from `/v1/tokens`, acting under its
+role (`viewer`, `editor`, `publisher`, `admin`, each including the ones before it; each
+operation says the role it needs, also as `x-required-role`). Tracked links (`/c/{token}`),
+the open pixel (`/o/{token}.gif`) and unsubscribe links take no credential: their signed token
+is the authority. Errors are `{"error": {"code", "message", "details"}}`.
 """
 
 
@@ -124,6 +127,7 @@ def create_app(
         engagement.router,
         predictions.router,
         broadcasts.router,
+        access.router,
         sdk.router,
     )
     for router in routers:

@@ -12,7 +12,6 @@ role is too small gets 403 `forbidden`, and changes nothing.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Query, Security
@@ -26,7 +25,6 @@ from fastapi.security import (
 from api.deps import AppState, app_state
 from api.errors import ApiError
 from journeys.access import BOOTSTRAP, Principal, Role
-from journeys.store import utcnow
 
 _WRITE_KEY_BASIC = HTTPBasic(
     scheme_name="writeKeyBasic",
@@ -101,40 +99,51 @@ def principal(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_MANAGEMENT_BEARER)],
 ) -> Principal:
     """Who the request acts for (401 without a valid token). A plain function: FastAPI runs
-    it in a worker thread, as a personal token is looked up in the store."""
+    it in a worker thread, as a personal token is looked up in the store. A token's expiry is
+    read on the store's clock, as it was set."""
     if bearer is None:
         raise _unauthorized("missing credentials: send 'Authorization: Bearer <token>'", "Bearer")
     given = bearer.credentials
     if _same(given, state.settings.admin_token):
         return Principal(actor=BOOTSTRAP, role=Role.ADMIN)
-    token = state.store.active_token(given, utcnow())
+    token = state.store.active_token(given, state.store.clock())
     if token is None:
         raise _unauthorized("invalid token: unknown, revoked or expired", "Bearer")
     return Principal(actor=token.name, role=Role(token.role), token_id=token.id)
 
 
-def _allowing(role: Role) -> Callable[[Principal], Principal]:
-    def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
-        if not who.role.includes(role):
-            raise ApiError(
-                403, "forbidden", f"this needs the {role} role; {who.actor!r} is a {who.role}"
-            )
+class RoleCheck:
+    """A dependency giving the principal, refused (403 `forbidden`) unless its role includes
+    `role`. One instance per role, so FastAPI runs a route's checks once per request."""
+
+    def __init__(self, role: Role) -> None:
+        self.role = role
+
+    def __call__(self, who: Annotated[Principal, Depends(principal)]) -> Principal:
+        """The principal, if its role is enough."""
+        if not who.role.includes(self.role):
+            message = f"this needs the {self.role} role; {who.actor!r} has the {who.role} role"
+            raise ApiError(403, "forbidden", message)
         return who
 
-    check.__name__ = f"require_{role}"
-    return check
+
+_CHECKS = {role: RoleCheck(role) for role in Role}
 
 
-Viewer = Annotated[Principal, Depends(_allowing(Role.VIEWER))]
+Viewer = Annotated[Principal, Depends(_CHECKS[Role.VIEWER])]
 """A handler's parameter: the principal, who may read (every management token may)."""
-Editor = Annotated[Principal, Depends(_allowing(Role.EDITOR))]
-"""A handler's parameter: the principal, who may edit drafts, segments and templates."""
-Publisher = Annotated[Principal, Depends(_allowing(Role.PUBLISHER))]
-"""A handler's parameter: the principal, who may publish, broadcast and change settings."""
-Admin = Annotated[Principal, Depends(_allowing(Role.ADMIN))]
-"""A handler's parameter: the principal, who may manage people and tokens and erase users."""
+Editor = Annotated[Principal, Depends(_CHECKS[Role.EDITOR])]
+"""A handler's parameter: the principal, who may edit drafts, segments and templates.
+Declare it first, before any body: the role is checked before the body is read."""
+Publisher = Annotated[Principal, Depends(_CHECKS[Role.PUBLISHER])]
+"""A handler's parameter: the principal, who may publish, broadcast and change settings
+(declared first, as `Editor`)."""
+Admin = Annotated[Principal, Depends(_CHECKS[Role.ADMIN])]
+"""A handler's parameter: the principal, who may manage people and tokens, erase and export
+users and read the audit log (declared first, as `Editor`)."""
 
 WRITE_KEY = Depends(require_write_key)
 """Router dependency: ingest endpoints."""
-ADMIN = Depends(_allowing(Role.ADMIN))
-"""Router dependency: management endpoints."""
+MANAGEMENT = Depends(_CHECKS[Role.VIEWER])
+"""Router dependency: management endpoints, which every valid token may reach (401 without
+one); a route that needs more takes an `Editor`, `Publisher` or `Admin` parameter."""

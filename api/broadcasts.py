@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import ADMIN
+from api.auth import MANAGEMENT, Publisher
 from api.body import JsonModel
 from api.deps import RoutingDep, StoreDep
 from api.errors import ApiError, error_responses, problems_error
@@ -28,7 +28,7 @@ from journeys.validation import Problem, message_problems
 router = APIRouter(
     prefix="/v1/broadcasts",
     tags=["broadcasts"],
-    dependencies=[ADMIN],
+    dependencies=[MANAGEMENT],
     responses=error_responses(401, 404, 422),
 )
 
@@ -119,6 +119,7 @@ def _at_problems(at: datetime | None, now: datetime) -> list[Problem]:
     responses=error_responses(400, 409, 503),
 )
 async def create_broadcast(
+    who: Publisher,
     body: Annotated[Broadcast, Depends(JsonModel(Broadcast))],
     store: StoreDep,
     routing: RoutingDep,
@@ -142,6 +143,8 @@ async def create_broadcast(
     status = "scheduled" if body.at is not None and body.at > utcnow() else "sending"
     definition = body.model_dump(mode="json", exclude_none=True)
     await run_in_threadpool(store.add_broadcast, body.id, definition, status)
+    detail = {"segment": body.segment}
+    await run_in_threadpool(store.record_audit, who.actor, "broadcast.created", body.id, detail)
     return await run_in_threadpool(_out, store, _broadcast(store, body.id))
 
 
@@ -163,7 +166,7 @@ def get_broadcast(broadcast_id: BroadcastId, store: StoreDep) -> BroadcastOut:
     responses=error_responses(409, 503),
 )
 async def cancel_broadcast(
-    broadcast_id: BroadcastId, store: StoreDep, routing: RoutingDep
+    who: Publisher, broadcast_id: BroadcastId, store: StoreDep, routing: RoutingDep
 ) -> BroadcastOut:
     """Stop sending: messages already sent stay sent, members not reached yet get none
     (a batch being handed to providers at that moment still finishes). 409 when the
@@ -171,7 +174,9 @@ async def cancel_broadcast(
     record = await run_in_threadpool(_broadcast, store, broadcast_id)
     if record.status in FINAL_STATUSES:
         raise ApiError(409, "conflict", f"broadcast '{broadcast_id}' is {record.status} already")
-    # The store first: the sending activities check it before each batch.
+    # The store first: the sending activities check it before each batch. Recorded then, as
+    # the cancel holds from there even if telling the workflow fails (a 503).
     await run_in_threadpool(store.set_broadcast_status, broadcast_id, "cancelled")
+    await run_in_threadpool(store.record_audit, who.actor, "broadcast.cancelled", broadcast_id)
     await routing.cancel_broadcast(broadcast_id)
     return await run_in_threadpool(_out, store, _broadcast(store, broadcast_id))

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.auth import ADMIN
+from api.auth import MANAGEMENT, Editor, Publisher
 from api.body import JsonModel
 from api.deps import AppState, StateDep, StoreDep
 from api.errors import ApiError, error_responses, problems_error
@@ -24,7 +24,7 @@ from journeys.unsubscribe import Links
 from journeys.validation import check_content, segment_problems
 from journeys.workspace import WorkspaceSettings, load_workspace_settings, save_workspace_settings
 
-router = APIRouter(dependencies=[ADMIN], responses=error_responses(401, 404, 422))
+router = APIRouter(dependencies=[MANAGEMENT], responses=error_responses(401, 404, 422))
 
 Slug = Annotated[str, Field(pattern=SLUG_PATTERN)]
 SegmentId = Annotated[str, Path(pattern=SLUG_PATTERN, description="a slug")]
@@ -125,6 +125,7 @@ def list_segments(store: StoreDep) -> list[SegmentOut]:
     responses=error_responses(400),
 )
 def put_segment(
+    who: Editor,
     segment_id: SegmentId,
     body: Annotated[SegmentBody, Depends(JsonModel(SegmentBody))],
     store: StoreDep,
@@ -136,7 +137,9 @@ def put_segment(
     condition = CONDITION.dump_python(
         body.condition, mode="json", by_alias=True, exclude_unset=True
     )
-    return _segment_out(store.put_segment(segment_id, body.name, condition))
+    saved = store.put_segment(segment_id, body.name, condition)
+    store.record_audit(who.actor, "segment.saved", segment_id)
+    return _segment_out(saved)
 
 
 @router.get("/v1/segments/{segment_id}", tags=["segments"], summary="Get a segment")
@@ -148,10 +151,11 @@ def get_segment(segment_id: SegmentId, store: StoreDep) -> SegmentOut:
 @router.delete(
     "/v1/segments/{segment_id}", tags=["segments"], summary="Delete a segment", status_code=204
 )
-def delete_segment(segment_id: SegmentId, store: StoreDep) -> Response:
+def delete_segment(who: Editor, segment_id: SegmentId, store: StoreDep) -> Response:
     """Delete the segment (journeys referring to it are refused on their next publish)."""
     if not store.delete_segment(segment_id):
         raise NotFound(f"no segment '{segment_id}'")
+    store.record_audit(who.actor, "segment.deleted", segment_id)
     return Response(status_code=204)
 
 
@@ -178,7 +182,9 @@ class ConditionBody(BaseModel):
     responses=error_responses(400),
 )
 def count_condition(
-    body: Annotated[ConditionBody, Depends(JsonModel(ConditionBody))], store: StoreDep
+    who: Editor,
+    body: Annotated[ConditionBody, Depends(JsonModel(ConditionBody))],
+    store: StoreDep,
 ) -> SegmentCount:
     """How many users the condition holds for now (what a segment of it would count)."""
     _check_segment(body.condition)
@@ -230,6 +236,7 @@ def list_templates(store: StoreDep) -> list[TemplateOut]:
     responses=error_responses(400),
 )
 def put_template(
+    who: Editor,
     template_id: TemplateId,
     body: Annotated[TemplateBody, Depends(JsonModel(TemplateBody))],
     store: StoreDep,
@@ -239,7 +246,9 @@ def put_template(
     problems = check_content("content", body.channel, body.content)
     if problems:
         raise problems_error("validation_error", "the template is invalid", problems)
-    return _template_out(store.put_template(template_id, body.channel, body.content))
+    saved = store.put_template(template_id, body.channel, body.content)
+    store.record_audit(who.actor, "template.saved", template_id, {"channel": body.channel})
+    return _template_out(saved)
 
 
 @router.get("/v1/templates/{template_id}", tags=["templates"], summary="Get a template")
@@ -254,15 +263,17 @@ def get_template(template_id: TemplateId, store: StoreDep) -> TemplateOut:
     summary="Delete a template",
     status_code=204,
 )
-def delete_template(template_id: TemplateId, store: StoreDep) -> Response:
+def delete_template(who: Editor, template_id: TemplateId, store: StoreDep) -> Response:
     """Delete the template (journeys using it are refused on their next publish)."""
     if not store.delete_template(template_id):
         raise NotFound(f"no template '{template_id}'")
+    store.record_audit(who.actor, "template.deleted", template_id)
     return Response(status_code=204)
 
 
 @router.post("/v1/templates/{template_id}/preview", tags=["templates"], summary="Render a template")
 def preview_template(
+    who: Editor,
     template_id: TemplateId,
     body: Annotated[PreviewRequest, Depends(JsonModel(PreviewRequest))],
     state: StateDep,
@@ -291,6 +302,7 @@ class MessagePreviewRequest(PreviewRequest):
     responses=error_responses(400),
 )
 def preview_message(
+    who: Editor,
     body: Annotated[MessagePreviewRequest, Depends(JsonModel(MessagePreviewRequest))],
     state: StateDep,
 ) -> dict[str, Any]:
@@ -356,7 +368,14 @@ def get_settings(store: StoreDep) -> WorkspaceSettings:
     response_model_exclude_none=True,
 )
 def put_settings(
-    body: Annotated[WorkspaceSettings, Depends(JsonModel(WorkspaceSettings))], store: StoreDep
+    who: Publisher,
+    body: Annotated[WorkspaceSettings, Depends(JsonModel(WorkspaceSettings))],
+    store: StoreDep,
 ) -> WorkspaceSettings:
     """Replace every workspace setting (fields left out take their defaults)."""
-    return save_workspace_settings(store, body)
+    before = load_workspace_settings(store).model_dump(mode="json")
+    saved = save_workspace_settings(store, body)
+    after = saved.model_dump(mode="json")
+    changed = sorted(name for name in after if after[name] != before.get(name))
+    store.record_audit(who.actor, "settings.changed", "workspace", {"changed": changed})
+    return saved

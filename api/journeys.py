@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import ADMIN, Publisher
+from api.auth import MANAGEMENT, Editor, Publisher
 from api.body import DOCUMENT_LIMIT, RawJson
 from api.deps import NO_NUL, ROW_ID, RoutingDep, StoreDep
 from api.errors import ApiError, error_responses
@@ -24,7 +24,7 @@ from journeys.validation import Problem, validate
 router = APIRouter(
     prefix="/v1/journeys",
     tags=["journeys"],
-    dependencies=[ADMIN],
+    dependencies=[MANAGEMENT],
     responses=error_responses(401, 404, 422),
 )
 
@@ -221,6 +221,7 @@ def list_journeys(store: StoreDep) -> list[JourneySummary]:
 
 @router.post("/validate", summary="Validate a journey document")
 def validate_journey(
+    who: Editor,
     document: JourneyDocument,
     store: StoreDep,
     publish: Annotated[
@@ -234,7 +235,9 @@ def validate_journey(
 
 
 @router.put("/{journey_id}", summary="Save a journey's draft", responses=error_responses(400))
-def save_draft(journey_id: JourneyId, document: JourneyDocument, store: StoreDep) -> JourneyDetail:
+def save_draft(
+    who: Editor, journey_id: JourneyId, document: JourneyDocument, store: StoreDep
+) -> JourneyDetail:
     """Create the journey or replace its draft; the document must be valid (422 otherwise)."""
     body_id = document.get("id") if isinstance(document, dict) else None
     if isinstance(body_id, str) and body_id != journey_id:
@@ -242,7 +245,9 @@ def save_draft(journey_id: JourneyId, document: JourneyDocument, store: StoreDep
     problems = validate(document)
     if problems:
         raise InvalidJourney(problems)
-    return _detail(store, store.save_draft(journey_id, document))
+    saved = store.save_draft(journey_id, document)
+    store.record_audit(who.actor, "journey.draft_saved", journey_id)
+    return _detail(store, saved)
 
 
 @router.get("/{journey_id}", summary="Get a journey")
@@ -252,7 +257,7 @@ def get_journey(journey_id: JourneyId, store: StoreDep) -> JourneyDetail:
 
 
 @router.post("/{journey_id}/publish", summary="Publish the draft", responses=error_responses(409))
-def publish(journey_id: JourneyId, store: StoreDep, who: Publisher) -> PublishResult:
+def publish(who: Publisher, journey_id: JourneyId, store: StoreDep) -> PublishResult:
     """Validate the draft against the stored segments and templates, then publish it as a new
     version. Users already in the journey keep theirs."""
     journey = _journey(store, journey_id)
@@ -262,6 +267,7 @@ def publish(journey_id: JourneyId, store: StoreDep, who: Publisher) -> PublishRe
     if problems:
         raise InvalidJourney(problems)
     version = store.publish(journey_id, validated=journey.draft, published_by=who.actor)
+    store.record_audit(who.actor, "journey.published", journey_id, {"version": version})
     return PublishResult(version=version)
 
 
@@ -293,25 +299,33 @@ def _template_channels(journey: Journey, channels: dict[str, str]) -> list[Probl
 
 
 @router.post("/{journey_id}/pause", summary="Pause", responses=error_responses(409))
-def pause(journey_id: JourneyId, store: StoreDep) -> JourneySummary:
+def pause(who: Publisher, journey_id: JourneyId, store: StoreDep) -> JourneySummary:
     """No new entries; users inside continue. 409 if never published or archived."""
     if _journey(store, journey_id).version is None:
         raise Conflict(f"journey '{journey_id}' has never been published")
-    return _summary(store.set_status(journey_id, "paused"))
+    paused = store.set_status(journey_id, "paused")
+    store.record_audit(who.actor, "journey.paused", journey_id)
+    return _summary(paused)
 
 
 @router.post("/{journey_id}/resume", summary="Resume", responses=error_responses(409))
-def resume(journey_id: JourneyId, store: StoreDep) -> JourneySummary:
+def resume(who: Publisher, journey_id: JourneyId, store: StoreDep) -> JourneySummary:
     """Make the journey live again. 409 if never published or archived."""
-    return _summary(store.set_status(journey_id, "live"))
+    resumed = store.set_status(journey_id, "live")
+    store.record_audit(who.actor, "journey.resumed", journey_id)
+    return _summary(resumed)
 
 
 @router.post("/{journey_id}/archive", summary="Archive", responses=error_responses(503))
-async def archive(journey_id: JourneyId, store: StoreDep, routing: RoutingDep) -> ArchiveResult:
+async def archive(
+    who: Publisher, journey_id: JourneyId, store: StoreDep, routing: RoutingDep
+) -> ArchiveResult:
     """No new entries, and every user inside exits at once. Final; repeating it is harmless
     (and finishes the exits if Temporal was unavailable the first time)."""
     journey = await run_in_threadpool(store.set_status, journey_id, "archived")
     exited = await routing.archive(journey_id)
+    detail = {"exited": exited}
+    await run_in_threadpool(store.record_audit, who.actor, "journey.archived", journey_id, detail)
     return ArchiveResult(**_summary(journey).model_dump(), exited=exited)
 
 

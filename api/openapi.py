@@ -1,12 +1,13 @@
 """The OpenAPI document (served at `/openapi.json`, browsed at `/docs`).
 
 FastAPI documents the bodies it parses itself; ours are read by `api.body` dependencies, so
-their schemas are added here from each reader's `schema` model.
+their schemas are added here from each reader's `schema` model. The role each management
+operation needs (`api.auth`) is added too: as `x-required-role`, and in its description.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -14,7 +15,9 @@ from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
+from api.auth import RoleCheck
 from api.body import BodyReader
+from journeys.access import Role
 
 
 def install(app: FastAPI, routers: Sequence[APIRouter]) -> None:
@@ -32,7 +35,9 @@ def install(app: FastAPI, routers: Sequence[APIRouter]) -> None:
                 description=app.description,
                 routes=app.routes,
             )
-            _add_bodies(document, [route for router in routers for route in router.routes])
+            routes = [route for router in routers for route in router.routes]
+            _add_bodies(document, routes)
+            _add_roles(document, routes)
             app.openapi_schema = document
         return app.openapi_schema
 
@@ -41,10 +46,10 @@ def install(app: FastAPI, routers: Sequence[APIRouter]) -> None:
 
 def _add_bodies(document: dict[str, Any], routes: list[Any]) -> None:
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
-    for route in routes:
-        if not isinstance(route, APIRoute) or not route.include_in_schema:
-            continue
-        reader = _body_reader(route.dependant)
+    for route in _documented(routes):
+        reader = next(
+            (c for c in dependency_calls(route.dependant) if isinstance(c, BodyReader)), None
+        )
         if reader is None:
             continue
         name = reader.schema.__name__
@@ -63,11 +68,40 @@ def _add_bodies(document: dict[str, Any], routes: list[Any]) -> None:
             document["paths"][route.path_format][method.lower()]["requestBody"] = body
 
 
-def _body_reader(dependant: Dependant) -> BodyReader | None:
+def _add_roles(document: dict[str, Any], routes: list[Any]) -> None:
+    for route in _documented(routes):
+        role = _required_role(route.dependant)
+        if role is None:
+            continue
+        for method in route.methods or ():
+            operation = document["paths"][route.path_format][method.lower()]
+            operation["x-required-role"] = role.value
+            above = "" if role == Role.ADMIN else " or a role that includes it"
+            needs = f"Role: `{role}`{above}."
+            operation["description"] = f"{operation.get('description', '')}\n\n{needs}".lstrip()
+            if role != Role.VIEWER:  # every token has the viewer role
+                operation["responses"]["403"] = _FORBIDDEN
+
+
+_FORBIDDEN = {
+    "description": "forbidden: the token's role does not include the one needed",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+}
+
+
+def _documented(routes: list[Any]) -> Iterator[APIRoute]:
+    return (r for r in routes if isinstance(r, APIRoute) and r.include_in_schema)
+
+
+def _required_role(dependant: Dependant) -> Role | None:
+    """The role a route needs: the highest its dependencies check (None: it takes no
+    management token)."""
+    roles = [c.role for c in dependency_calls(dependant) if isinstance(c, RoleCheck)]
+    return max(roles, key=list(Role).index, default=None)
+
+
+def dependency_calls(dependant: Dependant) -> Iterator[Any]:
+    """Every dependency of a route (or of a dependency), however deep."""
     for dependency in dependant.dependencies:
-        if isinstance(dependency.call, BodyReader):
-            return dependency.call
-        found = _body_reader(dependency)
-        if found is not None:
-            return found
-    return None
+        yield dependency.call
+        yield from dependency_calls(dependency)

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import ADMIN
+from api.auth import MANAGEMENT
 from api.deps import StoreDep
 from api.errors import error_responses
 from journeys.contracts import PredictionReport
@@ -14,7 +14,7 @@ from journeys.contracts import PredictionReport
 router = APIRouter(
     prefix="/v1/predictions",
     tags=["predictions"],
-    dependencies=[ADMIN],
+    dependencies=[MANAGEMENT],
     responses=error_responses(401),
 )
 

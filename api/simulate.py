@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import ADMIN
+from api.auth import MANAGEMENT, Editor
 from api.body import JsonModel
 from api.deps import StoreDep
 from api.errors import ApiError, error_responses
@@ -24,7 +24,7 @@ from simulator import SimulationFailed, Workspace, simulate
 router = APIRouter(
     prefix="/v1/journeys",
     tags=["journeys"],
-    dependencies=[ADMIN],
+    dependencies=[MANAGEMENT],
     responses=error_responses(401, 404, 422),
 )
 
@@ -54,6 +54,7 @@ def version_to_run(store: Store, journey_id: str, version: int | str) -> tuple[J
     responses=error_responses(503),
 )
 async def simulate_journey(
+    who: Editor,
     journey_id: JourneyId,
     body: Annotated[SimulationRequest, Depends(JsonModel(SimulationRequest))],
     store: StoreDep,

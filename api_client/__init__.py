@@ -257,6 +257,22 @@ class ApiClient:
         body: dict[str, Any] = self._admin("DELETE", f"/v1/users/{_segment(user_id)}")
         return body
 
+    def create_token(self, name: str, role: str, expires_in: str | None = None) -> dict[str, Any]:
+        """`POST /v1/tokens`: a personal token acting under `role`, lasting `expires_in` (a
+        duration; None: until revoked); `{id, name, role, token, expires_at}`, the only time
+        the secret `token` is shown."""
+        body = {"name": name, "role": role, "expires_in": expires_in}
+        created: dict[str, Any] = self._admin("POST", "/v1/tokens", body)
+        return created
+
+    def list_tokens(self) -> list[dict[str, Any]]:
+        """`GET /v1/tokens`: every token not revoked, oldest first, without secrets."""
+        return list(self._admin("GET", "/v1/tokens"))
+
+    def revoke_token(self, token_id: str) -> None:
+        """`DELETE /v1/tokens/{id}`: revoke the token at once."""
+        self._admin("DELETE", f"/v1/tokens/{_segment(token_id)}")
+
     # --- ingest (write key) ---------------------------------------------------------------
 
     def batch(self, messages: list[dict[str, Any]]) -> None:

@@ -54,7 +54,10 @@ class Principal:
 
 
 TOKEN_PREFIX = "jt_"
-_TOKEN = re.compile(rf"^{TOKEN_PREFIX}(?P<id>[0-9a-f]{{16}})_(?P<key>[A-Za-z0-9_-]{{43}})$")
+_ID = "[0-9a-f]{16}"
+TOKEN_ID_PATTERN = f"^{_ID}$"
+"""A token's id: the part of its secret between `jt_` and the key."""
+_TOKEN = re.compile(rf"^{TOKEN_PREFIX}(?P<id>{_ID})_(?P<key>[A-Za-z0-9_-]{{43}})$")
 
 
 @dataclass(frozen=True)

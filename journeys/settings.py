@@ -27,6 +27,7 @@ class Component(StrEnum):
     WORKER = "the worker"
     DESIGNER = "the designer"
     PUBLISH = "publishing"
+    TOKENS = "managing tokens"
     DEMO = "the demo"
 
 
@@ -46,6 +47,7 @@ NEEDS: dict[Component, tuple[str, ...]] = {
     Component.WORKER: ("unsubscribe_secret",),
     Component.DESIGNER: ("admin_token",),
     Component.PUBLISH: ("admin_token",),
+    Component.TOKENS: ("admin_token",),
     Component.DEMO: ("admin_token", "write_key"),
 }
 """The credentials each component needs to start (`journeys up` sets development values)."""

@@ -222,6 +222,9 @@ SPEC_PATHS = {
     "/v1/users/{user_id}/inbox": {"get"},
     "/v1/users/{user_id}/inbox/{message_id}/read": {"post"},
     "/v1/users/{user_id}/inbox/stream": {"get"},
+    "/v1/tokens": {"post", "get"},
+    "/v1/tokens/{token_id}": {"delete"},
+    "/v1/audit": {"get"},
     "/sdk/journeys.js": {"get"},
     "/healthz": {"get"},
     "/metrics": {"get"},
@@ -252,6 +255,14 @@ async def test_openapi_documents_bodies_credentials_and_errors(api: ApiClient) -
         "writeKeyBearer",
     }
     assert put_journey["security"] == [{"managementToken": []}]
+    scheme = document["components"]["securitySchemes"]["managementToken"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    # Each management operation names its role (tests/api/test_roles.py checks them all).
+    assert put_journey["x-required-role"] == "editor"
+    assert "Role: `editor` or a role that includes it." in put_journey["description"]
+    assert "403" in put_journey["responses"]
+    assert paths["/v1/journeys"]["get"]["x-required-role"] == "viewer"
+    assert "x-required-role" not in track
     assert track["responses"]["413"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "/ErrorBody"
     )

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from fastapi import FastAPI
-from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from api.auth import principal, require_write_key, require_write_key_in_query
 from api.body import BodyReader
+from api.openapi import dependency_calls
 from tests.api.helpers import bearer
 
 WRITE_KEY = "hostile-write-key"
@@ -42,8 +42,9 @@ PUBLIC = {
 DOCUMENTATION = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 """FastAPI's own documentation routes (the spec: "OpenAPI at /docs"): no data, no actions."""
 
-Credential = Literal["write", "write-in-query", "admin", "none"]
-"""What an endpoint takes: "write-in-query" is the live inbox stream's `?key=` (a request
+Credential = Literal["write", "write-in-query", "management", "none"]
+"""What an endpoint takes: "management" is a token of any role (`tests/api/test_roles.py`
+walks the roles); "write-in-query" is the live inbox stream's `?key=` (a request
 with it streams for as long as the client stays, so only its refusals are walked here;
 tests/api/test_inbox.py opens it)."""
 
@@ -61,12 +62,6 @@ class Endpoint:
 
     def __str__(self) -> str:
         return f"{self.method} {self.template}"
-
-
-def _calls(dependant: Dependant) -> Iterable[Any]:
-    for dependency in dependant.dependencies:
-        yield dependency.call
-        yield from _calls(dependency)
 
 
 def _routes(routes: Iterable[Any]) -> Iterable[Any]:
@@ -89,10 +84,10 @@ def endpoints(app: FastAPI) -> list[Endpoint]:
         if not isinstance(route, APIRoute):
             assert route.path in DOCUMENTATION, f"an unexpected non-API route {route.path}"
             continue
-        calls = list(_calls(route.dependant))
+        calls = list(dependency_calls(route.dependant))
         credential: Credential = "none"
         if principal in calls:
-            credential = "admin"
+            credential = "management"
         if require_write_key in calls:
             assert credential == "none", f"{route.path} asks for both credentials"
             credential = "write"

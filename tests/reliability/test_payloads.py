@@ -41,7 +41,7 @@ def with_body(app: FastAPI) -> list[Endpoint]:
 
 def credential(endpoint: Endpoint) -> dict[str, str]:
     """The headers that let a request to `endpoint` in."""
-    return {"write": WRITE, "admin": ADMIN}.get(endpoint.credential, {})
+    return {"write": WRITE, "management": ADMIN}.get(endpoint.credential, {})
 
 
 def nested(depth: int) -> Any:

@@ -90,7 +90,7 @@ async def test_the_write_key_cannot_manage_and_the_admin_token_cannot_ingest(
     app: FastAPI, http: httpx.AsyncClient
 ) -> None:
     listed = endpoints(app)
-    management = [e for e in listed if e.credential == "admin"]
+    management = [e for e in listed if e.credential == "management"]
     ingest = [e for e in listed if e.credential == "write"]
     assert len(management) > 20
     assert {"/v1/track", "/v1/batch", "/trigger"} <= {e.template for e in ingest}
