@@ -80,6 +80,7 @@ class RetentionActivities:
                 cutoff,
                 plan.expired,
                 after=None if after is None else (after.routed_at, after.id),
+                kept_for_good=plan.kept_for_good,
                 limit=request.batch_size,
             )
             if batch.last is None:

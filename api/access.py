@@ -3,6 +3,7 @@ management change."""
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -30,7 +31,7 @@ TokenId = Annotated[
 def _token_name(name: str) -> str:
     if not name.isprintable() or not name.strip():
         raise ValueError("must be printable characters, not only spaces")
-    if name == BOOTSTRAP:
+    if unicodedata.normalize("NFKC", name).strip().casefold() == BOOTSTRAP:
         raise ValueError(f"'{BOOTSTRAP}' names the admin token in the audit log")
     return name
 
@@ -81,6 +82,9 @@ class AuditEntry(BaseModel):
     id: int
     at: datetime
     actor: str
+    token_id: str | None = Field(
+        description="the personal token the change came with; null: the admin token"
+    )
     action: str
     target: str
     detail: dict[str, Any]
@@ -108,7 +112,7 @@ def create_token(
         body.name, body.role, created_by=who.actor, expires_at=expires_at
     )
     detail = {"name": record.name, "role": record.role}
-    store.record_audit(who.actor, "token.created", record.id, detail)
+    store.record_audit(who, "token.created", record.id, detail)
     return CreatedToken(
         id=record.id, name=record.name, role=body.role, token=secret, expires_at=expires_at
     )
@@ -135,7 +139,7 @@ def revoke_token(who: Admin, token_id: TokenId, store: StoreDep) -> Response:
     revoked = store.revoke_token(token_id)
     if revoked is None:
         raise NotFound(f"no token '{token_id}' (or it is revoked already)")
-    store.record_audit(who.actor, "token.revoked", token_id, {"name": revoked.name})
+    store.record_audit(who, "token.revoked", token_id, {"name": revoked.name})
     return Response(status_code=204)
 
 

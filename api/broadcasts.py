@@ -144,7 +144,7 @@ async def create_broadcast(
     definition = body.model_dump(mode="json", exclude_none=True)
     await run_in_threadpool(store.add_broadcast, body.id, definition, status)
     detail = {"segment": body.segment}
-    await run_in_threadpool(store.record_audit, who.actor, "broadcast.created", body.id, detail)
+    await run_in_threadpool(store.record_audit, who, "broadcast.created", body.id, detail)
     return await run_in_threadpool(_out, store, _broadcast(store, body.id))
 
 
@@ -177,6 +177,6 @@ async def cancel_broadcast(
     # The store first: the sending activities check it before each batch. Recorded then, as
     # the cancel holds from there even if telling the workflow fails (a 503).
     await run_in_threadpool(store.set_broadcast_status, broadcast_id, "cancelled")
-    await run_in_threadpool(store.record_audit, who.actor, "broadcast.cancelled", broadcast_id)
+    await run_in_threadpool(store.record_audit, who, "broadcast.cancelled", broadcast_id)
     await routing.cancel_broadcast(broadcast_id)
     return await run_in_threadpool(_out, store, _broadcast(store, broadcast_id))

@@ -138,7 +138,7 @@ def put_segment(
         body.condition, mode="json", by_alias=True, exclude_unset=True
     )
     saved = store.put_segment(segment_id, body.name, condition)
-    store.record_audit(who.actor, "segment.saved", segment_id)
+    store.record_audit(who, "segment.saved", segment_id)
     return _segment_out(saved)
 
 
@@ -155,7 +155,7 @@ def delete_segment(who: Editor, segment_id: SegmentId, store: StoreDep) -> Respo
     """Delete the segment (journeys referring to it are refused on their next publish)."""
     if not store.delete_segment(segment_id):
         raise NotFound(f"no segment '{segment_id}'")
-    store.record_audit(who.actor, "segment.deleted", segment_id)
+    store.record_audit(who, "segment.deleted", segment_id)
     return Response(status_code=204)
 
 
@@ -247,7 +247,7 @@ def put_template(
     if problems:
         raise problems_error("validation_error", "the template is invalid", problems)
     saved = store.put_template(template_id, body.channel, body.content)
-    store.record_audit(who.actor, "template.saved", template_id, {"channel": body.channel})
+    store.record_audit(who, "template.saved", template_id, {"channel": body.channel})
     return _template_out(saved)
 
 
@@ -267,7 +267,7 @@ def delete_template(who: Editor, template_id: TemplateId, store: StoreDep) -> Re
     """Delete the template (journeys using it are refused on their next publish)."""
     if not store.delete_template(template_id):
         raise NotFound(f"no template '{template_id}'")
-    store.record_audit(who.actor, "template.deleted", template_id)
+    store.record_audit(who, "template.deleted", template_id)
     return Response(status_code=204)
 
 
@@ -377,5 +377,5 @@ def put_settings(
     saved = save_workspace_settings(store, body)
     after = saved.model_dump(mode="json")
     changed = sorted(name for name in after if after[name] != before.get(name))
-    store.record_audit(who.actor, "settings.changed", "workspace", {"changed": changed})
+    store.record_audit(who, "settings.changed", "workspace", {"changed": changed})
     return saved

@@ -246,7 +246,7 @@ def save_draft(
     if problems:
         raise InvalidJourney(problems)
     saved = store.save_draft(journey_id, document)
-    store.record_audit(who.actor, "journey.draft_saved", journey_id)
+    store.record_audit(who, "journey.draft_saved", journey_id)
     return _detail(store, saved)
 
 
@@ -267,7 +267,7 @@ def publish(who: Publisher, journey_id: JourneyId, store: StoreDep) -> PublishRe
     if problems:
         raise InvalidJourney(problems)
     version = store.publish(journey_id, validated=journey.draft, published_by=who.actor)
-    store.record_audit(who.actor, "journey.published", journey_id, {"version": version})
+    store.record_audit(who, "journey.published", journey_id, {"version": version})
     return PublishResult(version=version)
 
 
@@ -304,7 +304,7 @@ def pause(who: Publisher, journey_id: JourneyId, store: StoreDep) -> JourneySumm
     if _journey(store, journey_id).version is None:
         raise Conflict(f"journey '{journey_id}' has never been published")
     paused = store.set_status(journey_id, "paused")
-    store.record_audit(who.actor, "journey.paused", journey_id)
+    store.record_audit(who, "journey.paused", journey_id)
     return _summary(paused)
 
 
@@ -312,7 +312,7 @@ def pause(who: Publisher, journey_id: JourneyId, store: StoreDep) -> JourneySumm
 def resume(who: Publisher, journey_id: JourneyId, store: StoreDep) -> JourneySummary:
     """Make the journey live again. 409 if never published or archived."""
     resumed = store.set_status(journey_id, "live")
-    store.record_audit(who.actor, "journey.resumed", journey_id)
+    store.record_audit(who, "journey.resumed", journey_id)
     return _summary(resumed)
 
 
@@ -321,11 +321,11 @@ async def archive(
     who: Publisher, journey_id: JourneyId, store: StoreDep, routing: RoutingDep
 ) -> ArchiveResult:
     """No new entries, and every user inside exits at once. Final; repeating it is harmless
-    (and finishes the exits if Temporal was unavailable the first time)."""
+    (and finishes the exits if Temporal was unavailable the first time). The audit log
+    records it once archived, before the runs are told to exit."""
     journey = await run_in_threadpool(store.set_status, journey_id, "archived")
+    await run_in_threadpool(store.record_audit, who, "journey.archived", journey_id)
     exited = await routing.archive(journey_id)
-    detail = {"exited": exited}
-    await run_in_threadpool(store.record_audit, who.actor, "journey.archived", journey_id, detail)
     return ArchiveResult(**_summary(journey).model_dump(), exited=exited)
 
 

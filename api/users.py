@@ -11,12 +11,12 @@ from pydantic import AfterValidator, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import MANAGEMENT, Admin
-from api.deps import RoutingDep, StoreDep, UserId
+from api.deps import RoutingDep, StateDep, StoreDep, UserId
 from api.errors import error_responses
+from journeys.access import audit_user_reference
 from journeys.contracts import EnrollmentStatus, EventType, FinalDeliveryStatus
 from journeys.errors import NotFound
 from journeys.store import DeliveryRecord, Store, UserData
-from journeys.store.privacy import user_hash
 from journeys.timeline import Timeline, parse_place, user_timeline
 
 router = APIRouter(
@@ -252,35 +252,38 @@ def user_timeline_page(
 @router.delete(
     "/{user_id}", status_code=202, summary="Erase a user", responses=error_responses(503)
 )
-async def erase_user(who: Admin, user_id: UserId, store: StoreDep, routing: RoutingDep) -> Erasure:
+async def erase_user(
+    who: Admin, user_id: UserId, state: StateDep, store: StoreDep, routing: RoutingDep
+) -> Erasure:
     """Erase everything stored about the user and end their runs (reason `erased`). Their
     later events are dropped until they are identified again with `context.consent: true`.
     Deliveries and enrollments stay, without content or user id, for the statistics.
 
-    The user is suppressed first (so nothing arriving meanwhile recreates them), then their
-    runs are told to leave and given a moment to end, then the store is erased. 503 when
-    Temporal is unreachable: the user stays suppressed, and erasing again finishes it.
-    The audit log names the user by the hash the suppression keeps, never by their id."""
+    The user is suppressed first (so nothing arriving meanwhile recreates them; the audit
+    log records the erasure from then on), then their runs are told to leave and given a
+    moment to end, then the store is erased. 503 when Temporal is unreachable: the user stays
+    suppressed, and erasing again finishes it. The audit log names the user by a keyed hash
+    (`journeys.access.audit_user_reference`), never by their id."""
     if not await run_in_threadpool(store.holds_user, user_id):
         raise NotFound(f"no user '{user_id}'")
     await run_in_threadpool(store.suppress, user_id)
+    target = audit_user_reference(state.link_secret, user_id)
+    await run_in_threadpool(store.record_audit, who, "user.erased", target)
     ended = await routing.erase(user_id)
     await run_in_threadpool(store.erase_user, user_id)
-    target = user_hash(user_id)
-    await run_in_threadpool(store.record_audit, who.actor, "user.erased", target)
     return Erasure(user_id=user_id, runs_ended=ended)
 
 
 @router.get("/{user_id}/export", summary="Export a user's data")
-def export_user(who: Admin, user_id: UserId, store: StoreDep) -> UserExport:
+def export_user(who: Admin, user_id: UserId, state: StateDep, store: StoreDep) -> UserExport:
     """Everything stored about the user, as one document: profile, events, runs with the nodes
     they reached, entry admissions, and deliveries with their content and engagement (the
-    in-app ones are the inbox). The audit log records the export, naming the user by the
-    hash an erasure would keep."""
+    in-app ones are the inbox). The audit log records the export, naming the user as an
+    erasure's entry would."""
     data = store.export_user(user_id)
     if data is None:
         raise NotFound(f"no user '{user_id}'")
-    store.record_audit(who.actor, "user.exported", user_hash(user_id))
+    store.record_audit(who, "user.exported", audit_user_reference(state.link_secret, user_id))
     return UserExport.of(user_id, data)
 
 

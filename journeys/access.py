@@ -91,3 +91,10 @@ def key_hash(key: str) -> str:
 def key_matches(key: str, stored_hash: str) -> bool:
     """Whether `key` is the key whose hash is stored, in constant time."""
     return hmac.compare_digest(key_hash(key).encode(), stored_hash.encode())
+
+
+def audit_user_reference(secret: str, user_id: str) -> str:
+    """How the audit log names an end user (erased or exported): a keyed hash, so the log
+    leads back to nobody without the secret (an unkeyed hash of an email or a numbered id
+    can be reversed by trying them all)."""
+    return hmac.new(secret.encode(), f"audit-user:{user_id}".encode(), hashlib.sha256).hexdigest()

@@ -65,6 +65,11 @@ class RetentionPlan:
     """None when a window in use reads every event with no bound: nothing is deleted."""
     kept: Mapping[str, datetime | None] = field(default_factory=dict)
 
+    @property
+    def kept_for_good(self) -> list[str]:
+        """The names a window in use reads with no bound."""
+        return sorted(name for name, cutoff in self.kept.items() if cutoff is None)
+
     def expired(self, name: str | None, timestamp: datetime) -> bool:
         """Whether an event of this name and time may go."""
         if self.cutoff is None:

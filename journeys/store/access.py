@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from journeys.access import Role, key_matches, new_token_secret, split_token
+from journeys.access import Principal, Role, key_matches, new_token_secret, split_token
 from journeys.store.base import StoreBase
 from journeys.store.records import AuditRecord, TokenRecord, utcnow
 
@@ -70,10 +70,16 @@ class AccessAggregate(StoreBase):
             return record
 
     def record_audit(
-        self, actor: str, action: str, target: str, detail: dict[str, Any] | None = None
+        self, who: Principal, action: str, target: str, detail: dict[str, Any] | None = None
     ) -> AuditRecord:
-        """Add an entry to the audit log."""
-        record = AuditRecord(actor=actor, action=action, target=target, detail=detail or {})
+        """Add an entry to the audit log: `who` made the change."""
+        record = AuditRecord(
+            actor=who.actor,
+            token_id=who.token_id,
+            action=action,
+            target=target,
+            detail=detail or {},
+        )
         with self._write() as session:
             session.add(record)
             session.flush()

@@ -103,18 +103,23 @@ class EventsAggregate(StoreBase):
         expired: Expired,
         *,
         after: RoutedPosition | None = None,
+        kept_for_good: Collection[str] = (),
         limit: int = 1000,
     ) -> RetentionBatch:
         """One batch of retention, in one short transaction: of the next `limit` events routed
         before `routed_before` (after `after`, in routing order), delete those `expired` says.
 
-        Unrouted events are never looked at. Rows are found through the `routed_at` index and
-        deleted by primary key, so PostgreSQL locks only those rows: events are appended,
-        routed and read meanwhile."""
+        Unrouted events, and events of the names `kept_for_good`, are never looked at (they
+        would otherwise be read again on every run). Rows are found through the `routed_at`
+        index and deleted by primary key, so PostgreSQL locks only those rows: events are
+        appended, routed and read meanwhile."""
         routed = (col(EventRecord.routed_at), col(EventRecord.id))
         statement = select(
             col(EventRecord.id), col(EventRecord.routed_at), EventRecord.name, EventRecord.timestamp
         ).where(routed[0] < routed_before)
+        if kept_for_good:
+            name = col(EventRecord.name)
+            statement = statement.where(name.is_(None) | name.not_in(kept_for_good))
         if after is not None:
             # Typed as the column, or PostgreSQL would compare an aware value in its own zone.
             at, event_id = after

@@ -358,6 +358,8 @@ class AuditRecord(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     at: datetime = Field(default_factory=utcnow, sa_column=_time_column())
     actor: str
+    token_id: str | None = None
+    """The personal token the change came with (None: the admin token)."""
     action: str
     target: str
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=_json_column())

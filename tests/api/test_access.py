@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
-from journeys.access import split_token
+from journeys.access import BOOTSTRAP, Principal, Role, split_token
+from journeys.routing import RoutingUnavailable
 from journeys.store import Store
+from tests.api.conftest import RecordingRouting
 from tests.api.helpers import (
     ApiClient,
     assert_error,
@@ -63,6 +65,7 @@ async def test_a_token_is_shown_once_acts_under_its_role_and_is_kept_only_as_a_h
     assert parts[1] not in str(listed)
     [entry] = store.audit_entries(10)
     assert (entry.actor, entry.action, entry.target) == ("bootstrap", "token.created", parts[0])
+    assert entry.token_id is None  # the admin token's change
     assert entry.detail == {"name": "ci-deploy", "role": "publisher"}
 
 
@@ -105,6 +108,8 @@ async def test_an_expired_token_gets_401(api: ApiClient, store: Store) -> None:
         ({"name": "two\nlines", "role": "viewer"}, "name"),
         ({"name": "   ", "role": "viewer"}, "name"),
         ({"name": "bootstrap", "role": "admin"}, "name"),
+        ({"name": " Bootstrap ", "role": "admin"}, "name"),
+        ({"name": "ｂｏｏｔｓｔｒａｐ", "role": "admin"}, "name"),  # full-width letters
         ({"name": 7, "role": "viewer"}, "name"),
         ({"role": "viewer"}, "name"),
         ({"name": "ci", "role": "owner"}, "role"),
@@ -128,8 +133,9 @@ async def test_bad_token_requests_are_located_and_create_nothing(
 async def test_a_publish_is_in_the_audit_log_with_who_did_what(
     api: ApiClient, store: Store
 ) -> None:
-    editor = bearer((await create(api, name="ed@example.com", role="editor"))["token"])
-    publisher = bearer((await create(api, name="pub@example.com", role="publisher"))["token"])
+    editing = await create(api, name="ed@example.com", role="editor")
+    publishing = await create(api, name="pub@example.com", role="publisher")
+    editor, publisher = bearer(editing["token"]), bearer(publishing["token"])
     document = journey_document("cart")
     response = await api.http.put("/v1/journeys/cart", json=document, headers=editor)
     assert response.status_code == 200
@@ -138,12 +144,13 @@ async def test_a_publish_is_in_the_audit_log_with_who_did_what(
     assert response.json() == {"version": 1}
 
     page = (await api.admin("GET", "/v1/audit?limit=2")).json()
-    shown = [{k: e[k] for k in ("actor", "action", "target", "detail")} for e in page["entries"]]
+    fields = ("actor", "token_id", "action", "target", "detail")
+    shown = [{k: e[k] for k in fields} for e in page["entries"]]
     assert shown == [
-        {"actor": "pub@example.com", "action": "journey.published", "target": "cart",
-         "detail": {"version": 1}},
-        {"actor": "ed@example.com", "action": "journey.draft_saved", "target": "cart",
-         "detail": {}},
+        {"actor": "pub@example.com", "token_id": publishing["id"], "action": "journey.published",
+         "target": "cart", "detail": {"version": 1}},
+        {"actor": "ed@example.com", "token_id": editing["id"], "action": "journey.draft_saved",
+         "target": "cart", "detail": {}},
     ]  # fmt: skip
     [version] = (await api.admin("GET", "/v1/journeys/cart/versions")).json()
     assert version["published_by"] == "pub@example.com"
@@ -151,13 +158,13 @@ async def test_a_publish_is_in_the_audit_log_with_who_did_what(
 
 async def test_the_audit_log_pages_newest_first(api: ApiClient, store: Store) -> None:
     for number in range(5):
-        store.record_audit("bootstrap", "segment.saved", f"s{number}")
+        store.record_audit(Principal(BOOTSTRAP, Role.ADMIN), "segment.saved", f"s{number}")
     seen: list[str] = []
     page = (await api.admin("GET", "/v1/audit?limit=2")).json()
     while True:
         assert len(page["entries"]) <= 2
         for entry in page["entries"]:
-            assert set(entry) == {"id", "at", "actor", "action", "target", "detail"}
+            assert set(entry) == {"id", "at", "actor", "token_id", "action", "target", "detail"}
         seen += [entry["target"] for entry in page["entries"]]
         if page["next"] is None:
             break
@@ -181,3 +188,18 @@ async def test_the_audit_log_pages_newest_first(api: ApiClient, store: Store) ->
 async def test_bad_audit_queries_are_located(api: ApiClient, query: str, path: str) -> None:
     error = assert_error(await api.admin("GET", f"/v1/audit?{query}"), 422, "validation_error")
     assert paths_of(error) == [path]
+
+
+async def test_an_archive_or_erasure_that_finds_temporal_down_is_in_the_audit_log(
+    api: ApiClient, store: Store, routing: RecordingRouting
+) -> None:
+    # The journey is archived and the user suppressed before Temporal is asked: both changes
+    # stand after the 503, so both are in the log.
+    document = journey_document("cart")
+    assert (await api.admin("PUT", "/v1/journeys/cart", document)).is_success
+    routing.archive_answer = routing.erase_answer = RoutingUnavailable("temporal is down")
+    assert_error(await api.admin("POST", "/v1/journeys/cart/archive"), 503, "temporal_unavailable")
+    store.update_traits("ada", {"plan": "pro"}, [])
+    assert_error(await api.admin("DELETE", "/v1/users/ada"), 503, "temporal_unavailable")
+    actions = [entry.action for entry in store.audit_entries(2)]
+    assert actions == ["user.erased", "journey.archived"]

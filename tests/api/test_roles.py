@@ -15,10 +15,17 @@ import pytest
 from fastapi import FastAPI
 from sqlmodel import Session, SQLModel
 
-from journeys.access import Role
+from journeys.access import Role, audit_user_reference
 from journeys.store import Store
 from journeys.store.privacy import user_hash
-from tests.api.helpers import ADMIN, ApiClient, assert_error, bearer, journey_document
+from tests.api.helpers import (
+    ADMIN,
+    UNSUBSCRIBE_SECRET,
+    ApiClient,
+    assert_error,
+    bearer,
+    journey_document,
+)
 from tests.reliability.app import Endpoint, endpoints
 
 pytestmark = pytest.mark.store_backends("sqlite", "postgresql")
@@ -197,12 +204,15 @@ BROADCAST = {
 HELLO = {"channel": "email", "content": {"subject": "Hi", "body": "Hello"}}
 CI = {"name": "ci", "role": "viewer"}
 
+ADA = audit_user_reference(UNSUBSCRIBE_SECRET, "ada")
+assert user_hash("ada") != ADA  # not the unkeyed hash anyone can compute
+
 CHANGES = [  # in an order each can succeed in
     Change("PUT /v1/journeys/{journey_id}", "journey.draft_saved", journey_document("cart")),
     Change("POST /v1/journeys/{journey_id}/publish", "journey.published", None, {"version": 1}),
     Change("POST /v1/journeys/{journey_id}/pause", "journey.paused"),
     Change("POST /v1/journeys/{journey_id}/resume", "journey.resumed"),
-    Change("POST /v1/journeys/{journey_id}/archive", "journey.archived", None, {"exited": 0}),
+    Change("POST /v1/journeys/{journey_id}/archive", "journey.archived"),
     Change("PUT /v1/segments/{segment_id}", "segment.saved", VIPS),
     Change("POST /v1/broadcasts", "broadcast.created", BROADCAST, {"segment": "vips"},
            target="spring-sale"),
@@ -214,9 +224,9 @@ CHANGES = [  # in an order each can succeed in
            {"changed": ["timezone"]}, target="workspace"),
     Change("POST /v1/tokens", "token.created", CI, CI, target=lambda r: r.json()["id"]),
     Change("DELETE /v1/tokens/{token_id}", "token.revoked", None, {"name": "old"}),
-    # A user is named by the hash an erasure keeps, never by their id.
-    Change("GET /v1/users/{user_id}/export", "user.exported", target=user_hash("ada")),
-    Change("DELETE /v1/users/{user_id}", "user.erased", target=user_hash("ada")),
+    # A user is named by a hash keyed with the API's secret, never by their id.
+    Change("GET /v1/users/{user_id}/export", "user.exported", target=ADA),
+    Change("DELETE /v1/users/{user_id}", "user.erased", target=ADA),
 ]  # fmt: skip
 
 

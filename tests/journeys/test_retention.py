@@ -160,13 +160,17 @@ def test_batches_delete_only_routed_events_the_plan_lets_go(store: Store) -> Non
     batches = []
     after = None
     while True:
-        batch = store.delete_expired_events(cutoff, plan.expired, after=after, limit=2)
+        batch = store.delete_expired_events(
+            cutoff, plan.expired, after=after, kept_for_good=plan.kept_for_good, limit=2
+        )
         batches.append((batch.scanned, batch.deleted))
         if batch.last is None:
             break
         after = batch.last
-    # Seven routed before the cutoff, two at a time, in routing order; then none is left.
-    assert [scanned for scanned, _ in batches] == [2, 2, 2, 1, 0]
+    # Seven routed before the cutoff, less the one kept for good (never read again), two at a
+    # time, in routing order; then none is left.
+    assert plan.kept_for_good == ["Paid"]
+    assert [scanned for scanned, _ in batches] == [2, 2, 2, 0]
     assert sum(deleted for _, deleted in batches) == len(gone)
     assert remaining(store) == kept
     assert [e.message_id for e in store.unrouted_events()] == [outbox]

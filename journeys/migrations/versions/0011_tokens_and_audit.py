@@ -5,9 +5,9 @@ Revises: 0010
 Create Date: 2026-12-02
 
 `tokens` keeps each personal API token's name, role, expiry and revocation, and a hash of its
-key (never the key); `audit_log` every management change with its actor; and
-`journey_versions.published_by` the actor who published each version (empty for versions
-published before this revision).
+key (never the key); `audit_log` every management change with its actor and the token it came
+with; and `journey_versions.published_by` the actor who published each version (empty for
+versions published before this revision).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
         sa.Column("at", sa.DateTime(), nullable=False),
         sa.Column("actor", sa.String(), nullable=False),
+        sa.Column("token_id", sa.String(), nullable=True),
         sa.Column("action", sa.String(), nullable=False),
         sa.Column("target", sa.String(), nullable=False),
         sa.Column("detail", sa.JSON(), nullable=False),
