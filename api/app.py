@@ -20,6 +20,7 @@ from api import (
     mixpanel,
     openapi,
     ops,
+    people,
     predictions,
     sdk,
     simulate,
@@ -41,7 +42,8 @@ Segment-compatible ingest, API-triggered entry and management of journeys, segme
 templates and settings. Ingest and inbox endpoints take the write key (HTTP Basic username with
 an empty password, or `Authorization: Bearer <write key>`; the live inbox stream, opened by
 EventSource, takes it as `?key=`); management endpoints take
-`Authorization: Bearer <admin token>`. Tracked links (`/c/{token}`), the open pixel
+`Authorization: Bearer <token>`: the admin token, or a personal token or designer session
+(`POST /v1/sessions`) acting under its role. Tracked links (`/c/{token}`), the open pixel
 (`/o/{token}.gif`) and unsubscribe links take no credential: their signed token is the
 authority. Errors are `{"error": {"code", "message", "details"}}`.
 """
@@ -125,6 +127,8 @@ def create_app(
         predictions.router,
         broadcasts.router,
         sdk.router,
+        people.people_router,
+        people.sessions_router,
     )
     for router in routers:
         app.include_router(router)

@@ -51,6 +51,17 @@ NEEDS: dict[Component, tuple[str, ...]] = {
 """The credentials each component needs to start (`journeys up` sets development values)."""
 
 
+class SignIn(StrEnum):
+    """How the designer knows who uses it."""
+
+    OFF = "off"
+    """Nobody signs in: the designer acts with the admin token (keep it on loopback)."""
+    ACCOUNTS = "accounts"
+    """People sign in with the email and password an admin gave them (`journeys people`)."""
+    OIDC = "oidc"
+    """People sign in through an OpenID Connect provider (Streamlit's `[auth]` secrets)."""
+
+
 class Settings(BaseSettings):
     """Configuration of every component (see the configuration table in the README)."""
 
@@ -129,6 +140,18 @@ class Settings(BaseSettings):
         "the same on every replica); SQLite runs exactly one router",
     )
     log_level: str = Field("INFO", validation_alias="JOURNEYS_LOG_LEVEL")
+    session_hours: float = Field(
+        12,
+        gt=0,
+        le=24 * 30,
+        validation_alias="JOURNEYS_SESSION_HOURS",
+        description="how long a designer sign-in lasts",
+    )
+    designer_sign_in: SignIn = Field(
+        SignIn.OFF,
+        validation_alias="JOURNEYS_DESIGNER_SIGN_IN",
+        description="off (the designer acts with the admin token), accounts or oidc",
+    )
 
     @field_validator("worker_metrics")
     @classmethod
@@ -153,7 +176,10 @@ class Settings(BaseSettings):
         also refuses a write key equal to the admin token (the write key ships inside apps and
         web pages, and must never manage journeys).
         """
-        missing = [name for name in NEEDS[component] if not getattr(self, name)]
+        needs = NEEDS[component]
+        if component is Component.DESIGNER and self.designer_sign_in is SignIn.ACCOUNTS:
+            needs = ()  # each person's session token does the management
+        missing = [name for name in needs if not getattr(self, name)]
         if missing:
             wanted = "; ".join(f"{_SECRETS[name][0]} ({_SECRETS[name][1]})" for name in missing)
             raise ConfigurationError(
