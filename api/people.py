@@ -38,7 +38,7 @@ from journeys.people import (
     pseudonym,
 )
 from journeys.settings import Settings
-from journeys.store import PersonRecord, Store, utcnow
+from journeys.store import PersonRecord, Store
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ PersonEmail = Annotated[str, Path(max_length=EMAIL_MAX, description="the person'
 
 
 @people_router.post("", summary="Add a person", status_code=201, responses=error_responses(409))
-def add_person(person: NewPerson, store: StoreDep, who: Admin) -> Person:
+def add_person(who: Admin, person: NewPerson, store: StoreDep) -> Person:
     """Add someone who may sign in to the designer, with a role; 409 when the email is taken."""
     password_hash = None if person.password is None else hash_password(person.password)
     record = store.add_person(person.email, person.role, password_hash, created_by=who.actor)
@@ -147,7 +147,7 @@ def list_people(store: StoreDep) -> list[Person]:
 
 
 @people_router.delete("/{email}", summary="Remove a person", responses=error_responses(404))
-def remove_person(email: PersonEmail, store: StoreDep, who: Admin) -> Person:
+def remove_person(who: Admin, email: PersonEmail, store: StoreDep) -> Person:
     """Remove a person; their sessions end at once."""
     record = store.remove_person(normalised_email(email))
     if record is None:
@@ -192,7 +192,7 @@ def _check_password(store: Store, email: str, password: str, address: str) -> Pe
     """The person whose password this is; 401 otherwise (the same work for unknown accounts),
     429 while the account or the address has failed too often."""
     limits = {account_key(email): ACCOUNT_LIMIT, address_key(address): ADDRESS_LIMIT}
-    now = utcnow()
+    now = store.clock()
     wait = store.sign_in_refused_for(limits, now)
     pseudonyms = f"account {pseudonym(email)}, address {pseudonym(address)}"
     if wait is not None:
@@ -220,7 +220,7 @@ def _check_password(store: Store, email: str, password: str, address: str) -> Pe
 def _start(
     store: Store, settings: Settings, person: PersonRecord, *, created_by: str, method: str
 ) -> Session:
-    expires_at = utcnow() + timedelta(hours=settings.session_hours)
+    expires_at = store.clock() + timedelta(hours=settings.session_hours)
     role = Role(person.role)
     _record, secret = store.create_token(
         person.email, role, created_by=created_by, expires_at=expires_at
@@ -238,7 +238,7 @@ def current_session(who: Viewer) -> CurrentSession:
 
 
 @sessions_router.delete("/current", summary="Sign out")
-def sign_out(store: StoreDep, who: Viewer) -> CurrentSession:
+def sign_out(who: Viewer, store: StoreDep) -> CurrentSession:
     """End the session whose token the request carries (it is revoked at once)."""
     if who.token_id is None:
         raise ApiError(400, "bad_request", "the admin token is not a session: nothing to end")

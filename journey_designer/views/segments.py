@@ -6,10 +6,11 @@ from __future__ import annotations
 import streamlit as st
 
 from journey_designer import widgets
-from journey_designer.api import call, require
+from journey_designer.api import call, needs, require
 from journey_designer.conditions import condition_builder
 from journey_designer.document import DEFAULT_CONDITION, SLUG
 from journey_designer.state import SEGMENT
+from journeys.access import Role
 
 NEW = ""
 CHOICE = "segments.choice"
@@ -107,7 +108,11 @@ def main() -> None:
         SEGMENT, ("condition",), segments={sid: s["name"] for sid, s in segments.items()}
     )
     SEGMENT.flag_within(())
-    if st.button("Save segment", icon=":material/save:", type="primary", key="segments.save"):
+    cannot = needs(Role.EDITOR, "saving a segment")
+    if st.button(
+        "Save segment", icon=":material/save:", type="primary", key="segments.save",
+        disabled=cannot is not None, help=cannot,
+    ):  # fmt: skip
         save()
     live, saved = st.columns(2)
     with live:
