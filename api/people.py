@@ -49,7 +49,7 @@ people_router = APIRouter(
     responses=error_responses(401, 403, 422),
 )
 sessions_router = APIRouter(
-    prefix="/v1/sessions", tags=["people"], responses=error_responses(401, 403, 422)
+    prefix="/v1/sessions", tags=["people"], responses=error_responses(401, 422)
 )
 
 
@@ -141,7 +141,7 @@ def add_person(who: Admin, person: NewPerson, store: StoreDep) -> Person:
 
 
 @people_router.get("", summary="List people")
-def list_people(store: StoreDep) -> list[Person]:
+def list_people(who: Admin, store: StoreDep) -> list[Person]:
     """Everyone who may sign in, by email."""
     return [Person.of(record) for record in store.people()]
 
@@ -156,7 +156,7 @@ def remove_person(who: Admin, email: PersonEmail, store: StoreDep) -> Person:
     return Person.of(record)
 
 
-@sessions_router.post("", summary="Sign in", status_code=201, responses=error_responses(429))
+@sessions_router.post("", summary="Sign in", status_code=201, responses=error_responses(403, 429))
 def sign_in(
     body: SignIn,
     request: Request,

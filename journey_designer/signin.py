@@ -20,6 +20,7 @@ from journey_designer.api import NOTICE, SESSION, TIMEOUT, end_session, error_me
 from journeys.settings import Settings, SignIn
 
 EXPIRED = "Your session has expired: sign in again."
+LAST_EMAIL = "signin.last_email"
 
 
 def signed_in(config: Settings) -> bool:
@@ -46,8 +47,13 @@ def _expired(current: dict[str, Any]) -> bool:
 
 
 def _start(current: dict[str, Any]) -> None:
-    st.session_state[SESSION] = current
+    """Keep the new session; what someone else left in this browser session goes (a person
+    signing in again after their session ended keeps their unsaved work)."""
+    if st.session_state.get(LAST_EMAIL) != current["email"]:
+        st.session_state.clear()
     st.session_state.pop(NOTICE, None)
+    st.session_state[SESSION] = current
+    st.session_state[LAST_EMAIL] = current["email"]
 
 
 def _heading() -> None:
@@ -140,6 +146,7 @@ def _signed_in_as(config: Settings, current: dict[str, Any]) -> None:
             ApiClient(config.api_url, admin_token=current["token"], timeout=TIMEOUT) as client,
         ):
             client.sign_out()
+        st.session_state.clear()  # nothing of theirs stays for whoever comes next
         end_session("You have signed out.")
         if config.designer_sign_in is SignIn.OIDC:
             st.logout()

@@ -182,23 +182,39 @@ def test_signing_out_ends_the_session(accounts: LiveApi) -> None:
     member(accounts.store, "edna@example.com", Role.EDITOR)
     app = sign_in("edna@example.com")
     (token,) = accounts.store.tokens()
+    app.session_state["journey.meta"] = {"status": "draft"}  # as an open journey leaves it
     app.button(key="signin.out").click().run()
     ok(app)
     assert app.title[0].value == "Sign in"
     assert "You have signed out." in texts(app)
     assert accounts.store.tokens() == []  # revoked
     assert token.name == "edna@example.com"
+    assert "journey.meta" not in app.session_state  # nothing of theirs for the next person
+
+
+def expire(app: AppTest) -> None:
+    """Make the session in the app's state one that has expired."""
+    past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    app.session_state["signin.session"] = app.session_state["signin.session"] | {"expires_at": past}
 
 
 def test_an_expired_session_signs_the_person_out(accounts: LiveApi) -> None:
     member(accounts.store, "edna@example.com", Role.EDITOR)
+    member(accounts.store, "pat@example.com", Role.PUBLISHER)
     app = sign_in("edna@example.com")
-    past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
-    app.session_state["signin.session"] = app.session_state["signin.session"] | {"expires_at": past}
+    expire(app)
+    app.session_state["journey.meta"] = {"status": "draft"}  # as an open journey leaves it
     app.run()
     ok(app)
     assert app.title[0].value == "Sign in"
     assert "Your session has expired: sign in again." in texts(app)
+    # Signing in again, the same person finds their work; someone else does not.
+    sign_in("edna@example.com", app=app)
+    assert app.session_state["journey.meta"] == {"status": "draft"}
+    expire(app)
+    app.run()
+    sign_in("pat@example.com", app=app)
+    assert "journey.meta" not in app.session_state
 
 
 def test_with_oidc_the_admin_token_vouches_for_members(
