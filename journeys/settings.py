@@ -172,9 +172,10 @@ class Settings(BaseSettings):
     def require(self, component: Component) -> Settings:
         """These settings, once they hold every credential `component` needs.
 
-        Raises `ConfigurationError` naming each missing variable and what it is for; the API
-        also refuses a write key equal to the admin token (the write key ships inside apps and
-        web pages, and must never manage journeys).
+        The designer needs no admin token when people sign in with accounts (each person's
+        session does the management). Raises `ConfigurationError` naming each missing
+        variable and what it is for; the API also refuses a write key equal to the admin token
+        (the write key ships inside apps and web pages, and must never manage journeys).
         """
         needs = NEEDS[component]
         if component is Component.DESIGNER and self.designer_sign_in is SignIn.ACCOUNTS:
