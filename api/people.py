@@ -237,7 +237,7 @@ def current_session(who: Viewer) -> CurrentSession:
     return CurrentSession(actor=who.actor, role=who.role)
 
 
-@sessions_router.delete("/current", summary="Sign out")
+@sessions_router.delete("/current", summary="Sign out", responses=error_responses(400))
 def sign_out(who: Viewer, store: StoreDep) -> CurrentSession:
     """End the session whose token the request carries (it is revoked at once)."""
     if who.token_id is None:
