@@ -124,6 +124,7 @@ def test_a_viewer_sees_no_edit_controls(accounts: LiveApi) -> None:
     assert not [b for b in app.button if b.label == "Use this"]
     open_journey(app, "cart")
     assert "You can look but not change: changing a journey needs the editor role." in texts(app)
+    assert errors(app) == []
     labels = {b.label for b in app.button}
     assert not labels & {"Save draft", "Publish…", "Add step", "Import", "Delete step"}
     assert not app.text_input
@@ -136,6 +137,7 @@ def test_a_viewer_sees_no_edit_controls(accounts: LiveApi) -> None:
         app.run()
         ok(app)
         assert shown in texts(app)
+        assert errors(app) == []  # nothing the viewer may not do is tried
     saves = [b for b in app.button if b.label.startswith("Save")]
     assert saves
     assert all(b.disabled for b in saves)
