@@ -81,7 +81,7 @@ def _password_form(config: Settings) -> None:
         if error.status == 401:
             st.error("Wrong email or password.", icon=":material/error:")
         elif error.status == 429:
-            st.error(f"Too many failed sign-ins: {error.message}.", icon=":material/timer:")
+            st.error(f"{error.message.capitalize()}.", icon=":material/timer:")
         elif error.status == 422:
             st.error("That is not an email address.", icon=":material/error:")
         else:

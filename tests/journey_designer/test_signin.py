@@ -11,7 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from journeys.access import Role
-from journeys.people import hash_password
+from journeys.people import ACCOUNT_LIMIT, hash_password
 from journeys.store import Store
 from tests.journey_designer.conftest import APP, LiveApi
 from tests.journey_designer.documents import example
@@ -84,6 +84,21 @@ def test_nothing_shows_before_signing_in_and_a_wrong_password_is_refused(
     # The pages call the API as the person: the audit log names them.
     entries = accounts.store.audit_entries(5)
     assert (entries[0].actor, entries[0].action) == ("edna@example.com", "session.started")
+
+
+def test_bad_sign_ins_say_what_is_wrong(accounts: LiveApi) -> None:
+    member(accounts.store, "edna@example.com", Role.EDITOR)
+    app = sign_in("", "")
+    assert errors(app) == ["Enter your email and your password."]
+    sign_in("edna", PASSWORD, app)
+    assert errors(app) == ["That is not an email address."]
+    for _ in range(ACCOUNT_LIMIT.failures):
+        sign_in("edna@example.com", "a wrong guess", app)
+        assert errors(app) == ["Wrong email or password."]
+    sign_in("edna@example.com", PASSWORD, app)
+    (shown,) = errors(app)
+    assert shown.startswith("Too many failed sign-ins: try again in 15 minute(s).")
+    assert app.title[0].value == "Sign in"
 
 
 def test_an_editor_saves_drafts_but_cannot_publish(accounts: LiveApi) -> None:
@@ -241,6 +256,12 @@ def test_with_oidc_the_admin_token_vouches_for_members(
     app.run()
     ok(app)
     assert [b.label for b in app.button] == ["Sign in with your organisation's account"]
+
+    app.user = {"is_logged_in": True, "email": "olga@example.com", "email_verified": False}
+    app.run()
+    ok(app)
+    assert errors(app) == ["Your provider did not give a verified email address."]
+    assert [b.label for b in app.button] == ["Sign out"]
 
     app.user = {"is_logged_in": True, "email": "Olga@Example.com", "email_verified": True}
     app.run()
