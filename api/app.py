@@ -21,6 +21,7 @@ from api import (
     mixpanel,
     openapi,
     ops,
+    people,
     predictions,
     sdk,
     simulate,
@@ -129,6 +130,8 @@ def create_app(
         broadcasts.router,
         access.router,
         sdk.router,
+        people.people_router,
+        people.sessions_router,
     )
     for router in routers:
         app.include_router(router)

@@ -112,6 +112,15 @@ def principal(
     return Principal(actor=token.name, role=Role(token.role), token_id=token.id)
 
 
+def principal_if_any(
+    state: Annotated[AppState, Depends(app_state)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_MANAGEMENT_BEARER)],
+) -> Principal | None:
+    """Who the request acts for, or None when it carries no token (401 for an invalid one):
+    for routes whose body may be the credential instead."""
+    return None if bearer is None else principal(state, bearer)
+
+
 class RoleCheck:
     """A dependency giving the principal, refused (403 `forbidden`) unless its role includes
     `role`. One instance per role, so FastAPI runs a route's checks once per request."""

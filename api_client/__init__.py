@@ -1,9 +1,10 @@
 """A small client of the journeys HTTP API, for the CLI (`publish`, `demo`) and the designer.
 
-Management calls carry `Authorization: Bearer <admin token>`; ingest calls carry the write key
-as HTTP Basic username with an empty password, as Segment SDKs send it. Every failure is an
-`ApiError` carrying what the API said (`{"error": {"code", "message", "details"}}`), or an
-`ApiUnreachable` when no answer came back at all.
+Management calls carry `Authorization: Bearer <token>` (the admin token, or a personal token
+or designer session acting under its role); signing in carries only the password; ingest calls
+carry the write key as HTTP Basic username with an empty password, as Segment SDKs send it.
+Every failure is an `ApiError` carrying what the API said (`{"error": {"code", "message",
+"details"}}`), or an `ApiUnreachable` when no answer came back at all.
 """
 
 from __future__ import annotations
@@ -256,6 +257,49 @@ class ApiClient:
         many runs were told to end."""
         body: dict[str, Any] = self._admin("DELETE", f"/v1/users/{_segment(user_id)}")
         return body
+
+    def add_person(self, email: str, role: str, password: str | None) -> dict[str, Any]:
+        """`POST /v1/people`: someone who may sign in to the designer (without a password,
+        only through OIDC); the person as listed."""
+        person = {"email": email, "role": role}
+        added: dict[str, Any] = self._admin(
+            "POST", "/v1/people", person if password is None else person | {"password": password}
+        )
+        return added
+
+    def people(self) -> list[dict[str, Any]]:
+        """`GET /v1/people`: everyone who may sign in, by email (never password hashes)."""
+        return list(self._admin("GET", "/v1/people"))
+
+    def remove_person(self, email: str) -> dict[str, Any]:
+        """`DELETE /v1/people/{email}`: remove a person, ending their sessions."""
+        removed: dict[str, Any] = self._admin("DELETE", f"/v1/people/{_segment(email)}")
+        return removed
+
+    def vouch(self, email: str) -> dict[str, Any]:
+        """`POST /v1/sessions {"email"}`: with the admin token, a session for a member whom
+        an OIDC provider signed in; `{token, expires_at, email, role}`."""
+        session: dict[str, Any] = self._admin("POST", "/v1/sessions", {"email": email})
+        return session
+
+    def current_session(self) -> dict[str, Any]:
+        """`GET /v1/sessions/current`: the actor and role this client's token acts as."""
+        current: dict[str, Any] = self._admin("GET", "/v1/sessions/current")
+        return current
+
+    def sign_out(self) -> None:
+        """`DELETE /v1/sessions/current`: end the session whose token this client holds."""
+        self._admin("DELETE", "/v1/sessions/current")
+
+    # --- sign-in (the password is the credential) -----------------------------------------
+
+    def sign_in(self, email: str, password: str) -> dict[str, Any]:
+        """`POST /v1/sessions {"email", "password"}`: a session acting as the person;
+        `{token, expires_at, email, role}`."""
+        session: dict[str, Any] = self._send(
+            "POST", "/v1/sessions", {"email": email, "password": password}
+        )
+        return session
 
     def create_token(self, name: str, role: str, expires_in: str | None = None) -> dict[str, Any]:
         """`POST /v1/tokens`: a personal token acting under `role`, lasting `expires_in` (a

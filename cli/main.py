@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cli import simulate, tokens
+from cli import people, simulate, tokens
 from journeys.errors import ConfigurationError
 from journeys.model import Journey
 from journeys.validation import Problem, validate
@@ -354,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo_cmd.set_defaults(handler=cmd_demo)
     simulate.add_parser(commands)
+    people.add_parser(commands)
     tokens.add_parser(commands)
     return parser
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from cli.access import as_admin
 from journeys.access import Role
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ def cmd_create(args: argparse.Namespace) -> int:
         )
         print(created["token"])
 
-    return _through_the_api(create)
+    return as_admin(create)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -83,7 +83,7 @@ def cmd_list(args: argparse.Namespace) -> int:
                 f"{token['created_by']:20}  {token['name']}"
             )
 
-    return _through_the_api(show)
+    return as_admin(show)
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
@@ -93,25 +93,4 @@ def cmd_revoke(args: argparse.Namespace) -> int:
         client.revoke_token(args.token_id)
         print(f"revoked token {args.token_id}")
 
-    return _through_the_api(revoke)
-
-
-def _through_the_api(call: Callable[[ApiClient], None]) -> int:
-    """Run `call` with a client of the API holding the admin token; the exit code: 1 when the
-    API refused (its message and details printed), 2 when it could not be reached."""
-    from api_client import ApiClient, ApiError, ApiUnreachable
-    from journeys.settings import Component, load_settings
-
-    settings = load_settings().require(Component.TOKENS)
-    with ApiClient(settings.api_url, admin_token=settings.admin_token) as client:
-        try:
-            call(client)
-        except ApiUnreachable as error:
-            print(f"journeys: {error}", file=sys.stderr)
-            return 2
-        except ApiError as error:
-            print(f"journeys: {error.message} (HTTP {error.status} {error.code})", file=sys.stderr)
-            for line in error.detail_lines():
-                print(f"  {line}", file=sys.stderr)
-            return 1
-    return 0
+    return as_admin(revoke)

@@ -6,7 +6,8 @@ from typing import Any
 
 import streamlit as st
 
-from journey_designer.api import call
+from journey_designer.api import call, needs
+from journeys.access import Role
 from journeys.model import CHANNELS
 
 LABELS = {"email": "Email", "sms": "SMS", "push": "Push", "in_app": "In-app", "webhook": "Webhook"}
@@ -33,7 +34,8 @@ def rate_limits(stored: dict[str, Any]) -> None:
             )
             for channel, column in zip(CHANNELS, columns, strict=True)
         }
-        if st.form_submit_button("Save rate limits"):
+        cannot = needs(Role.PUBLISHER, "changing the settings")
+        if st.form_submit_button("Save rate limits", disabled=cannot is not None, help=cannot):
             limits: dict[str, str] = {
                 c: text.strip() for c, text in written.items() if text.strip()
             }

@@ -27,7 +27,7 @@ class Component(StrEnum):
     WORKER = "the worker"
     DESIGNER = "the designer"
     PUBLISH = "publishing"
-    TOKENS = "managing tokens"
+    ACCESS = "managing tokens and people"
     DEMO = "the demo"
 
 
@@ -47,10 +47,21 @@ NEEDS: dict[Component, tuple[str, ...]] = {
     Component.WORKER: ("unsubscribe_secret",),
     Component.DESIGNER: ("admin_token",),
     Component.PUBLISH: ("admin_token",),
-    Component.TOKENS: ("admin_token",),
+    Component.ACCESS: ("admin_token",),
     Component.DEMO: ("admin_token", "write_key"),
 }
 """The credentials each component needs to start (`journeys up` sets development values)."""
+
+
+class SignIn(StrEnum):
+    """How the designer knows who uses it."""
+
+    OFF = "off"
+    """Nobody signs in: the designer acts with the admin token (keep it on loopback)."""
+    ACCOUNTS = "accounts"
+    """People sign in with the email and password an admin gave them (`journeys people`)."""
+    OIDC = "oidc"
+    """People sign in through an OpenID Connect provider (Streamlit's `[auth]` secrets)."""
 
 
 class Settings(BaseSettings):
@@ -131,6 +142,18 @@ class Settings(BaseSettings):
         "the same on every replica); SQLite runs exactly one router",
     )
     log_level: str = Field("INFO", validation_alias="JOURNEYS_LOG_LEVEL")
+    session_hours: float = Field(
+        12,
+        gt=0,
+        le=24 * 30,
+        validation_alias="JOURNEYS_SESSION_HOURS",
+        description="how long a designer sign-in lasts",
+    )
+    designer_sign_in: SignIn = Field(
+        SignIn.OFF,
+        validation_alias="JOURNEYS_DESIGNER_SIGN_IN",
+        description="off (the designer acts with the admin token), accounts or oidc",
+    )
 
     @field_validator("worker_metrics")
     @classmethod
@@ -151,11 +174,15 @@ class Settings(BaseSettings):
     def require(self, component: Component) -> Settings:
         """These settings, once they hold every credential `component` needs.
 
-        Raises `ConfigurationError` naming each missing variable and what it is for; the API
-        also refuses a write key equal to the admin token (the write key ships inside apps and
-        web pages, and must never manage journeys).
+        The designer needs no admin token when people sign in with accounts (each person's
+        session does the management). Raises `ConfigurationError` naming each missing
+        variable and what it is for; the API also refuses a write key equal to the admin token
+        (the write key ships inside apps and web pages, and must never manage journeys).
         """
-        missing = [name for name in NEEDS[component] if not getattr(self, name)]
+        needs = NEEDS[component]
+        if component is Component.DESIGNER and self.designer_sign_in is SignIn.ACCOUNTS:
+            needs = ()  # each person's session token does the management
+        missing = [name for name in needs if not getattr(self, name)]
         if missing:
             wanted = "; ".join(f"{_SECRETS[name][0]} ({_SECRETS[name][1]})" for name in missing)
             raise ConfigurationError(

@@ -10,12 +10,13 @@ from typing import Any
 import streamlit as st
 
 from journey_designer import widgets
-from journey_designer.api import call, require, settings, workflow_url
+from journey_designer.api import call, needs, require, role, settings, workflow_url
 from journey_designer.document import CONTENT_DEFAULTS, SLUG
 from journey_designer.forms.journey import quiet_hours_form
 from journey_designer.forms.messages import message_fields_form
 from journey_designer.state import catalog
 from journey_designer.widgets import Doc
+from journeys.access import Role
 
 BROADCAST = Doc("broadcast")
 """The broadcast being written (`{id, segment, message, rate}`)."""
@@ -88,7 +89,7 @@ def progress_of(broadcast: dict[str, Any]) -> None:
             icon=":material/open_in_new:",
         )
     with cancel:
-        if broadcast["status"] not in FINAL and st.button(
+        if broadcast["status"] not in FINAL and role().includes(Role.PUBLISHER) and st.button(
             "Cancel", key=f"broadcasts.cancel.{broadcast['id']}", icon=":material/cancel:",
             help="Stop further sends; what was sent stays sent.",
         ):  # fmt: skip
@@ -154,11 +155,14 @@ def main() -> None:
         st.success(st.session_state.pop(SENT))
     listed = require(lambda client: client.list_segments(), doing="list the segments")
     segments = {s["id"]: s["name"] for s in listed}
-    with st.expander("New broadcast", expanded=True, icon=":material/add:"):
-        if segments:
-            compose(segments)
-        else:
-            st.info("Make a segment first (Segments page): a broadcast goes to its members.")
+    if cannot := needs(Role.PUBLISHER, "sending a broadcast"):
+        st.caption(f"{cannot.capitalize()}.")
+    else:
+        with st.expander("New broadcast", expanded=True, icon=":material/add:"):
+            if segments:
+                compose(segments)
+            else:
+                st.info("Make a segment first (Segments page): a broadcast goes to its members.")
     st.subheader("Broadcasts")
     broadcasts = require(lambda client: client.list_broadcasts(), doing="list the broadcasts")
     if not broadcasts:

@@ -12,7 +12,7 @@ from typing import Any
 import streamlit as st
 
 from journey_designer import forms, state
-from journey_designer.api import call
+from journey_designer.api import call, needs
 from journey_designer.document import (
     NODE_ID,
     NODE_TYPES,
@@ -30,6 +30,7 @@ from journey_designer.graph import edge_label, journey_dot
 from journey_designer.preview import preview_panel
 from journey_designer.state import JOURNEY, meta, open_journey, remember_saved, unsaved
 from journey_designer.testing import test_tab
+from journeys.access import Role
 from journeys.validation import format_path
 
 DOC = JOURNEY
@@ -116,11 +117,27 @@ def actions(document: dict[str, Any]) -> None:
     if saving and save(document):
         flash("Draft saved. Publish it to make it live.")
         st.rerun()
+    cannot_publish = needs(Role.PUBLISHER, "publishing")
     # A callback, so the run it causes already validates as publishing would (see main).
     columns[1].button(
         "Publish…", icon=":material/rocket_launch:", key="editor.publish", type="primary",
-        disabled=closed, on_click=ask, args=("publish",),
+        disabled=closed or cannot_publish is not None, help=cannot_publish,
+        on_click=ask, args=("publish",),
     )  # fmt: skip
+    if cannot_publish is not None:
+        st.caption(f"{cannot_publish.capitalize()}: ask a publisher to publish your draft.")
+    else:
+        status_actions(journey_id, status, info, columns)
+    if columns[4].button(
+        "Reload saved", icon=":material/undo:", key="editor.reload", disabled=not unsaved()
+    ):
+        open_journey(journey_id)
+        st.rerun()
+    confirm(document, info)
+
+
+def status_actions(journey_id: str, status: str, info: dict[str, Any], columns: Any) -> None:
+    """Pause or resume, and archive (publishers only)."""
     if status == "live" and columns[2].button("Pause", icon=":material/pause:", key="editor.pause"):
         set_status(journey_id, "pause")
     if status == "paused" and columns[2].button(
@@ -129,16 +146,10 @@ def actions(document: dict[str, Any]) -> None:
         set_status(journey_id, "resume")
     if (
         info.get("version") is not None
-        and not closed
+        and status != "archived"
         and columns[3].button("Archive…", icon=":material/archive:", key="editor.archive")
     ):
         st.session_state[CONFIRM] = "archive"
-    if columns[4].button(
-        "Reload saved", icon=":material/undo:", key="editor.reload", disabled=not unsaved()
-    ):
-        open_journey(journey_id)
-        st.rerun()
-    confirm(document, info)
 
 
 def publishing() -> bool:
@@ -372,7 +383,17 @@ def history_tab(journey_id: str) -> None:
     if not versions:
         st.info("Not published yet: publishing creates version 1.")
         return
-    st.dataframe(versions, hide_index=True)
+    st.dataframe(
+        [
+            {
+                "version": v["version"],
+                "published at": v["published_at"],
+                "published by": v.get("published_by") or "(not recorded)",
+            }
+            for v in versions
+        ],
+        hide_index=True,
+    )
     options = ["draft", *(str(v["version"]) for v in reversed(versions))]
 
     names = {option: f"version {option}" for option in options} | {"draft": "the editor's draft"}
@@ -437,6 +458,18 @@ def json_tab(journey_id: str) -> None:
         st.json(DOC.value)
 
 
+def read_only(journey_id: str, why: str) -> None:
+    """The journey as viewers see it: the graph, the versions and the document, no controls."""
+    st.info(f"You can look but not change: {why}.", icon=":material/visibility:")
+    graph, versions, document = st.tabs(["Steps", "History", "JSON"])
+    with graph:
+        st.graphviz_chart(journey_dot(DOC.value), width="stretch")
+    with versions:
+        history_tab(journey_id)
+    with document:
+        st.json(DOC.value)
+
+
 def main() -> None:
     """Render the page."""
     wanted = st.query_params.get("journey")
@@ -458,6 +491,9 @@ def main() -> None:
     )
     if message := st.session_state.pop(FLASH, None):
         st.success(message)
+    if cannot_edit := needs(Role.EDITOR, "changing a journey"):
+        read_only(journey_id, cannot_edit)
+        return
     check = publishing()
     problems = call(
         lambda client: client.validate_journey(document, publish=check), doing="validate"

@@ -7,10 +7,11 @@ from typing import Any
 import streamlit as st
 
 from api_client import ApiClient, ApiError
-from journey_designer.api import call, require
+from journey_designer.api import call, needs, require
 from journey_designer.document import SLUG
 from journey_designer.gallery import gallery, slugify, starting_point
 from journey_designer.state import open_journey
+from journeys.access import Role
 
 EDITOR = "views/editor.py"
 ANALYTICS = "views/analytics.py"
@@ -121,7 +122,10 @@ def main() -> None:
     """Render the page."""
     st.title("Journeys")
     journey_list()
-    new_journey()
+    if cannot := needs(Role.EDITOR, "starting a journey"):
+        st.caption(f"{cannot.capitalize()}.")
+    else:
+        new_journey()
 
 
 main()

@@ -6,10 +6,11 @@ from __future__ import annotations
 import streamlit as st
 
 from journey_designer import widgets
-from journey_designer.api import call, require
+from journey_designer.api import call, needs, require
 from journey_designer.conditions import condition_builder
 from journey_designer.document import DEFAULT_CONDITION, SLUG
 from journey_designer.state import SEGMENT
+from journeys.access import Role
 
 NEW = ""
 CHOICE = "segments.choice"
@@ -93,7 +94,10 @@ def main() -> None:
     if not SEGMENT.loaded or st.session_state.get("segments.loaded") != choice:
         load(choice, segments)
         st.session_state["segments.loaded"] = choice
-    matching = live_count()  # before the fields, so its problems show beside them
+    cannot_save = needs(Role.EDITOR, "saving a segment")
+    # Before the fields, so its problems show beside them; counting a condition as it is
+    # edited is an editor's (POST /v1/segments/count).
+    matching = live_count() if cannot_save is None else None
     ident, name = st.columns([1, 2])
     with ident:
         widgets.text(
@@ -107,7 +111,10 @@ def main() -> None:
         SEGMENT, ("condition",), segments={sid: s["name"] for sid, s in segments.items()}
     )
     SEGMENT.flag_within(())
-    if st.button("Save segment", icon=":material/save:", type="primary", key="segments.save"):
+    if st.button(
+        "Save segment", icon=":material/save:", type="primary", key="segments.save",
+        disabled=cannot_save is not None, help=cannot_save,
+    ):  # fmt: skip
         save()
     live, saved = st.columns(2)
     with live:
@@ -116,7 +123,7 @@ def main() -> None:
                 "Users matching this condition now", matching,
                 help="Counted as you edit, before saving: who would be a member right now.",
             )  # fmt: skip
-        else:
+        elif cannot_save is None:
             st.caption("Fix the condition to see how many users match it.")
     with saved:
         if choice != NEW and st.button(

@@ -7,10 +7,13 @@ from typing import Any
 
 import streamlit as st
 
-from journey_designer.api import call, require
+from journey_designer.api import call, needs, require
 from journey_designer.rate_limits import rate_limits
+from journeys.access import Role
 from journeys.holdouts import GLOBAL_HOLDOUT_MAX
 from journeys.retention import RETENTION_DAYS, RETENTION_DAYS_MAX
+
+CHANGING = (Role.PUBLISHER, "changing the settings")
 
 
 def global_holdout(stored: dict[str, Any]) -> None:
@@ -31,7 +34,8 @@ def global_holdout(stored: dict[str, Any]) -> None:
             value=current,
             step=1.0,
         )
-        if st.form_submit_button("Save"):
+        cannot = needs(*CHANGING)
+        if st.form_submit_button("Save", disabled=cannot is not None, help=cannot):
             holdout = {"percent": percent} if percent else None
             saved = call(
                 lambda client: client.change_settings("holdout", holdout), doing="save the holdout"
@@ -58,7 +62,8 @@ def event_retention(stored: dict[str, Any]) -> None:
             value=current,
             step=1,
         )
-        if st.form_submit_button("Save retention"):
+        cannot = needs(*CHANGING)
+        if st.form_submit_button("Save retention", disabled=cannot is not None, help=cannot):
             saved = call(
                 lambda client: client.change_settings("events_retention_days", int(days)),
                 doing="save the retention",

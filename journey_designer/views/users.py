@@ -12,9 +12,10 @@ from typing import Any
 import streamlit as st
 
 from api_client import ApiClient
-from journey_designer.api import call, settings, workflow_url
+from journey_designer.api import call, role, settings, workflow_url
 from journey_designer.preview import escape
 from journey_designer.stats import engaged, hour_of_day, percent
+from journeys.access import Role
 from journeys.settings import Settings
 
 KEY = "users.id"
@@ -254,7 +255,8 @@ def main() -> None:
         )
     else:
         st.caption("No messages yet.")
-    privacy(user_id)
+    if role().includes(Role.ADMIN):  # erasing and exporting
+        privacy(user_id)
     timeline(user_id, config)
 
 

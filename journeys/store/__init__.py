@@ -1,6 +1,6 @@
 """The app store: journeys and their versions, profiles, events, segments, templates,
-deliveries, enrollments, broadcasts, settings, tokens and the audit log, as SQLModel tables
-behind one synchronous `Store`.
+deliveries, enrollments, broadcasts, settings, tokens, the audit log and the people who sign
+in, as SQLModel tables behind one synchronous `Store`.
 
 SQLite (embedded, the default) and PostgreSQL are supported; opening a store brings its schema
 to the newest migration (`journeys.migrations`). Every public method is one short
@@ -26,6 +26,7 @@ from journeys.store.enrollments import EnrollmentsAggregate
 from journeys.store.events import EventsAggregate
 from journeys.store.experiments import ExperimentsAggregate
 from journeys.store.journeys import JourneysAggregate
+from journeys.store.people import PeopleAggregate
 from journeys.store.privacy import PrivacyAggregate, UserData
 from journeys.store.profiles import ProfilesAggregate
 from journeys.store.records import (
@@ -46,6 +47,7 @@ from journeys.store.records import (
     JourneyVersionRecord,
     NewEvent,
     NodeVisitRecord,
+    PersonRecord,
     PredictionRunRecord,
     SegmentRecord,
     SettingRecord,
@@ -76,6 +78,7 @@ __all__ = [
     "JourneyVersionRecord",
     "NewEvent",
     "NodeVisitRecord",
+    "PersonRecord",
     "PredictionRunRecord",
     "SegmentRecord",
     "SettingRecord",
@@ -102,6 +105,7 @@ class Store(
     BroadcastsAggregate,
     PrivacyAggregate,
     AccessAggregate,
+    PeopleAggregate,
 ):
     """The app store over one database URL (SQLite file, in-memory SQLite, or PostgreSQL).
 

@@ -365,6 +365,30 @@ class AuditRecord(SQLModel, table=True):
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=_json_column())
 
 
+class PersonRecord(SQLModel, table=True):
+    """Someone who signs in to the designer (`journeys.people`): the role they act under, and
+    the hash of their password (None for people who sign in only through OIDC)."""
+
+    __tablename__ = "people"
+
+    email: str = Field(primary_key=True)
+    role: str
+    password_hash: str | None = None
+    created_by: str
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_time_column())
+
+
+class SignInFailureRecord(SQLModel, table=True):
+    """Failed sign-ins under one key (a hashed account or client address) since the start of
+    the current window."""
+
+    __tablename__ = "sign_in_failures"
+
+    key: str = Field(primary_key=True)
+    failures: int
+    window_start: datetime = Field(sa_column=_time_column())
+
+
 class SettingRecord(SQLModel, table=True):
     """One global setting (e.g. `frequency_caps`, `timezone`) as JSON."""
 

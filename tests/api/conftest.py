@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,6 +115,14 @@ async def api(app: FastAPI) -> AsyncIterator[ApiClient]:
 @pytest.fixture
 def served(app: FastAPI) -> Iterator[str]:
     """The app (with its lifespan) served by uvicorn on a loopback port; its base URL."""
+    with serving(app) as url:
+        yield url
+
+
+@contextmanager
+def serving(app: FastAPI) -> Iterator[str]:
+    """Serve the app (with its lifespan) by uvicorn on a loopback port for the block; its
+    base URL."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     # Listening before the server starts: the first connection waits in the backlog rather

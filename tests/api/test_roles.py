@@ -73,6 +73,11 @@ ROLES: dict[str, Role] = {
     "GET /v1/tokens": ADMIN_ROLE,
     "DELETE /v1/tokens/{token_id}": ADMIN_ROLE,
     "GET /v1/audit": ADMIN_ROLE,
+    "POST /v1/people": ADMIN_ROLE,
+    "GET /v1/people": ADMIN_ROLE,
+    "DELETE /v1/people/{email}": ADMIN_ROLE,
+    "GET /v1/sessions/current": VIEWER,
+    "DELETE /v1/sessions/current": VIEWER,
 }
 """The role each management route needs (docs/api.md, "Roles", lists them the same)."""
 
@@ -227,6 +232,11 @@ CHANGES = [  # in an order each can succeed in
     # A user is named by a hash keyed with the API's secret, never by their id.
     Change("GET /v1/users/{user_id}/export", "user.exported", target=ADA),
     Change("DELETE /v1/users/{user_id}", "user.erased", target=ADA),
+    Change("POST /v1/people", "person.added", {"email": "new@example.com", "role": "viewer"},
+           {"role": "viewer", "signs_in_with": "oidc"}, target="new@example.com"),
+    Change("DELETE /v1/people/{email}", "person.removed"),
+    # Last: it ends the session (here, the token) it is sent with.
+    Change("DELETE /v1/sessions/current", "session.ended", target="viewer-token"),
 ]  # fmt: skip
 
 
@@ -236,7 +246,8 @@ async def test_changes_are_refused_below_their_role_and_recorded_with_their_acto
     old, _ = store.create_token("old", VIEWER, created_by="test", expires_at=None)
     store.update_traits("ada", {"email": "ada@example.com", "plan": "vip"}, [])
     ids = {"journey_id": "cart", "segment_id": "vips", "template_id": "hello",
-           "broadcast_id": "spring-sale", "user_id": "ada", "token_id": old.id}  # fmt: skip
+           "broadcast_id": "spring-sale", "user_id": "ada", "token_id": old.id,
+           "email": "new@example.com"}  # fmt: skip
     walked = {str(e) for e in management(app) if e.method != "GET"} - NOT_CHANGES
     assert {c.route for c in CHANGES if c.method != "GET"} == walked, "a change without a test"
 

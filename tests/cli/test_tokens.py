@@ -84,7 +84,7 @@ async def test_bad_input_is_refused_with_where_it_is_wrong(api_url: str, store: 
     assert "path.token_id" in malformed.stderr
     without = await tokens(api_url, "list", token=None)
     assert without.returncode == 2
-    assert "managing tokens needs JOURNEYS_ADMIN_TOKEN" in without.stderr
+    assert "managing tokens and people needs JOURNEYS_ADMIN_TOKEN" in without.stderr
     not_admin = await tokens(api_url, "list", token="not-the-admin-token")
     assert (not_admin.returncode, "HTTP 401 unauthorized" in not_admin.stderr) == (1, True)
     assert store.tokens() == []

@@ -89,7 +89,10 @@ def test_create_from_the_gallery_edit_save_and_publish(api: LiveApi) -> None:
     assert stored is not None
     assert stored.version == 2
 
-    # The history compares versions, and a version with the editor's draft.
+    # The history says who published each version, and compares versions, and a version
+    # with the editor's draft.
+    history = next(d.value for d in app.dataframe if "published by" in d.value.columns)
+    assert list(history["published by"]) == ["bootstrap", "bootstrap"]
     choose(app.selectbox(key="editor.diff.a"), "version 1").run()
     choose(app.selectbox(key="editor.diff.b"), "version 2").run()
     diff = app.code[0].value

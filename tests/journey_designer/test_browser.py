@@ -49,13 +49,23 @@ def chromium() -> str:
 @pytest.fixture
 def designer(live_api: LiveApi, tmp_path: Path) -> Iterator[str]:
     """`streamlit run` of the designer on a loopback port, pointed at the live API."""
+    with designer_process(live_api, tmp_path, {"JOURNEYS_ADMIN_TOKEN": ADMIN_TOKEN}) as url:
+        yield url
+
+
+@contextmanager
+def designer_process(
+    live_api: LiveApi, tmp_path: Path, environment: dict[str, str]
+) -> Iterator[str]:
+    """`streamlit run` of the designer on a loopback port, pointed at the live API, with
+    these variables too, for the block; its URL."""
     port = free_port()
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith("JOURNEYS_")},
         "JOURNEYS_API_URL": live_api.url,
-        "JOURNEYS_ADMIN_TOKEN": ADMIN_TOKEN,
         "JOURNEYS_TEMPORAL_UI_URL": "http://127.0.0.1:8233",
         "HOME": str(tmp_path),  # Streamlit keeps its machine id and credentials here
+        **environment,
     }
     log = (tmp_path / "streamlit.log").open("w")
     process = subprocess.Popen(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from journeys.errors import ConfigurationError
-from journeys.settings import NEEDS, Component, Settings
+from journeys.settings import NEEDS, Component, Settings, load_settings
 
 FULL = Settings(write_key="w", admin_token="a", unsubscribe_secret="u")
 VARIABLES = {
@@ -52,3 +54,44 @@ def test_the_api_refuses_a_write_key_that_is_also_the_admin_token() -> None:
         Settings(write_key="same", admin_token="same", unsubscribe_secret="u").require(
             Component.API
         )
+
+
+@pytest.mark.parametrize(
+    ("sign_in", "needs_token"), [("off", True), ("oidc", True), ("accounts", False)]
+)
+def test_the_designer_needs_the_admin_token_unless_people_sign_in_with_accounts(
+    monkeypatch: pytest.MonkeyPatch, sign_in: str, needs_token: bool
+) -> None:
+    monkeypatch.setenv("JOURNEYS_DESIGNER_SIGN_IN", sign_in)
+    monkeypatch.delenv("JOURNEYS_ADMIN_TOKEN", raising=False)
+    settings = load_settings()
+    assert settings.designer_sign_in == sign_in
+    if needs_token:
+        with pytest.raises(ConfigurationError, match="the designer needs JOURNEYS_ADMIN_TOKEN"):
+            settings.require(Component.DESIGNER)
+    else:
+        assert settings.require(Component.DESIGNER) is settings
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        (
+            "JOURNEYS_DESIGNER_SIGN_IN",
+            "password",
+            "JOURNEYS_DESIGNER_SIGN_IN: Input should be 'off', 'accounts' or 'oidc'",
+        ),
+        ("JOURNEYS_SESSION_HOURS", "0", "JOURNEYS_SESSION_HOURS: Input should be greater than 0"),
+        (
+            "JOURNEYS_SESSION_HOURS",
+            "a day",
+            "JOURNEYS_SESSION_HOURS: Input should be a valid number",
+        ),
+    ],
+)
+def test_bad_sign_in_settings_are_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, named: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError, match=re.escape(named)):
+        load_settings()

@@ -31,6 +31,8 @@ PUBLIC = {
     "/o/{token}.gif": "the open pixel of an email: its signed token is the credential",
     "/sdk/journeys.js": "the browser SDK, a public script",
     "/sdk/journeys.css": "the browser SDK's stylesheet",
+    "/v1/sessions": "signing in: the password is the credential (or the admin token vouches "
+    "for a member); tests/api/test_people.py",
     **{
         f"/mixpanel/{name}{slash}": "Mixpanel's libraries put the write key (their project "
         "token) in every record, which the endpoint checks: tests/api/test_mixpanel.py"
