@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 import time
@@ -53,23 +54,27 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    """Run the worker until SIGTERM."""
+    """Run the worker until SIGTERM; the process then ends (see below)."""
     from journeys.logs import setup_logging
     from journeys.settings import load_settings
     from worker.main import run_worker
 
     settings = load_settings()
     setup_logging(settings.log_level)
+    status = 0
     try:
         asyncio.run(run_worker(settings))
     except ConfigurationError as error:
-        # After a failed connect, the Temporal SDK's runtime threads may still call into Python
-        # while the interpreter finalizes, which now and then aborts the process (exit 134)
-        # instead of the exit 2 that says why: say why, then leave at once.
-        print(f"journeys: {error}", file=sys.stderr, flush=True)
-        sys.stdout.flush()
-        os._exit(2)
-    return 0
+        print(f"journeys: {error}", file=sys.stderr)
+        status = 2
+    # The Temporal SDK's runtime threads may still call into Python while the interpreter
+    # finalizes (after a failed connect, or after the worker stopped), which now and then
+    # aborts the process (SIGABRT) instead of the exit status that says how it went. Once the
+    # worker has stopped, or never started, there is nothing left to finalize: leave at once.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
