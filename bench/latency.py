@@ -39,7 +39,8 @@ TARGET_ENTRY_RATIO = 0.9
 """Entry path saturated: journeys delivered per second ÷ the bare side's, at least."""
 JOURNEYS_CPU = ("api", "worker", "temporal")
 BARE_CPU = ("bare-worker", "temporal", "driver")
-"""Whose CPU an event is charged on each side: the bare side's client is the benchmark."""
+"""Whose CPU an event is charged on each side: the bare side's client is the benchmark. On a
+PostgreSQL store, the journeys side is charged its database's backends too ("postgres")."""
 STEP = "message"
 DRAIN_SECONDS = 30.0
 """How long to wait for the last messages after the last event was sent."""
@@ -123,8 +124,9 @@ async def _journeys_at_rate(
             return False  # its message never comes: counted as lost too
         return response.status_code == 200
 
+    charged = JOURNEYS_CPU if stack.database is None else (*JOURNEYS_CPU, "postgres")
     return await _paced(
-        stack, sizes, receiver, rate, prefix=journey_id, send_one=send, charged=JOURNEYS_CPU
+        stack, sizes, receiver, rate, prefix=journey_id, send_one=send, charged=charged
     )
 
 
