@@ -164,7 +164,8 @@ async def run_worker(settings: Settings) -> None:
     assert settings.unsubscribe_secret is not None
     links = Links(settings.links_base_url, settings.unsubscribe_secret)
     channels = build_channels(settings)
-    store = Store.from_settings(settings)
+    # A connection for each activity thread, kept for the next activity.
+    store = Store.from_settings(settings, connections=settings.worker_max_concurrent_activities)
     if settings.worker_metrics:
         serve_metrics(settings.worker_metrics)
     try:

@@ -29,6 +29,10 @@ from journeys.store.claims import OutboxBell, OutboxClaims, outbox_claims
 from journeys.store.records import EnrollmentRecord, JourneyRecord, utcnow
 
 _WRITE_OPTION = "journeys_write"
+CONNECTIONS = 10
+"""Connections a store keeps open for reuse, unless its process says how many it uses at once."""
+OVERFLOW = 10
+"""Connections a store may open beyond those it keeps, closed again after their transaction."""
 _Record = TypeVar("_Record", JourneyRecord, EnrollmentRecord)
 _T = TypeVar("_T")
 
@@ -55,10 +59,13 @@ def _sqlite_begin(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def _create_engine(url: str) -> Engine:
+def _create_engine(url: str, connections: int) -> Engine:
     parsed = make_url(url)
+    # Every transaction beyond the pool's size opens a connection and closes it after (on
+    # PostgreSQL a new backend process each time): the pool keeps as many as its process uses.
+    pooled = {"pool_size": connections, "max_overflow": OVERFLOW}
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(url, pool_pre_ping=True, **pooled)
     database = parsed.database
     if database in (None, "", ":memory:"):
         # One shared connection, or every pooled connection would see its own empty database.
@@ -66,7 +73,7 @@ def _create_engine(url: str) -> Engine:
     else:
         if not database.startswith("file:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        engine = create_engine(url, connect_args={"check_same_thread": False}, **pooled)
     event.listen(engine, "connect", _sqlite_connect)
     event.listen(engine, "begin", _sqlite_begin)
     return engine
@@ -74,10 +81,14 @@ def _create_engine(url: str) -> Engine:
 
 class StoreBase:
     """The engine over one database URL, migrated on opening, and its sessions; the parts of
-    the store (`journeys.store.Store`) build on it."""
+    the store (`journeys.store.Store`) build on it. It keeps up to `connections` connections
+    open for reuse: as many as its process runs transactions at once (a worker's activity
+    threads)."""
 
-    def __init__(self, url: str) -> None:
-        self._engine = _create_engine(url)
+    def __init__(self, url: str, *, connections: int = CONNECTIONS) -> None:
+        if connections < 1:
+            raise ValueError(f"a store needs at least one connection, not {connections}")
+        self._engine = _create_engine(url, connections)
         self._writer = self._engine.execution_options(**{_WRITE_OPTION: True})
         # SQLite has one writer at a time. Queueing this process's writers on a lock is far
         # cheaper than letting them spin in SQLite's busy handler; other processes still wait
@@ -98,9 +109,9 @@ class StoreBase:
             raise
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Self:
-        """The store at `settings.database_url`."""
-        return cls(settings.database_url)
+    def from_settings(cls, settings: Settings, *, connections: int = CONNECTIONS) -> Self:
+        """The store at `settings.database_url`, keeping up to `connections` connections."""
+        return cls(settings.database_url, connections=connections)
 
     @property
     def engine(self) -> Engine:
