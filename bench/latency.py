@@ -40,7 +40,8 @@ TARGET_ENTRY_RATIO = 0.9
 JOURNEYS_CPU = ("api", "worker", "temporal")
 BARE_CPU = ("bare-worker", "temporal", "driver")
 """Whose CPU an event is charged on each side: the bare side's client is the benchmark. On a
-PostgreSQL store, the journeys side is charged its database's backends too ("postgres")."""
+PostgreSQL store, each side is charged the database's backends too ("postgres"): both sides'
+deliveries are recorded there."""
 STEP = "message"
 DRAIN_SECONDS = 30.0
 """How long to wait for the last messages after the last event was sent."""
@@ -124,9 +125,8 @@ async def _journeys_at_rate(
             return False  # its message never comes: counted as lost too
         return response.status_code == 200
 
-    charged = JOURNEYS_CPU if stack.database is None else (*JOURNEYS_CPU, "postgres")
     return await _paced(
-        stack, sizes, receiver, rate, prefix=journey_id, send_one=send, charged=charged
+        stack, sizes, receiver, rate, prefix=journey_id, send_one=send, charged=JOURNEYS_CPU
     )
 
 
@@ -170,7 +170,10 @@ async def _paced(
 ) -> dict[str, Any]:
     """Send one event per user at `rate` (open loop) with `send_one` (False: it failed), wait
     for their messages, and measure: latencies, messages delivered per second from the first
-    send to the last message, and the CPU per event of the `charged` processes."""
+    send to the last message, and the CPU per event of the `charged` processes (and of the
+    store's database, when the stack has one)."""
+    if stack.database is not None:
+        charged = (*charged, "postgres")
     count = max(1, round(rate * sizes.latency_seconds))
     users = [f"{prefix}-u{i}" for i in range(count)]
     sent: dict[str, float] = {}
