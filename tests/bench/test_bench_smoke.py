@@ -164,15 +164,7 @@ async def test_the_latency_benchmark_runs_on_a_postgresql_store(tmp_path: Path) 
         if os.environ.get("JOURNEYS_TEST_STRICT") == "1":
             pytest.fail(f"neither {ENV} nor JOURNEYS_TEST_POSTGRES_URL is set")
         pytest.skip("no PostgreSQL to run on")
-    results = await run_benchmarks(
-        TINY,
-        scale="tiny",
-        workdir=tmp_path / "stack",
-        output=None,
-        only=("latency",),
-        postgres_url=postgres_url,
-        store="postgres",
-    )
+    results = await _latency_only(tmp_path, "postgres", postgres_url)
     assert results["store"] == "postgres"
     for figures in results["latency"]["rates"].values():
         used = figures["cpu_ms_per_event"]
@@ -183,26 +175,31 @@ async def test_the_latency_benchmark_runs_on_a_postgresql_store(tmp_path: Path) 
 
 
 @pytest.mark.parametrize(
-    ("chosen", "postgres_url", "says"),
+    ("chosen", "says"),
     [
-        ("postgres", None, "a PostgreSQL store needs a postgres_url"),
-        ("mysql", None, "unknown store 'mysql'"),
+        ("postgres", "a PostgreSQL store needs a postgres_url"),
+        ("mysql", "unknown store 'mysql'"),
     ],
 )
 async def test_a_store_the_benchmarks_cannot_use_is_refused_before_anything_starts(
-    tmp_path: Path, chosen: str, postgres_url: str | None, says: str
+    tmp_path: Path, chosen: str, says: str
 ) -> None:
     with pytest.raises(ValueError, match=says):
-        await run_benchmarks(
-            TINY,
-            scale="tiny",
-            workdir=tmp_path / "stack",
-            output=None,
-            only=("latency",),
-            postgres_url=postgres_url,
-            store=chosen,
-        )
+        await _latency_only(tmp_path, chosen, None)
     assert not (tmp_path / "stack").exists()
+
+
+async def _latency_only(tmp_path: Path, store: str, postgres_url: str | None) -> dict[str, Any]:
+    """The latency benchmark alone, at tiny sizes, on `store`."""
+    return await run_benchmarks(
+        TINY,
+        scale="tiny",
+        workdir=tmp_path / "stack",
+        output=None,
+        only=("latency",),
+        postgres_url=postgres_url,
+        store=store,
+    )
 
 
 def test_the_command_line_asks_for_a_server_for_a_postgresql_store() -> None:
