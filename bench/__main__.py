@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bench.common import SCALES
 from bench.postgres import ENV
-from bench.run import BENCHMARKS, run_benchmarks
+from bench.run import BENCHMARKS, STORES, run_benchmarks
 
 HERE = Path(__file__).parent
 
@@ -38,10 +38,20 @@ def main() -> None:
     parser.add_argument(
         "--postgres-url",
         default=os.environ.get(ENV) or None,
-        help=f"a PostgreSQL role with CREATEDB, for the replicas benchmark (default ${ENV}; "
-        "skipped without one)",
+        help=f"a PostgreSQL role with CREATEDB, for the replicas benchmark and --store postgres "
+        f"(default ${ENV}; the replicas benchmark is skipped without one)",
+    )
+    parser.add_argument(
+        "--store",
+        choices=STORES,
+        default="sqlite",
+        help="the app store of every benchmark's stack: a SQLite file (default), or a PostgreSQL "
+        "database of its own on the server of --postgres-url (the replicas benchmark always "
+        "uses PostgreSQL)",
     )
     args = parser.parse_args()
+    if args.store == "postgres" and args.postgres_url is None:
+        parser.error(f"--store postgres needs --postgres-url or ${ENV}")
     # SIGTERM stops a run as Ctrl-C does, so that the stack's processes are stopped too.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     scale = "quick" if args.quick else args.scale
@@ -53,6 +63,7 @@ def main() -> None:
             output=args.output,
             only=tuple(args.only),
             postgres_url=args.postgres_url,
+            store=args.store,
         )
     )
 

@@ -29,7 +29,7 @@ async def _serve() -> None:
     assert settings.unsubscribe_secret is not None
     tuning = Tuning.from_settings(settings)
     channels = build_channels(settings)
-    store = Store.from_settings(settings)
+    store = Store.from_settings(settings, connections=tuning.max_concurrent_activities)
     client = await connect(settings)
     activities = JourneyActivities(
         store, channels, Links(settings.links_base_url, settings.unsubscribe_secret)

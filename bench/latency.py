@@ -39,7 +39,9 @@ TARGET_ENTRY_RATIO = 0.9
 """Entry path saturated: journeys delivered per second ÷ the bare side's, at least."""
 JOURNEYS_CPU = ("api", "worker", "temporal")
 BARE_CPU = ("bare-worker", "temporal", "driver")
-"""Whose CPU an event is charged on each side: the bare side's client is the benchmark."""
+"""Whose CPU an event is charged on each side: the bare side's client is the benchmark. On a
+PostgreSQL store, each side is charged the database's backends too ("postgres"): both sides'
+deliveries are recorded there."""
 STEP = "message"
 DRAIN_SECONDS = 30.0
 """How long to wait for the last messages after the last event was sent."""
@@ -168,7 +170,10 @@ async def _paced(
 ) -> dict[str, Any]:
     """Send one event per user at `rate` (open loop) with `send_one` (False: it failed), wait
     for their messages, and measure: latencies, messages delivered per second from the first
-    send to the last message, and the CPU per event of the `charged` processes."""
+    send to the last message, and the CPU per event of the `charged` processes (and of the
+    store's database, when the stack has one)."""
+    if stack.database is not None:
+        charged = (*charged, "postgres")
     count = max(1, round(rate * sizes.latency_seconds))
     users = [f"{prefix}-u{i}" for i in range(count)]
     sent: dict[str, float] = {}

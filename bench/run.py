@@ -24,6 +24,7 @@ from bench.report import machine, table
 from bench.stack import Stack, running_stack
 
 BENCHMARKS = ("ingest", "latency", "interpreter", "capacity", "inapp", "replicas", "burst")
+STORES = ("sqlite", "postgres")
 
 
 async def run_benchmarks(
@@ -34,17 +35,21 @@ async def run_benchmarks(
     output: Path | None,
     only: tuple[str, ...] = BENCHMARKS,
     postgres_url: str | None = None,
+    store: str = "sqlite",
 ) -> dict[str, Any]:
     """Run `only` (in the order of `BENCHMARKS`) at `sizes`, on stacks kept in `workdir`
     (emptied first, a folder per stack); print the table and write the results to `output`
     (when given), also after each benchmark, capacity size, replica count and burst side, so
     that a run cut short keeps what it measured. The replicas benchmark creates its databases
     on the PostgreSQL server of `postgres_url` (a role with CREATEDB), and is skipped without
-    one."""
+    one; with `store` "postgres", every other stack's app store is a database there too
+    (production's store) instead of a SQLite file."""
+    default_database = _stacks_database(store, postgres_url)
     shutil.rmtree(workdir, ignore_errors=True)
     started = time.perf_counter()
     results: dict[str, Any] = {
         "scale": scale,
+        "store": store,
         "sizes": dataclasses.asdict(sizes),
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
@@ -59,7 +64,7 @@ async def run_benchmarks(
 
     @asynccontextmanager
     async def fresh_stack(
-        label: str, *, postgres_url: str | None = None, apis: int = 1
+        label: str, *, postgres_url: str | None = default_database, apis: int = 1
     ) -> AsyncIterator[Stack]:
         say(f"starting a stack in {workdir / label}")
         async with running_stack(workdir / label, postgres_url=postgres_url, apis=apis) as stack:
@@ -103,3 +108,14 @@ async def run_benchmarks(
     if output is not None:
         say(f"\nresults written to {output}")
     return results
+
+
+def _stacks_database(store: str, postgres_url: str | None) -> str | None:
+    """The PostgreSQL server on which the stacks get their app store, None for SQLite files."""
+    if store not in STORES:
+        raise ValueError(f"unknown store {store!r}, not one of {', '.join(STORES)}")
+    if store == "sqlite":
+        return None
+    if postgres_url is None:
+        raise ValueError("a PostgreSQL store needs a postgres_url")
+    return postgres_url

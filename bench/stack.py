@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -163,6 +163,9 @@ class Stack:
     """API replicas beside `api`, on the same store and Temporal."""
     database: ScratchDatabase | None = None
     """The PostgreSQL database of the stack, when it has one (else the store is SQLite)."""
+    backends_cpu: dict[int, float] = field(default_factory=dict)
+    """CPU seconds of each backend of `database` seen so far, by process id, kept after the
+    backend ends (a pooled connection closed), so its work still counts."""
 
     @property
     def admin(self) -> dict[str, str]:
@@ -191,7 +194,9 @@ class Stack:
         by name."""
         used = {process.name: process.cpu() for process in self.processes()}
         if self.database is not None:
-            used["postgres"] = sum(map(cpu_seconds, self.database.backends()))
+            for pid in self.database.backends():
+                self.backends_cpu[pid] = max(self.backends_cpu.get(pid, 0.0), cpu_seconds(pid))
+            used["postgres"] = sum(self.backends_cpu.values())
         return {**used, "driver": time.process_time(), "machine": machine_busy_seconds()}
 
     async def settle(self, *, idle_share: float = 0.05, timeout: float = 300.0) -> None:

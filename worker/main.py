@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import logging
 import py_compile
 import signal
-from collections.abc import Iterable, Mapping
+import sys
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
+from importlib.machinery import ModuleSpec
 from pathlib import Path
+from types import CodeType, ModuleType
 
 from pydantic import BaseModel
 from temporalio.client import (
@@ -109,26 +114,75 @@ class Tuning:
 
 
 def compile_workflow_modules(workflows: Iterable[type]) -> None:
-    """Write the bytecode of the packages defining `workflows` (written atomically).
+    """Compile the modules of the packages defining `workflows` once, and import them from that
+    code from now on in this process; write their bytecode too (atomically), for other
+    processes.
 
     The sandbox imports a workflow's module, and the modules of its package that it imports
     (`workflows.patches`), afresh for every run it starts, to isolate module state. Without a
     bytecode cache (a source checkout under PYTHONDONTWRITEBYTECODE=1, as the Dockerfile's
     `compileall` step covers for the image) each of those imports compiled the source again: a
-    third of the worker's CPU when many runs start. Imports still read the cache under that
-    setting, so writing it once here is enough. A tree that cannot be written keeps compiling,
-    as before.
+    third of the worker's CPU when many runs start. With one, each still found the file, read it
+    and unmarshalled its code: a tenth of a busy worker's CPU. Now each run's sandbox executes
+    the module anew from the code compiled here (code objects are immutable: the module's state
+    is still its own, and the sandbox still checks what it calls), and a run never meets a
+    source file changed on disk since the worker started. A tree that cannot be written keeps
+    its old bytecode, or none.
     """
-    folders = set()
+    modules: dict[str, Path] = {}
     for module in {workflow.__module__ for workflow in workflows}:
         spec = importlib.util.find_spec(module)
-        if spec is not None and spec.origin is not None and spec.origin.endswith(".py"):
-            folders.add(Path(spec.origin).parent)
-    for source in sorted(path for folder in folders for path in folder.glob("*.py")):
+        if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
+            continue
+        package = module.rpartition(".")[0]
+        if not package:
+            modules[module] = Path(spec.origin)
+            continue
+        for source in Path(spec.origin).parent.glob("*.py"):
+            modules[package if source.stem == "__init__" else f"{package}.{source.stem}"] = source
+    for source in sorted(set(modules.values())):
         with contextlib.suppress(OSError, py_compile.PyCompileError):
             py_compile.compile(
                 str(source), cfile=importlib.util.cache_from_source(str(source)), doraise=True
             )
+    _COMPILED.add({name: _CompiledOnce(name, str(source)) for name, source in modules.items()})
+
+
+class _CompiledOnce(importlib.machinery.SourceFileLoader):
+    """Loads a module from the code compiled when it was made (`compile_workflow_modules`)."""
+
+    def __init__(self, fullname: str, path: str) -> None:
+        super().__init__(fullname, path)
+        self._code = super().get_code(fullname)
+
+    def get_code(self, fullname: str) -> CodeType | None:
+        """The module's code, compiled once."""
+        return self._code
+
+
+class _CompiledModules(importlib.abc.MetaPathFinder):
+    """Finds the modules compiled once (`_CompiledOnce`), before any other finder looks."""
+
+    def __init__(self) -> None:
+        self._loaders: dict[str, _CompiledOnce] = {}
+
+    def add(self, loaders: Mapping[str, _CompiledOnce]) -> None:
+        """Find these modules from now on (and the ones added before)."""
+        self._loaders.update(loaders)
+        if self not in sys.meta_path:
+            sys.meta_path.insert(0, self)
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        """A spec loading the module from its compiled code; None for any other module."""
+        loader = self._loaders.get(fullname)
+        if loader is None:
+            return None
+        return importlib.util.spec_from_file_location(fullname, loader.path, loader=loader)
+
+
+_COMPILED = _CompiledModules()
 
 
 def build_worker(
@@ -182,7 +236,8 @@ async def run_worker(settings: Settings) -> None:
     assert settings.unsubscribe_secret is not None
     links = Links(settings.links_base_url, settings.unsubscribe_secret)
     channels = build_channels(settings)
-    store = Store.from_settings(settings)
+    # A connection for each activity thread, kept for the next activity.
+    store = Store.from_settings(settings, connections=settings.worker_max_concurrent_activities)
     if settings.worker_metrics:
         serve_metrics(settings.worker_metrics)
     try:

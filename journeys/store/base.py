@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+from sqlalchemy.exc import IntegrityError, InvalidatePoolError
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, StaticPool
 from sqlmodel import Session
 
 from journeys.errors import NotFound
@@ -29,6 +30,14 @@ from journeys.store.claims import OutboxBell, OutboxClaims, outbox_claims
 from journeys.store.records import EnrollmentRecord, JourneyRecord, utcnow
 
 _WRITE_OPTION = "journeys_write"
+CONNECTIONS = 10
+"""Connections a store keeps open for reuse, unless its process says how many it uses at once."""
+OVERFLOW = 10
+"""Connections a store may open beyond those it keeps, closed again after their transaction."""
+PING_AFTER_IDLE = 1.0
+"""Seconds a pooled PostgreSQL connection may go unused before it is checked (`SELECT 1`) as it
+is taken again: one a busy process used a moment ago is taken as it is."""
+_RETURNED_AT = "journeys_returned_at"
 _Record = TypeVar("_Record", JourneyRecord, EnrollmentRecord)
 _T = TypeVar("_T")
 
@@ -55,10 +64,15 @@ def _sqlite_begin(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def _create_engine(url: str) -> Engine:
+def _create_engine(url: str, connections: int) -> Engine:
     parsed = make_url(url)
+    # Every transaction beyond the pool's size opens a connection and closes it after (on
+    # PostgreSQL a new backend process each time): the pool keeps as many as its process uses.
+    pooled = {"pool_size": connections, "max_overflow": OVERFLOW}
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, **pooled)
+        _ping_idle_connections(engine)
+        return engine
     database = parsed.database
     if database in (None, "", ":memory:"):
         # One shared connection, or every pooled connection would see its own empty database.
@@ -66,18 +80,45 @@ def _create_engine(url: str) -> Engine:
     else:
         if not database.startswith("file:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        engine = create_engine(url, connect_args={"check_same_thread": False}, **pooled)
     event.listen(engine, "connect", _sqlite_connect)
     event.listen(engine, "begin", _sqlite_begin)
     return engine
 
 
+def _ping_idle_connections(engine: Engine) -> None:
+    """Check a pooled connection before it is used again when it went unused for longer than
+    `PING_AFTER_IDLE`, as `pool_pre_ping` would before every transaction (one round trip to the
+    server more for each): a connection the server closed meanwhile (a restart, a failover)
+    fails its check, and the pool replaces it and every connection older, so no transaction
+    fails on one."""
+
+    def returned(_dbapi: object, record: ConnectionPoolEntry, *_: object) -> None:
+        record.info[_RETURNED_AT] = time.monotonic()
+
+    def taken(dbapi: Any, record: ConnectionPoolEntry, _proxy: PoolProxiedConnection) -> None:
+        if time.monotonic() - record.info.get(_RETURNED_AT, 0.0) < PING_AFTER_IDLE:
+            return
+        try:
+            engine.dialect.do_ping(dbapi)
+        except Exception as error:  # whatever the driver raises for a connection that is gone
+            raise InvalidatePoolError(f"a pooled connection is gone: {error}") from error
+
+    event.listen(engine, "connect", returned)  # a new connection needs no check
+    event.listen(engine, "checkin", returned)
+    event.listen(engine, "checkout", taken)
+
+
 class StoreBase:
     """The engine over one database URL, migrated on opening, and its sessions; the parts of
-    the store (`journeys.store.Store`) build on it."""
+    the store (`journeys.store.Store`) build on it. It keeps up to `connections` connections
+    open for reuse: as many as its process runs transactions at once (a worker's activity
+    threads)."""
 
-    def __init__(self, url: str) -> None:
-        self._engine = _create_engine(url)
+    def __init__(self, url: str, *, connections: int = CONNECTIONS) -> None:
+        if connections < 1:
+            raise ValueError(f"a store needs at least one connection, not {connections}")
+        self._engine = _create_engine(url, connections)
         self._writer = self._engine.execution_options(**{_WRITE_OPTION: True})
         # SQLite has one writer at a time. Queueing this process's writers on a lock is far
         # cheaper than letting them spin in SQLite's busy handler; other processes still wait
@@ -98,9 +139,9 @@ class StoreBase:
             raise
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Self:
-        """The store at `settings.database_url`."""
-        return cls(settings.database_url)
+    def from_settings(cls, settings: Settings, *, connections: int = CONNECTIONS) -> Self:
+        """The store at `settings.database_url`, keeping up to `connections` connections."""
+        return cls(settings.database_url, connections=connections)
 
     @property
     def engine(self) -> Engine:

@@ -303,8 +303,10 @@ def _enrollment_of(
         entered_at=enrollment.entered_at,
         holdout=enrollment.holdout,
     )
+    # No flush here: the session inserts it before its visits (which refer to it) when the
+    # steps are written, with their changes already in it: one statement, not an insert and an
+    # update.
     session.add(record)
-    session.flush()  # before its visits, which refer to it
     return record, True
 
 

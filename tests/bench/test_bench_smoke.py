@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -154,3 +156,61 @@ def check_burst(burst: dict[str, Any]) -> None:
 
 def test_rss_of_a_process_that_is_gone_is_zero() -> None:
     assert rss_bytes(2**22 + 7) == 0
+
+
+async def test_the_latency_benchmark_runs_on_a_postgresql_store(tmp_path: Path) -> None:
+    postgres_url = os.environ.get(ENV) or os.environ.get("JOURNEYS_TEST_POSTGRES_URL")
+    if postgres_url is None:
+        if os.environ.get("JOURNEYS_TEST_STRICT") == "1":
+            pytest.fail(f"neither {ENV} nor JOURNEYS_TEST_POSTGRES_URL is set")
+        pytest.skip("no PostgreSQL to run on")
+    results = await _latency_only(tmp_path, "postgres", postgres_url)
+    assert results["store"] == "postgres"
+    for figures in results["latency"]["rates"].values():
+        used = figures["cpu_ms_per_event"]
+        assert set(used) == {"api", "worker", "temporal", "postgres", "total"}
+        assert all(finite(value) for value in used.values())
+    bare = results["latency"]["entry_path"]["bare"]["cpu_ms_per_event"]
+    assert set(bare) == {"bare-worker", "temporal", "driver", "postgres", "total"}
+
+
+@pytest.mark.parametrize(
+    ("chosen", "says"),
+    [
+        ("postgres", "a PostgreSQL store needs a postgres_url"),
+        ("mysql", "unknown store 'mysql'"),
+    ],
+)
+async def test_a_store_the_benchmarks_cannot_use_is_refused_before_anything_starts(
+    tmp_path: Path, chosen: str, says: str
+) -> None:
+    with pytest.raises(ValueError, match=says):
+        await _latency_only(tmp_path, chosen, None)
+    assert not (tmp_path / "stack").exists()
+
+
+async def _latency_only(tmp_path: Path, store: str, postgres_url: str | None) -> dict[str, Any]:
+    """The latency benchmark alone, at tiny sizes, on `store`."""
+    return await run_benchmarks(
+        TINY,
+        scale="tiny",
+        workdir=tmp_path / "stack",
+        output=None,
+        only=("latency",),
+        postgres_url=postgres_url,
+        store=store,
+    )
+
+
+def test_the_command_line_asks_for_a_server_for_a_postgresql_store() -> None:
+    environment = {k: v for k, v in os.environ.items() if k != ENV}
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--store", "postgres", "--only", "latency"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert f"--store postgres needs --postgres-url or ${ENV}" in result.stderr

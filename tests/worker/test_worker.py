@@ -119,21 +119,58 @@ def test_worker_that_cannot_start_says_why(
     assert "Traceback" not in result.stderr
 
 
-def test_the_bytecode_of_every_workflow_module_is_written(tmp_path: Path) -> None:
-    package = tmp_path / "sandboxed"
+def _workflow_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, Path]:
+    """A package of its own (a name no other test imports) with a workflow module `flow` that
+    imports `helper`, importable from `tmp_path`; every finder added to the import system goes
+    when the test ends."""
+    name = f"sandboxed_{uuid.uuid4().hex[:8]}"
+    package = tmp_path / name
     package.mkdir()
     (package / "__init__.py").write_text("")
-    (package / "flow.py").write_text("from sandboxed import helper\n\nclass Flow: ...\n")
-    (package / "helper.py").write_text("VALUE = 1\n")
-    sys.path.insert(0, str(tmp_path))
-    try:
-        flow = importlib.import_module("sandboxed.flow")
-        for cached in package.glob("__pycache__/*"):
-            cached.unlink()
-        compile_workflow_modules([flow.Flow])
-    finally:
-        sys.path.remove(str(tmp_path))
-        for name in ("sandboxed", "sandboxed.flow", "sandboxed.helper"):
-            sys.modules.pop(name, None)
+    (package / "flow.py").write_text(f"from {name} import helper\n\nclass Flow: ...\n")
+    (package / "helper.py").write_text("VALUES: list[int] = []\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "meta_path", [*sys.meta_path])
+    for module in (name, f"{name}.flow", f"{name}.helper"):
+        monkeypatch.delitem(sys.modules, module, raising=False)
+    return name, package
+
+
+def test_the_bytecode_of_every_workflow_module_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name, package = _workflow_package(tmp_path, monkeypatch)
+    flow = importlib.import_module(f"{name}.flow")
+    for cached in package.glob("__pycache__/*"):
+        cached.unlink()
+    compile_workflow_modules([flow.Flow])
     written = {path.name.split(".")[0] for path in package.glob("__pycache__/*.pyc")}
     assert written == {"__init__", "flow", "helper"}
+
+
+def test_workflow_modules_run_anew_from_the_code_compiled_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name, package = _workflow_package(tmp_path, monkeypatch)
+    compile_workflow_modules([importlib.import_module(f"{name}.flow").Flow])
+    first = importlib.import_module(f"{name}.helper")
+    first.VALUES.append(1)
+    # As the sandbox does for every run: the module imported afresh...
+    del sys.modules[f"{name}.helper"]
+    # ...reads neither the source nor the bytecode again.
+    (package / "helper.py").write_text("raise RuntimeError('read from disk')\n")
+    for cached in package.glob("__pycache__/*"):
+        cached.unlink()
+    again = importlib.import_module(f"{name}.helper")
+    assert again is not first
+    assert again.VALUES == []  # executed anew: no state from the module before
+    assert again.__file__ == str(package / "helper.py")
+
+
+def test_other_modules_are_imported_as_ever(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name, package = _workflow_package(tmp_path, monkeypatch)
+    compile_workflow_modules([importlib.import_module(f"{name}.flow").Flow])
+    (package / "later.py").write_text("ANSWER = 42\n")  # not there when they were compiled
+    assert importlib.import_module(f"{name}.later").ANSWER == 42
