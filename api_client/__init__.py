@@ -293,11 +293,15 @@ class ApiClient:
 
     # --- sign-in (the password is the credential) -----------------------------------------
 
-    def sign_in(self, email: str, password: str) -> dict[str, Any]:
+    def sign_in(
+        self, email: str, password: str, *, for_address: str | None = None
+    ) -> dict[str, Any]:
         """`POST /v1/sessions {"email", "password"}`: a session acting as the person;
-        `{token, expires_at, email, role}`."""
+        `{token, expires_at, email, role}`. `for_address`: the address of the person's browser,
+        which a caller signing others in (the designer) passes on as X-Forwarded-For."""
+        headers = None if for_address is None else {"X-Forwarded-For": for_address}
         session: dict[str, Any] = self._send(
-            "POST", "/v1/sessions", {"email": email, "password": password}
+            "POST", "/v1/sessions", {"email": email, "password": password}, headers=headers
         )
         return session
 

@@ -76,7 +76,7 @@ def _password_form(config: Settings) -> None:
         return
     try:
         with ApiClient(config.api_url, timeout=TIMEOUT) as client:
-            started = client.sign_in(email, password)
+            started = client.sign_in(email, password, for_address=_browser_address())
     except ApiError as error:
         if error.status == 401:
             st.error("Wrong email or password.", icon=":material/error:")
@@ -94,6 +94,13 @@ def _password_form(config: Settings) -> None:
     st.rerun()
 
 
+def _browser_address() -> str | None:
+    """The address of the person's browser, which the API counts failed sign-ins by (else
+    every sign-in would count against the designer's own address); None when unknown."""
+    address = st.context.ip_address
+    return address if isinstance(address, str) and address else None
+
+
 def _through_provider(config: Settings) -> None:
     """Streamlit's OIDC sign-in; then a session the admin token vouches for."""
     _heading()
@@ -109,7 +116,9 @@ def _through_provider(config: Settings) -> None:
         st.button("Sign in with your organisation's account", type="primary", on_click=st.login)
         return
     email = st.user.get("email")
-    if not isinstance(email, str) or st.user.get("email_verified") is False:
+    # Only an address the provider vouches for: without `email_verified`, an account at the
+    # provider could carry anyone's address.
+    if not isinstance(email, str) or st.user.get("email_verified") is not True:
         st.error("Your provider did not give a verified email address.")
         st.button("Sign out", on_click=st.logout, key="signin.provider.out")
         return

@@ -14,6 +14,7 @@ are refused until the window ends, even with the right password.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 from dataclasses import dataclass
 from datetime import timedelta
@@ -84,16 +85,19 @@ ADDRESS_LIMIT = SignInLimit(failures=20, window=timedelta(minutes=15))
 """Failed sign-ins from one client address (more: colleagues may share one address)."""
 
 
-def account_key(email: str) -> str:
-    """The key counting an account's failed sign-ins (a hash: it names nobody in the store)."""
-    return "account:" + pseudonym(normalised_email(email))
+def account_key(secret: str, email: str) -> str:
+    """The key counting an account's failed sign-ins (a keyed hash: it names nobody in the
+    store)."""
+    return "account:" + pseudonym(secret, normalised_email(email))
 
 
-def address_key(address: str) -> str:
+def address_key(secret: str, address: str) -> str:
     """The key counting a client address's failed sign-ins."""
-    return "address:" + pseudonym(address)
+    return "address:" + pseudonym(secret, address)
 
 
-def pseudonym(text: str) -> str:
-    """A short stable stand-in for an email or address, for keys and logs."""
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+def pseudonym(secret: str, text: str) -> str:
+    """A short stable stand-in for an email or address, for keys and logs: keyed, so that it
+    cannot be reversed by hashing every address or a list of staff emails."""
+    keyed = hmac.new(secret.encode(), f"sign-in:{text}".encode(), hashlib.sha256)
+    return keyed.hexdigest()[:16]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
+from ipaddress import IPv4Network, IPv6Network
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -149,6 +151,12 @@ class Settings(BaseSettings):
         validation_alias="JOURNEYS_SESSION_HOURS",
         description="how long a designer sign-in lasts",
     )
+    trusted_proxies: str = Field(
+        "127.0.0.1, ::1",
+        validation_alias="JOURNEYS_TRUSTED_PROXIES",
+        description="addresses and CIDRs (commas or spaces) of the designer and any reverse "
+        "proxy: from them, the API takes a sign-in's client address from X-Forwarded-For",
+    )
     designer_sign_in: SignIn = Field(
         SignIn.OFF,
         validation_alias="JOURNEYS_DESIGNER_SIGN_IN",
@@ -162,6 +170,22 @@ class Settings(BaseSettings):
         if value.strip() and not (colon and host and port.isdigit() and 0 < int(port) < 65536):
             raise ValueError(f"expected host:port (e.g. 0.0.0.0:9464) or nothing, not {value!r}")
         return value.strip()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for item in value.replace(",", " ").split():
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"expected addresses or CIDRs, not {item!r}") from None
+        return value
+
+    @property
+    def trusted_networks(self) -> list[IPv4Network | IPv6Network]:
+        """`trusted_proxies` as networks."""
+        items = self.trusted_proxies.replace(",", " ").split()
+        return [ipaddress.ip_network(item, strict=False) for item in items]
 
     @field_validator("log_level")
     @classmethod

@@ -13,6 +13,22 @@ from journeys.store.base import StoreBase
 from journeys.store.records import AuditRecord, TokenRecord, utcnow
 
 
+def new_token(
+    name: str, role: Role, *, created_by: str, expires_at: datetime | None
+) -> tuple[TokenRecord, str]:
+    """The record of a new token, to be added, and its secret."""
+    fresh = new_token_secret()
+    record = TokenRecord(
+        id=fresh.token_id,
+        name=name,
+        role=role.value,
+        key_hash=fresh.key_hash,
+        created_by=created_by,
+        expires_at=expires_at,
+    )
+    return record, fresh.secret
+
+
 class AccessAggregate(StoreBase):
     """Tokens and the audit log."""
 
@@ -20,18 +36,10 @@ class AccessAggregate(StoreBase):
         self, name: str, role: Role, *, created_by: str, expires_at: datetime | None
     ) -> tuple[TokenRecord, str]:
         """A new token and its secret (the only time the secret exists outside the caller)."""
-        fresh = new_token_secret()
-        record = TokenRecord(
-            id=fresh.token_id,
-            name=name,
-            role=role.value,
-            key_hash=fresh.key_hash,
-            created_by=created_by,
-            expires_at=expires_at,
-        )
+        record, secret = new_token(name, role, created_by=created_by, expires_at=expires_at)
         with self._write() as session:
             session.add(record)
-        return record, fresh.secret
+        return record, secret
 
     def active_token(self, secret: str, now: datetime) -> TokenRecord | None:
         """The token whose secret this is, unless it is unknown, revoked or expired at `now`."""

@@ -10,8 +10,11 @@ from datetime import timedelta
 
 import pytest
 from argon2 import PasswordHasher
+from fastapi import Request
 
+from api.people import client_address
 from journeys.people import ACCOUNT_LIMIT, ADDRESS_LIMIT
+from journeys.settings import Settings
 from journeys.store import Store, utcnow
 from tests.api.helpers import ApiClient, assert_error, bearer
 
@@ -205,6 +208,37 @@ async def test_repeated_failures_slow_an_address_down(api: ApiClient) -> None:
         assert_error(response, 401, "unauthorized")
     refused = await api.http.post("/v1/sessions", json={"email": EDITOR, "password": PASSWORD})
     assert_error(refused, 429, "too_many_requests")
+
+
+async def test_the_designer_passes_on_each_browsers_address(api: ApiClient) -> None:
+    # The in-process client connects from 127.0.0.1, which is trusted by default, as the
+    # designer is: one browser's guesses do not lock out a person at another.
+    await add(api)
+    stranger = {"X-Forwarded-For": "203.0.113.7"}
+    for i in range(ADDRESS_LIMIT.failures):
+        body = {"email": f"guess{i}@example.com", "password": "guess guess"}
+        response = await api.http.post("/v1/sessions", json=body, headers=stranger)
+        assert_error(response, 401, "unauthorized")
+    body = {"email": EDITOR, "password": PASSWORD}
+    refused = await api.http.post("/v1/sessions", json=body, headers=stranger)
+    assert_error(refused, 429, "too_many_requests")
+    elsewhere = {"X-Forwarded-For": "198.51.100.2"}
+    assert (await api.http.post("/v1/sessions", json=body, headers=elsewhere)).status_code == 201
+
+
+def test_only_a_trusted_peer_names_the_client_address() -> None:
+    trusted = Settings(JOURNEYS_TRUSTED_PROXIES="10.0.0.0/8").trusted_networks
+
+    def seen(peer: str, forwarded: str | None) -> str:
+        headers = [] if forwarded is None else [(b"x-forwarded-for", forwarded.encode())]
+        scope = {"type": "http", "client": (peer, 1), "headers": headers}
+        return client_address(Request(scope), trusted)
+
+    assert seen("10.1.2.3", "198.51.100.2") == "198.51.100.2"
+    assert seen("10.1.2.3", "192.0.2.1, 198.51.100.2") == "198.51.100.2"  # the proxy's entry
+    assert seen("203.0.113.7", "198.51.100.2") == "203.0.113.7"  # anyone may send the header
+    assert seen("10.1.2.3", "not an address") == "10.1.2.3"
+    assert seen("10.1.2.3", None) == "10.1.2.3"
 
 
 async def test_failures_are_logged_without_email_or_password(
