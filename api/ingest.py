@@ -17,7 +17,14 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import WRITE_KEY
@@ -68,6 +75,16 @@ OptionalName = Annotated[
 JsonObject = Annotated[dict[str, Any], BeforeValidator(_null_is_empty)]
 
 
+def _in_utc_range(value: datetime | None) -> datetime | None:
+    """A time that exists in UTC (0001-01-01T00:00:00+14:00 would be in year 0)."""
+    if value is not None and value.tzinfo is not None:
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("out of range once in UTC") from None
+    return value
+
+
 class SegmentMessage(BaseModel):
     """One Segment call. Segment's other fields (`sentAt`, `integrations`, `channel`,
     `version`, `writeKey`…) are accepted and ignored."""
@@ -81,7 +98,9 @@ class SegmentMessage(BaseModel):
     name: OptionalName = Field(default=None, description="page and screen: their name")
     properties: JsonObject = Field(default_factory=dict)
     traits: JsonObject = Field(default_factory=dict, description="identify")
-    timestamp: datetime | None = Field(default=None, description="ISO-8601; default now, UTC")
+    timestamp: Annotated[datetime | None, AfterValidator(_in_utc_range)] = Field(
+        default=None, description="ISO-8601; default now, UTC"
+    )
     message_id: OptionalId = Field(
         default=None, alias="messageId", description="deduplicates; assigned when missing"
     )

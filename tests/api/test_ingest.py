@@ -130,6 +130,12 @@ async def test_duplicates_by_message_id_are_answered_and_not_stored_again(
         ("/v1/track", {"userId": "u1", "event": ""}, "event"),
         ("/v1/track", {"userId": "u1", "event": "x", "properties": [1]}, "properties"),
         ("/v1/track", {"userId": "u1", "event": "x", "timestamp": "yesterday"}, "timestamp"),
+        # A time with no UTC equivalent (year 0 once in UTC).
+        (
+            "/v1/track",
+            {"userId": "u1", "event": "x", "timestamp": "0001-01-01T00:00:00+14:00"},
+            "timestamp",
+        ),
         ("/v1/track", {"userId": "u1", "event": "x", "messageId": "m" * 201}, "messageId"),
         ("/v1/page", {"userId": "u1" * 101}, "userId"),
         ("/v1/identify", ["not", "an", "object"], ""),
