@@ -23,7 +23,8 @@ from fastapi import APIRouter, Depends, Path, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from api.auth import MANAGEMENT, Admin, Viewer, principal_if_any
-from api.deps import StateDep, StoreDep
+from api.body import JsonModel
+from api.deps import NO_NUL, StateDep, StoreDep
 from api.errors import ApiError, error_responses
 from journeys.access import Principal, Role
 from journeys.errors import NotFound
@@ -126,11 +127,15 @@ class CurrentSession(BaseModel):
     role: Role
 
 
-PersonEmail = Annotated[str, Path(max_length=EMAIL_MAX, description="the person's email")]
+PersonEmail = Annotated[
+    str, Path(max_length=EMAIL_MAX, pattern=NO_NUL, description="the person's email")
+]
 
 
 @people_router.post("", summary="Add a person", status_code=201, responses=error_responses(409))
-def add_person(who: Admin, person: NewPerson, store: StoreDep) -> Person:
+def add_person(
+    who: Admin, person: Annotated[NewPerson, Depends(JsonModel(NewPerson))], store: StoreDep
+) -> Person:
     """Add someone who may sign in to the designer, with a role; 409 when the email is taken."""
     password_hash = None if person.password is None else hash_password(person.password)
     record = store.add_person(person.email, person.role, password_hash, created_by=who.actor)
@@ -162,7 +167,7 @@ def remove_person(who: Admin, email: PersonEmail, store: StoreDep) -> Person:
 
 @sessions_router.post("", summary="Sign in", status_code=201, responses=error_responses(403, 429))
 def sign_in(
-    body: SignIn,
+    body: Annotated[SignIn, Depends(JsonModel(SignIn))],
     request: Request,
     state: StateDep,
     who: Annotated[Principal | None, Depends(principal_if_any)],

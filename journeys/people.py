@@ -27,8 +27,8 @@ PASSWORD_MIN = 12
 PASSWORD_MAX = 1024
 """The most characters a password may have (hashing a longer one is wasted work)."""
 EMAIL_MAX = 320
-EMAIL = r"^[^@\s]+@[^@\s]+$"
-"""What an email must look like: something, an @, something, no spaces."""
+EMAIL = r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+$"
+"""What an email must look like: something, an @, something, no spaces or control characters."""
 
 _HASHER = PasswordHasher()
 _DUMMY_HASH = _HASHER.hash("a password nobody has: unknown accounts are checked against it")

@@ -91,6 +91,7 @@ async def test_adding_someone_twice_is_a_conflict_whatever_the_case(api: ApiClie
     [
         ({"email": "edna", "role": "editor"}, "email"),
         ({"email": "edna @example.com", "role": "editor"}, "email"),
+        ({"email": "ed\x01na@example.com", "role": "editor"}, "email"),
         ({"email": "a" * 320 + "@example.com", "role": "editor"}, "email"),
         ({"email": EDITOR, "role": "owner"}, "role"),
         ({"email": EDITOR, "role": "editor", "password": "short"}, "password"),
@@ -105,6 +106,31 @@ async def test_bad_people_are_refused_and_nothing_is_added(
     error = assert_error(await api.admin("POST", "/v1/people", body), 422, "validation_error")
     assert path in [detail["path"] for detail in error["details"]]
     assert (await api.admin("GET", "/v1/people")).json() == []
+
+
+@pytest.mark.store_backends("sqlite", "postgresql")
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/v1/people", {"email": "0@\x00", "role": "editor"}),
+        ("POST", "/v1/people", {"email": EDITOR, "role": "editor", "password": "\x00" * 12}),
+        ("POST", "/v1/sessions", {"email": "0@\x00"}),
+        ("POST", "/v1/sessions", {"email": EDITOR, "password": "\x00"}),
+    ],
+)
+async def test_a_nul_in_a_body_is_refused_on_every_store(
+    api: ApiClient, method: str, path: str, body: dict[str, str]
+) -> None:
+    error = assert_error(await api.admin(method, path, body), 400, "invalid_json")
+    assert "NUL" in error["message"]
+    assert (await api.admin("GET", "/v1/people")).json() == []
+
+
+@pytest.mark.store_backends("sqlite", "postgresql")
+async def test_a_nul_in_a_persons_email_in_the_path_is_refused(api: ApiClient) -> None:
+    await add(api)
+    assert_error(await api.admin("DELETE", "/v1/people/0@%00"), 422, "validation_error")
+    assert [p["email"] for p in (await api.admin("GET", "/v1/people")).json()] == [EDITOR]
 
 
 async def test_people_need_the_admin_role(api: ApiClient, store: Store) -> None:
