@@ -119,7 +119,7 @@ def compile_workflow_modules(workflows: Iterable[type]) -> None:
     processes.
 
     The sandbox imports a workflow's module, and the modules of its package that it imports
-    (`workflows.patches`), afresh for every run it starts, to isolate module state. Without a
+    without passing them through, afresh for every run it starts, to isolate module state. Without a
     bytecode cache (a source checkout under PYTHONDONTWRITEBYTECODE=1, as the Dockerfile's
     `compileall` step covers for the image) each of those imports compiled the source again: a
     third of the worker's CPU when many runs start. With one, each still found the file, read it
