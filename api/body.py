@@ -9,6 +9,7 @@ body parameters, so that (1) credentials are checked before a byte of the body i
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from typing import Any, Generic, TypeVar
 
@@ -92,13 +93,15 @@ def parse_json(raw: bytes) -> Any:
     deep = too_deep(value)
     if deep is not None:
         raise _too_deep(format_path(deep))
-    # A NUL can only come as the escape "\u0000" (a raw one is invalid JSON), or in a UTF-16/32
+    # A NUL or a lone surrogate can only come as an escape ("\u0000", "\ud800"), or in a UTF-16/32
     # body, whose bytes hold zeros: other bodies, nearly all, need no second walk.
-    nul = _nul_at(value) if b"\\u0000" in raw or b"\x00" in raw else None
-    if nul is not None:
-        # PostgreSQL text cannot hold U+0000: such a string would fail its INSERT (a 500).
-        problem = {"path": format_path(nul), "message": "contains a NUL character (U+0000)"}
-        message = "strings may not contain NUL characters (U+0000)"
+    found = _unstorable_at(value) if _MAY_HOLD_UNSTORABLE.search(raw) else None
+    if found is not None:
+        # PostgreSQL text cannot hold U+0000, and no UTF-8 text a lone surrogate: such a string
+        # would fail its INSERT, or its every later read (a 500 either way).
+        location, what = found
+        problem = {"path": format_path(location), "message": f"contains {what}"}
+        message = "strings may not contain NUL characters (U+0000) or lone surrogates"
         raise ApiError(400, "invalid_json", message, [problem])
     return value
 
@@ -111,22 +114,37 @@ def _too_deep(path: str = "") -> ApiError:
     return ApiError(400, "invalid_json", message, details)
 
 
-def _nul_at(value: Any) -> list[str | int] | None:
-    """The location of the first string (value or key) holding U+0000, or None."""
+_MAY_HOLD_UNSTORABLE = re.compile(rb"\\u(0000|[dD][89a-fA-F])|\x00")
+"""Raw bytes that may decode to a NUL or a lone surrogate (valid escaped pairs match too)."""
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+"""What a decoded string may not hold: NUL, or a surrogate (the parser pairs valid ones up)."""
+
+
+def _unstorable_at(value: Any) -> tuple[list[str | int], str] | None:
+    """The location of the first string (value or key) holding a NUL or a lone surrogate, and
+    what it holds; None when there is none."""
     stack: list[tuple[Any, list[str | int]]] = [(value, [])]
     while stack:
         item, location = stack.pop()
         if isinstance(item, str):
-            if "\x00" in item:
-                return location
+            if _UNSTORABLE.search(item):
+                return location, _unstorable(item)
         elif isinstance(item, dict):
             for key, child in item.items():
-                if "\x00" in key:
-                    return [*location, key]
+                if _UNSTORABLE.search(key):
+                    # Named as it can be shown: an answer cannot carry a lone surrogate either.
+                    shown = key.encode("utf-8", "backslashreplace").decode("utf-8")
+                    return [*location, shown], _unstorable(key)
                 stack.append((child, [*location, key]))
         elif isinstance(item, list):
             stack.extend((child, [*location, i]) for i, child in enumerate(item))
     return None
+
+
+def _unstorable(text: str) -> str:
+    if "\x00" in text:
+        return "a NUL character (U+0000)"
+    return "a lone surrogate (U+D800 to U+DFFF), which is not a character"
 
 
 class BodyReader:

@@ -277,8 +277,12 @@ def _id(value: Any) -> Any:
     Segment's validation to refuse)."""
     if value == "" or value is None:
         return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(int(value)) if float(value).is_integer() else str(value)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else str(value)
     return value
 
 
@@ -308,9 +312,8 @@ def _timestamp(value: Any) -> Any:
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError("must be seconds or milliseconds since 1970")
-    seconds = value / 1000 if abs(value) >= MS_SINCE else value
     try:
-        return datetime.fromtimestamp(seconds, UTC)
+        return datetime.fromtimestamp(value / 1000 if abs(value) >= MS_SINCE else value, UTC)
     except (OverflowError, OSError, ValueError):
         raise ValueError("is out of range") from None
 

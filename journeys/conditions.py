@@ -10,6 +10,7 @@ got: only a run knows, so the workflow passes its `engagement`; elsewhere it is 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterator, Mapping
 from numbers import Real
 from typing import Any
@@ -110,6 +111,11 @@ def lookup(context: Mapping[str, Any], path: str) -> Any:
 def _number(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
+    if isinstance(value, int):
+        try:
+            return float(value)
+        except OverflowError:  # beyond any float: infinitely far, for comparing
+            return math.inf if value > 0 else -math.inf
     if isinstance(value, Real):
         return float(value)
     if isinstance(value, str):

@@ -185,7 +185,10 @@ def _operated(kind: str, current: Any, operand: Any) -> Any:
             return operand
         if not isinstance(current, int | float) or isinstance(current, bool):
             return _ABSENT
-        total = current + operand
+        try:
+            total = current + operand
+        except OverflowError:  # a float and an integer beyond any float
+            return _ABSENT
         # Two huge floats add up to infinity, which JSON (and so the column) cannot hold.
         return total if not isinstance(total, float) or math.isfinite(total) else _ABSENT
     items = [] if absent else current

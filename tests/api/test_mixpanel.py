@@ -254,6 +254,7 @@ async def test_profile_operations_change_traits_and_are_recorded(
         update(add={"first_name": 1}, append={"first_name": "x"}),  # wrong types: left alone
         update(add={"big": 1e308}),
         update(add={"big": 1e308}),  # infinity, which JSON cannot hold: left alone
+        update(add={"big": 10**400}),  # beyond any float: left alone
     ]
     await send(api, "/mixpanel/engage", changes)
     user = store.get_user("u1")
@@ -267,7 +268,7 @@ async def test_profile_operations_change_traits_and_are_recorded(
         "big": 1e308,
     }
     events = store.events_for_user("u1", newest_first=False)
-    assert [e.type for e in events] == ["identify"] * 11
+    assert [e.type for e in events] == ["identify"] * 12
     # Each identify records what it changed, so journeys see trait changes as they happen.
     assert [e.properties for e in events] == [
         {"email": "ada@example.com", "first_name": "Ada", "plan": "free"},
@@ -280,6 +281,7 @@ async def test_profile_operations_change_traits_and_are_recorded(
         {"tags": ["b"]},
         {},
         {"big": 1e308},
+        {},
         {},
     ]
     assert events[0].timestamp == datetime(2025, 3, 12, 12, 0, tzinfo=UTC)
@@ -343,6 +345,8 @@ async def test_bad_records_refuse_the_whole_request_naming_each(
         event("No one", distinct_id=None),
         event("Late", time=True),
         event("$identify", **{"$anon_distinct_id": ["x"]}),
+        event("Huge id", distinct_id=10**400),
+        event("Huge time", time=10**400),
     ]
     message = refused(
         await send(api, "/mixpanel/track", records),
@@ -351,6 +355,8 @@ async def test_bad_records_refuse_the_whole_request_naming_each(
         "data[2].userId: userId or anonymousId is required",
         "data[3].properties.time",
         "data[4].properties.$anon_distinct_id",
+        "data[5].userId",
+        "data[6].properties.time: is out of range",
     )
     assert "data[0]" not in message
     assert store.unrouted_count() == 0

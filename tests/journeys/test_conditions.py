@@ -163,6 +163,11 @@ def test_lookup_of_odd_digit_index_is_missing() -> None:
         ("pro", "not_in", ["pro", "team"], False),
         ("6", "not_in", [5, 6], False),
         ("pro", "not_in", [], True),
+        # integers beyond any float compare as infinitely far
+        (5, "gt", 10**400, False),
+        (5, "lt", 10**400, True),
+        (10**400, "gt", 1.5, True),
+        (-(10**400), "lte", "-1e300", True),
         # contains: substring of a string, or member of a list
         ("ada@example.com", "contains", "@example", True),
         ("ada@example.com", "contains", "@other", False),

@@ -91,20 +91,36 @@ async def test_deeply_nested_bodies_are_400_everywhere(
     assert store.events_for_user("u") == []
 
 
-async def test_nul_characters_are_400_not_a_database_error(
-    app: FastAPI, http: httpx.AsyncClient, store: Store
+@pytest.mark.parametrize(
+    ("code", "what"), [(0x0000, "NUL"), (0xD800, "lone surrogate"), (0xDFFF, "lone surrogate")]
+)
+async def test_unstorable_characters_are_400_not_a_database_error(
+    app: FastAPI, http: httpx.AsyncClient, store: Store, code: int, what: str
 ) -> None:
-    """PostgreSQL text cannot hold U+0000; without the check these were 500s there."""
+    """PostgreSQL text cannot hold U+0000, nor UTF-8 a lone surrogate; without the check these
+    were 500s on PostgreSQL, or stored and then a 500 on every read of them."""
+    value = chr(code)
+    bodies = {
+        "value": {"userId": "u", "event": "e", "name": "n", "properties": {"k": f"a{value}"}},
+        "key": {"userId": "u", "event": "e", "name": "n", "traits": {f"k{value}": 1}},
+    }
     for endpoint in with_body(app):
-        body = {"userId": "u\u0000", "event": "e", "name": "n", "properties": {"k": "\u0000"}}
-        response = await http.request(
-            endpoint.method, endpoint.path, json=body, headers=credential(endpoint)
-        )
-        assert response.status_code == 400, (str(endpoint), response.text)
+        for where, body in bodies.items():
+            for content in (json.dumps(body).encode(), _utf16(body)):
+                response = await http.request(
+                    endpoint.method, endpoint.path, content=content, headers=credential(endpoint)
+                )
+                assert response.status_code == 400, (str(endpoint), where, response.text)
+                assert what in response.json()["error"]["details"][0]["message"]
     for path in ("/v1/users/u%00", "/v1/users/u%00/events", "/v1/journeys/j%00"):
         assert (await http.get(path, headers=ADMIN)).status_code == 422, path
     assert (await http.get("/v1/users/u%00/inbox", headers=WRITE)).status_code == 422
     assert store.events_for_user("u") == []
+
+
+def _utf16(body: dict[str, Any]) -> bytes:
+    """The body in UTF-16 with its characters raw, not escaped (JSON allows UTF-16 bodies)."""
+    return json.dumps(body, ensure_ascii=False).encode("utf-16", "surrogatepass")
 
 
 UNICODE = [
@@ -140,8 +156,8 @@ async def test_unicode_heavy_events_are_stored_and_read_back_exactly(
             headers=ADMIN,
         )
         assert count.json() == {"members": 1}, text
-    # Lone surrogates are not text: refused where they would be an id, kept where JSON allows.
-    lone = b'{"userId": "\\ud800", "event": "e"}'
+    # Lone surrogates are not text: refused anywhere (see above).
+    lone = b'{"userId": "u", "event": "e", "properties": {"k": "\\ud800"}}'
     response = await http.post("/v1/track", content=lone, headers=WRITE)
     assert response.status_code == 400, response.text
 
