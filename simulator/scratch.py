@@ -8,6 +8,7 @@ so nothing shows in real users' pages or in stats.
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import sqlite3
 import tempfile
@@ -75,12 +76,13 @@ class ScratchStore(Store):
 
 
 def _migrated_template() -> Path:
-    """A SQLite file at the newest migration, made once per process: copying it is far
-    quicker than migrating a new database for every simulation."""
+    """A SQLite file at the newest migration, made once per process (and deleted when it
+    exits): copying it is far quicker than migrating a new database for every simulation."""
     with _TEMPLATE_LOCK:
         made = _templates.get("head")
         if made is None or not made.exists():
             folder = Path(tempfile.mkdtemp(prefix="journeys-simulation-template-"))
+            atexit.register(shutil.rmtree, folder, ignore_errors=True)  # not left behind
             made = folder / "template.db"
             Store(f"sqlite:///{made}").close()
             with closing(sqlite3.connect(made)) as connection:  # fold the WAL into the file

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import http.server
+import os
+import subprocess
+import sys
 import threading
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -557,3 +561,18 @@ async def test_a_run_that_cannot_finish_in_time_fails_clearly(
     monkeypatch.setattr(simulator.run, "TIME_LIMIT", 0.001)
     with pytest.raises(SimulationFailed, match="did not finish in 0 s"):
         await run(journey("mail", {"mail": email()}))
+
+
+def test_a_process_leaves_no_template_behind(tmp_path: Path) -> None:
+    """The migrated template a process makes for its simulations goes when the process ends."""
+    code = "from simulator.scratch import _migrated_template; print(_migrated_template().parent)"
+    made = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    folder = Path(made.stdout.strip())
+    assert folder.parent == tmp_path
+    assert not folder.exists()
