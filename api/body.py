@@ -93,8 +93,8 @@ def parse_json(raw: bytes) -> Any:
     deep = too_deep(value)
     if deep is not None:
         raise _too_deep(format_path(deep))
-    # A NUL or a lone surrogate can only come as an escape ("\u0000", "\ud800"), or in a UTF-16/32
-    # body, whose bytes hold zeros: other bodies, nearly all, need no second walk.
+    # A NUL or a lone surrogate can only come in a few byte patterns (`_MAY_HOLD_UNSTORABLE`):
+    # other bodies, nearly all, need no second walk.
     found = _unstorable_at(value) if _MAY_HOLD_UNSTORABLE.search(raw) else None
     if found is not None:
         # PostgreSQL text cannot hold U+0000, and no UTF-8 text a lone surrogate: such a string
@@ -114,8 +114,10 @@ def _too_deep(path: str = "") -> ApiError:
     return ApiError(400, "invalid_json", message, details)
 
 
-_MAY_HOLD_UNSTORABLE = re.compile(rb"\\u(0000|[dD][89a-fA-F])|\x00")
-"""Raw bytes that may decode to a NUL or a lone surrogate (valid escaped pairs match too)."""
+_MAY_HOLD_UNSTORABLE = re.compile(rb"\\u(0000|[dD][89a-fA-F])|\x00|\xed[\xa0-\xbf]")
+"""Raw bytes that may decode to a NUL or a lone surrogate: an escape (valid escaped pairs match
+too), a zero byte (UTF-16/32), or a surrogate written as UTF-8 bytes (not valid UTF-8, but the
+parser lets it through)."""
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 """What a decoded string may not hold: NUL, or a surrogate (the parser pairs valid ones up)."""
 

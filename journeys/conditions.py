@@ -10,7 +10,6 @@ got: only a run knows, so the workflow passes its `engagement`; elsewhere it is 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Iterator, Mapping
 from numbers import Real
 from typing import Any
@@ -108,14 +107,11 @@ def lookup(context: Mapping[str, Any], path: str) -> Any:
     return value
 
 
-def _number(value: Any) -> float | None:
+def _number(value: Any) -> int | float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        try:
-            return float(value)
-        except OverflowError:  # beyond any float: infinitely far, for comparing
-            return math.inf if value > 0 else -math.inf
+        return value  # as it is: Python compares integers exactly, even beyond any float
     if isinstance(value, Real):
         return float(value)
     if isinstance(value, str):

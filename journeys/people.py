@@ -27,7 +27,7 @@ PASSWORD_MIN = 12
 PASSWORD_MAX = 1024
 """The most characters a password may have (hashing a longer one is wasted work)."""
 EMAIL_MAX = 320
-EMAIL = r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+$"
+EMAIL = r"[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f]+"
 """What an email must look like: something, an @, something, no spaces or control characters."""
 
 _HASHER = PasswordHasher()
@@ -41,7 +41,7 @@ def normalised_email(email: str) -> str:
 
 def is_email(text: str) -> bool:
     """Whether `text` looks like an email address."""
-    return len(text) <= EMAIL_MAX and re.match(EMAIL, text) is not None
+    return len(text) <= EMAIL_MAX and re.fullmatch(EMAIL, text) is not None
 
 
 def hash_password(password: str) -> str:

@@ -163,11 +163,15 @@ def test_lookup_of_odd_digit_index_is_missing() -> None:
         ("pro", "not_in", ["pro", "team"], False),
         ("6", "not_in", [5, 6], False),
         ("pro", "not_in", [], True),
-        # integers beyond any float compare as infinitely far
+        # integers compare exactly, even beyond any float
         (5, "gt", 10**400, False),
         (5, "lt", 10**400, True),
         (10**400, "gt", 1.5, True),
         (-(10**400), "lte", "-1e300", True),
+        (10**400, "lt", 10**401, True),
+        (10**400, "eq", 10**401, False),
+        (10**400, "ne", 10**401, True),
+        (2**53 + 1, "eq", 2**53, False),
         # contains: substring of a string, or member of a list
         ("ada@example.com", "contains", "@example", True),
         ("ada@example.com", "contains", "@other", False),

@@ -127,3 +127,5 @@ def test_emails_are_compared_in_one_form() -> None:
     assert is_email("ada@example.com")
     assert not is_email("ada example.com")
     assert not is_email("ada@ex ample.com")
+    assert not is_email("ed\x9bna@example.com")  # a C1 control character
+    assert not is_email("ada@example.com\n")
