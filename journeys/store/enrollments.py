@@ -296,12 +296,7 @@ def record_steps_in(
         connection.execute(
             _ENROLLMENTS.insert().values(
                 id=new.enrollment_id,
-                user_id=new.user_id,
-                journey_id=new.journey_id,
-                version=new.version,
-                workflow_id=new.workflow_id,
-                entered_at=new.entered_at,
-                holdout=new.holdout,
+                **new.model_dump(exclude={"enrollment_id"}),
                 **runs.pop(new.enrollment_id).columns(),
             )
         )
